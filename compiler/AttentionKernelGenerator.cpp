@@ -1,0 +1,478 @@
+//===- AttentionKernelGenerator.cpp - the sm80-tier forward kernel --------===//
+//
+// FlashAttention-2 style forward pass on mma.sync tensor cores:
+//   * one thread block per (query block of `m` rows, query head, batch);
+//   * each warp owns m / warps query rows (whole 16-row mma tiles), so the
+//     online softmax needs only quad shuffles, never shared memory;
+//   * Q is staged once, K/V stream through a `stages`-deep cp.async ring;
+//   * S = Q Kᵀ and O += P V use ldmatrix + mma.sync m16n8k16; P is reused
+//     straight from the S accumulators (their layout is the A-operand layout);
+//   * out-of-range rows and padded head-dim columns are zero-filled by
+//     cp.async (src-size 0), so any sequence length and head dim % 8 == 0 work.
+//
+// Register fragments are C++ vectors of SSA values: the loops over tiles run in
+// the generator (full unroll), the loop over key blocks is an scf.for.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/AttentionKernelGenerator.h"
+
+#include "compiler/KernelABI.h"
+#include "compiler/KernelEmitter.h"
+#include "dialect/SharedMemoryLayout.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <cmath>
+
+using namespace mlir;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace flashjit {
+namespace {
+
+using Fragment = std::array<Value, 4>; // one thread's share of a 16x8 f32 accumulator tile
+
+struct Variant {
+  int64_t headDimQK, headDimV;
+  Type elementType;
+  bool causal, hasLse;
+  int64_t m, n, warps, stages;
+  int64_t mTilesPerWarp;   // 16-row mma tiles per warp
+  int64_t nTilesS;         // 8-column tiles of S (keys)
+  int64_t nTilesO;         // 8-column tiles of O (value head dim)
+  int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
+  flash::SharedMemoryLayout smem;
+};
+
+class Generator {
+public:
+  Generator(OpBuilder &b, Location loc, const Variant &v, gpu::GPUFuncOp kernel,
+            StringRef smemSymbol)
+      : e(b, loc), b(b), loc(loc), v(v), kernel(kernel), smemSymbol(smemSymbol) {}
+
+  void emit();
+
+private:
+  Value arg(int index) { return kernel.getArgument(index); }
+  Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
+
+  template <typename Fn> void emitIf(Value cond, Fn &&body);
+  void emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows, int64_t pitch,
+                    int64_t paddedHeadDim, int64_t headDim, Value src, Value srcBase,
+                    Value rowStride, Value firstRow, Value rowLimit);
+  void emitKeyValueLoad(Value block);
+  std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
+  void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
+  void emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                         std::vector<std::vector<Fragment>> &o, std::vector<Value> &rowMax,
+                         std::vector<Value> &rowSum);
+  void emitPV(const std::vector<std::vector<Fragment>> &p, std::vector<std::vector<Fragment>> &o,
+              Value slotOffset);
+  void emitEpilogue(const std::vector<std::vector<Fragment>> &o, const std::vector<Value> &rowMax,
+                    const std::vector<Value> &rowSum);
+  Value quadReduce(Value x, bool isMax);
+  Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
+
+  KernelEmitter e;
+  OpBuilder &b;
+  Location loc;
+  const Variant &v;
+  gpu::GPUFuncOp kernel;
+  StringRef smemSymbol;
+
+  // Values computed once at kernel entry.
+  Value smemBase, tid, lane, warp, quadRow, quadCol, firstQueryRow;
+  Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head;
+};
+
+template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
+  auto ifOp = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  body();
+}
+
+// Copies a [rows, paddedHeadDim] tile starting at `firstRow` of a [seq, dim]
+// slice into shared memory with 16-byte cp.async; each thread takes every
+// (threads)-th 16-byte chunk. Rows >= rowLimit and columns >= headDim are zeros.
+void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows,
+                             int64_t pitch, int64_t paddedHeadDim, int64_t headDim, Value src,
+                             Value srcBase, Value rowStride, Value firstRow, Value rowLimit) {
+  const int64_t threads = v.warps * 32;
+  const int64_t chunksPerRow = paddedHeadDim / 8;
+  const int64_t validChunks = headDim / 8;
+  const int64_t total = rows * chunksPerRow;
+  for (int64_t first = 0; first < total; first += threads) {
+    auto body = [&] {
+      Value chunk = e.add(tid, e.i32(first));
+      Value row = e.divui(chunk, e.i32(chunksPerRow));
+      Value col = e.remui(chunk, e.i32(chunksPerRow));
+      Value globalRow = e.add(firstRow, row);
+      Value valid = e.cmpi(CmpIPredicate::slt, globalRow, rowLimit);
+      if (validChunks < chunksPerRow)
+        valid = arith::AndIOp::create(b, loc, valid,
+                                      e.cmpi(CmpIPredicate::ult, col, e.i32(validChunks)));
+      Value safeRow = e.select(valid, globalRow, e.i32(0));
+      Value elementOffset = e.add(srcBase, e.add(e.mul(e.toI64(safeRow), rowStride),
+                                                 e.toI64(e.mul(col, e.i32(8)))));
+      Value srcPtr = e.globalElementPtr(src, elementOffset, v.elementType);
+      Value dstOffset = e.add(e.mul(row, e.i32(pitch)), e.mul(col, e.i32(16)));
+      dstOffset = e.add(dstOffset, e.i32(dstOffsetBytes));
+      if (dstSlotOffset)
+        dstOffset = e.add(dstOffset, dstSlotOffset);
+      e.cpAsync16(sharedAt(dstOffset), srcPtr, valid);
+    };
+    if (first + threads <= total)
+      body();
+    else
+      emitIf(e.cmpi(CmpIPredicate::ult, e.add(tid, e.i32(first)), e.i32(total)), body);
+  }
+}
+
+// Loads key/value block `block` into ring slot block % stages.
+void Generator::emitKeyValueLoad(Value block) {
+  Value slot = v.stages == 1 ? e.i32(0) : e.remui(block, e.i32(v.stages));
+  Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
+  Value firstKey = e.mul(block, e.i32(v.n));
+  emitTileLoad(v.smem.queryBytes, slotOffset, v.n, v.smem.pitchQK, v.smem.paddedHeadDimQK,
+               v.headDimQK, arg(abi::kK), kBase, arg(abi::kKStride0 + 1), firstKey, seqK);
+  emitTileLoad(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, v.smem.pitchV,
+               v.smem.paddedHeadDimV, v.headDimV, arg(abi::kV), vBase, arg(abi::kVStride0 + 1),
+               firstKey, seqK);
+}
+
+// S = Q Kᵀ for this warp's rows and the `n` keys of the current slot.
+std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
+  Value zero = e.f32(0.0);
+  std::vector<std::vector<Fragment>> s(v.mTilesPerWarp,
+                                       std::vector<Fragment>(v.nTilesS, {zero, zero, zero, zero}));
+  // ldmatrix lane addresses. A (Q): lanes 0-15 rows 0-15 at k, lanes 16-31 at k+8.
+  // B (K, non-transposed): matrices (keys 0-7,k) (keys 0-7,k+8) (keys 8-15,k) (keys 8-15,k+8).
+  Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
+  Value qLane = e.add(e.mul(e.add(warpRow, e.andi(lane, e.i32(15))), e.i32(v.smem.pitchQK)),
+                      e.mul(e.shrui(lane, 4), e.i32(16)));
+  Value kRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.shrui(lane, 4), e.i32(8)));
+  Value kCol = e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(16));
+  Value kLane = e.add(e.add(e.mul(kRow, e.i32(v.smem.pitchQK)), kCol),
+                      e.add(slotOffset, e.i32(v.smem.queryBytes)));
+  for (int64_t kk = 0; kk < v.kStepsQK; ++kk) {
+    std::vector<std::array<Value, 4>> qFrag;
+    for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+      qFrag.push_back(e.ldmatrixX4(
+          sharedAt(e.add(qLane, e.i32(i * 16 * v.smem.pitchQK + kk * 32))), false));
+    for (int64_t p = 0; p < v.nTilesS / 2; ++p) {
+      auto kFrag = e.ldmatrixX4(
+          sharedAt(e.add(kLane, e.i32(p * 16 * v.smem.pitchQK + kk * 32))), false);
+      for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
+        s[i][2 * p] = e.mma16816(v.elementType, qFrag[i], {kFrag[0], kFrag[1]}, s[i][2 * p]);
+        s[i][2 * p + 1] =
+            e.mma16816(v.elementType, qFrag[i], {kFrag[2], kFrag[3]}, s[i][2 * p + 1]);
+      }
+    }
+  }
+  return s;
+}
+
+Value Generator::rowOf(int64_t mTile, int64_t half) {
+  Value inBlock = e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
+                        e.add(quadRow, e.i32(mTile * 16 + half * 8)));
+  return e.add(firstQueryRow, inBlock);
+}
+
+// Sets scores of keys past seqlen_k (and, for causal, right of the diagonal)
+// to -inf. Only blocks that straddle a boundary pay for it.
+void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
+  Value kvEnd = e.add(kvStart, e.i32(v.n));
+  Value needMask = e.cmpi(CmpIPredicate::sgt, kvEnd, seqK);
+  Value diagonalShift = e.sub(seqK, seqQ); // bottom-right alignment
+  if (v.causal) {
+    Value lastKeyVisibleToFirstRow = e.add(firstQueryRow, diagonalShift);
+    needMask = arith::OrIOp::create(
+        b, loc, needMask,
+        e.cmpi(CmpIPredicate::sgt, e.sub(kvEnd, e.i32(1)), lastKeyVisibleToFirstRow));
+  }
+  SmallVector<Type> types;
+  SmallVector<Value> flat;
+  for (auto &tiles : s)
+    for (auto &frag : tiles)
+      for (Value x : frag) {
+        flat.push_back(x);
+        types.push_back(x.getType());
+      }
+  auto ifOp = scf::IfOp::create(b, loc, types, needMask, /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, flat);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    SmallVector<Value> masked;
+    Value colBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
+    Value minusInf = e.negInf();
+    for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
+      Value limit[2];
+      for (int64_t h = 0; h < 2; ++h) {
+        limit[h] = seqK; // first column this row may not see
+        if (v.causal)
+          limit[h] = e.minsi(seqK, e.add(e.add(rowOf(i, h), diagonalShift), e.i32(1)));
+      }
+      for (int64_t t = 0; t < v.nTilesS; ++t)
+        for (int64_t c = 0; c < 4; ++c) {
+          Value col = e.add(colBase, e.i32(t * 8 + (c & 1)));
+          Value hidden = e.cmpi(CmpIPredicate::sge, col, limit[c / 2]);
+          masked.push_back(e.select(hidden, minusInf, s[i][t][c]));
+        }
+    }
+    scf::YieldOp::create(b, loc, masked);
+  }
+  int64_t idx = 0;
+  for (auto &tiles : s)
+    for (auto &frag : tiles)
+      for (Value &x : frag)
+        x = ifOp.getResult(idx++);
+}
+
+Value Generator::quadReduce(Value x, bool isMax) {
+  for (int64_t mask : {1, 2}) {
+    Value other = e.shuffleXor(x, mask);
+    x = isMax ? e.fmax(x, other) : e.fadd(x, other);
+  }
+  return x;
+}
+
+// Online softmax in the log2 domain: s' = s * scale * log2(e). Rows keep their
+// running max m (already scaled) and a thread-partial running sum l; O is
+// rescaled by exp2(m_old - m_new). Turns S into P in place.
+void Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                                  std::vector<std::vector<Fragment>> &o,
+                                  std::vector<Value> &rowMax, std::vector<Value> &rowSum) {
+  Value scaleLog2 = arg(abi::kScaleLog2);
+  Value zero = e.f32(0.0);
+  Value minusInf = e.negInf();
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value mx = s[i][0][2 * h];
+      for (int64_t t = 0; t < v.nTilesS; ++t)
+        for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
+          if (t || c != 2 * h)
+            mx = e.fmax(mx, s[i][t][c]);
+      mx = quadReduce(mx, /*isMax=*/true);
+      Value &m = rowMax[2 * i + h];
+      Value mNew = e.fmax(m, e.fmul(mx, scaleLog2));
+      // A row that has seen only masked keys keeps m = -inf; subtract 0 then so
+      // exp2 gets -inf (giving 0) rather than NaN.
+      Value mUse = e.select(e.cmpf(CmpFPredicate::OEQ, mNew, minusInf), zero, mNew);
+      Value alpha = e.exp2Approx(arith::SubFOp::create(b, loc, m, mUse));
+      Value negM = arith::NegFOp::create(b, loc, mUse);
+      Value sum = zero;
+      for (int64_t t = 0; t < v.nTilesS; ++t)
+        for (int64_t c = 2 * h; c < 2 * h + 2; ++c) {
+          Value p = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negM));
+          s[i][t][c] = p;
+          sum = e.fadd(sum, p);
+        }
+      rowSum[2 * i + h] = e.fma(rowSum[2 * i + h], alpha, sum);
+      for (int64_t t = 0; t < v.nTilesO; ++t)
+        for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
+          o[i][t][c] = e.fmul(o[i][t][c], alpha);
+      m = mNew;
+    }
+}
+
+// O += P V. The S accumulator tiles 2kk and 2kk+1 are exactly the A fragment
+// of k-step kk, so P never leaves registers.
+void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
+                       std::vector<std::vector<Fragment>> &o, Value slotOffset) {
+  std::vector<std::vector<std::array<Value, 4>>> pFrag(v.mTilesPerWarp);
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t kk = 0; kk < v.n / 16; ++kk) {
+      const Fragment &lo = p[i][2 * kk], &hi = p[i][2 * kk + 1];
+      pFrag[i].push_back({e.packPair(v.elementType, lo[0], lo[1]),
+                          e.packPair(v.elementType, lo[2], lo[3]),
+                          e.packPair(v.elementType, hi[0], hi[1]),
+                          e.packPair(v.elementType, hi[2], hi[3])});
+    }
+  // B (V, transposed): matrices (keys 0-7,d) (keys 8-15,d) (keys 0-7,d+8) (keys 8-15,d+8).
+  Value vRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(8)));
+  Value vCol = e.mul(e.shrui(lane, 4), e.i32(16));
+  Value vLane = e.add(e.add(e.mul(vRow, e.i32(v.smem.pitchV)), vCol),
+                      e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
+  for (int64_t kk = 0; kk < v.n / 16; ++kk)
+    for (int64_t dd = 0; dd < v.smem.paddedHeadDimV / 16; ++dd) {
+      auto vFrag =
+          e.ldmatrixX4(sharedAt(e.add(vLane, e.i32(kk * 16 * v.smem.pitchV + dd * 32))), true);
+      for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
+        o[i][2 * dd] = e.mma16816(v.elementType, pFrag[i][kk], {vFrag[0], vFrag[1]}, o[i][2 * dd]);
+        if (2 * dd + 1 < v.nTilesO)
+          o[i][2 * dd + 1] =
+              e.mma16816(v.elementType, pFrag[i][kk], {vFrag[2], vFrag[3]}, o[i][2 * dd + 1]);
+      }
+    }
+}
+
+void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
+                             const std::vector<Value> &rowMax, const std::vector<Value> &rowSum) {
+  Value zero = e.f32(0.0);
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value l = quadReduce(rowSum[2 * i + h], /*isMax=*/false);
+      Value seen = e.cmpf(CmpFPredicate::OGT, l, zero);
+      Value inv = e.select(seen, e.reciprocal(l), zero);
+      Value row = rowOf(i, h);
+      emitIf(e.cmpi(CmpIPredicate::slt, row, seqQ), [&] {
+        Value rowOffset = e.add(oBase, e.mul(e.toI64(row), arg(abi::kOStride0 + 1)));
+        Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
+        for (int64_t t = 0; t < v.nTilesO; ++t) {
+          Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
+                                    e.fmul(o[i][t][2 * h + 1], inv));
+          Value off = e.add(rowOffset, e.add(colOffset, e.i64(t * 8)));
+          e.storeGlobal(packed, e.globalElementPtr(arg(abi::kO), off, v.elementType), 4);
+        }
+        if (v.hasLse)
+          emitIf(e.cmpi(CmpIPredicate::eq, quadCol, e.i32(0)), [&] {
+            // lse = ln(sum) + max in natural-log units; -inf for rows that saw nothing.
+            Value lse = e.fmul(e.fadd(rowMax[2 * i + h], e.log2Approx(l)), e.f32(M_LN2));
+            lse = e.select(seen, lse, e.negInf());
+            Value headRow = e.add(e.mul(batch, arg(abi::kHeadsQ)), head);
+            Value off = e.add(e.mul(e.toI64(headRow), e.toI64(seqQ)), e.toI64(row));
+            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), off, b.getF32Type()), 4);
+          });
+      });
+    }
+}
+
+void Generator::emit() {
+  Block &entry = kernel.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  auto smemPtrType = LLVM::LLVMPointerType::get(b.getContext(), 3);
+  smemBase = LLVM::AddressOfOp::create(b, loc, smemPtrType, smemSymbol);
+  tid = e.threadIdX();
+  lane = e.andi(tid, e.i32(31));
+  warp = e.shrui(tid, 5);
+  quadRow = e.shrui(lane, 2);
+  quadCol = e.andi(lane, e.i32(3));
+  seqQ = arg(abi::kSeqQ);
+  seqK = arg(abi::kSeqK);
+
+  // Reverse block order: for causal masks the last query blocks do the most work.
+  Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0));
+  head = e.blockId(1);
+  batch = e.blockId(2);
+  Value headK = e.divui(head, arg(abi::kGroupSize));
+  auto baseOffset = [&](int strideArg, Value h) {
+    return e.add(e.mul(e.toI64(batch), arg(strideArg)), e.mul(e.toI64(h), arg(strideArg + 2)));
+  };
+  qBase = baseOffset(abi::kQStride0, head);
+  kBase = baseOffset(abi::kKStride0, headK);
+  vBase = baseOffset(abi::kVStride0, headK);
+  oBase = baseOffset(abi::kOStride0, head);
+  firstQueryRow = e.mul(queryBlock, e.i32(v.m));
+
+  // Keys this query block may see: all, or up to the last row's diagonal.
+  Value keyLimit = seqK;
+  if (v.causal)
+    keyLimit = e.minsi(seqK, e.add(e.add(firstQueryRow, e.i32(v.m)), e.sub(seqK, seqQ)));
+  numBlocks = e.ceilDiv(e.maxsi(keyLimit, e.i32(0)), v.n);
+
+  // Prologue: Q, then the first stages-1 K/V blocks, one commit group each.
+  emitTileLoad(0, Value(), v.m, v.smem.pitchQK, v.smem.paddedHeadDimQK, v.headDimQK, arg(abi::kQ),
+               qBase, arg(abi::kQStride0 + 1), firstQueryRow, seqQ);
+  e.cpAsyncCommit();
+  for (int64_t s = 0; s + 1 < v.stages; ++s) {
+    Value block = e.i32(s);
+    emitIf(e.cmpi(CmpIPredicate::slt, block, numBlocks), [&] { emitKeyValueLoad(block); });
+    e.cpAsyncCommit();
+  }
+
+  // Loop-carried state: O fragments, per-row max and partial sum.
+  Value zero = e.f32(0.0);
+  std::vector<std::vector<Fragment>> o(v.mTilesPerWarp,
+                                       std::vector<Fragment>(v.nTilesO, {zero, zero, zero, zero}));
+  std::vector<Value> rowMax(2 * v.mTilesPerWarp, e.negInf());
+  std::vector<Value> rowSum(2 * v.mTilesPerWarp, zero);
+  auto flatten = [&] {
+    SmallVector<Value> flat;
+    for (auto &tiles : o)
+      for (auto &frag : tiles)
+        flat.append(frag.begin(), frag.end());
+    flat.append(rowMax.begin(), rowMax.end());
+    flat.append(rowSum.begin(), rowSum.end());
+    return flat;
+  };
+  auto unflatten = [&](ValueRange flat) {
+    int64_t idx = 0;
+    for (auto &tiles : o)
+      for (auto &frag : tiles)
+        for (Value &x : frag)
+          x = flat[idx++];
+    for (Value &x : rowMax)
+      x = flat[idx++];
+    for (Value &x : rowSum)
+      x = flat[idx++];
+  };
+
+  auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1), flatten());
+  {
+    OpBuilder::InsertionGuard guard(b);
+    Block *body = loop.getBody();
+    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
+      body->back().erase();
+    b.setInsertionPointToEnd(body);
+    unflatten(loop.getRegionIterArgs());
+    Value j = loop.getInductionVar();
+
+    // Prefetch block j + stages - 1 into the slot freed at the end of the last step.
+    Value ahead = e.add(j, e.i32(v.stages - 1));
+    if (v.stages == 1)
+      emitKeyValueLoad(ahead);
+    else
+      emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { emitKeyValueLoad(ahead); });
+    e.cpAsyncCommit();
+    e.cpAsyncWait(v.stages - 1); // block j (and Q) have landed
+    e.barrier();
+
+    Value slot = v.stages == 1 ? e.i32(0) : e.remui(j, e.i32(v.stages));
+    Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
+    auto s = emitScores(slotOffset);
+    emitMask(s, e.mul(j, e.i32(v.n)));
+    emitOnlineSoftmax(s, o, rowMax, rowSum);
+    emitPV(s, o, slotOffset);
+    e.barrier(); // every warp is done with this slot before it is refilled
+    scf::YieldOp::create(b, loc, flatten());
+  }
+  unflatten(loop.getResults());
+  e.cpAsyncWait(0);
+  emitEpilogue(o, rowMax, rowSum);
+  gpu::ReturnOp::create(b, loc);
+}
+
+} // namespace
+
+LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kernel,
+                                      StringRef sharedMemorySymbol) {
+  flash::TileAttr tile = op.getTile();
+  Variant v;
+  v.headDimQK = op.getHeadDimQK();
+  v.headDimV = op.getHeadDimV();
+  v.elementType = op.getElementType();
+  v.causal = op.getMask() == flash::MaskKind::Causal;
+  v.hasLse = static_cast<bool>(op.getLse());
+  v.m = tile.getM();
+  v.n = tile.getN();
+  v.warps = tile.getWarps();
+  v.stages = tile.getStages();
+  v.mTilesPerWarp = v.m / (16 * v.warps);
+  v.nTilesS = v.n / 8;
+  v.nTilesO = v.headDimV / 8;
+  int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
+  v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
+                                              v.stages);
+  v.kStepsQK = v.smem.paddedHeadDimQK / 16;
+
+  OpBuilder b(kernel.getContext());
+  Generator(b, op.getLoc(), v, kernel, sharedMemorySymbol).emit();
+  return success();
+}
+
+} // namespace flashjit

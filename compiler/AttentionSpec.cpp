@@ -1,0 +1,82 @@
+//===- AttentionSpec.cpp --------------------------------------------------===//
+#include "compiler/AttentionSpec.h"
+
+#include "dialect/SharedMemoryLayout.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace flashjit {
+
+const char *dtypeName(DType t) { return t == DType::F16 ? "f16" : "bf16"; }
+const char *maskName(Mask m) { return m == Mask::Causal ? "causal" : "none"; }
+
+std::optional<DType> parseDType(const std::string &s) {
+  if (s == "f16" || s == "fp16" || s == "half")
+    return DType::F16;
+  if (s == "bf16")
+    return DType::BF16;
+  return std::nullopt;
+}
+
+std::string AttentionSpec::canonical() const {
+  std::ostringstream os;
+  os << "flash.attention.fwd dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
+     << " d_v=" << headDimV << " mask=" << maskName(mask) << " lse=" << (withLse ? 1 : 0)
+     << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
+     << " tile.stages=" << tile.stages << " arch=" << arch << " max_smem=" << maxSharedMemory;
+  return os.str();
+}
+
+std::string AttentionSpec::variantName() const {
+  std::ostringstream os;
+  os << "flash_fwd_" << dtypeName(dtype) << "_d" << headDimQK;
+  if (headDimV != headDimQK)
+    os << "v" << headDimV;
+  if (mask != Mask::None)
+    os << "_" << maskName(mask);
+  if (withLse)
+    os << "_lse";
+  os << "_m" << tile.m << "n" << tile.n << "w" << tile.warps << "s" << tile.stages;
+  std::string a = arch;
+  a.erase(std::remove(a.begin(), a.end(), '_'), a.end());
+  os << "_" << a;
+  return os.str();
+}
+
+int64_t AttentionSpec::sharedMemoryBytes() const {
+  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages)
+      .totalBytes;
+}
+
+int64_t documentedMaxSharedMemory(const std::string &arch) {
+  if (arch == "sm_80" || arch == "sm_87")
+    return 163 * 1024;
+  if (arch == "sm_86" || arch == "sm_89")
+    return 99 * 1024;
+  if (arch == "sm_90" || arch == "sm_90a" || arch == "sm_100" || arch == "sm_100a")
+    return 227 * 1024;
+  return 0;
+}
+
+TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory) {
+  int64_t d = std::max(headDimQK, headDimV);
+  // Accumulator registers grow with m/warps * d: 32 rows a warp up to d = 128,
+  // 16 above. Shrink n, then stages, until the tiles fit.
+  TileConfig t;
+  t.m = d <= 128 ? 128 : 64;
+  t.warps = 4;
+  t.n = d <= 64 ? 64 : d <= 128 ? 64 : 32;
+  t.stages = 2;
+  auto bytes = [&] {
+    return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages)
+        .totalBytes;
+  };
+  while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)
+    t.n /= 2;
+  while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.stages > 1)
+    --t.stages;
+  return t;
+}
+
+} // namespace flashjit

@@ -1,0 +1,54 @@
+//===- AttentionSpec.h - one forward-attention kernel variant ---*- C++ -*-===//
+//
+// Plain C++ (no LLVM/MLIR), so the runtime-only library can name variants.
+// The canonical text is the cache-key input; the variant name is readable and
+// is the kernel's symbol name.
+//
+#ifndef FLASHJIT_COMPILER_ATTENTIONSPEC_H
+#define FLASHJIT_COMPILER_ATTENTIONSPEC_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace flashjit {
+
+enum class DType { F16, BF16 };
+enum class Mask { None, Causal };
+
+const char *dtypeName(DType t); // "f16" / "bf16"
+const char *maskName(Mask m);   // "none" / "causal"
+std::optional<DType> parseDType(const std::string &s);
+
+struct TileConfig {
+  int64_t m = 128, n = 64, warps = 4, stages = 2;
+};
+
+struct AttentionSpec {
+  DType dtype = DType::BF16;
+  int64_t headDimQK = 128;
+  int64_t headDimV = 128;
+  Mask mask = Mask::None;
+  bool withLse = false;
+  TileConfig tile;
+  std::string arch = "sm_80";
+  int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
+
+  std::string canonical() const;   // complete, stable text of every field
+  std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a
+  int64_t threads() const { return tile.warps * 32; }
+  int64_t sharedMemoryBytes() const;
+};
+
+/// Shared memory one block may use on `arch` per the CUDA programming guide;
+/// used only when no device is at hand (flash-gen). The runtime reads the
+/// limit from the device instead. Returns 0 for an unknown arch.
+int64_t documentedMaxSharedMemory(const std::string &arch);
+
+/// A tile configuration known to compile well for this head dim (until the
+/// autotuner has something better).
+TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory);
+
+} // namespace flashjit
+
+#endif

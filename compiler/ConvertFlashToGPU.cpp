@@ -1,0 +1,84 @@
+//===- ConvertFlashToGPU.cpp - flash.attention -> gpu.func ----------------===//
+#include "compiler/AttentionKernelGenerator.h"
+#include "compiler/KernelABI.h"
+#include "compiler/Passes.h"
+#include "dialect/FlashDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
+
+using namespace mlir;
+
+namespace flashjit {
+#define GEN_PASS_DEF_CONVERTFLASHTOGPU
+#include "compiler/Passes.h.inc"
+
+namespace {
+
+constexpr StringLiteral kGpuModuleName = "flashjit_kernels";
+constexpr StringLiteral kSharedMemorySymbol = "flashjit_smem";
+
+// Kernel parameter types, in compiler/KernelABI.h order.
+SmallVector<Type> kernelParameterTypes(MLIRContext *ctx) {
+  auto global = LLVM::LLVMPointerType::get(ctx, 1);
+  auto i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
+  SmallVector<Type> types(abi::kNumParams, i64);
+  for (int i = abi::kQ; i <= abi::kLse; ++i)
+    types[i] = global;
+  for (int i = abi::kSeqQ; i <= abi::kGroupSize; ++i)
+    types[i] = i32;
+  types[abi::kScaleLog2] = Float32Type::get(ctx);
+  return types;
+}
+
+gpu::GPUModuleOp getOrCreateKernelModule(ModuleOp module) {
+  if (auto existing = module.lookupSymbol<gpu::GPUModuleOp>(kGpuModuleName))
+    return existing;
+  OpBuilder b(module.getBodyRegion());
+  b.setInsertionPointToEnd(module.getBody());
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), b.getUnitAttr());
+  auto gpuModule = gpu::GPUModuleOp::create(b, module.getLoc(), kGpuModuleName);
+  b.setInsertionPointToStart(gpuModule.getBody());
+  // Dynamic shared memory: a zero-sized extern array in the shared address space.
+  LLVM::GlobalOp::create(b, module.getLoc(), LLVM::LLVMArrayType::get(b.getI8Type(), 0),
+                         /*isConstant=*/false, LLVM::Linkage::External, kSharedMemorySymbol,
+                         Attribute(), /*alignment=*/16, /*addrSpace=*/3);
+  return gpuModule;
+}
+
+struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<flash::AttentionOp> ops;
+    module.walk([&](flash::AttentionOp op) { ops.push_back(op); });
+    for (flash::AttentionOp op : ops)
+      if (failed(convert(module, op)))
+        return signalPassFailure();
+  }
+
+  LogicalResult convert(ModuleOp module, flash::AttentionOp op) {
+    auto func = op->getParentOfType<func::FuncOp>();
+    if (!func)
+      return op.emitOpError("must be inside a func.func that names the kernel");
+    for (Value operand : op->getOperands())
+      if (!isa<BlockArgument>(operand) || cast<BlockArgument>(operand).getOwner() !=
+                                              &func.getBody().front())
+        return op.emitOpError("operands must be arguments of the enclosing function");
+
+    gpu::GPUModuleOp gpuModule = getOrCreateKernelModule(module);
+    OpBuilder b(gpuModule.getBody(), gpuModule.getBody()->end());
+    auto kernelType = b.getFunctionType(kernelParameterTypes(b.getContext()), {});
+    auto kernel = gpu::GPUFuncOp::create(b, func.getLoc(), func.getName(), kernelType);
+    kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    int32_t threads = static_cast<int32_t>(op.getTile().getWarps() * 32);
+    kernel.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({threads, 1, 1}));
+    // gpu.func's builder gives the body a gpu.return-less entry block.
+    if (failed(generateAttentionKernel(op, kernel, kSharedMemorySymbol)))
+      return failure();
+    func.erase();
+    return success();
+  }
+};
+
+} // namespace
+} // namespace flashjit

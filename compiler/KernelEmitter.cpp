@@ -1,0 +1,163 @@
+//===- KernelEmitter.cpp --------------------------------------------------===//
+#include "compiler/KernelEmitter.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+
+namespace flashjit {
+
+Value KernelEmitter::i32(int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
+}
+Value KernelEmitter::i64(int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+}
+Value KernelEmitter::f32(double v) {
+  return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(float(v)));
+}
+Value KernelEmitter::negInf() { return f32(-std::numeric_limits<float>::infinity()); }
+
+Value KernelEmitter::add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+Value KernelEmitter::sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+Value KernelEmitter::mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+Value KernelEmitter::divui(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+Value KernelEmitter::remui(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+Value KernelEmitter::minsi(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+Value KernelEmitter::maxsi(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+Value KernelEmitter::andi(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+Value KernelEmitter::shrui(Value x, int64_t bits) {
+  return arith::ShRUIOp::create(b, loc, x, arith::ConstantIntOp::create(b, loc, x.getType(), bits));
+}
+Value KernelEmitter::cmpi(arith::CmpIPredicate p, Value x, Value y) {
+  return arith::CmpIOp::create(b, loc, p, x, y);
+}
+Value KernelEmitter::select(Value c, Value x, Value y) {
+  return arith::SelectOp::create(b, loc, c, x, y);
+}
+Value KernelEmitter::toI64(Value v) { return arith::ExtSIOp::create(b, loc, b.getI64Type(), v); }
+Value KernelEmitter::ceilDiv(Value x, int64_t d) {
+  return arith::DivSIOp::create(b, loc, add(x, i32(d - 1)), i32(d));
+}
+
+Value KernelEmitter::fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+Value KernelEmitter::fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+// LLVM intrinsics directly: convert-gpu-to-nvvm would turn the arith/math
+// forms into libdevice calls.
+Value KernelEmitter::fmax(Value x, Value y) { return LLVM::MaxNumOp::create(b, loc, x, y); }
+Value KernelEmitter::fma(Value x, Value y, Value z) { return LLVM::FMAOp::create(b, loc, x, y, z); }
+Value KernelEmitter::cmpf(arith::CmpFPredicate p, Value x, Value y) {
+  return arith::CmpFOp::create(b, loc, p, x, y);
+}
+// NVPTX has no lowering for llvm.log2, and llvm.exp2 gives the non-ftz form:
+// call the NVVM approximations directly (what the softmax of FlashAttention uses).
+static Value callF32Intrinsic(OpBuilder &b, Location loc, StringRef name, Value x) {
+  return LLVM::CallIntrinsicOp::create(b, loc, b.getF32Type(), b.getStringAttr(name),
+                                       ValueRange{x})
+      .getResult(0);
+}
+Value KernelEmitter::exp2Approx(Value x) {
+  return callF32Intrinsic(b, loc, "llvm.nvvm.ex2.approx.ftz.f", x);
+}
+Value KernelEmitter::log2Approx(Value x) {
+  return callF32Intrinsic(b, loc, "llvm.nvvm.lg2.approx.f", x);
+}
+Value KernelEmitter::reciprocal(Value x) { return arith::DivFOp::create(b, loc, f32(1.0), x); }
+
+static gpu::Dimension dimension(int d) {
+  return d == 0 ? gpu::Dimension::x : d == 1 ? gpu::Dimension::y : gpu::Dimension::z;
+}
+static Value indexToI32(OpBuilder &b, Location loc, Value v) {
+  return arith::IndexCastUIOp::create(b, loc, b.getI32Type(), v);
+}
+Value KernelEmitter::threadIdX() {
+  return indexToI32(b, loc, gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+}
+Value KernelEmitter::blockId(int d) {
+  return indexToI32(b, loc, gpu::BlockIdOp::create(b, loc, dimension(d)));
+}
+Value KernelEmitter::gridDim(int d) {
+  return indexToI32(b, loc, gpu::GridDimOp::create(b, loc, dimension(d)));
+}
+
+Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
+  return gpu::ShuffleOp::create(b, loc, v, laneMask, /*width=*/32, gpu::ShuffleMode::XOR)
+      .getShuffleResult();
+}
+void KernelEmitter::barrier() { gpu::BarrierOp::create(b, loc); }
+
+Value KernelEmitter::sharedPtr(Value base, Value byteOffset) {
+  return LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(), base, ValueRange{byteOffset});
+}
+Value KernelEmitter::globalElementPtr(Value base, Value off, Type elementType) {
+  return LLVM::GEPOp::create(b, loc, base.getType(), elementType, base, ValueRange{off});
+}
+void KernelEmitter::cpAsync16(Value dst, Value src, Value valid) {
+  // src-size 0 reads nothing and writes 16 zero bytes: out-of-range rows and
+  // the padded head-dim columns arrive as zeros.
+  Value srcSize = select(valid, i32(16), i32(0));
+  NVVM::CpAsyncOp::create(b, loc, dst, src, 16, NVVM::LoadCacheModifierKind::CG, srcSize);
+}
+void KernelEmitter::cpAsyncCommit() { NVVM::CpAsyncCommitGroupOp::create(b, loc); }
+void KernelEmitter::cpAsyncWait(int64_t n) { NVVM::CpAsyncWaitGroupOp::create(b, loc, n); }
+
+std::array<Value, 4> KernelEmitter::ldmatrixX4(Value ptr, bool transpose) {
+  Type i32Type = b.getI32Type();
+  auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                     {i32Type, i32Type, i32Type, i32Type});
+  Value r = NVVM::LdMatrixOp::create(
+      b, loc, resultType, ptr, 4, transpose ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+      NVVM::LdStMatrixShapeAttr::get(b.getContext(), 8, 8), NVVM::LdStMatrixEltType::B16);
+  std::array<Value, 4> out;
+  for (int i = 0; i < 4; ++i)
+    out[i] = LLVM::ExtractValueOp::create(b, loc, r, i);
+  return out;
+}
+
+void KernelEmitter::storeGlobal(Value value, Value ptr, unsigned alignment) {
+  LLVM::StoreOp::create(b, loc, value, ptr, alignment);
+}
+
+std::array<Value, 4> KernelEmitter::mma16816(Type elementType, ArrayRef<Value> a,
+                                             ArrayRef<Value> bOperand, ArrayRef<Value> c) {
+  // f16 operands are typed vector<2xf16>; bf16 ones stay as i32 (NVVM's convention).
+  auto asOperand = [&](Value packed) -> Value {
+    if (elementType.isF16())
+      return LLVM::BitcastOp::create(b, loc, VectorType::get({2}, b.getF16Type()), packed);
+    return packed;
+  };
+  SmallVector<Value> aOps, bOps;
+  for (Value v : a)
+    aOps.push_back(asOperand(v));
+  for (Value v : bOperand)
+    bOps.push_back(asOperand(v));
+  Type f32Type = b.getF32Type();
+  auto resultType =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32Type, f32Type, f32Type, f32Type});
+  NVVM::MMATypes ptxType = elementType.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
+  Value d = NVVM::MmaOp::create(
+      b, loc, resultType, aOps, bOps, c, ArrayRef<int64_t>{16, 8, 16}, std::nullopt,
+      std::nullopt, std::array<NVVM::MMATypes, 2>{ptxType, ptxType},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+  std::array<Value, 4> out;
+  for (int i = 0; i < 4; ++i)
+    out[i] = LLVM::ExtractValueOp::create(b, loc, d, i);
+  return out;
+}
+
+Value KernelEmitter::packPair(Type elementType, Value lo, Value hi) {
+  auto f32x2 = VectorType::get({2}, b.getF32Type());
+  Value v = LLVM::PoisonOp::create(b, loc, f32x2);
+  v = LLVM::InsertElementOp::create(b, loc, v, lo, i32(0));
+  v = LLVM::InsertElementOp::create(b, loc, v, hi, i32(1));
+  Value narrow = arith::TruncFOp::create(b, loc, VectorType::get({2}, elementType), v);
+  return LLVM::BitcastOp::create(b, loc, b.getI32Type(), narrow);
+}
+
+} // namespace flashjit

@@ -1,0 +1,91 @@
+//===- KernelEmitter.h - typed helpers for building GPU kernel IR ---*- C++ -*-===//
+//
+// A thin layer over OpBuilder that names the handful of operations the
+// attention generator needs (integer index math, warp shuffles, cp.async,
+// ldmatrix, mma.sync). One helper per instruction, so the generator reads as
+// the algorithm and the instruction details live in one place.
+//
+#ifndef FLASHJIT_COMPILER_KERNELEMITTER_H
+#define FLASHJIT_COMPILER_KERNELEMITTER_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+
+#include <array>
+
+namespace flashjit {
+
+class KernelEmitter {
+public:
+  KernelEmitter(mlir::OpBuilder &builder, mlir::Location loc) : b(builder), loc(loc) {}
+
+  mlir::OpBuilder &builder() { return b; }
+  mlir::Location location() const { return loc; }
+
+  // Constants.
+  mlir::Value i32(int64_t v);
+  mlir::Value i64(int64_t v);
+  mlir::Value f32(double v);
+  mlir::Value negInf();
+
+  // Integer arithmetic (i32 or i64 operands of the same type).
+  mlir::Value add(mlir::Value a, mlir::Value b);
+  mlir::Value sub(mlir::Value a, mlir::Value b);
+  mlir::Value mul(mlir::Value a, mlir::Value b);
+  mlir::Value divui(mlir::Value a, mlir::Value b);
+  mlir::Value remui(mlir::Value a, mlir::Value b);
+  mlir::Value minsi(mlir::Value a, mlir::Value b);
+  mlir::Value maxsi(mlir::Value a, mlir::Value b);
+  mlir::Value andi(mlir::Value a, mlir::Value b);
+  mlir::Value shrui(mlir::Value a, int64_t bits);
+  mlir::Value cmpi(mlir::arith::CmpIPredicate p, mlir::Value a, mlir::Value b);
+  mlir::Value select(mlir::Value cond, mlir::Value a, mlir::Value b);
+  mlir::Value toI64(mlir::Value i32Value);
+  mlir::Value ceilDiv(mlir::Value a, int64_t b);
+
+  // Float arithmetic (f32).
+  mlir::Value fadd(mlir::Value a, mlir::Value b);
+  mlir::Value fmul(mlir::Value a, mlir::Value b);
+  mlir::Value fmax(mlir::Value a, mlir::Value b);
+  mlir::Value fma(mlir::Value a, mlir::Value b, mlir::Value c);
+  mlir::Value cmpf(mlir::arith::CmpFPredicate p, mlir::Value a, mlir::Value b);
+  mlir::Value exp2Approx(mlir::Value x); // ex2.approx.ftz.f32
+  mlir::Value log2Approx(mlir::Value x); // lg2.approx.f32
+  mlir::Value reciprocal(mlir::Value x);
+
+  // Thread geometry (i32).
+  mlir::Value threadIdX();
+  mlir::Value blockId(int dim);
+  mlir::Value gridDim(int dim);
+
+  // Warp and block synchronisation.
+  mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);
+  void barrier();
+
+  // Memory.
+  mlir::Value sharedPtr(mlir::Value base, mlir::Value byteOffset);
+  mlir::Value globalElementPtr(mlir::Value base, mlir::Value elementOffset64,
+                               mlir::Type elementType);
+  /// 16-byte cp.async (L2 only); `valid` false zero-fills the destination.
+  void cpAsync16(mlir::Value sharedDst, mlir::Value globalSrc, mlir::Value valid);
+  void cpAsyncCommit();
+  void cpAsyncWait(int64_t pendingGroups);
+  /// ldmatrix.x4 of 16-bit elements (transposed when `transpose`).
+  std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
+  void storeGlobal(mlir::Value value, mlir::Value ptr, unsigned alignment);
+
+  // Tensor cores: mma.sync m16n8k16, f16/bf16 operands packed in i32, f32 accumulators.
+  std::array<mlir::Value, 4> mma16816(mlir::Type elementType, llvm::ArrayRef<mlir::Value> a,
+                                      llvm::ArrayRef<mlir::Value> b,
+                                      llvm::ArrayRef<mlir::Value> c);
+  /// Two f32 values rounded to the 16-bit element type, packed in one i32.
+  mlir::Value packPair(mlir::Type elementType, mlir::Value lo, mlir::Value hi);
+
+private:
+  mlir::OpBuilder &b;
+  mlir::Location loc;
+};
+
+} // namespace flashjit
+
+#endif

@@ -1,0 +1,47 @@
+//===- FlashAttrs.td - flash attributes --------------------*- tablegen -*-===//
+#ifndef FLASH_ATTRS_TD
+#define FLASH_ATTRS_TD
+
+include "dialect/FlashDialect.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Flash_MaskNone   : I32EnumAttrCase<"None", 0, "none">;
+// Bottom-right aligned causal mask (FlashAttention-2 convention): query i sees
+// key j when j <= i + seqlen_k - seqlen_q.
+def Flash_MaskCausal : I32EnumAttrCase<"Causal", 1, "causal">;
+def Flash_MaskKind : I32EnumAttr<"MaskKind", "attention mask",
+    [Flash_MaskNone, Flash_MaskCausal]> {
+  let cppNamespace = "::flashjit::flash";
+  let genSpecializedAttr = 0;
+}
+def Flash_MaskAttr : EnumAttr<Flash_Dialect, Flash_MaskKind, "mask"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
+  let mnemonic = "tile";
+  let summary = "tile configuration of one kernel variant";
+  let description = [{
+    `m`: query rows per thread block; `n`: keys per main-loop step;
+    `warps`: warps per block (each owns m / warps query rows);
+    `stages`: depth of the K/V shared-memory ring (1 = no prefetch).
+  }];
+  let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
+                        "int64_t":$stages);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def Flash_TargetAttr : AttrDef<Flash_Dialect, "Target"> {
+  let mnemonic = "target";
+  let summary = "GPU target of a kernel variant";
+  let description = [{
+    `arch`: `sm_80`, `sm_90a`, ...; `max_shared_memory`: bytes of dynamic shared
+    memory one block may use on that target (read from the device by the runtime).
+  }];
+  let parameters = (ins StringRefParameter<>:$arch, "int64_t":$max_shared_memory);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+#endif // FLASH_ATTRS_TD
