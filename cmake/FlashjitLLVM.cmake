@@ -65,7 +65,7 @@ if(FLASHJIT_STATIC_LLVM)
   set(FLASHJIT_LLVM_LIBS ${FLASHJIT_LLVM_STATIC_LIBS})
   # Hide LLVM/MLIR inside our binaries so a process that holds another LLVM
   # (Triton inside PyTorch) is not disturbed; link libstdc++ statically.
-  set(FLASHJIT_STATIC_LINK_OPTIONS -static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL)
+  set(FLASHJIT_STATIC_LINK_OPTIONS -static-libstdc++ -static-libgcc -Wl,--exclude-libs,ALL -Wl,--gc-sections)
 else()
   set(FLASHJIT_LLVM_LIBS LLVM)
   set(FLASHJIT_STATIC_LINK_OPTIONS)

@@ -76,6 +76,10 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
     t.n /= 2;
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.stages > 1)
     --t.stages;
+  while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.m > 16) {
+    t.m /= 2;
+    t.warps = std::min<int64_t>(t.warps, t.m / 16);
+  }
   return t;
 }
 

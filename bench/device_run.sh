@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Everything the GPU host does in one call: unpack the carried binaries, run
+# flash-run, the GPU tests, compute-sanitizer on small cases, and the benchmark
+# against PyTorch SDPA. Logs go to $OUT.
+#   bash bench/device_run.sh [bench args...]
+set -u
+OUT=${OUT:-/tmp/flashjit-out}
+mkdir -p "$OUT" /tmp/fj
+tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/env.txt"
+python3 -c 'import torch, triton; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version(), "triton", triton.__version__)' | tee -a "$OUT/env.txt"
+nvcc --version | tail -2 | tee -a "$OUT/env.txt"
+
+echo "== flash-run"
+/tmp/fj/flash-run 2>&1 | tee "$OUT/flash-run.log"
+echo "== GPU tests"
+/tmp/fj/flashjit-gpu-tests ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} > "$OUT/gpu-tests.log" 2>&1
+echo "gpu tests exit $?"
+grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran|Failure|error" "$OUT/gpu-tests.log" | head -40
+echo "== compute-sanitizer"
+small='Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:InvalidRequest.*'
+for tool in memcheck racecheck synccheck; do
+  compute-sanitizer --tool $tool --error-exitcode 9 /tmp/fj/flashjit-gpu-tests \
+    --gtest_filter="$small" > "$OUT/sanitizer-$tool.log" 2>&1
+  echo "$tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)"
+done
+echo "== benchmark"
+cd bench && python3 bench_attention.py --lib /tmp/fj/libflashjit.so --out "$OUT/bench.md" "$@" 2>&1 | tail -n 80

@@ -1,0 +1,102 @@
+//===- CApi.cpp - the C API over flashjit::Runtime ------------------------===//
+#include "runtime/flashjit_c.h"
+
+#include "runtime/flashjit.h"
+
+#include <cstring>
+#include <new>
+
+struct flashjit_runtime {
+  std::unique_ptr<flashjit::Runtime> runtime;
+};
+
+static thread_local std::string lastError;
+
+static int fail(const std::string &message) {
+  lastError = message;
+  return 1;
+}
+
+static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
+  flashjit::AttentionParams p;
+  p.dtype = c.dtype == FLASHJIT_DTYPE_F16 ? flashjit::DType::F16 : flashjit::DType::BF16;
+  p.q = c.q;
+  p.k = c.k;
+  p.v = c.v;
+  p.o = c.o;
+  p.lse = c.lse;
+  p.batch = c.batch;
+  p.seqQ = c.seq_q;
+  p.seqK = c.seq_k;
+  p.headsQ = c.heads_q;
+  p.headsK = c.heads_k;
+  p.headDimQK = c.head_dim_qk;
+  p.headDimV = c.head_dim_v;
+  for (int i = 0; i < 3; ++i) {
+    p.qStride[i] = c.q_stride[i];
+    p.kStride[i] = c.k_stride[i];
+    p.vStride[i] = c.v_stride[i];
+    p.oStride[i] = c.o_stride[i];
+  }
+  p.causal = c.causal != 0;
+  p.softmaxScale = c.softmax_scale;
+  if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
+    p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages};
+  return p;
+}
+
+static bool checkDType(const flashjit_attention_params *p) {
+  return p->dtype == FLASHJIT_DTYPE_BF16 || p->dtype == FLASHJIT_DTYPE_F16;
+}
+
+extern "C" {
+
+int flashjit_runtime_create(flashjit_runtime **out) {
+  if (!out)
+    return fail("flashjit_runtime_create: out is NULL");
+  *out = nullptr;
+  auto *rt = new (std::nothrow) flashjit_runtime;
+  if (!rt)
+    return fail("out of memory");
+  if (flashjit::Status s = flashjit::Runtime::create(rt->runtime); !s) {
+    delete rt;
+    return fail(s.message());
+  }
+  *out = rt;
+  lastError.clear();
+  return 0;
+}
+
+void flashjit_runtime_destroy(flashjit_runtime *rt) { delete rt; }
+
+int flashjit_attention(flashjit_runtime *rt, const flashjit_attention_params *p, void *stream) {
+  if (!rt || !p)
+    return fail("flashjit_attention: runtime and params must not be NULL");
+  if (!checkDType(p))
+    return fail("flashjit_attention: unknown dtype " + std::to_string(p->dtype));
+  flashjit::Status s = rt->runtime->attention(toParams(*p), static_cast<CUstream>(stream));
+  if (!s)
+    return fail(s.message());
+  lastError.clear();
+  return 0;
+}
+
+int flashjit_variant_name(flashjit_runtime *rt, const flashjit_attention_params *p, char *buf,
+                          int64_t size) {
+  if (!rt || !p || !buf || size <= 0)
+    return fail("flashjit_variant_name: invalid arguments");
+  if (!checkDType(p))
+    return fail("flashjit_variant_name: unknown dtype " + std::to_string(p->dtype));
+  flashjit::AttentionSpec spec;
+  if (flashjit::Status s = rt->runtime->selectVariant(toParams(*p), spec); !s)
+    return fail(s.message());
+  std::string name = spec.variantName();
+  if (int64_t(name.size()) >= size)
+    return fail("flashjit_variant_name: buffer too small");
+  std::memcpy(buf, name.c_str(), name.size() + 1);
+  return 0;
+}
+
+const char *flashjit_last_error(void) { return lastError.c_str(); }
+
+} // extern "C"

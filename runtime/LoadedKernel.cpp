@@ -1,0 +1,93 @@
+//===- LoadedKernel.cpp ---------------------------------------------------===//
+#include "runtime/LoadedKernel.h"
+
+#include <utility>
+#include <vector>
+
+namespace flashjit {
+
+Status LoadedKernel::load(const CudaDriver &driver, const std::string &image,
+                          const std::string &name, int64_t threads, int64_t sharedMemoryBytes,
+                          LoadedKernel &out) {
+  // Keep the driver JIT's error log: it is the only explanation of a bad PTX.
+  std::vector<char> log(8192, 0);
+  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *values[] = {log.data(), reinterpret_cast<void *>(log.size() - 1)};
+  CUmodule module = nullptr;
+  CUresult r = driver.cuModuleLoadDataEx(&module, image.c_str(), 2, options, values);
+  if (r != CUDA_SUCCESS)
+    return Status::error(driver.describe("loading kernel module", r) + " for " + name + ": " +
+                         log.data());
+  LoadedKernel k;
+  k.driver_ = &driver;
+  k.module_ = module;
+  k.name_ = name;
+  k.threads_ = unsigned(threads);
+  k.sharedMemoryBytes_ = unsigned(sharedMemoryBytes);
+  if (Status s = driver.check("cuModuleGetFunction", driver.cuModuleGetFunction(
+                                                         &k.function_, module, name.c_str()));
+      !s)
+    return Status::error(s.message() + " (kernel " + name + ")");
+  if (Status s = driver.check("setting the dynamic shared-memory size",
+                              driver.cuFuncSetAttribute(
+                                  k.function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                  int(sharedMemoryBytes)));
+      !s)
+    return Status::error(s.message() + " (kernel " + name + " wants " +
+                         std::to_string(sharedMemoryBytes) + " bytes)");
+  driver.cuFuncGetAttribute(&k.registers_, CU_FUNC_ATTRIBUTE_NUM_REGS, k.function_);
+  out = std::move(k);
+  return Status::ok();
+}
+
+LoadedKernel::LoadedKernel(LoadedKernel &&o) noexcept { *this = std::move(o); }
+
+LoadedKernel &LoadedKernel::operator=(LoadedKernel &&o) noexcept {
+  std::swap(driver_, o.driver_);
+  std::swap(module_, o.module_);
+  std::swap(function_, o.function_);
+  std::swap(name_, o.name_);
+  std::swap(threads_, o.threads_);
+  std::swap(sharedMemoryBytes_, o.sharedMemoryBytes_);
+  std::swap(registers_, o.registers_);
+  return *this;
+}
+
+LoadedKernel::~LoadedKernel() {
+  if (module_ && driver_)
+    driver_->cuModuleUnload(module_);
+}
+
+Status LoadedKernel::launch(const abi::AttentionKernelParams &p, unsigned gridX, unsigned gridY,
+                            unsigned gridZ, CUstream stream) const {
+  // One pointer per kernel parameter, in compiler/KernelABI.h order.
+  void *args[abi::kNumParams];
+  args[abi::kQ] = const_cast<const void **>(&p.q);
+  args[abi::kK] = const_cast<const void **>(&p.k);
+  args[abi::kV] = const_cast<const void **>(&p.v);
+  args[abi::kO] = const_cast<void **>(&p.o);
+  args[abi::kLse] = const_cast<float **>(&p.lse);
+  for (int i = 0; i < 3; ++i) {
+    args[abi::kQStride0 + i] = const_cast<int64_t *>(&p.qStride[i]);
+    args[abi::kKStride0 + i] = const_cast<int64_t *>(&p.kStride[i]);
+    args[abi::kVStride0 + i] = const_cast<int64_t *>(&p.vStride[i]);
+    args[abi::kOStride0 + i] = const_cast<int64_t *>(&p.oStride[i]);
+  }
+  args[abi::kSeqQ] = const_cast<int32_t *>(&p.seqQ);
+  args[abi::kSeqK] = const_cast<int32_t *>(&p.seqK);
+  args[abi::kHeadsQ] = const_cast<int32_t *>(&p.headsQ);
+  args[abi::kGroupSize] = const_cast<int32_t *>(&p.groupSize);
+  args[abi::kScaleLog2] = const_cast<float *>(&p.scaleLog2);
+  return launchRaw(args, gridX, gridY, gridZ, stream);
+}
+
+Status LoadedKernel::launchRaw(void **args, unsigned gridX, unsigned gridY, unsigned gridZ,
+                               CUstream stream) const {
+  CUresult r = driver_->cuLaunchKernel(function_, gridX, gridY, gridZ, threads_, 1, 1,
+                                       sharedMemoryBytes_, stream, args, nullptr);
+  if (r != CUDA_SUCCESS)
+    return Status::error(driver_->describe("cuLaunchKernel", r) + " (kernel " + name_ + ")");
+  return Status::ok();
+}
+
+} // namespace flashjit

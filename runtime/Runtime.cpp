@@ -1,0 +1,160 @@
+//===- Runtime.cpp - bind to a device, JIT-compile, cache, launch ---------===//
+#include "runtime/flashjit.h"
+
+#include "compiler/Compiler.h"
+#include "runtime/CudaDriver.h"
+#include "runtime/LoadedKernel.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+namespace flashjit {
+
+struct Runtime::Impl {
+  const CudaDriver *driver = nullptr;
+  CUcontext context = nullptr;
+  DeviceInfo device;
+  CompileOptions compileOptions;
+  std::mutex mutex;
+  // In-memory cache: canonical spec -> loaded kernel.
+  std::map<std::string, std::unique_ptr<LoadedKernel>> kernels;
+};
+
+Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Runtime::~Runtime() = default;
+const DeviceInfo &Runtime::device() const { return impl_->device; }
+
+static Status readDeviceInfo(const CudaDriver &d, CUdevice dev, DeviceInfo &info) {
+  char name[256] = {0};
+  if (Status s = d.check("cuDeviceGetName", d.cuDeviceGetName(name, sizeof(name) - 1, dev)); !s)
+    return s;
+  info.name = name;
+  int smem = 0;
+  struct { CUdevice_attribute attr; int *out; } attrs[] = {
+      {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, &info.ccMajor},
+      {CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, &info.ccMinor},
+      {CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, &info.smCount},
+      {CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, &smem}};
+  for (auto &a : attrs)
+    if (Status s = d.check("cuDeviceGetAttribute", d.cuDeviceGetAttribute(a.out, a.attr, dev)); !s)
+      return s;
+  info.maxSharedMemoryPerBlock = smem;
+  info.arch = "sm_" + std::to_string(info.ccMajor) + std::to_string(info.ccMinor);
+  // Hopper's architecture-specific features (wgmma, setmaxnreg) need sm_90a.
+  if (info.ccMajor == 9 && info.ccMinor == 0)
+    info.arch += "a";
+  if (info.ccMajor < 8)
+    return Status::error("GPU " + info.name + " (" + info.arch +
+                         ") is not supported: flashjit needs sm_80 or newer");
+  return Status::ok();
+}
+
+Status Runtime::create(std::unique_ptr<Runtime> &out) {
+  auto impl = std::make_unique<Impl>();
+  if (Status s = CudaDriver::get(impl->driver); !s)
+    return s;
+  const CudaDriver &d = *impl->driver;
+  if (Status s = d.check("cuCtxGetCurrent", d.cuCtxGetCurrent(&impl->context)); !s)
+    return s;
+  CUdevice dev = 0;
+  if (!impl->context) {
+    int count = 0;
+    if (Status s = d.check("cuDeviceGetCount", d.cuDeviceGetCount(&count)); !s)
+      return s;
+    if (count == 0)
+      return Status::error("no CUDA device is present");
+    if (Status s = d.check("cuDeviceGet", d.cuDeviceGet(&dev, 0)); !s)
+      return s;
+    if (Status s = d.check("cuDevicePrimaryCtxRetain",
+                           d.cuDevicePrimaryCtxRetain(&impl->context, dev));
+        !s)
+      return s;
+  } else if (Status s = d.check("cuCtxGetDevice", d.cuCtxGetDevice(&dev)); !s) {
+    return s;
+  }
+  impl->device.ordinal = int(dev);
+  if (Status s = readDeviceInfo(d, dev, impl->device); !s)
+    return s;
+  if (const char *dump = std::getenv("FLASHJIT_DUMP_DIR"))
+    impl->compileOptions.dumpDir = dump;
+  impl->compileOptions.verifyEachPass = false;
+  out.reset(new Runtime(std::move(impl)));
+  return Status::ok();
+}
+
+Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
+  AttentionParams p = params;
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  spec.dtype = p.dtype;
+  spec.headDimQK = p.headDimQK;
+  spec.headDimV = p.headDimV;
+  spec.mask = p.causal ? Mask::Causal : Mask::None;
+  spec.withLse = p.lse != nullptr;
+  spec.arch = impl_->device.arch;
+  spec.maxSharedMemory = impl_->device.maxSharedMemoryPerBlock;
+  spec.tile = p.tile ? *p.tile
+                     : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock);
+  return Status::ok();
+}
+
+Status Runtime::attention(const AttentionParams &params, CUstream stream) {
+  AttentionParams p = params;
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  if (p.batch == 0 || p.seqQ == 0)
+    return Status::ok();
+  AttentionSpec spec;
+  if (Status s = selectVariant(p, spec); !s)
+    return s;
+
+  const LoadedKernel *kernel = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto &slot = impl_->kernels[spec.canonical()];
+    if (!slot) {
+      auto compiled = compileAttention(spec, impl_->compileOptions);
+      if (!compiled) {
+        impl_->kernels.erase(spec.canonical());
+        return Status::error(llvm::toString(compiled.takeError()));
+      }
+      if (Status s = impl_->driver->check("cuCtxSetCurrent",
+                                          impl_->driver->cuCtxSetCurrent(impl_->context));
+          !s)
+        return s;
+      auto loaded = std::make_unique<LoadedKernel>();
+      if (Status s = LoadedKernel::load(*impl_->driver, compiled->ptx, compiled->name,
+                                        compiled->threads, compiled->sharedMemoryBytes, *loaded);
+          !s) {
+        impl_->kernels.erase(spec.canonical());
+        return s;
+      }
+      slot = std::move(loaded);
+    }
+    kernel = slot.get();
+  }
+
+  abi::AttentionKernelParams k{};
+  k.q = p.q;
+  k.k = p.k;
+  k.v = p.v;
+  k.o = p.o;
+  k.lse = p.lse;
+  for (int i = 0; i < 3; ++i) {
+    k.qStride[i] = p.qStride[i];
+    k.kStride[i] = p.kStride[i];
+    k.vStride[i] = p.vStride[i];
+    k.oStride[i] = p.oStride[i];
+  }
+  k.seqQ = int32_t(p.seqQ);
+  k.seqK = int32_t(p.seqK);
+  k.headsQ = int32_t(p.headsQ);
+  k.groupSize = int32_t(p.headsQ / p.headsK);
+  k.scaleLog2 = p.softmaxScale * float(M_LOG2E);
+  unsigned gridX = unsigned((p.seqQ + spec.tile.m - 1) / spec.tile.m);
+  return kernel->launch(k, gridX, unsigned(p.headsQ), unsigned(p.batch), stream);
+}
+
+} // namespace flashjit

@@ -1,0 +1,89 @@
+//===- ValidateParams.cpp - check an attention request before any launch --===//
+#include "runtime/flashjit.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+
+namespace flashjit {
+
+namespace {
+
+std::string tensorStrides(const char *name, const int64_t s[3]) {
+  std::ostringstream os;
+  os << name << " strides (batch, seq, head) = (" << s[0] << ", " << s[1] << ", " << s[2] << ")";
+  return os.str();
+}
+
+void fillContiguous(int64_t stride[3], int64_t seq, int64_t heads, int64_t dim) {
+  if (stride[0] == 0 && stride[1] == 0 && stride[2] == 0) {
+    stride[2] = dim;
+    stride[1] = heads * dim;
+    stride[0] = seq * heads * dim;
+  }
+}
+
+bool aligned(const void *p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+} // namespace
+
+Status normalizeAndValidate(AttentionParams &p) {
+  if (p.dtype != DType::BF16 && p.dtype != DType::F16)
+    return Status::error("dtype must be bf16 or f16");
+  if (p.headDimV == 0)
+    p.headDimV = p.headDimQK;
+  for (int64_t d : {p.headDimQK, p.headDimV})
+    if (d < 8 || d > 256 || d % 8 != 0)
+      return Status::error("head dim " + std::to_string(d) +
+                           " is not supported: it must be a multiple of 8 in [8, 256]");
+  if (p.batch < 0 || p.seqQ < 0 || p.seqK < 0 || p.headsQ < 1 || p.headsK < 1)
+    return Status::error("batch, seq_q and seq_k must be >= 0 and heads_q, heads_k >= 1 (got batch " +
+                         std::to_string(p.batch) + ", seq_q " + std::to_string(p.seqQ) +
+                         ", seq_k " + std::to_string(p.seqK) + ", heads_q " +
+                         std::to_string(p.headsQ) + ", heads_k " + std::to_string(p.headsK) + ")");
+  if (p.headsQ % p.headsK != 0)
+    return Status::error("heads_q (" + std::to_string(p.headsQ) +
+                         ") must be a multiple of heads_k (" + std::to_string(p.headsK) + ")");
+  const int64_t int32Max = std::numeric_limits<int32_t>::max();
+  if (p.seqQ > int32Max || p.seqK > int32Max || p.batch > 65535 || p.headsQ > 65535)
+    return Status::error("problem too large: seq lengths must fit in int32, batch and heads_q "
+                         "must be <= 65535");
+  if (p.softmaxScale == 0.0f)
+    p.softmaxScale = 1.0f / std::sqrt(float(p.headDimQK));
+  if (!(p.softmaxScale > 0.0f) || !std::isfinite(p.softmaxScale))
+    return Status::error("softmax scale must be a positive finite number");
+
+  fillContiguous(p.qStride, p.seqQ, p.headsQ, p.headDimQK);
+  fillContiguous(p.kStride, p.seqK, p.headsK, p.headDimQK);
+  fillContiguous(p.vStride, p.seqK, p.headsK, p.headDimV);
+  fillContiguous(p.oStride, p.seqQ, p.headsQ, p.headDimV);
+
+  if (p.batch == 0 || p.seqQ == 0)
+    return Status::ok(); // nothing to compute
+  if (!p.q || !p.k || !p.v || !p.o)
+    return Status::error("q, k, v and o must be non-null device pointers");
+
+  // Inputs are read with 16-byte cp.async: base and every row start must be
+  // 16-byte aligned. The output is written in 4-byte pairs.
+  struct Input { const char *name; const void *ptr; const int64_t *stride; };
+  for (const Input &in : {Input{"q", p.q, p.qStride}, Input{"k", p.k, p.kStride},
+                          Input{"v", p.v, p.vStride}}) {
+    if (!aligned(in.ptr, 16))
+      return Status::error(std::string(in.name) + " is not 16-byte aligned");
+    for (int i = 0; i < 3; ++i)
+      if (in.stride[i] % 8 != 0 || in.stride[i] < 0)
+        return Status::error(tensorStrides(in.name, in.stride) +
+                             ": each must be a non-negative multiple of 8 elements (16 bytes)");
+  }
+  if (!aligned(p.o, 4))
+    return Status::error("o is not 4-byte aligned");
+  for (int i = 0; i < 3; ++i)
+    if (p.oStride[i] % 2 != 0 || p.oStride[i] < 0)
+      return Status::error(tensorStrides("o", p.oStride) + ": each must be a non-negative even number");
+  if (p.lse && !aligned(p.lse, 4))
+    return Status::error("lse is not 4-byte aligned");
+  return Status::ok();
+}
+
+} // namespace flashjit

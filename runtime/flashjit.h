@@ -1,0 +1,79 @@
+//===- flashjit.h - public C++ API ------------------------------*- C++ -*-===//
+//
+//   flashjit::Runtime *rt;
+//   if (auto s = flashjit::Runtime::create(rt); !s) { puts(s.message().c_str()); ... }
+//   flashjit::AttentionParams p;  // pointers, shapes, strides, dtype, mask, scale
+//   ...
+//   flashjit::Status s = rt->attention(p, stream);
+//
+#ifndef FLASHJIT_RUNTIME_FLASHJIT_H
+#define FLASHJIT_RUNTIME_FLASHJIT_H
+
+#include "compiler/AttentionSpec.h"
+#include "runtime/Status.h"
+
+#include <cuda.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace flashjit {
+
+/// Forward attention on tensors in [batch, seq, heads, head_dim] layout.
+/// Strides are in elements for (batch, seq, head); the head dim is contiguous.
+/// A stride left at 0 means the contiguous layout's stride.
+struct AttentionParams {
+  DType dtype = DType::BF16;
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  void *o = nullptr;
+  float *lse = nullptr; // optional [batch, heads_q, seq_q] fp32, natural log
+  int64_t batch = 0, seqQ = 0, seqK = 0, headsQ = 0, headsK = 0;
+  int64_t headDimQK = 0, headDimV = 0; // headDimV 0 = headDimQK
+  int64_t qStride[3] = {0, 0, 0}, kStride[3] = {0, 0, 0}, vStride[3] = {0, 0, 0},
+          oStride[3] = {0, 0, 0};
+  bool causal = false;        // bottom-right aligned (FlashAttention-2)
+  float softmaxScale = 0.0f;  // 0 = 1/sqrt(headDimQK)
+  std::optional<TileConfig> tile; // override the default tile configuration
+};
+
+/// What the runtime read off the device it is bound to.
+struct DeviceInfo {
+  int ordinal = 0;
+  std::string name;
+  int ccMajor = 0, ccMinor = 0;
+  std::string arch; // sm_80, sm_90a, ...
+  int smCount = 0;
+  int64_t maxSharedMemoryPerBlock = 0; // opt-in limit for dynamic shared memory
+};
+
+class Runtime {
+public:
+  /// Binds to the calling thread's current CUDA context, or to the primary
+  /// context of device 0 when there is none.
+  static Status create(std::unique_ptr<Runtime> &out);
+  ~Runtime();
+
+  /// Runs attention on `stream`. Compiles (and caches in memory) the variant
+  /// on first use. Never aborts: a bad request returns an error.
+  Status attention(const AttentionParams &params, CUstream stream);
+
+  /// The variant `attention` would run for these parameters.
+  Status selectVariant(const AttentionParams &params, AttentionSpec &spec) const;
+
+  const DeviceInfo &device() const;
+
+  struct Impl;
+
+private:
+  explicit Runtime(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Fills defaults (strides, headDimV, scale) and checks every field; the
+/// message names the offending field. Needs no GPU.
+Status normalizeAndValidate(AttentionParams &params);
+
+} // namespace flashjit
+
+#endif

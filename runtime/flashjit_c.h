@@ -1,0 +1,50 @@
+/*===- flashjit_c.h - C API ------------------------------------------------===*/
+/* Errors are return codes plus a message; nothing is thrown or aborted.       */
+#ifndef FLASHJIT_RUNTIME_FLASHJIT_C_H
+#define FLASHJIT_RUNTIME_FLASHJIT_C_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FLASHJIT_C_API __attribute__((visibility("default")))
+#else
+#define FLASHJIT_C_API
+#endif
+
+typedef struct flashjit_runtime flashjit_runtime;
+
+enum { FLASHJIT_DTYPE_BF16 = 0, FLASHJIT_DTYPE_F16 = 1 };
+
+typedef struct flashjit_attention_params {
+  int32_t dtype; /* FLASHJIT_DTYPE_* */
+  const void *q, *k, *v;
+  void *o;
+  float *lse; /* optional */
+  int64_t batch, seq_q, seq_k, heads_q, heads_k, head_dim_qk, head_dim_v;
+  int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3]; /* elements; 0 = contiguous */
+  int32_t causal;
+  float softmax_scale; /* 0 = 1/sqrt(head_dim_qk) */
+  int32_t tile_m, tile_n, tile_warps, tile_stages; /* all 0 = default */
+} flashjit_attention_params;
+
+/* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */
+FLASHJIT_C_API int flashjit_runtime_create(flashjit_runtime **out);
+FLASHJIT_C_API void flashjit_runtime_destroy(flashjit_runtime *rt);
+/* stream: a CUstream (NULL for the default stream). Returns 0 on success. */
+FLASHJIT_C_API int flashjit_attention(flashjit_runtime *rt, const flashjit_attention_params *p,
+                                      void *stream);
+/* Writes the variant name that would run into buf (NUL-terminated). */
+FLASHJIT_C_API int flashjit_variant_name(flashjit_runtime *rt, const flashjit_attention_params *p,
+                                         char *buf, int64_t size);
+/* The last error of the calling thread ("" when none). */
+FLASHJIT_C_API const char *flashjit_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,70 @@
+//===- ReferenceAttention.cpp ---------------------------------------------===//
+#include "templates/ReferenceAttention.h"
+
+#include <nvrtc.h>
+
+#include <string>
+#include <vector>
+
+namespace flashjit {
+
+extern const char *const kReferenceAttentionSource; // generated from reference_attention.cu
+
+static Status nvrtcCheck(nvrtcResult r, const char *what) {
+  if (r == NVRTC_SUCCESS)
+    return Status::ok();
+  return Status::error(std::string(what) + ": " + nvrtcGetErrorString(r));
+}
+
+Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccMinor,
+                                  std::unique_ptr<ReferenceAttention> &out) {
+  nvrtcProgram prog;
+  if (Status s = nvrtcCheck(nvrtcCreateProgram(&prog, kReferenceAttentionSource,
+                                               "reference_attention.cu", 0, nullptr, nullptr),
+                            "nvrtcCreateProgram");
+      !s)
+    return s;
+  std::string arch = "--gpu-architecture=sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
+  const char *opts[] = {arch.c_str()};
+  nvrtcResult compiled = nvrtcCompileProgram(prog, 1, opts);
+  if (compiled != NVRTC_SUCCESS) {
+    size_t size = 0;
+    nvrtcGetProgramLogSize(prog, &size);
+    std::string log(size, '\0');
+    nvrtcGetProgramLog(prog, log.data());
+    nvrtcDestroyProgram(&prog);
+    return Status::error("NVRTC failed on the reference kernel: " + log);
+  }
+  size_t size = 0;
+  nvrtcGetCUBINSize(prog, &size);
+  std::string cubin(size, '\0');
+  nvrtcGetCUBIN(prog, cubin.data());
+  nvrtcDestroyProgram(&prog);
+  auto ref = std::make_unique<ReferenceAttention>();
+  if (Status s = LoadedKernel::load(driver, cubin, "reference_attention", 128, 0, ref->kernel_); !s)
+    return s;
+  out = std::move(ref);
+  return Status::ok();
+}
+
+Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUdeviceptr lseF32,
+                               CUstream stream) const {
+  long long qs[3], ks[3], vs[3];
+  for (int i = 0; i < 3; ++i) {
+    qs[i] = p.qStride[i];
+    ks[i] = p.kStride[i];
+    vs[i] = p.vStride[i];
+  }
+  int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
+      group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
+      causal = p.causal, isF16 = p.dtype == DType::F16;
+  float scale = p.softmaxScale;
+  void *args[] = {const_cast<const void **>(&p.q), const_cast<const void **>(&p.k),
+                  const_cast<const void **>(&p.v), &outF32, &lseF32,
+                  &qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2], &vs[0], &vs[1], &vs[2],
+                  &seqQ, &seqK, &headsQ, &group, &dQK, &dV, &causal, &scale, &isF16};
+  return kernel_.launchRaw(args, unsigned((seqQ + 3) / 4), unsigned(headsQ), unsigned(p.batch),
+                           stream);
+}
+
+} // namespace flashjit

@@ -1,0 +1,31 @@
+//===- ReferenceAttention.h - the GPU reference (NVRTC) ---------*- C++ -*-===//
+//
+// CUTLASS-style reference next to the kernel: a plain fp32 attention compiled
+// from templates/reference_attention.cu with NVRTC, used to verify generated
+// kernels on the GPU at sizes a CPU reference cannot reach quickly.
+//
+#ifndef FLASHJIT_TEMPLATES_REFERENCEATTENTION_H
+#define FLASHJIT_TEMPLATES_REFERENCEATTENTION_H
+
+#include "runtime/LoadedKernel.h"
+#include "runtime/flashjit.h"
+
+namespace flashjit {
+
+class ReferenceAttention {
+public:
+  /// Compiles the reference for the device of the current context (cc major.minor).
+  static Status create(const CudaDriver &driver, int ccMajor, int ccMinor,
+                       std::unique_ptr<ReferenceAttention> &out);
+  /// O (fp32, [batch, seq_q, heads_q, d_v] contiguous) and optional LSE
+  /// ([batch, heads_q, seq_q]) for normalized `params` (q/k/v as given).
+  Status run(const AttentionParams &params, CUdeviceptr outF32, CUdeviceptr lseF32,
+             CUstream stream) const;
+
+private:
+  LoadedKernel kernel_;
+};
+
+} // namespace flashjit
+
+#endif

@@ -1,0 +1,121 @@
+// RUN: %flash-opt %s -split-input-file -verify-diagnostics
+
+!t = memref<?x?x?x72xbf16, strided<[?, ?, ?, 1]>>
+func.func @tile_too_large(%q: !t, %s: f32) {
+  // expected-error @+1 {{needs 225280 bytes of shared memory, more than the 166912 that target sm_80 allows per block}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 256, n = 128, warps = 8, stages = 4>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x76xbf16, strided<[?, ?, ?, 1]>>
+func.func @head_dim_not_multiple_of_8(%q: !t, %s: f32) {
+  // expected-error @+1 {{head dim 76 is not supported (must be a multiple of 8 in [8, 256])}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x264xbf16, strided<[?, ?, ?, 1]>>
+func.func @head_dim_too_large(%q: !t, %s: f32) {
+  // expected-error @+1 {{head dim 264 is not supported}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @stages_zero(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: stages must be in [1, 8], got 0}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 0>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @rows_not_whole_warp_tiles(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: m = 96 must be a positive multiple of 16 * warps (64)}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 96, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @keys_not_multiple_of_16(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: n = 40 must be a multiple of 16 in [16, 256]}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 40, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xf32, strided<[?, ?, ?, 1]>>
+func.func @f32_elements(%q: !t, %s: f32) {
+  // expected-error @+1 {{query: element type must be f16 or bf16, got 'f32'}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!u = memref<?x?x?x64xf16, strided<[?, ?, ?, 1]>>
+func.func @mixed_elements(%q: !t, %k: !u, %s: f32) {
+  // expected-error @+1 {{query, key, value and output must have the same element type}}
+  flash.attention %q, %k, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !u, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x64x?xbf16>
+func.func @dynamic_head_dim(%q: !t, %s: f32) {
+  // expected-error @+1 {{query: the head dimension must be static}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @old_target(%q: !t, %s: f32) {
+  // expected-error @+1 {{target arch 'sm_75' is not supported: the sm80 tier needs sm_80 or newer}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_75", max_shared_memory = 65536>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @lse_rank(%q: !t, %lse: memref<?x?xf32>, %s: f32) {
+  // expected-error @+1 {{lse must be a rank-3 f32 memref [batch, heads, seq_q]}}
+  flash.attention %q, %q, %q -> %q, lse %lse scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t, memref<?x?xf32>
+  return
+}

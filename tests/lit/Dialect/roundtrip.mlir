@@ -1,0 +1,28 @@
+// RUN: %flash-opt %s | %flash-opt | FileCheck %s
+
+!qk = memref<?x?x?x128xbf16, strided<[?, ?, ?, 1], offset: ?>>
+!v = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1], offset: ?>>
+
+// CHECK-LABEL: func.func @with_lse
+// CHECK: flash.attention %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}}, lse %{{.*}} scale %{{.*}} {mask = #flash.mask<causal>, target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>, tile = #flash.tile<m = 128, n = 64, warps = 4, stages = 2>}
+func.func @with_lse(%q: !qk, %k: !qk, %v: !v, %o: !v, %lse: memref<?x?x?xf32>, %s: f32) {
+  flash.attention %q, %k, %v -> %o, lse %lse scale %s
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 128, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !qk, !qk, !v -> !v, memref<?x?x?xf32>
+  return
+}
+
+// CHECK-LABEL: func.func @without_lse
+// CHECK: flash.attention %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} scale %{{.*}} {mask = #flash.mask<none>
+// CHECK-SAME: tile = #flash.tile<m = 64, n = 32, warps = 2, stages = 3>
+func.func @without_lse(%q: memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>, %o: memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>, %s: f32) {
+  flash.attention %q, %q, %q -> %o scale %s
+      {mask = #flash.mask<none>,
+       tile = #flash.tile<m = 64, n = 32, warps = 2, stages = 3>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>, memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>,
+        memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>> -> memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>
+  return
+}

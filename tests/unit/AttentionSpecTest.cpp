@@ -1,0 +1,69 @@
+//===- AttentionSpecTest.cpp - canonical text, names, default tiles -------===//
+#include "compiler/AttentionSpec.h"
+#include "dialect/SharedMemoryLayout.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace flashjit;
+
+TEST(AttentionSpec, CanonicalTextChangesWithEveryField) {
+  AttentionSpec base;
+  std::set<std::string> seen{base.canonical()};
+  auto expectNew = [&](AttentionSpec s) {
+    EXPECT_TRUE(seen.insert(s.canonical()).second) << s.canonical();
+  };
+  AttentionSpec s = base; s.dtype = DType::F16; expectNew(s);
+  s = base; s.headDimQK = 64; expectNew(s);
+  s = base; s.headDimV = 64; expectNew(s);
+  s = base; s.mask = Mask::Causal; expectNew(s);
+  s = base; s.withLse = true; expectNew(s);
+  s = base; s.tile.m = 64; expectNew(s);
+  s = base; s.tile.n = 32; expectNew(s);
+  s = base; s.tile.warps = 8; expectNew(s);
+  s = base; s.tile.stages = 3; expectNew(s);
+  s = base; s.arch = "sm_90a"; expectNew(s);
+  s = base; s.maxSharedMemory = 1234; expectNew(s);
+}
+
+TEST(AttentionSpec, VariantNameIsReadable) {
+  AttentionSpec s;
+  s.dtype = DType::BF16;
+  s.headDimQK = s.headDimV = 128;
+  s.mask = Mask::Causal;
+  s.tile = {128, 64, 4, 2};
+  s.arch = "sm_90a";
+  EXPECT_EQ(s.variantName(), "flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a");
+  s.headDimV = 64;
+  s.withLse = true;
+  s.mask = Mask::None;
+  s.dtype = DType::F16;
+  EXPECT_EQ(s.variantName(), "flash_fwd_f16_d128v64_lse_m128n64w4s2_sm90a");
+}
+
+TEST(AttentionSpec, DefaultTilesFitTheSharedMemoryTheyAreGiven) {
+  for (int64_t limit : {48 * 1024, 99 * 1024, 163 * 1024, 227 * 1024})
+    for (int64_t d = 8; d <= 256; d += 8) {
+      TileConfig t = defaultTile(d, d, limit);
+      auto l = flash::SharedMemoryLayout::compute(d, d, 2, t.m, t.n, t.stages);
+      EXPECT_LE(l.totalBytes, limit) << "d " << d << " limit " << limit;
+      EXPECT_EQ(t.m % (16 * t.warps), 0);
+      EXPECT_EQ(t.n % 16, 0);
+    }
+}
+
+TEST(SharedMemoryLayout, PadsRowsAndRoundsHeadDims) {
+  auto l = flash::SharedMemoryLayout::compute(40, 72, 2, 64, 32, 3);
+  EXPECT_EQ(l.paddedHeadDimQK, 48);
+  EXPECT_EQ(l.paddedHeadDimV, 80);
+  EXPECT_EQ(l.pitchQK, 48 * 2 + 16);
+  EXPECT_EQ(l.pitchV, 80 * 2 + 16);
+  EXPECT_EQ(l.totalBytes, 64 * l.pitchQK + 3 * (32 * l.pitchQK + 32 * l.pitchV));
+}
+
+TEST(AttentionSpec, DocumentedSharedMemoryLimits) {
+  EXPECT_EQ(documentedMaxSharedMemory("sm_80"), 163 * 1024);
+  EXPECT_EQ(documentedMaxSharedMemory("sm_90a"), 227 * 1024);
+  EXPECT_EQ(documentedMaxSharedMemory("sm_42"), 0);
+}

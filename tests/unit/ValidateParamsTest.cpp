@@ -1,0 +1,94 @@
+//===- ValidateParamsTest.cpp - bad requests get clear errors (no GPU) ----===//
+#include "runtime/flashjit.h"
+
+#include <gtest/gtest.h>
+
+using namespace flashjit;
+
+namespace {
+
+// Host addresses stand in for device pointers: validation never dereferences.
+alignas(256) char storage[4096];
+
+AttentionParams valid() {
+  AttentionParams p;
+  p.q = storage;
+  p.k = storage + 256;
+  p.v = storage + 512;
+  p.o = storage + 768;
+  p.batch = 2;
+  p.seqQ = 100;
+  p.seqK = 200;
+  p.headsQ = 8;
+  p.headsK = 2;
+  p.headDimQK = 64;
+  return p;
+}
+
+std::string errorOf(AttentionParams p) {
+  Status s = normalizeAndValidate(p);
+  return s.isOk() ? "" : s.message();
+}
+
+} // namespace
+
+TEST(ValidateParams, AcceptsAndNormalizesAValidRequest) {
+  AttentionParams p = valid();
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(p.headDimV, 64);
+  EXPECT_FLOAT_EQ(p.softmaxScale, 0.125f);
+  EXPECT_EQ(p.qStride[2], 64);
+  EXPECT_EQ(p.qStride[1], 8 * 64);
+  EXPECT_EQ(p.qStride[0], 100 * 8 * 64);
+  EXPECT_EQ(p.kStride[0], 200 * 2 * 64);
+}
+
+TEST(ValidateParams, RejectsUnsupportedHeadDims) {
+  for (int64_t d : {0, 4, 12, 264, 1000}) {
+    AttentionParams p = valid();
+    p.headDimQK = d;
+    EXPECT_NE(errorOf(p).find("head dim " + std::to_string(d) + " is not supported"),
+              std::string::npos)
+        << errorOf(p);
+  }
+}
+
+TEST(ValidateParams, RejectsMisalignedPointersAndStrides) {
+  AttentionParams p = valid();
+  p.v = storage + 520;
+  EXPECT_EQ(errorOf(p), "v is not 16-byte aligned");
+  p = valid();
+  p.o = storage + 770;
+  EXPECT_EQ(errorOf(p), "o is not 4-byte aligned");
+  p = valid();
+  p.qStride[0] = 100 * 8 * 64;
+  p.qStride[1] = 8 * 64 + 4; // rows no longer 16-byte aligned
+  p.qStride[2] = 64;
+  EXPECT_NE(errorOf(p).find("q strides"), std::string::npos) << errorOf(p);
+}
+
+TEST(ValidateParams, RejectsBadShapesAndScales) {
+  AttentionParams p = valid();
+  p.headsK = 3;
+  EXPECT_NE(errorOf(p).find("must be a multiple of heads_k"), std::string::npos);
+  p = valid();
+  p.seqQ = -1;
+  EXPECT_NE(errorOf(p).find("seq_q -1"), std::string::npos) << errorOf(p);
+  p = valid();
+  p.softmaxScale = -1.f;
+  EXPECT_EQ(errorOf(p), "softmax scale must be a positive finite number");
+  p = valid();
+  p.q = nullptr;
+  EXPECT_EQ(errorOf(p), "q, k, v and o must be non-null device pointers");
+  p = valid();
+  p.seqQ = int64_t(1) << 33;
+  EXPECT_NE(errorOf(p).find("problem too large"), std::string::npos);
+}
+
+TEST(ValidateParams, EmptyProblemsNeedNoPointers) {
+  AttentionParams p = valid();
+  p.batch = 0;
+  p.q = p.k = p.v = nullptr;
+  p.o = nullptr;
+  EXPECT_TRUE(normalizeAndValidate(p).isOk());
+}

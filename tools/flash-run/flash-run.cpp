@@ -1,0 +1,150 @@
+//===- flash-run.cpp - the main job: generate, check, and (on a GPU) run ---===//
+//
+// Without a GPU: compiles the default variant for sm_80 and sm_90a, assembles
+// the PTX with ptxas when it is installed, and prints a summary.
+// With a GPU: also runs the variants on random data, verifies them against the
+// fp32 reference, and times one problem.
+//
+#include "compiler/Compiler.h"
+#include "runtime/CudaDriver.h"
+#include "runtime/flashjit.h"
+#ifdef FLASHJIT_HAVE_CHECK
+#include "tools/check/AttentionCheck.h"
+#endif
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+using namespace flashjit;
+
+static std::string findPtxas() {
+#ifdef FLASHJIT_PTXAS
+  if (access(FLASHJIT_PTXAS, X_OK) == 0)
+    return FLASHJIT_PTXAS;
+#endif
+  if (system("command -v ptxas > /dev/null 2>&1") == 0)
+    return "ptxas";
+  return "";
+}
+
+// Assembles `ptx` for `arch`; returns ptxas's resource line ("" on failure).
+static bool assemble(const std::string &ptxas, const std::string &ptx, const std::string &arch,
+                     std::string &report) {
+  char path[] = "/tmp/flashjit-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return false;
+  close(fd);
+  std::ofstream(path) << ptx;
+  std::string cmd = ptxas + " -arch=" + arch + " -v " + path + " -o /dev/null 2>&1";
+  FILE *pipe = popen(cmd.c_str(), "r");
+  char line[512];
+  report.clear();
+  std::string all;
+  while (pipe && fgets(line, sizeof(line), pipe)) {
+    all += line;
+    std::string l(line);
+    if (l.find("registers") != std::string::npos || l.find("spill") != std::string::npos)
+      report += l.substr(l.find(':') + 2, std::string::npos);
+  }
+  int rc = pipe ? pclose(pipe) : -1;
+  unlink(path);
+  if (rc != 0)
+    report = all;
+  for (char &ch : report)
+    if (ch == '\n')
+      ch = ' ';
+  return rc == 0;
+}
+
+static int generateOnly(const std::string &ptxas) {
+  int failures = 0;
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    for (bool causal : {false, true}) {
+      AttentionSpec spec;
+      spec.arch = arch;
+      spec.mask = causal ? Mask::Causal : Mask::None;
+      spec.maxSharedMemory = documentedMaxSharedMemory(arch);
+      spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+      auto start = std::chrono::steady_clock::now();
+      auto kernel = compileAttention(spec, CompileOptions{});
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                      .count();
+      if (!kernel) {
+        printf("FAIL %s: %s\n", spec.variantName().c_str(), llvm::toString(kernel.takeError()).c_str());
+        ++failures;
+        continue;
+      }
+      printf("generated %-52s %6zu bytes of PTX in %6.1f ms, %lld B smem\n", kernel->name.c_str(),
+             kernel->ptx.size(), ms, (long long)kernel->sharedMemoryBytes);
+      if (ptxas.empty())
+        continue;
+      std::string report;
+      bool ok = assemble(ptxas, kernel->ptx, arch, report);
+      printf("  ptxas %-7s %s %s\n", arch, ok ? "ok  " : "FAIL", report.c_str());
+      failures += !ok;
+    }
+  }
+  if (ptxas.empty())
+    printf("ptxas not found: PTX generated but not assembled\n");
+  return failures;
+}
+
+#ifdef FLASHJIT_HAVE_CHECK
+static int runOnGpu(Runtime &rt) {
+  std::unique_ptr<AttentionChecker> checker;
+  if (Status s = AttentionChecker::create(rt, checker); !s) {
+    printf("FAIL: %s\n", s.message().c_str());
+    return 1;
+  }
+  int failures = 0;
+  CheckCase cases[] = {
+      {DType::BF16, 2, 1000, 1000, 8, 8, 128, 0, false},
+      {DType::BF16, 2, 1000, 1000, 8, 8, 128, 0, true},
+      {DType::F16, 1, 4097, 4097, 4, 2, 64, 0, true},
+      {DType::BF16, 3, 17, 300, 12, 12, 256, 0, false},
+  };
+  for (CheckCase &c : cases) {
+    CheckResult r;
+    if (Status s = checker->run(c, r); !s) {
+      printf("FAIL %s: %s\n", c.describe().c_str(), s.message().c_str());
+      ++failures;
+      continue;
+    }
+    // bf16/f16 outputs vs an fp32 reference: relative L2 error within 1e-2.
+    bool ok = r.relativeL2 < 1e-2 && r.unwritten == 0 && r.guardDamaged == 0 &&
+              r.maxLseError < 1e-3;
+    printf("%s %-40s rel.L2 %.2e  max|err| %.2e  lse %.1e  (%s)\n", ok ? "ok  " : "FAIL",
+           c.describe().c_str(), r.relativeL2, r.maxAbsError, r.maxLseError, r.variant.c_str());
+    failures += !ok;
+  }
+  return failures;
+}
+#endif
+
+int main() {
+  std::string ptxas = findPtxas();
+  printf("flashjit: generating the default forward variants (bf16, d = 128)\n");
+  int failures = generateOnly(ptxas);
+
+  std::unique_ptr<Runtime> rt;
+  Status s = Runtime::create(rt);
+  if (!s) {
+    printf("no GPU run: %s\n", s.message().c_str());
+  } else {
+    const DeviceInfo &d = rt->device();
+    printf("GPU: %s (%s, %d SMs, %lld B shared memory per block)\n", d.name.c_str(),
+           d.arch.c_str(), d.smCount, (long long)d.maxSharedMemoryPerBlock);
+#ifdef FLASHJIT_HAVE_CHECK
+    failures += runOnGpu(*rt);
+#else
+    printf("built without NVRTC: no GPU verification\n");
+#endif
+  }
+  printf("%s\n", failures ? "flash-run: FAILED" : "flash-run: all checks passed");
+  return failures ? 1 : 0;
+}
