@@ -16,9 +16,10 @@ nvcc --version | tail -2 | tee -a "$OUT/env.txt"
 echo "== flash-run"
 /tmp/fj/flash-run 2>&1 | tee "$OUT/flash-run.log"
 echo "== GPU tests"
+export FLASHJIT_REQUIRE_GPU=1
 /tmp/fj/flashjit-gpu-tests ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
-grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran|Failure|error" "$OUT/gpu-tests.log" | head -40
+grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran|Failure|error" "$OUT/gpu-tests.log" | head -60
 echo "== compute-sanitizer"
 small='Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:InvalidRequest.*'
 for tool in memcheck racecheck synccheck; do

@@ -71,6 +71,10 @@ Status Runtime::create(std::unique_ptr<Runtime> &out) {
                            d.cuDevicePrimaryCtxRetain(&impl->context, dev));
         !s)
       return s;
+    // Make it current, as the CUDA runtime would: later allocations, module
+    // loads and launches on this thread all need a current context.
+    if (Status s = d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(impl->context)); !s)
+      return s;
   } else if (Status s = d.check("cuCtxGetDevice", d.cuCtxGetDevice(&dev)); !s) {
     return s;
   }
@@ -100,6 +104,21 @@ Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec
   return Status::ok();
 }
 
+// Launches go to the context the kernels were loaded into. A thread with no
+// current context gets ours; one with another context current is an error
+// (its pointers and stream belong to that context).
+static Status bindContext(const CudaDriver &d, CUcontext ours) {
+  CUcontext current = nullptr;
+  if (Status s = d.check("cuCtxGetCurrent", d.cuCtxGetCurrent(&current)); !s)
+    return s;
+  if (current == ours)
+    return Status::ok();
+  if (current)
+    return Status::error("the calling thread has a different CUDA context current than the one "
+                         "this flashjit runtime was created in");
+  return d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(ours));
+}
+
 Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   AttentionParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
@@ -110,6 +129,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   if (Status s = selectVariant(p, spec); !s)
     return s;
 
+  if (Status s = bindContext(*impl_->driver, impl_->context); !s)
+    return s;
   const LoadedKernel *kernel = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -120,10 +141,6 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
         impl_->kernels.erase(spec.canonical());
         return Status::error(llvm::toString(compiled.takeError()));
       }
-      if (Status s = impl_->driver->check("cuCtxSetCurrent",
-                                          impl_->driver->cuCtxSetCurrent(impl_->context));
-          !s)
-        return s;
       auto loaded = std::make_unique<LoadedKernel>();
       if (Status s = LoadedKernel::load(*impl_->driver, compiled->ptx, compiled->name,
                                         compiled->threads, compiled->sharedMemoryBytes, *loaded);

@@ -1,0 +1,17 @@
+# Fails when any of FILES needs a shared LLVM/MLIR/libstdc++ library or exports
+# LLVM/MLIR symbols (they must be hidden so a host process's LLVM is not disturbed).
+foreach(f ${FILES})
+  execute_process(COMMAND readelf -d ${f} OUTPUT_VARIABLE dyn RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "readelf failed on ${f}")
+  endif()
+  string(REGEX MATCHALL "\\[lib[^]]*\\]" needed "${dyn}")
+  message(STATUS "${f}: ${needed}")
+  if(needed MATCHES "LLVM|MLIR|stdc\\+\\+")
+    message(FATAL_ERROR "${f} needs ${needed}")
+  endif()
+  execute_process(COMMAND nm -D --defined-only ${f} OUTPUT_VARIABLE syms)
+  if(syms MATCHES "_ZN4llvm|_ZN4mlir")
+    message(FATAL_ERROR "${f} exports LLVM/MLIR symbols")
+  endif()
+endforeach()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds flashjit (default build against the system LLVM/MLIR, and the
+# self-contained FLASHJIT_STATIC_LLVM=ON build) and runs every test: lit/FileCheck,
+# GoogleTest units, and the GPU tests (which skip with a message without a GPU).
+# FLASHJIT_TEST_STATIC=0 skips the static build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/tools/install-deps.sh"
+"$root/tools/build.sh"
+(cd "$root/build" && ctest --output-on-failure)
+if [ "${FLASHJIT_TEST_STATIC:-1}" != 0 ]; then
+  BUILD_DIR="$root/build-static" "$root/tools/build.sh" -DFLASHJIT_STATIC_LLVM=ON
+  (cd "$root/build-static" && ctest --output-on-failure)
+fi
