@@ -9,6 +9,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/Config/llvm-config.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
@@ -122,6 +123,12 @@ llvm::Expected<std::string> compileToStage(const AttentionSpec &spec, Stage last
     return fail(llvm::toString(ptx.takeError()));
   dumpStage(options, spec, Stage::PTX, *ptx);
   return *ptx;
+}
+
+std::string compilerIdentity(const CompileOptions &options) {
+  NVPTXOptions target;
+  return std::string("flashjit ") + FLASHJIT_VERSION_STRING + "; LLVM " + LLVM_VERSION_STRING +
+         "; ptx" + std::to_string(target.ptxVersion) + "; O" + std::to_string(options.optLevel);
 }
 
 llvm::Expected<CompiledKernel> compileAttention(const AttentionSpec &spec,

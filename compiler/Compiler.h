@@ -29,6 +29,10 @@ struct CompiledKernel {
   int64_t sharedMemoryBytes = 0;
 };
 
+/// Names everything about the compiler that changes its output (flashjit and
+/// LLVM versions, PTX ISA, optimisation level): part of every cache key.
+std::string compilerIdentity(const CompileOptions &options);
+
 /// The flash-dialect module of one variant: a func.func named after the
 /// variant holding one flash.attention over its arguments.
 mlir::OwningOpRef<mlir::ModuleOp> buildAttentionModule(const AttentionSpec &spec,

@@ -1,14 +1,11 @@
 //===- Runtime.cpp - bind to a device, JIT-compile, cache, launch ---------===//
 #include "runtime/flashjit.h"
 
-#include "compiler/Compiler.h"
 #include "runtime/CudaDriver.h"
-#include "runtime/LoadedKernel.h"
+#include "runtime/KernelCache.h"
 
 #include <cmath>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 
 namespace flashjit {
 
@@ -16,11 +13,19 @@ struct Runtime::Impl {
   const CudaDriver *driver = nullptr;
   CUcontext context = nullptr;
   DeviceInfo device;
-  CompileOptions compileOptions;
-  std::mutex mutex;
-  // In-memory cache: canonical spec -> loaded kernel.
-  std::map<std::string, std::unique_ptr<LoadedKernel>> kernels;
+  std::unique_ptr<KernelCache> kernels;
 };
+
+static thread_local const char *lastSource = "";
+
+RuntimeOptions RuntimeOptions::fromEnvironment() {
+  RuntimeOptions o;
+  o.disableJit = kernelCacheOptionsFromEnvironment().disableJit;
+  return o;
+}
+
+const char *Runtime::lastKernelSource() const { return lastSource; }
+const std::string &Runtime::diskCacheProblem() const { return impl_->kernels->diskCacheProblem(); }
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() = default;
@@ -51,7 +56,7 @@ static Status readDeviceInfo(const CudaDriver &d, CUdevice dev, DeviceInfo &info
   return Status::ok();
 }
 
-Status Runtime::create(std::unique_ptr<Runtime> &out) {
+Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &options) {
   auto impl = std::make_unique<Impl>();
   if (Status s = CudaDriver::get(impl->driver); !s)
     return s;
@@ -81,9 +86,12 @@ Status Runtime::create(std::unique_ptr<Runtime> &out) {
   impl->device.ordinal = int(dev);
   if (Status s = readDeviceInfo(d, dev, impl->device); !s)
     return s;
-  if (const char *dump = std::getenv("FLASHJIT_DUMP_DIR"))
-    impl->compileOptions.dumpDir = dump;
-  impl->compileOptions.verifyEachPass = false;
+  KernelCacheOptions cacheOptions = kernelCacheOptionsFromEnvironment();
+  cacheOptions.cacheDir = options.cacheDir;
+  cacheOptions.useDiskCache = options.useDiskCache;
+  cacheOptions.disableJit = options.disableJit || cacheOptions.disableJit;
+  cacheOptions.warn = options.warn;
+  impl->kernels = std::make_unique<KernelCache>(&d, std::move(cacheOptions));
   out.reset(new Runtime(std::move(impl)));
   return Status::ok();
 }
@@ -132,26 +140,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
   const LoadedKernel *kernel = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    auto &slot = impl_->kernels[spec.canonical()];
-    if (!slot) {
-      auto compiled = compileAttention(spec, impl_->compileOptions);
-      if (!compiled) {
-        impl_->kernels.erase(spec.canonical());
-        return Status::error(llvm::toString(compiled.takeError()));
-      }
-      auto loaded = std::make_unique<LoadedKernel>();
-      if (Status s = LoadedKernel::load(*impl_->driver, compiled->ptx, compiled->name,
-                                        compiled->threads, compiled->sharedMemoryBytes, *loaded);
-          !s) {
-        impl_->kernels.erase(spec.canonical());
-        return s;
-      }
-      slot = std::move(loaded);
-    }
-    kernel = slot.get();
-  }
+  if (Status s = impl_->kernels->get(spec, kernel, &lastSource); !s)
+    return s;
 
   abi::AttentionKernelParams k{};
   k.q = p.q;

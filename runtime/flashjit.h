@@ -14,6 +14,7 @@
 
 #include <cuda.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,11 +48,21 @@ struct DeviceInfo {
   int64_t maxSharedMemoryPerBlock = 0; // opt-in limit for dynamic shared memory
 };
 
+struct RuntimeOptions {
+  std::string cacheDir;     // "" = $FLASHJIT_CACHE_DIR, $XDG_CACHE_HOME/flashjit, ~/.cache/flashjit
+  bool useDiskCache = true;
+  bool disableJit = false;  // also set by FLASHJIT_DISABLE_JIT=1
+  std::function<void(const std::string &)> warn; // default: stderr
+  /// Options from the environment (FLASHJIT_DISABLE_JIT, FLASHJIT_DUMP_DIR, ...).
+  static RuntimeOptions fromEnvironment();
+};
+
 class Runtime {
 public:
   /// Binds to the calling thread's current CUDA context, or to the primary
   /// context of device 0 when there is none.
-  static Status create(std::unique_ptr<Runtime> &out);
+  static Status create(std::unique_ptr<Runtime> &out,
+                       const RuntimeOptions &options = RuntimeOptions::fromEnvironment());
   ~Runtime();
 
   /// Runs attention on `stream`. Compiles (and caches in memory) the variant
@@ -62,6 +73,12 @@ public:
   Status selectVariant(const AttentionParams &params, AttentionSpec &spec) const;
 
   const DeviceInfo &device() const;
+
+  /// Where the kernel for `params` came from on the last call that needed it:
+  /// "memory", "disk" or "compiled" (for tools that report cache behaviour).
+  const char *lastKernelSource() const;
+  /// Why the disk cache is not in use ("" when it is).
+  const std::string &diskCacheProblem() const;
 
   struct Impl;
 
