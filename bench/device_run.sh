@@ -23,9 +23,18 @@ grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran|Failure|error" "$OUT/gpu-tests.
 echo "== compute-sanitizer"
 small='Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:InvalidRequest.*'
 for tool in memcheck racecheck synccheck; do
+  echo "=== $tool" >> "$OUT/sanitizer.log"
   compute-sanitizer --tool $tool --error-exitcode 9 /tmp/fj/flashjit-gpu-tests \
-    --gtest_filter="$small" > "$OUT/sanitizer-$tool.log" 2>&1
-  echo "$tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)"
+    --gtest_filter="$small" > /tmp/sanitizer-$tool.log 2>&1
+  rc=$?
+  cat /tmp/sanitizer-$tool.log >> "$OUT/sanitizer.log"
+  echo "$tool exit $rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/sanitizer-$tool.log | tail -1)"
 done
+if [ -n "${TUNE_ARGS:-}" ]; then
+  echo "== flash-tune $TUNE_ARGS"
+  /tmp/fj/flash-tune $TUNE_ARGS --quiet --out "$OUT/tune.md" > /tmp/tune.log 2>&1
+  echo "flash-tune exit $?"
+  tail -n 45 /tmp/tune.log
+fi
 echo "== benchmark"
 cd bench && python3 bench_attention.py --lib /tmp/fj/libflashjit.so --out "$OUT/bench.md" "$@" 2>&1 | tail -n 80

@@ -5,7 +5,8 @@ set -euo pipefail
 build=${1:-build-static}
 root=$(cd "$(dirname "$0")/.." && pwd)
 stage=$(mktemp -d)
-for f in tools/flash-run/flash-run tests/gpu/flashjit-gpu-tests runtime/libflashjit.so; do
+for f in tools/flash-run/flash-run tools/flash-tune/flash-tune tests/gpu/flashjit-gpu-tests \
+         runtime/libflashjit.so; do
   strip -o "$stage/$(basename "$f")" "$root/$build/$f"
 done
 mkdir -p "$root/.carry"

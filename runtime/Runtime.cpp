@@ -2,10 +2,15 @@
 #include "runtime/flashjit.h"
 
 #include "runtime/CudaDriver.h"
+#include "runtime/GpuConfigTimer.h"
 #include "runtime/KernelCache.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 namespace flashjit {
 
@@ -13,7 +18,12 @@ struct Runtime::Impl {
   const CudaDriver *driver = nullptr;
   CUcontext context = nullptr;
   DeviceInfo device;
+  DeviceLimits limits;
   std::unique_ptr<KernelCache> kernels;
+  std::unique_ptr<TuningDatabase> tuning;
+  std::string tuningPath;
+  bool autotune = false;
+  std::mutex tuningMutex;
 };
 
 static thread_local const char *lastSource = "";
@@ -21,6 +31,8 @@ static thread_local const char *lastSource = "";
 RuntimeOptions RuntimeOptions::fromEnvironment() {
   RuntimeOptions o;
   o.disableJit = kernelCacheOptionsFromEnvironment().disableJit;
+  const char *tune = std::getenv("FLASHJIT_AUTOTUNE");
+  o.autotune = tune && *tune && std::string(tune) != "0";
   return o;
 }
 
@@ -56,6 +68,50 @@ static Status readDeviceInfo(const CudaDriver &d, CUdevice dev, DeviceInfo &info
   return Status::ok();
 }
 
+static Status openTuningDatabase(Runtime::Impl &impl, const RuntimeOptions &options) {
+  const CudaDriver &d = *impl.driver;
+  int driverVersion = 0;
+  d.cuDriverGetVersion(&driverVersion);
+  impl.tuning = std::make_unique<TuningDatabase>(DeviceIdentity{
+      impl.device.name, impl.device.arch, std::to_string(driverVersion), FLASHJIT_VERSION_STRING});
+  impl.autotune = options.autotune;
+  std::string root = options.cacheDir.empty() ? DiskCache::defaultRoot() : options.cacheDir;
+  if (root.empty())
+    return Status::ok();
+  std::string dir = root + "/tune";
+  ::mkdir(root.c_str(), 0700);
+  ::mkdir(dir.c_str(), 0700);
+  impl.tuningPath = dir + "/" + impl.device.arch + ".json";
+  std::vector<std::string> notes;
+  Status s = impl.tuning->load(impl.tuningPath, notes);
+  auto warn = [&](const std::string &m) {
+    if (options.warn)
+      options.warn(m);
+    else
+      fprintf(stderr, "flashjit: warning: %s\n", m.c_str());
+  };
+  for (const std::string &n : notes)
+    warn(n);
+  if (!s) // a broken database only loses tuned choices
+    warn(s.message() + "; using default tiles");
+  return Status::ok();
+}
+
+static TuningProblem problemOf(const AttentionParams &p) {
+  TuningProblem t;
+  t.dtype = p.dtype;
+  t.headDimQK = p.headDimQK;
+  t.headDimV = p.headDimV;
+  t.causal = p.causal;
+  t.withLse = p.lse != nullptr;
+  t.batch = p.batch;
+  t.seqQ = p.seqQ;
+  t.seqK = p.seqK;
+  t.headsQ = p.headsQ;
+  t.headsK = p.headsK;
+  return t;
+}
+
 Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &options) {
   auto impl = std::make_unique<Impl>();
   if (Status s = CudaDriver::get(impl->driver); !s)
@@ -86,12 +142,18 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
   impl->device.ordinal = int(dev);
   if (Status s = readDeviceInfo(d, dev, impl->device); !s)
     return s;
+  int registers = 0, threads = 0;
+  d.cuDeviceGetAttribute(&registers, CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, dev);
+  d.cuDeviceGetAttribute(&threads, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, dev);
+  impl->limits = {impl->device.maxSharedMemoryPerBlock, registers, threads};
   KernelCacheOptions cacheOptions = kernelCacheOptionsFromEnvironment();
   cacheOptions.cacheDir = options.cacheDir;
   cacheOptions.useDiskCache = options.useDiskCache;
   cacheOptions.disableJit = options.disableJit || cacheOptions.disableJit;
   cacheOptions.warn = options.warn;
   impl->kernels = std::make_unique<KernelCache>(&d, std::move(cacheOptions));
+  if (Status s = openTuningDatabase(*impl, options); !s)
+    return s;
   out.reset(new Runtime(std::move(impl)));
   return Status::ok();
 }
@@ -107,9 +169,42 @@ Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec
   spec.withLse = p.lse != nullptr;
   spec.arch = impl_->device.arch;
   spec.maxSharedMemory = impl_->device.maxSharedMemoryPerBlock;
-  spec.tile = p.tile ? *p.tile
-                     : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock);
+  if (p.tile) {
+    spec.tile = *p.tile;
+  } else {
+    std::lock_guard<std::mutex> lock(impl_->tuningMutex);
+    auto tuned = impl_->tuning->lookup(tuningKey(problemOf(p)));
+    spec.tile = tuned ? *tuned
+                      : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock);
+  }
   return Status::ok();
+}
+
+TuningDatabase &Runtime::tuningDatabase() { return *impl_->tuning; }
+const std::string &Runtime::tuningDatabasePath() const { return impl_->tuningPath; }
+DeviceLimits Runtime::deviceLimits() const { return impl_->limits; }
+
+Status Runtime::saveTuningDatabase() {
+  if (impl_->tuningPath.empty())
+    return Status::error("no cache directory for the tuning database (set FLASHJIT_CACHE_DIR)");
+  std::lock_guard<std::mutex> lock(impl_->tuningMutex);
+  return impl_->tuning->save(impl_->tuningPath);
+}
+
+Status Runtime::tune(const TuningProblem &problem, TuningResult &result,
+                     const TuningProgress &progress) {
+  std::unique_ptr<GpuConfigTimer> timer;
+  if (Status s = GpuConfigTimer::create(*this, problem, timer); !s)
+    return s;
+  if (Status s = flashjit::tune(configurationSpace(problem, impl_->limits), *timer, result,
+                                progress);
+      !s)
+    return Status::error(s.message() + " for " + problem.describe());
+  {
+    std::lock_guard<std::mutex> lock(impl_->tuningMutex);
+    impl_->tuning->record(tuningKey(problem), result.best, result.bestMs);
+  }
+  return impl_->tuningPath.empty() ? Status::ok() : saveTuningDatabase();
 }
 
 // Launches go to the context the kernels were loaded into. A thread with no
@@ -133,6 +228,18 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
     return s;
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok();
+  if (impl_->autotune && !p.tile) {
+    TuningProblem problem = problemOf(p);
+    bool tuned;
+    {
+      std::lock_guard<std::mutex> lock(impl_->tuningMutex);
+      tuned = impl_->tuning->lookup(tuningKey(problem)).has_value();
+    }
+    TuningResult result;
+    if (!tuned)
+      if (Status s = tune(problem, result); !s)
+        return s;
+  }
   AttentionSpec spec;
   if (Status s = selectVariant(p, spec); !s)
     return s;

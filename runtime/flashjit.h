@@ -10,6 +10,7 @@
 #define FLASHJIT_RUNTIME_FLASHJIT_H
 
 #include "compiler/AttentionSpec.h"
+#include "runtime/Autotuner.h"
 #include "runtime/Status.h"
 
 #include <cuda.h>
@@ -52,6 +53,7 @@ struct RuntimeOptions {
   std::string cacheDir;     // "" = $FLASHJIT_CACHE_DIR, $XDG_CACHE_HOME/flashjit, ~/.cache/flashjit
   bool useDiskCache = true;
   bool disableJit = false;  // also set by FLASHJIT_DISABLE_JIT=1
+  bool autotune = false;    // tune untuned shapes on first use; also FLASHJIT_AUTOTUNE=1
   std::function<void(const std::string &)> warn; // default: stderr
   /// Options from the environment (FLASHJIT_DISABLE_JIT, FLASHJIT_DUMP_DIR, ...).
   static RuntimeOptions fromEnvironment();
@@ -79,6 +81,17 @@ public:
   const char *lastKernelSource() const;
   /// Why the disk cache is not in use ("" when it is).
   const std::string &diskCacheProblem() const;
+
+  /// Tunes the tile configuration for `problem` on this GPU (timing every
+  /// configuration that fits), records the best in the tuning database and
+  /// saves it. `progress` sees each configuration as it is timed.
+  Status tune(const TuningProblem &problem, TuningResult &result,
+              const TuningProgress &progress = nullptr);
+  TuningDatabase &tuningDatabase();
+  /// <cache>/tune/<arch>.json
+  const std::string &tuningDatabasePath() const;
+  Status saveTuningDatabase();
+  DeviceLimits deviceLimits() const;
 
   struct Impl;
 

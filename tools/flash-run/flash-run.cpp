@@ -7,11 +7,13 @@
 //
 #include "compiler/Compiler.h"
 #include "runtime/CudaDriver.h"
+#include "runtime/KernelCache.h"
 #include "runtime/flashjit.h"
 #ifdef FLASHJIT_HAVE_CHECK
 #include "tools/check/AttentionCheck.h"
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -94,7 +96,79 @@ static int generateOnly(const std::string &ptxas) {
   return failures;
 }
 
+static std::string temporaryCacheDir() {
+  char dir[] = "/tmp/flashjit-run-cache-XXXXXX";
+  return mkdtemp(dir) ? dir : "";
+}
+
+static double msSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Cold compile and disk-cache hit of the default d = 128 variant, with no GPU.
+static void cacheTimingsWithoutGpu() {
+  AttentionSpec spec;
+  spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
+  spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+  KernelCacheOptions options = kernelCacheOptionsFromEnvironment();
+  options.cacheDir = temporaryCacheDir();
+  CachedKernel out;
+  bool compiled = false;
+  auto t0 = std::chrono::steady_clock::now();
+  Status s = KernelCache(nullptr, options).resolve(spec, out, compiled);
+  double cold = msSince(t0);
+  auto t1 = std::chrono::steady_clock::now();
+  Status s2 = KernelCache(nullptr, options).resolve(spec, out, compiled);
+  double disk = msSince(t1);
+  if (s && s2 && !compiled)
+    printf("cache: %s cold compile %.1f ms, disk-cache hit %.2f ms (PTX; no GPU to load it)\n",
+           spec.variantName().c_str(), cold, disk);
+  else
+    printf("cache timing failed: %s\n", (s ? s2 : s).message().c_str());
+}
+
 #ifdef FLASHJIT_HAVE_CHECK
+// First call (compile + assemble + load), disk hit in a new runtime, memory hit.
+static void cacheTimingsOnGpu() {
+  const CudaDriver *d = nullptr;
+  CudaDriver::get(d);
+  RuntimeOptions options = RuntimeOptions::fromEnvironment();
+  options.cacheDir = temporaryCacheDir();
+  options.autotune = false;
+  CUdeviceptr buf = 0;
+  const int64_t b = 1, s = 128, h = 16, dim = 128;
+  d->cuMemAlloc(&buf, size_t(4 * b * s * h * dim * 2));
+  d->cuMemsetD8(buf, 0x3c, size_t(4 * b * s * h * dim * 2));
+  AttentionParams p;
+  p.q = reinterpret_cast<void *>(buf);
+  p.k = reinterpret_cast<char *>(buf) + b * s * h * dim * 2;
+  p.v = reinterpret_cast<char *>(buf) + 2 * b * s * h * dim * 2;
+  p.o = reinterpret_cast<char *>(buf) + 3 * b * s * h * dim * 2;
+  p.batch = b; p.seqQ = p.seqK = s; p.headsQ = p.headsK = h; p.headDimQK = dim;
+  auto timeCall = [&](Runtime &rt) {
+    auto t = std::chrono::steady_clock::now();
+    Status st = rt.attention(p, nullptr);
+    double ms = msSince(t);
+    return st ? ms : -1.0;
+  };
+  std::unique_ptr<Runtime> first, second;
+  Runtime::create(first, options);
+  double cold = timeCall(*first);
+  Runtime::create(second, options);
+  double disk = timeCall(*second);
+  const char *diskSource = second->lastKernelSource();
+  std::vector<double> hot;
+  for (int i = 0; i < 2000; ++i)
+    hot.push_back(timeCall(*second));
+  std::sort(hot.begin(), hot.end());
+  d->cuCtxSynchronize();
+  d->cuMemFree(buf);
+  printf("cache (host time of Runtime::attention, d = 128 bf16): first call %.1f ms (compile, "
+         "assemble, load), new process-equivalent %s hit %.2f ms, memory hit median %.1f us "
+         "(launch included)\n",
+         cold, diskSource, disk, hot[hot.size() / 2] * 1e3);
+}
+
 static int runOnGpu(Runtime &rt) {
   std::unique_ptr<AttentionChecker> checker;
   if (Status s = AttentionChecker::create(rt, checker); !s) {
@@ -130,6 +204,7 @@ int main() {
   std::string ptxas = findPtxas();
   printf("flashjit: generating the default forward variants (bf16, d = 128)\n");
   int failures = generateOnly(ptxas);
+  cacheTimingsWithoutGpu();
 
   std::unique_ptr<Runtime> rt;
   Status s = Runtime::create(rt);
@@ -141,6 +216,7 @@ int main() {
            d.arch.c_str(), d.smCount, (long long)d.maxSharedMemoryPerBlock);
 #ifdef FLASHJIT_HAVE_CHECK
     failures += runOnGpu(*rt);
+    cacheTimingsOnGpu();
 #else
     printf("built without NVRTC: no GPU verification\n");
 #endif

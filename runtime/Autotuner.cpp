@@ -1,0 +1,223 @@
+//===- Autotuner.cpp ------------------------------------------------------===//
+#include "runtime/Autotuner.h"
+
+#include "dialect/SharedMemoryLayout.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <unistd.h>
+
+namespace flashjit {
+
+std::string tileName(const TileConfig &t) {
+  return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
+         "s" + std::to_string(t.stages);
+}
+
+std::string TuningProblem::describe() const {
+  std::ostringstream os;
+  os << dtypeName(dtype) << " d" << headDimQK;
+  if (headDimV != headDimQK)
+    os << "/" << headDimV;
+  os << (causal ? " causal" : "") << " b" << batch << " h" << headsQ;
+  if (headsK != headsQ)
+    os << "/" << headsK;
+  os << " sq" << seqQ << " sk" << seqK;
+  return os.str();
+}
+
+double TuningProblem::flops() const {
+  double f = 2.0 * double(batch) * double(headsQ) * double(seqQ) * double(seqK) *
+             double(headDimQK + headDimV);
+  return causal ? f / 2 : f;
+}
+
+static int64_t bucket(int64_t n) {
+  int64_t b = 128;
+  while (b < n)
+    b *= 2;
+  return b;
+}
+
+std::string tuningKey(const TuningProblem &p) {
+  std::ostringstream os;
+  os << dtypeName(p.dtype) << " d" << p.headDimQK << " v" << p.headDimV
+     << (p.causal ? " causal" : " none") << " lse" << (p.withLse ? 1 : 0) << " sq<=" << bucket(p.seqQ)
+     << " sk<=" << bucket(p.seqK);
+  return os.str();
+}
+
+std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceLimits &limits) {
+  std::vector<TileConfig> space;
+  for (int64_t m : {64, 128})
+    for (int64_t n : {32, 64, 128})
+      for (int64_t warps : {4, 8})
+        for (int64_t stages : {1, 2, 3}) {
+          if (m % (16 * warps) != 0)
+            continue;
+          int64_t threads = warps * 32;
+          if (limits.maxThreadsPerBlock && threads > limits.maxThreadsPerBlock)
+            continue;
+          auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, m, n, stages);
+          if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
+            continue;
+          // Accumulators alone (O and S, f32) must leave room in the 255
+          // registers a thread can have; beyond ~200 the kernel spills badly.
+          int64_t mTiles = m / (16 * warps);
+          int64_t accumulators = mTiles * (p.headDimV / 8) * 4 + mTiles * (n / 8) * 4;
+          if (accumulators > 200)
+            continue;
+          // Plus addresses, fragments and softmax state: roughly 48 more.
+          int64_t registers = std::min<int64_t>(255, accumulators + 48);
+          if (limits.maxRegistersPerBlock && threads * registers > limits.maxRegistersPerBlock)
+            continue;
+          space.push_back({m, n, warps, stages});
+        }
+  return space;
+}
+
+Status tune(const std::vector<TileConfig> &space, ConfigTimer &timer, TuningResult &result,
+            const TuningProgress &progress) {
+  result = TuningResult{};
+  result.bestMs = std::numeric_limits<double>::infinity();
+  for (const TileConfig &t : space) {
+    TimedConfig timed{t, 0, ""};
+    timed.ms = timer.timeMs(t, timed.note);
+    if (!(timed.ms > 0)) // NaN, zero or negative: not a real measurement
+      timed.ms = std::numeric_limits<double>::infinity();
+    if (timed.ms < result.bestMs) {
+      result.bestMs = timed.ms;
+      result.best = t;
+    }
+    result.all.push_back(timed);
+    if (progress)
+      progress(result.all.size(), space.size(), timed);
+  }
+  if (!std::isfinite(result.bestMs)) {
+    std::string why = space.empty() ? "the configuration space is empty" : "no configuration ran";
+    if (!result.all.empty() && !result.all.front().note.empty())
+      why += " (first failure: " + result.all.front().note + ")";
+    return Status::error("autotuning failed: " + why);
+  }
+  return Status::ok();
+}
+
+static json::Value identityJson(const DeviceIdentity &id) {
+  json::Value v = json::Value::object();
+  v["gpu"] = id.gpuName;
+  v["arch"] = id.arch;
+  v["driver"] = id.driverVersion;
+  v["flashjit"] = id.flashjitVersion;
+  return v;
+}
+
+Status TuningDatabase::merge(const json::Value &doc, const std::string &origin,
+                             std::vector<std::string> &notes) {
+  const json::Value *id = doc.get("identity");
+  const json::Value *entries = doc.get("entries");
+  if (!id || !entries || !entries->isObject())
+    return Status::error(origin + " is not a flashjit tuning database");
+  auto field = [&](const char *name) {
+    const json::Value *f = id->get(name);
+    return f && f->isString() ? f->str() : std::string();
+  };
+  if (field("gpu") != identity_.gpuName || field("arch") != identity_.arch ||
+      field("flashjit") != identity_.flashjitVersion) {
+    notes.push_back(origin + " was tuned on " + field("gpu") + " (" + field("arch") +
+                    ") with flashjit " + field("flashjit") + "; not trusting its " +
+                    std::to_string(entries->fields().size()) + " entries on " +
+                    identity_.gpuName + " with flashjit " + identity_.flashjitVersion);
+    return Status::ok();
+  }
+  if (field("driver") != identity_.driverVersion)
+    notes.push_back(origin + " was tuned with driver " + field("driver") + ", this is " +
+                    identity_.driverVersion + " (entries kept)");
+  for (const auto &[key, e] : entries->fields()) {
+    const json::Value *tile = e.get("tile");
+    const json::Value *ms = e.get("ms");
+    if (!tile || !tile->isArray() || tile->items().size() != 4 || !ms || !ms->isNumber()) {
+      notes.push_back(origin + ": skipping malformed entry '" + key + "'");
+      continue;
+    }
+    TileConfig t{int64_t(tile->items()[0].number()), int64_t(tile->items()[1].number()),
+                 int64_t(tile->items()[2].number()), int64_t(tile->items()[3].number())};
+    entries_[key] = Entry{t, ms->number()};
+  }
+  return Status::ok();
+}
+
+static Status readJson(const std::string &path, json::Value &doc, bool &exists) {
+  std::ifstream in(path);
+  exists = bool(in);
+  if (!exists)
+    return Status::ok();
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string error;
+  if (!json::parse(ss.str(), doc, error))
+    return Status::error("tuning database " + path + " is not valid JSON: " + error);
+  return Status::ok();
+}
+
+Status TuningDatabase::load(const std::string &path, std::vector<std::string> &notes) {
+  json::Value doc;
+  bool exists = false;
+  if (Status s = readJson(path, doc, exists); !s || !exists)
+    return s;
+  return merge(doc, path, notes);
+}
+
+Status TuningDatabase::import(const std::string &path, std::vector<std::string> &notes) {
+  json::Value doc;
+  bool exists = false;
+  if (Status s = readJson(path, doc, exists); !s)
+    return s;
+  if (!exists)
+    return Status::error("cannot read tuning database " + path);
+  return merge(doc, path, notes);
+}
+
+Status TuningDatabase::save(const std::string &path) const {
+  json::Value doc = json::Value::object();
+  doc["format"] = 1;
+  doc["identity"] = identityJson(identity_);
+  json::Value &entries = doc["entries"] = json::Value::object();
+  for (const auto &[key, e] : entries_) {
+    json::Value v = json::Value::object();
+    json::Value tile = json::Value::array();
+    for (int64_t x : {e.tile.m, e.tile.n, e.tile.warps, e.tile.stages})
+      tile.push(json::Value(x));
+    v["tile"] = tile;
+    v["ms"] = e.ms;
+    entries[key] = v;
+  }
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out)
+      return Status::error("cannot write tuning database " + tmp);
+    out << doc.dump() << "\n";
+    if (!out)
+      return Status::error("cannot write tuning database " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::error("cannot replace tuning database " + path);
+  return Status::ok();
+}
+
+std::optional<TileConfig> TuningDatabase::lookup(const std::string &key) const {
+  auto it = entries_.find(key);
+  if (it == entries_.end())
+    return std::nullopt;
+  return it->second.tile;
+}
+
+void TuningDatabase::record(const std::string &key, const TileConfig &tile, double ms) {
+  entries_[key] = Entry{tile, ms};
+}
+
+} // namespace flashjit

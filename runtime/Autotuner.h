@@ -1,0 +1,106 @@
+//===- Autotuner.h - configuration space, selection, tuning database -*- C++ -*-===//
+//
+// The selection logic is independent of the GPU: a ConfigTimer says how long a
+// configuration takes (the runtime's times real launches with CUDA events;
+// tests use a fake). Configurations that fail to compile or launch time as
+// +inf and carry a note; they are never chosen.
+//
+#ifndef FLASHJIT_RUNTIME_AUTOTUNER_H
+#define FLASHJIT_RUNTIME_AUTOTUNER_H
+
+#include "compiler/AttentionSpec.h"
+#include "runtime/Json.h"
+#include "runtime/Status.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flashjit {
+
+struct TuningProblem {
+  DType dtype = DType::BF16;
+  int64_t headDimQK = 128, headDimV = 128;
+  bool causal = false, withLse = false;
+  int64_t batch = 1, seqQ = 1, seqK = 1, headsQ = 1, headsK = 1;
+  std::string describe() const;
+  double flops() const; // 4*b*h*sq*sk*d (2*...*(d_qk+d_v)), about half when causal
+};
+
+/// Problems that share a key share a tuned configuration: dtype, head dims,
+/// mask, LSE and the sequence lengths rounded up to powers of two.
+std::string tuningKey(const TuningProblem &p);
+
+struct DeviceLimits {
+  int64_t maxSharedMemoryPerBlock = 0;
+  int64_t maxRegistersPerBlock = 0;
+  int64_t maxThreadsPerBlock = 0;
+};
+
+/// Tile configurations of the sm80 tier that the target can hold.
+std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceLimits &limits);
+
+class ConfigTimer {
+public:
+  virtual ~ConfigTimer() = default;
+  /// Milliseconds per call, or +inf with `note` saying why it failed.
+  virtual double timeMs(const TileConfig &tile, std::string &note) = 0;
+};
+
+struct TimedConfig {
+  TileConfig tile;
+  double ms;
+  std::string note;
+};
+
+struct TuningResult {
+  TileConfig best;
+  double bestMs = 0;
+  std::vector<TimedConfig> all;
+};
+
+using TuningProgress = std::function<void(size_t done, size_t total, const TimedConfig &)>;
+
+/// Times every configuration and picks the fastest; fails when none ran.
+Status tune(const std::vector<TileConfig> &space, ConfigTimer &timer, TuningResult &result,
+            const TuningProgress &progress = nullptr);
+
+struct DeviceIdentity {
+  std::string gpuName, arch, driverVersion, flashjitVersion;
+};
+
+/// <cache>/tune/<arch>.json: the best configuration per tuning key, for one GPU
+/// and flashjit version. Entries recorded for another GPU or version are not
+/// trusted (dropped on load, with a note).
+class TuningDatabase {
+public:
+  explicit TuningDatabase(DeviceIdentity identity) : identity_(std::move(identity)) {}
+
+  /// Loads `path` if it exists; `notes` receives what was dropped and why.
+  Status load(const std::string &path, std::vector<std::string> &notes);
+  Status save(const std::string &path) const;
+  /// Merges entries of another database file (export/import between machines).
+  Status import(const std::string &path, std::vector<std::string> &notes);
+
+  std::optional<TileConfig> lookup(const std::string &key) const;
+  void record(const std::string &key, const TileConfig &tile, double ms);
+  size_t size() const { return entries_.size(); }
+  const DeviceIdentity &identity() const { return identity_; }
+
+private:
+  struct Entry {
+    TileConfig tile;
+    double ms;
+  };
+  Status merge(const json::Value &doc, const std::string &origin, std::vector<std::string> &notes);
+  DeviceIdentity identity_;
+  std::map<std::string, Entry> entries_;
+};
+
+std::string tileName(const TileConfig &t); // "m128n64w4s2"
+
+} // namespace flashjit
+
+#endif

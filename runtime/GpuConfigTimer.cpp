@@ -1,0 +1,127 @@
+//===- GpuConfigTimer.cpp -------------------------------------------------===//
+#include "runtime/GpuConfigTimer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <cstring>
+#include <random>
+
+namespace flashjit {
+
+Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
+                              std::unique_ptr<GpuConfigTimer> &out) {
+  const CudaDriver *d = nullptr;
+  if (Status s = CudaDriver::get(d); !s)
+    return s;
+  std::unique_ptr<GpuConfigTimer> t(new GpuConfigTimer(runtime, *d, p));
+  const size_t q = size_t(p.batch * p.seqQ * p.headsQ * p.headDimQK) * 2;
+  const size_t k = size_t(p.batch * p.seqK * p.headsK * p.headDimQK) * 2;
+  const size_t v = size_t(p.batch * p.seqK * p.headsK * p.headDimV) * 2;
+  const size_t o = size_t(p.batch * p.seqQ * p.headsQ * p.headDimV) * 2;
+  int l2 = 0;
+  CUdevice dev = 0;
+  d->cuCtxGetDevice(&dev);
+  d->cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, dev);
+  const size_t perSet = q + k + v + o;
+  t->sets_ = int(std::clamp<size_t>((3 * size_t(l2) + perSet - 1) / perSet, 1, 8));
+  // Random bf16/f16 values in [-1, 1): one random block, tiled over each buffer.
+  std::vector<uint16_t> block(1 << 20);
+  std::mt19937 rng(12345);
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  for (uint16_t &x : block) {
+    float f = uniform(rng);
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    // bf16: top half; f16: reinterpreting would give garbage, so draw f16 bits
+    // in a safe exponent range instead (|x| in [2^-4, 2)).
+    x = p.dtype == DType::BF16 ? uint16_t(bits >> 16)
+                               : uint16_t((bits & 0x80000000u ? 0x8000 : 0) |
+                                          ((11 + (rng() % 5)) << 10) | (rng() & 0x3ff));
+  }
+  for (int s = 0; s < t->sets_; ++s)
+    for (size_t bytes : {q, k, v, o}) {
+      CUdeviceptr ptr = 0;
+      if (Status st = d->check("cuMemAlloc", d->cuMemAlloc(&ptr, bytes)); !st)
+        return st;
+      t->buffers_.push_back(ptr);
+      for (size_t off = 0; off < bytes; off += block.size() * 2)
+        if (Status st = d->check("cuMemcpyHtoD",
+                                 d->cuMemcpyHtoD(ptr + off, block.data(),
+                                                 std::min(bytes - off, block.size() * 2)));
+            !st)
+          return st;
+    }
+  if (Status s = d->check("cuEventCreate", d->cuEventCreate(&t->start_, CU_EVENT_DEFAULT)); !s)
+    return s;
+  if (Status s = d->check("cuEventCreate", d->cuEventCreate(&t->stop_, CU_EVENT_DEFAULT)); !s)
+    return s;
+  out = std::move(t);
+  return Status::ok();
+}
+
+GpuConfigTimer::~GpuConfigTimer() {
+  for (CUdeviceptr p : buffers_)
+    driver_.cuMemFree(p);
+  if (start_)
+    driver_.cuEventDestroy(start_);
+  if (stop_)
+    driver_.cuEventDestroy(stop_);
+}
+
+Status GpuConfigTimer::timeLaunches(const TileConfig &tile, int launches, float &ms) {
+  AttentionParams a;
+  a.dtype = problem_.dtype;
+  a.batch = problem_.batch;
+  a.seqQ = problem_.seqQ;
+  a.seqK = problem_.seqK;
+  a.headsQ = problem_.headsQ;
+  a.headsK = problem_.headsK;
+  a.headDimQK = problem_.headDimQK;
+  a.headDimV = problem_.headDimV;
+  a.causal = problem_.causal;
+  a.tile = tile;
+  if (Status s = driver_.check("cuEventRecord", driver_.cuEventRecord(start_, nullptr)); !s)
+    return s;
+  for (int i = 0; i < launches; ++i) {
+    const CUdeviceptr *set = &buffers_[size_t(4 * (i % sets_))];
+    a.q = reinterpret_cast<const void *>(set[0]);
+    a.k = reinterpret_cast<const void *>(set[1]);
+    a.v = reinterpret_cast<const void *>(set[2]);
+    a.o = reinterpret_cast<void *>(set[3]);
+    if (Status s = runtime_.attention(a, nullptr); !s)
+      return s;
+  }
+  if (Status s = driver_.check("cuEventRecord", driver_.cuEventRecord(stop_, nullptr)); !s)
+    return s;
+  if (Status s = driver_.check("cuEventSynchronize", driver_.cuEventSynchronize(stop_)); !s)
+    return s;
+  return driver_.check("cuEventElapsedTime", driver_.cuEventElapsedTime(&ms, start_, stop_));
+}
+
+double GpuConfigTimer::timeMs(const TileConfig &tile, std::string &note) {
+  const double inf = std::numeric_limits<double>::infinity();
+  float ms = 0;
+  // The first call compiles (or loads) the variant and warms up.
+  if (Status s = timeLaunches(tile, 1, ms); !s) {
+    note = s.message();
+    return inf;
+  }
+  if (Status s = timeLaunches(tile, 2, ms); !s) {
+    note = s.message();
+    return inf;
+  }
+  int launches = int(std::clamp(20.0 / std::max(1e-3, double(ms) / 2), 3.0, 200.0));
+  std::vector<double> samples;
+  for (int rep = 0; rep < 5; ++rep) {
+    if (Status s = timeLaunches(tile, launches, ms); !s) {
+      note = s.message();
+      return inf;
+    }
+    samples.push_back(double(ms) / launches);
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+} // namespace flashjit

@@ -1,0 +1,226 @@
+//===- flash-tune.cpp - autotuning sweeps ---------------------------------===//
+//
+//   flash-tune [--dtype bf16,f16] [--dims 64,128] [--seqs 512,...,16384]
+//              [--causal no|yes|both] [--shapes FILE.json] [--out table.md]
+//              [--export FILE] [--import FILE] [--cache-dir DIR] [--quiet]
+//
+// Shapes default to the standard grid: b = 16384/s, h = 2048/d. A shapes file
+// is a JSON array of {"dtype", "d", "d_v", "seq_q", "seq_k", "batch", "heads",
+// "heads_k", "causal"}. Prints progress, then a table of default vs tuned;
+// writes the tuning database (<cache>/tune/<arch>.json).
+//
+#include "runtime/Json.h"
+#include "runtime/flashjit.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace flashjit;
+
+namespace {
+
+std::vector<std::string> split(const std::string &s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty())
+      out.push_back(item);
+  return out;
+}
+
+int usage(const char *why) {
+  fprintf(stderr, "flash-tune: %s\n(see the comment at the top of tools/flash-tune/flash-tune.cpp)\n",
+          why);
+  return 2;
+}
+
+bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::string &error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot read " + path;
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json::Value doc;
+  if (!json::parse(ss.str(), doc, error))
+    return false;
+  if (!doc.isArray()) {
+    error = path + ": expected a JSON array of shapes";
+    return false;
+  }
+  for (const json::Value &s : doc.items()) {
+    auto num = [&](const char *k, int64_t fallback) {
+      const json::Value *v = s.get(k);
+      return v && v->isNumber() ? int64_t(v->number()) : fallback;
+    };
+    TuningProblem p;
+    const json::Value *dt = s.get("dtype");
+    auto dtype = parseDType(dt && dt->isString() ? dt->str() : "bf16");
+    if (!dtype) {
+      error = path + ": unknown dtype";
+      return false;
+    }
+    p.dtype = *dtype;
+    p.headDimQK = num("d", 128);
+    p.headDimV = num("d_v", p.headDimQK);
+    p.seqQ = num("seq_q", num("seq", 4096));
+    p.seqK = num("seq_k", p.seqQ);
+    p.batch = num("batch", 1);
+    p.headsQ = num("heads", 16);
+    p.headsK = num("heads_k", p.headsQ);
+    const json::Value *c = s.get("causal");
+    p.causal = c && c->kind() == json::Value::Kind::Bool && c->boolean();
+    out.push_back(p);
+  }
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string dtypes = "bf16", dims = "64,128", seqs = "512,1024,2048,4096,8192,16384",
+              causal = "both", shapesFile, out, exportPath, importPath, cacheDir;
+  bool quiet = false, gridRequested = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string &dst) {
+      if (i + 1 >= argc)
+        return false;
+      dst = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (a == "--dtype" || a == "--dims" || a == "--seqs" || a == "--causal")
+      gridRequested = true;
+    if (a == "--dtype") ok = value(dtypes);
+    else if (a == "--dims") ok = value(dims);
+    else if (a == "--seqs") ok = value(seqs);
+    else if (a == "--causal") ok = value(causal);
+    else if (a == "--shapes") ok = value(shapesFile);
+    else if (a == "--out") ok = value(out);
+    else if (a == "--export") ok = value(exportPath);
+    else if (a == "--import") ok = value(importPath);
+    else if (a == "--cache-dir") ok = value(cacheDir);
+    else if (a == "--quiet") quiet = true;
+    else return usage(("unknown argument " + a).c_str());
+    if (!ok)
+      return usage(("missing value for " + a).c_str());
+  }
+
+  RuntimeOptions options = RuntimeOptions::fromEnvironment();
+  options.cacheDir = cacheDir;
+  options.autotune = false;
+  std::unique_ptr<Runtime> rt;
+  if (Status s = Runtime::create(rt, options); !s) {
+    fprintf(stderr, "flash-tune: %s\n", s.message().c_str());
+    return 1;
+  }
+  TuningDatabase &db = rt->tuningDatabase();
+  if (!importPath.empty()) {
+    std::vector<std::string> notes;
+    Status s = db.import(importPath, notes);
+    for (auto &n : notes)
+      printf("note: %s\n", n.c_str());
+    if (!s) {
+      fprintf(stderr, "flash-tune: %s\n", s.message().c_str());
+      return 1;
+    }
+    if (Status st = rt->saveTuningDatabase(); !st) {
+      fprintf(stderr, "flash-tune: %s\n", st.message().c_str());
+      return 1;
+    }
+    printf("imported %s: the database %s now holds %zu entries\n", importPath.c_str(),
+           rt->tuningDatabasePath().c_str(), db.size());
+  }
+
+  std::vector<TuningProblem> problems;
+  if (!shapesFile.empty()) {
+    std::string error;
+    if (!readShapes(shapesFile, problems, error)) {
+      fprintf(stderr, "flash-tune: %s\n", error.c_str());
+      return 2;
+    }
+  } else if (gridRequested || (importPath.empty() && exportPath.empty())) {
+    for (const std::string &dt : split(dtypes))
+      for (const std::string &d : split(dims))
+        for (const std::string &c : causal == "both" ? std::vector<std::string>{"no", "yes"}
+                                                     : std::vector<std::string>{causal})
+          for (const std::string &s : split(seqs)) {
+            TuningProblem p;
+            auto dtype = parseDType(dt);
+            if (!dtype)
+              return usage(("unknown dtype " + dt).c_str());
+            p.dtype = *dtype;
+            p.headDimQK = p.headDimV = std::stoll(d);
+            p.seqQ = p.seqK = std::stoll(s);
+            p.batch = std::max<int64_t>(1, 16384 / p.seqQ);
+            p.headsQ = p.headsK = std::max<int64_t>(1, 2048 / p.headDimQK);
+            p.causal = c == "yes";
+            problems.push_back(p);
+          }
+  }
+
+  const DeviceInfo &dev = rt->device();
+  printf("flash-tune: %s (%s), %zu problems, database %s\n", dev.name.c_str(), dev.arch.c_str(),
+         problems.size(), rt->tuningDatabasePath().c_str());
+  std::vector<std::string> rows;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const TuningProblem &p = problems[i];
+    TileConfig def = defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock);
+    TuningResult result;
+    size_t space = 0;
+    Status s = rt->tune(p, result, [&](size_t done, size_t total, const TimedConfig &t) {
+      space = total;
+      if (!quiet)
+        printf("  [%zu/%zu] [%zu/%zu] %-40s %-12s %s\n", i + 1, problems.size(), done, total,
+               p.describe().c_str(), tileName(t.tile).c_str(),
+               std::isinf(t.ms) ? ("failed: " + t.note.substr(0, 100)).c_str()
+                                : (std::to_string(t.ms) + " ms").c_str());
+      fflush(stdout);
+    });
+    if (!s) {
+      printf("[%zu/%zu] %s: %s\n", i + 1, problems.size(), p.describe().c_str(),
+             s.message().c_str());
+      continue;
+    }
+    double defaultMs = -1;
+    for (const TimedConfig &t : result.all)
+      if (tileName(t.tile) == tileName(def))
+        defaultMs = t.ms;
+    double tflops = p.flops() / (result.bestMs * 1e-3) / 1e12;
+    double defaultTflops = defaultMs > 0 ? p.flops() / (defaultMs * 1e-3) / 1e12 : 0;
+    char row[512];
+    snprintf(row, sizeof(row), "| %s | %zu | %s | %.0f | %s | %.0f | %.2f |", p.describe().c_str(),
+             space, tileName(def).c_str(), defaultTflops, tileName(result.best).c_str(), tflops,
+             defaultMs > 0 ? defaultMs / result.bestMs : 0.0);
+    rows.push_back(row);
+    printf("[%zu/%zu] %s: best %s %.3f ms (%.0f TFLOP/s), default %s %.0f TFLOP/s\n", i + 1,
+           problems.size(), p.describe().c_str(), tileName(result.best).c_str(), result.bestMs,
+           tflops, tileName(def).c_str(), defaultTflops);
+    fflush(stdout);
+  }
+  if (!problems.empty()) {
+    std::string table = "| problem | configs | default tile | default TFLOP/s | tuned tile | tuned "
+                        "TFLOP/s | speedup |\n| --- | --- | --- | --- | --- | --- | --- |\n";
+    for (const std::string &r : rows)
+      table += r + "\n";
+    printf("\n%s", table.c_str());
+    if (!out.empty())
+      std::ofstream(out) << "GPU: " << dev.name << " (" << dev.arch << ")\n\n" << table;
+  }
+  if (!exportPath.empty()) {
+    if (Status s = db.save(exportPath); !s) {
+      fprintf(stderr, "flash-tune: %s\n", s.message().c_str());
+      return 1;
+    }
+    printf("exported %zu entries to %s\n", db.size(), exportPath.c_str());
+  }
+  return rows.size() == problems.size() ? 0 : 1;
+}
