@@ -61,12 +61,15 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
 
 TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory) {
   int64_t d = std::max(headDimQK, headDimV);
-  // Accumulator registers grow with m/warps * d: 32 rows a warp up to d = 128,
-  // 16 above. Shrink n, then stages, until the tiles fit.
+  // The best configurations of the H200 tuning sweep (bench/results/
+  // h200-cache-and-tuning.md): 128 query rows a block throughout; 128 keys a
+  // step for small heads; 8 warps above d = 128, where 4 warps would need more
+  // than 200 accumulator registers each. Shrink n, then stages, then m until
+  // the tiles fit the target's shared memory.
   TileConfig t;
-  t.m = d <= 128 ? 128 : 64;
-  t.warps = 4;
-  t.n = d <= 64 ? 64 : d <= 128 ? 64 : 32;
+  t.m = 128;
+  t.warps = d <= 128 ? 4 : 8;
+  t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages)
