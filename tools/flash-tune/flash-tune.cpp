@@ -178,11 +178,15 @@ int main(int argc, char **argv) {
     size_t space = 0;
     Status s = rt->tune(p, result, [&](size_t done, size_t total, const TimedConfig &t) {
       space = total;
-      if (!quiet)
-        printf("  [%zu/%zu] [%zu/%zu] %-40s %-12s %s\n", i + 1, problems.size(), done, total,
-               p.describe().c_str(), tileName(t.tile).c_str(),
-               std::isinf(t.ms) ? ("failed: " + t.note.substr(0, 100)).c_str()
-                                : (std::to_string(t.ms) + " ms").c_str());
+      if (quiet)
+        return;
+      if (std::isinf(t.ms))
+        printf("  [%zu/%zu] [%zu/%zu] %-40s %-12s failed: %s\n", i + 1, problems.size(), done,
+               total, p.describe().c_str(), tileName(t.tile).c_str(), t.note.substr(0, 160).c_str());
+      else
+        printf("  [%zu/%zu] [%zu/%zu] %-40s %-12s %8.3f ms %5.0f TFLOP/s\n", i + 1,
+               problems.size(), done, total, p.describe().c_str(), tileName(t.tile).c_str(), t.ms,
+               p.flops() / (t.ms * 1e-3) / 1e12);
       fflush(stdout);
     });
     if (!s) {
