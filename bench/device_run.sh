@@ -20,6 +20,17 @@ export FLASHJIT_REQUIRE_GPU=1
 /tmp/fj/flashjit-gpu-tests ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests exit $?"
 grep -E "^\[  (FAILED|PASSED|SKIPPED) |tests ran|Failure|error" "$OUT/gpu-tests.log" | head -60
+if [ -d /tmp/fj/tests-bundle ]; then
+  echo "== kernels from bundles generated without a GPU, FLASHJIT_DISABLE_JIT=1"
+  FLASHJIT_DISABLE_JIT=1 /tmp/fj/host_app --bundle /tmp/fj/host_app_bundle
+  echo "host_app exit $?"
+  FLASHJIT_DISABLE_JIT=1 /tmp/fj/host_app_embedded
+  echo "host_app_embedded exit $?"
+  FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache \
+    /tmp/fj/flashjit-gpu-tests > "$OUT/gpu-tests-bundle.log" 2>&1
+  echo "gpu tests from the bundle exit $?"
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
+fi
 echo "== compute-sanitizer"
 small='Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:InvalidRequest.*'
 for tool in memcheck racecheck synccheck; do
@@ -36,5 +47,6 @@ if [ -n "${TUNE_ARGS:-}" ]; then
   echo "flash-tune exit $?"
   tail -n 45 /tmp/tune.log
 fi
+[ "${SKIP_BENCH:-0}" = 1 ] && exit 0
 echo "== benchmark"
 cd bench && python3 bench_attention.py --lib /tmp/fj/libflashjit.so --out "$OUT/bench.md" "$@" 2>&1 | tail -n 80

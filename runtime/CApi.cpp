@@ -51,20 +51,41 @@ static bool checkDType(const flashjit_attention_params *p) {
 
 extern "C" {
 
-int flashjit_runtime_create(flashjit_runtime **out) {
+static int createWith(const flashjit::RuntimeOptions &options, flashjit_runtime **out) {
   if (!out)
     return fail("flashjit_runtime_create: out is NULL");
   *out = nullptr;
   auto *rt = new (std::nothrow) flashjit_runtime;
   if (!rt)
     return fail("out of memory");
-  if (flashjit::Status s = flashjit::Runtime::create(rt->runtime); !s) {
+  if (flashjit::Status s = flashjit::Runtime::create(rt->runtime, options); !s) {
     delete rt;
     return fail(s.message());
   }
   *out = rt;
   lastError.clear();
   return 0;
+}
+
+int flashjit_runtime_create(flashjit_runtime **out) {
+  return createWith(flashjit::RuntimeOptions::fromEnvironment(), out);
+}
+
+int flashjit_runtime_create_from_bundle(const char *dir, flashjit_runtime **out) {
+  if (!dir)
+    return fail("flashjit_runtime_create_from_bundle: bundle_dir is NULL");
+  flashjit::RuntimeOptions options = flashjit::RuntimeOptions::fromEnvironment();
+  options.bundlePath = dir;
+  return createWith(options, out);
+}
+
+int flashjit_runtime_create_from_embedded(const flashjit_embedded_bundle *bundle,
+                                          flashjit_runtime **out) {
+  if (!bundle)
+    return fail("flashjit_runtime_create_from_embedded: bundle is NULL");
+  flashjit::RuntimeOptions options = flashjit::RuntimeOptions::fromEnvironment();
+  options.embeddedBundle = bundle;
+  return createWith(options, out);
 }
 
 void flashjit_runtime_destroy(flashjit_runtime *rt) { delete rt; }

@@ -2,8 +2,9 @@
 #include "runtime/flashjit.h"
 
 #include "runtime/CudaDriver.h"
+#include "runtime/DiskCache.h"
 #include "runtime/GpuConfigTimer.h"
-#include "runtime/KernelCache.h"
+#include "runtime/KernelProvider.h"
 
 #include <sys/stat.h>
 
@@ -19,7 +20,10 @@ struct Runtime::Impl {
   CUcontext context = nullptr;
   DeviceInfo device;
   DeviceLimits limits;
-  std::unique_ptr<KernelCache> kernels;
+  // Asked in order: the bundle, then (full library only) the JIT and its caches.
+  std::vector<std::unique_ptr<KernelProvider>> providers;
+  std::string diskCacheProblem;
+  bool jitAvailable = false;
   std::unique_ptr<TuningDatabase> tuning;
   std::string tuningPath;
   bool autotune = false;
@@ -30,14 +34,19 @@ static thread_local const char *lastSource = "";
 
 RuntimeOptions RuntimeOptions::fromEnvironment() {
   RuntimeOptions o;
-  o.disableJit = kernelCacheOptionsFromEnvironment().disableJit;
-  const char *tune = std::getenv("FLASHJIT_AUTOTUNE");
-  o.autotune = tune && *tune && std::string(tune) != "0";
+  auto flag = [](const char *name) {
+    const char *v = std::getenv(name);
+    return v && *v && std::string(v) != "0";
+  };
+  o.disableJit = flag("FLASHJIT_DISABLE_JIT");
+  o.autotune = flag("FLASHJIT_AUTOTUNE");
+  if (const char *b = std::getenv("FLASHJIT_BUNDLE"))
+    o.bundlePath = b;
   return o;
 }
 
 const char *Runtime::lastKernelSource() const { return lastSource; }
-const std::string &Runtime::diskCacheProblem() const { return impl_->kernels->diskCacheProblem(); }
+const std::string &Runtime::diskCacheProblem() const { return impl_->diskCacheProblem; }
 
 Runtime::Runtime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Runtime::~Runtime() = default;
@@ -146,12 +155,23 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
   d.cuDeviceGetAttribute(&registers, CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, dev);
   d.cuDeviceGetAttribute(&threads, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, dev);
   impl->limits = {impl->device.maxSharedMemoryPerBlock, registers, threads};
-  KernelCacheOptions cacheOptions = kernelCacheOptionsFromEnvironment();
-  cacheOptions.cacheDir = options.cacheDir;
-  cacheOptions.useDiskCache = options.useDiskCache;
-  cacheOptions.disableJit = options.disableJit || cacheOptions.disableJit;
-  cacheOptions.warn = options.warn;
-  impl->kernels = std::make_unique<KernelCache>(&d, std::move(cacheOptions));
+  if (options.embeddedBundle || !options.bundlePath.empty()) {
+    Bundle bundle;
+    Status s = options.embeddedBundle ? Bundle::loadEmbedded(*options.embeddedBundle, bundle)
+                                      : Bundle::loadDirectory(options.bundlePath, bundle);
+    if (!s)
+      return s;
+    impl->providers.push_back(std::make_unique<BundleProvider>(d, std::move(bundle)));
+  }
+  std::unique_ptr<KernelProvider> jit;
+  if (Status s = makeJitProvider(d, options, jit, impl->diskCacheProblem); !s)
+    return s;
+  impl->jitAvailable = jit != nullptr;
+  if (jit)
+    impl->providers.push_back(std::move(jit));
+  if (impl->providers.empty())
+    return Status::error("no kernels: " + impl->diskCacheProblem +
+                         "; give it a bundle (RuntimeOptions::bundlePath or FLASHJIT_BUNDLE)");
   if (Status s = openTuningDatabase(*impl, options); !s)
     return s;
   out.reset(new Runtime(std::move(impl)));
@@ -246,9 +266,22 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
 
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
-  const LoadedKernel *kernel = nullptr;
-  if (Status s = impl_->kernels->get(spec, kernel, &lastSource); !s)
-    return s;
+  ProvidedKernel provided;
+  bool found = false;
+  std::string missing;
+  const std::string key = tuningKey(problemOf(p));
+  for (auto &provider : impl_->providers) {
+    std::string why;
+    if (Status s = provider->find(spec, p.tile.has_value(), key, provided, found, why); !s)
+      return missing.empty() ? s : Status::error(missing + "; " + s.message());
+    if (found)
+      break;
+    missing += (missing.empty() ? "" : "; ") + why;
+  }
+  if (!found)
+    return Status::error(missing + (impl_->jitAvailable ? "" : "; " + impl_->diskCacheProblem));
+  lastSource = provided.source;
+  const LoadedKernel *kernel = provided.kernel;
 
   abi::AttentionKernelParams k{};
   k.q = p.q;
@@ -267,7 +300,7 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   k.headsQ = int32_t(p.headsQ);
   k.groupSize = int32_t(p.headsQ / p.headsK);
   k.scaleLog2 = p.softmaxScale * float(M_LOG2E);
-  unsigned gridX = unsigned((p.seqQ + spec.tile.m - 1) / spec.tile.m);
+  unsigned gridX = unsigned((p.seqQ + provided.tile.m - 1) / provided.tile.m);
   return kernel->launch(k, gridX, unsigned(p.headsQ), unsigned(p.batch), stream);
 }
 

@@ -15,6 +15,8 @@
 
 #include <cuda.h>
 
+extern "C" struct flashjit_embedded_bundle;
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,6 +56,8 @@ struct RuntimeOptions {
   bool useDiskCache = true;
   bool disableJit = false;  // also set by FLASHJIT_DISABLE_JIT=1
   bool autotune = false;    // tune untuned shapes on first use; also FLASHJIT_AUTOTUNE=1
+  std::string bundlePath;   // pre-generated kernels (flash-gen --bundle); also FLASHJIT_BUNDLE
+  const struct flashjit_embedded_bundle *embeddedBundle = nullptr; // flash-gen --emit-source
   std::function<void(const std::string &)> warn; // default: stderr
   /// Options from the environment (FLASHJIT_DISABLE_JIT, FLASHJIT_DUMP_DIR, ...).
   static RuntimeOptions fromEnvironment();
@@ -76,10 +80,11 @@ public:
 
   const DeviceInfo &device() const;
 
-  /// Where the kernel for `params` came from on the last call that needed it:
-  /// "memory", "disk" or "compiled" (for tools that report cache behaviour).
+  /// Where the kernel of this thread's last successful call came from:
+  /// "bundle", "memory", "disk" or "compiled" (for tools that report it).
   const char *lastKernelSource() const;
-  /// Why the disk cache is not in use ("" when it is).
+  /// Why the disk cache is not in use ("" when it is), or that this is the
+  /// runtime-only library, which has no JIT.
   const std::string &diskCacheProblem() const;
 
   /// Tunes the tile configuration for `problem` on this GPU (timing every

@@ -17,6 +17,19 @@ extern "C" {
 
 typedef struct flashjit_runtime flashjit_runtime;
 
+/* Kernels embedded in a program by `flash-gen --emit-source`: the bundle's
+   manifest and files as bytes. */
+struct flashjit_embedded_file {
+  const char *path;
+  const unsigned char *data;
+  unsigned long long size;
+};
+struct flashjit_embedded_bundle {
+  const char *manifest;
+  const struct flashjit_embedded_file *files;
+  unsigned long long fileCount;
+};
+
 enum { FLASHJIT_DTYPE_BF16 = 0, FLASHJIT_DTYPE_F16 = 1 };
 
 typedef struct flashjit_attention_params {
@@ -33,6 +46,13 @@ typedef struct flashjit_attention_params {
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */
 FLASHJIT_C_API int flashjit_runtime_create(flashjit_runtime **out);
+/* A runtime that takes its kernels from a bundle directory written by
+   `flash-gen --bundle DIR` (then, in the full library, from the JIT if allowed). */
+FLASHJIT_C_API int flashjit_runtime_create_from_bundle(const char *bundle_dir,
+                                                       flashjit_runtime **out);
+/* The same from kernels embedded with `flash-gen --emit-source`. */
+FLASHJIT_C_API int flashjit_runtime_create_from_embedded(
+    const struct flashjit_embedded_bundle *bundle, flashjit_runtime **out);
 FLASHJIT_C_API void flashjit_runtime_destroy(flashjit_runtime *rt);
 /* stream: a CUstream (NULL for the default stream). Returns 0 on success. */
 FLASHJIT_C_API int flashjit_attention(flashjit_runtime *rt, const flashjit_attention_params *p,

@@ -1,6 +1,7 @@
 //===- AttentionCheck.cpp -------------------------------------------------===//
 #include "tools/check/AttentionCheck.h"
 
+#include "runtime/Sha256.h"
 #include "tools/check/HalfFloat.h"
 
 #include <cmath>
@@ -177,6 +178,7 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
   r.variant = spec.variantName();
   if (Status s = runtime_->attention(p, nullptr); !s)
     return s;
+  r.kernelSource = runtime_->lastKernelSource();
   if (Status s = d.check("synchronize after the kernels", d.cuCtxSynchronize()); !s)
     return s;
 
@@ -189,7 +191,9 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
     if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(dst, src, bytes)); !s)
       return s;
 
-  r = CheckResult{0, 0, 0, 0, 0, r.variant};
+  r = CheckResult{0, 0, 0, 0, 0, r.variant, Sha256::hex(std::string(
+                                                reinterpret_cast<const char *>(ho.data()), no * 2)),
+                  r.kernelSource};
   double errSq = 0, refSq = 0;
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t s = 0; s < c.seqQ; ++s)

@@ -36,6 +36,8 @@ struct CheckResult {
   int64_t unwritten = 0;     // O elements still NaN (poison) after the run
   int64_t guardDamaged = 0;  // poisoned guard elements after O that changed
   std::string variant;
+  std::string outputSha256;  // of O's bytes: equal results compare equal
+  std::string kernelSource;  // "bundle", "memory", "disk", "compiled"
 };
 
 class AttentionChecker {

@@ -1,9 +1,18 @@
 //===- flash-gen.cpp - offline generation of attention kernel variants ----===//
 //
+// One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
+// A bundle for deployments that must not compile (variants x architectures):
+//   flash-gen --bundle DIR --arch sm_80,sm_90a --dtype bf16,f16 --head-dim 64,128,256
+//             [--causal no|yes|both] [--lse no|yes|both] [--tile m,n,w,s;...]
+//             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
+//             [--no-cubin] [-j N]
+// A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
+// "causal", "lse", "tile": [m, n, warps, stages]} (tile optional: the default).
 //
 #include "compiler/Compiler.h"
+#include "tools/flash-gen/BundleWriter.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -13,19 +22,46 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+#include "llvm/Support/FormatVariadic.h"
 
 namespace cl = llvm::cl;
 using namespace flashjit;
 
-static cl::opt<std::string> arch("arch", cl::desc("target (sm_80, sm_90a, ...)"), cl::init("sm_80"));
-static cl::opt<std::string> dtype("dtype", cl::desc("element type: bf16 or f16"), cl::init("bf16"));
-static cl::opt<int> headDim("head-dim", cl::desc("head dim of Q/K (and V unless --head-dim-v)"),
-                            cl::init(128));
+static cl::opt<std::string> arch("arch", cl::desc("target(s): sm_80, sm_90a, ..."),
+                                 cl::init("sm_80"));
+static cl::opt<std::string> dtype("dtype", cl::desc("element type(s): bf16, f16"), cl::init("bf16"));
+static cl::opt<std::string> headDim("head-dim", cl::desc("head dim(s) of Q/K (and V)"),
+                                    cl::init("128"));
 static cl::opt<int> headDimV("head-dim-v", cl::desc("head dim of V/O"), cl::init(0));
-static cl::opt<bool> causal("causal", cl::desc("bottom-right causal mask"));
-static cl::opt<bool> lse("lse", cl::desc("also write the log-sum-exp"));
-static cl::opt<std::string> tile("tile", cl::desc("m,n,warps,stages (default: per head dim)"),
+static cl::opt<std::string> causal("causal", cl::ValueOptional,
+                                   cl::desc("bottom-right causal mask: yes (flag alone), no, both"),
+                                   cl::init("no"));
+static cl::opt<std::string> lse("lse", cl::ValueOptional,
+                                cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
+                                cl::init("no"));
+static cl::opt<std::string> tile("tile", cl::desc("m,n,warps,stages[;...] (default: per head dim)"),
                                  cl::init(""));
+static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
+                                      cl::init(""));
+static cl::opt<std::string> variantsFile("variants", cl::desc("JSON list of variants for --bundle"),
+                                         cl::init(""));
+static cl::opt<std::string> tuningFile("tuning",
+                                       cl::desc("ship this tuning database (flash-tune --export)"),
+                                       cl::init(""));
+static cl::opt<std::string> emitSource("emit-source",
+                                       cl::desc("also write C source embedding the bundle here"),
+                                       cl::init(""));
+static cl::opt<std::string> sourceName("source-name", cl::desc("symbol/file name for --emit-source"),
+                                       cl::init("flashjit_kernels"));
+static cl::opt<bool> noCubin("no-cubin", cl::desc("bundle PTX only (no ptxas)"));
+static cl::opt<std::string> ptxasPath("ptxas", cl::desc("ptxas for cubins"), cl::init(""));
+static cl::opt<unsigned> jobs("j", cl::desc("variants compiled at once (default: all cores)"),
+                              cl::init(0));
 static cl::opt<long> maxSmem("max-smem", cl::desc("shared memory limit in bytes (default: the arch's)"),
                              cl::init(0));
 static cl::opt<std::string> emit("emit", cl::desc("mlir | kernel-mlir | llvm | ptx"), cl::init("ptx"));
@@ -33,10 +69,206 @@ static cl::opt<std::string> output("o", cl::desc("output file"), cl::init("-"));
 static cl::opt<std::string> dumpDir("dump-dir", cl::desc("write every stage here"), cl::init(""));
 static cl::opt<bool> timing("time", cl::desc("print the compile time to stderr"));
 
+static std::vector<std::string> split(const std::string &s, char sep = ',') {
+  std::vector<std::string> out;
+  std::string item;
+  std::stringstream ss(s);
+  while (std::getline(ss, item, sep))
+    if (!item.empty())
+      out.push_back(item);
+  return out;
+}
+
+// "yes"/"no"/"both" (and the flag alone, "") to the values to generate.
+static bool choices(const std::string &v, const char *name, std::vector<bool> &out) {
+  if (v.empty() || v == "yes" || v == "true" || v == "1")
+    out = {true};
+  else if (v == "no" || v == "false" || v == "0")
+    out = {false};
+  else if (v == "both")
+    out = {false, true};
+  else {
+    llvm::errs() << "flash-gen: --" << name << " takes yes, no or both, not '" << v << "'\n";
+    return false;
+  }
+  return true;
+}
+
+static bool parseTile(const std::string &text, TileConfig &t) {
+  long m, n, w, st;
+  if (sscanf(text.c_str(), "%ld,%ld,%ld,%ld", &m, &n, &w, &st) != 4)
+    return false;
+  t = {m, n, w, st};
+  return true;
+}
+
+static std::string findPtxas() {
+  if (!ptxasPath.empty())
+    return ptxasPath;
+  for (const char *candidate : {"/usr/local/cuda/bin/ptxas", "/usr/bin/ptxas"})
+    if (access(candidate, X_OK) == 0)
+      return candidate;
+  return "";
+}
+
+// Variants from a JSON file.
+static bool readVariants(const std::string &path, std::vector<AttentionSpec> &out) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json::Value doc;
+  std::string error;
+  if (!in || !json::parse(ss.str(), doc, error) || !doc.isArray()) {
+    llvm::errs() << "flash-gen: " << path << " is not a JSON array of variants " << error << "\n";
+    return false;
+  }
+  for (const json::Value &e : doc.items()) {
+    auto str = [&](const char *k, const char *fallback) {
+      const json::Value *v = e.get(k);
+      return v && v->isString() ? v->str() : std::string(fallback);
+    };
+    auto num = [&](const char *k, int64_t fallback) {
+      const json::Value *v = e.get(k);
+      return v && v->isNumber() ? int64_t(v->number()) : fallback;
+    };
+    auto flag = [&](const char *k) {
+      const json::Value *v = e.get(k);
+      return v && v->kind() == json::Value::Kind::Bool && v->boolean();
+    };
+    AttentionSpec spec;
+    auto dt = parseDType(str("dtype", "bf16"));
+    if (!dt) {
+      llvm::errs() << "flash-gen: " << path << ": unknown dtype\n";
+      return false;
+    }
+    spec.dtype = *dt;
+    spec.arch = str("arch", "sm_80");
+    spec.headDimQK = num("head_dim", 128);
+    spec.headDimV = num("head_dim_v", spec.headDimQK);
+    spec.mask = flag("causal") ? Mask::Causal : Mask::None;
+    spec.withLse = flag("lse");
+    spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
+    spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+    if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() == 4)
+      spec.tile = {int64_t(t->items()[0].number()), int64_t(t->items()[1].number()),
+                   int64_t(t->items()[2].number()), int64_t(t->items()[3].number())};
+    out.push_back(spec);
+  }
+  return true;
+}
+
+static int generateBundle() {
+  BundleRequest request;
+  std::vector<bool> masks, lses;
+  if (!choices(causal, "causal", masks) || !choices(lse, "lse", lses))
+    return 2;
+  std::vector<TileConfig> tiles;
+  for (const std::string &t : split(tile, ';')) {
+    TileConfig parsed;
+    if (!parseTile(t, parsed)) {
+      llvm::errs() << "flash-gen: --tile wants m,n,warps,stages[;...]\n";
+      return 2;
+    }
+    tiles.push_back(parsed);
+  }
+  if (!variantsFile.empty()) {
+    if (!readVariants(variantsFile, request.specs))
+      return 2;
+  } else {
+    for (const std::string &a : split(arch))
+      for (const std::string &dt : split(dtype))
+        for (const std::string &d : split(headDim))
+          for (bool c : masks)
+            for (bool l : lses) {
+              AttentionSpec spec;
+              auto parsed = parseDType(dt);
+              if (!parsed) {
+                llvm::errs() << "flash-gen: unknown dtype '" << dt << "'\n";
+                return 2;
+              }
+              spec.dtype = *parsed;
+              spec.arch = a;
+              spec.headDimQK = std::stoll(d);
+              spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
+              spec.mask = c ? Mask::Causal : Mask::None;
+              spec.withLse = l;
+              spec.maxSharedMemory = documentedMaxSharedMemory(a);
+              if (spec.maxSharedMemory == 0) {
+                llvm::errs() << "flash-gen: no documented shared-memory limit for " << a << "\n";
+                return 2;
+              }
+              if (tiles.empty())
+                tiles.push_back(defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory));
+              for (const TileConfig &t : tiles) {
+                spec.tile = t;
+                request.specs.push_back(spec);
+              }
+              if (tile.empty())
+                tiles.clear();
+            }
+  }
+  if (!tuningFile.empty())
+    if (Status s = addTunedVariants(tuningFile, request); !s) {
+      llvm::errs() << "flash-gen: " << s.message() << "\n";
+      return 2;
+    }
+  request.ptxas = noCubin ? "" : findPtxas();
+  request.jobs = jobs ? unsigned(jobs) : std::max(1u, std::thread::hardware_concurrency());
+  request.progress = [](size_t done, size_t total, const std::string &name, double ms,
+                        const std::string &error) {
+    llvm::errs() << "[" << done << "/" << total << "] " << name << " "
+                 << (error.empty() ? llvm::formatv("{0:f1} ms", ms).str() : "FAILED") << "\n";
+  };
+  llvm::errs() << "flash-gen: " << request.specs.size() << " variants into " << bundleDir
+               << " with " << request.jobs << " jobs"
+               << (request.ptxas.empty() ? " (PTX only: no ptxas)" : ", cubins by " + request.ptxas)
+               << "\n";
+  std::vector<BundleVariant> written;
+  if (Status s = writeBundle(bundleDir, request, written); !s) {
+    llvm::errs() << "flash-gen: " << s.message() << "\n";
+    return 1;
+  }
+  llvm::errs() << "flash-gen: wrote " << written.size() << " variants and " << bundleDir
+               << "/manifest.json\n";
+  if (!emitSource.empty()) {
+    if (Status s = writeEmbeddedSource(bundleDir, emitSource, sourceName); !s) {
+      llvm::errs() << "flash-gen: " << s.message() << "\n";
+      return 1;
+    }
+    llvm::errs() << "flash-gen: wrote " << emitSource << "/" << sourceName << ".{h,c}\n";
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  cl::ParseCommandLineOptions(argc, argv, "flashjit offline kernel generator\n");
+  // "--causal both" as well as "--causal=both" and the flag alone.
+  std::vector<std::string> storage(argv, argv + argc);
+  std::vector<const char *> args;
+  for (size_t i = 0; i < storage.size(); ++i) {
+    const std::string &a = storage[i];
+    bool takesChoice = a == "--causal" || a == "--lse";
+    if (takesChoice && i + 1 < storage.size() &&
+        (storage[i + 1] == "yes" || storage[i + 1] == "no" || storage[i + 1] == "both")) {
+      storage[i] = a + "=" + storage[i + 1];
+      storage[++i].clear();
+    }
+  }
+  for (const std::string &a : storage)
+    if (!a.empty())
+      args.push_back(a.c_str());
+  cl::ParseCommandLineOptions(int(args.size()), args.data(), "flashjit offline kernel generator\n");
+  if (!bundleDir.empty())
+    return generateBundle();
 
+  std::vector<bool> masks, lses;
+  if (!choices(causal, "causal", masks) || !choices(lse, "lse", lses))
+    return 2;
+  if (masks.size() > 1 || lses.size() > 1 || split(arch).size() > 1 || split(dtype).size() > 1 ||
+      split(headDim).size() > 1) {
+    llvm::errs() << "flash-gen: lists and 'both' need --bundle DIR\n";
+    return 2;
+  }
   AttentionSpec spec;
   auto dt = parseDType(dtype);
   if (!dt) {
@@ -44,10 +276,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   spec.dtype = *dt;
-  spec.headDimQK = headDim;
-  spec.headDimV = headDimV ? int(headDimV) : int(headDim);
-  spec.mask = causal ? Mask::Causal : Mask::None;
-  spec.withLse = lse;
+  spec.headDimQK = std::stoll(headDim);
+  spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
+  spec.mask = masks[0] ? Mask::Causal : Mask::None;
+  spec.withLse = lses[0];
   spec.arch = arch;
   spec.maxSharedMemory = maxSmem ? maxSmem : documentedMaxSharedMemory(arch);
   if (spec.maxSharedMemory == 0) {
@@ -56,13 +288,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
-  if (!tile.empty()) {
-    long m, n, w, s;
-    if (sscanf(tile.c_str(), "%ld,%ld,%ld,%ld", &m, &n, &w, &s) != 4) {
-      llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
-      return 2;
-    }
-    spec.tile = {m, n, w, s};
+  if (!tile.empty() && !parseTile(tile, spec.tile)) {
+    llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
+    return 2;
   }
   Stage stage;
   if (emit == "mlir")
