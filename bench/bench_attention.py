@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""flashjit forward attention vs PyTorch SDPA backends, in one run on one GPU.
+"""flashjit forward attention vs the peers, in one process on the same tensors.
 
-Grid (FlashAttention-3 paper): 16k tokens per batch (b = 16384/s), hidden 2048
-(h = 2048/d), causal and not. FLOPs: 4*b*h*s*s*d, half for causal. Times are
-medians of CUDA-event timings (triton.testing.do_bench). Each flashjit result
-is checked against SDPA's output before it is timed.
+Peers: PyTorch SDPA's FLASH_ATTENTION (FlashAttention-2 kernels), CUDNN_ATTENTION
+and EFFICIENT_ATTENTION backends, FlexAttention (torch.compile'd, Triton) and
+naive softmax(QK^T)V. Grid (FlashAttention-3 paper): 16k tokens per batch
+(b = 16384/s), hidden 2048 (h = 2048/d). FLOPs 4*b*h*s*s*d (half when causal).
+Times are medians of CUDA-event timings (triton.testing.do_bench). Before it is
+timed, every flashjit result is checked against SDPA (relative L2 < 1e-2).
+Peak memory of one call (torch.cuda.max_memory_allocated above the inputs) is
+recorded for flashjit and naive attention.
 
-  python3 bench/bench_attention.py --lib build/runtime/libflashjit.so \
-      --dims 64,128 --seqs 512,1024,2048,4096,8192,16384 --dtype bf16 --out results.md
+  python3 bench/bench_attention.py --dims 64,128 --seqs 512,...,16384 --dtype bf16 \
+      [--peers flash,cudnn,efficient,flex,naive] --out results/NAME   (writes NAME.md, NAME.json)
 """
 import argparse
 import datetime
+import json
+import os
 import sys
 
 import torch
@@ -18,98 +24,150 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.testing import do_bench
 
-from flashjit_ctypes import FlashJit
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import flashjit  # noqa: E402
 
-BACKENDS = [("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION), ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)]
+PEERS = {
+    "flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
+    "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
+    "efficient": ("sdpa-efficient", SDPBackend.EFFICIENT_ATTENTION),
+}
 
 
 def tflops(b, h, s, d, causal, ms):
-    flops = 4 * b * h * s * s * d * (0.5 if causal else 1.0)
-    return flops / (ms * 1e-3) / 1e12
+    return 4 * b * h * s * s * d * (0.5 if causal else 1.0) / (ms * 1e-3) / 1e12
 
 
 def median_ms(fn):
     return do_bench(fn, warmup=100, rep=400, return_mode="median")
 
 
-def run_case(fj, dtype, d, s, causal, tile=None):
+def peak_bytes(fn):
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+_flex = None
+
+
+def flex_attention(q, k, v, causal):
+    global _flex
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention as fa
+    if _flex is None:
+        _flex = torch.compile(fa, dynamic=False)
+    block_mask = None
+    if causal:
+        s = q.shape[2]
+        block_mask = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, s, s)
+    return lambda: _flex(q, k, v, block_mask=block_mask)
+
+
+def naive(q, k, v, causal):
+    scale = q.shape[-1] ** -0.5
+
+    def run():
+        s = (q @ k.transpose(-1, -2)) * scale
+        if causal:
+            n = q.shape[-2]
+            s = s.masked_fill(torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1),
+                              float("-inf"))
+        return torch.softmax(s, -1) @ v
+    return run
+
+
+def run_case(dtype, d, s, causal, peers):
     b, h = max(1, 16384 // s), 2048 // d
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=dtype) for _ in range(3))
-    o = torch.empty_like(q)
-    p = fj.params(q, k, v, o, causal=causal, tile=tile)
-    fj.attention(p)
-    torch.cuda.synchronize()
-    # Sanity check against SDPA's own kernel (the GPU tests do the fp32-reference checks;
-    # an fp32 reference here would need s*s memory).
-    ref = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         is_causal=causal).transpose(1, 2).float()
-    rel = ((o.float() - ref).norm() / ref.norm()).item()
-    row = {"variant": fj.variant(p), "rel_err": rel}
-    row["flashjit"] = tflops(b, h, s, d, causal, median_ms(lambda: fj.attention(p)))
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    for name, backend in BACKENDS:
+    row = {"d": d, "s": s, "causal": causal, "b": b, "h": h,
+           "variant": flashjit.variant(q, k, v, causal=causal)}
+    out = flashjit.attention(q, k, v, causal=causal)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        ref = F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).transpose(1, 2)
+    row["rel_err"] = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
+    if not row["rel_err"] < 1e-2:
+        raise RuntimeError(f"flashjit result wrong at d={d} s={s} causal={causal}: "
+                           f"relative error {row['rel_err']}")
+    fj = lambda: flashjit.attention(q, k, v, causal=causal)
+    ms = median_ms(fj)
+    row["flashjit"] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms),
+                       "peak_mib": peak_bytes(fj) / 2**20}
+    for key in peers:
+        name = key
         try:
-            with sdpa_kernel(backend):
-                fn = lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+            if key in PEERS:
+                name, backend = PEERS[key]
+                with sdpa_kernel(backend):
+                    fn = lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+                    fn()
+                    ms = median_ms(fn)
+            elif key == "flex":
+                name, fn = "flexattention", flex_attention(qt, kt, vt, causal)
                 fn()
-                row[name] = tflops(b, h, s, d, causal, median_ms(fn))
-        except RuntimeError as e:  # backend unavailable for this shape
-            row[name] = None
-    return b, h, row
+                ms = median_ms(fn)
+            elif key == "naive":
+                name, fn = "naive", naive(qt, kt, vt, causal)
+                row["naive_peak_mib"] = peak_bytes(fn) / 2**20
+                ms = median_ms(fn)
+            row[name] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms)}
+        except (RuntimeError, torch.OutOfMemoryError) as e:
+            row[name] = {"error": str(e).splitlines()[0][:120]}
+            torch.cuda.empty_cache()
+    return row
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", required=True)
     ap.add_argument("--dims", default="64,128")
     ap.add_argument("--seqs", default="512,1024,2048,4096,8192,16384")
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--causal", default="both")
-    ap.add_argument("--tiles", default="", help="d=128 tile sweep at s=4096: m,n,w,s;m,n,w,s")
-    ap.add_argument("--out", default="")
+    ap.add_argument("--peers", default="flash,cudnn,efficient,flex,naive")
+    ap.add_argument("--out", default="", help="path prefix for .md and .json")
     args = ap.parse_args()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
-    fj = FlashJit(args.lib)
-    lines = []
-    emit = lambda line: (print(line, flush=True), lines.append(line))
+    peers = [p for p in args.peers.split(",") if p]
     props = torch.cuda.get_device_properties(0)
-    emit(f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
-         f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
-    emit("")
-    emit("| d | s | causal | b | h | flashjit | sdpa-flash (FA2) | sdpa-cudnn | vs FA2 | vs cuDNN | rel.err | variant |")
-    emit("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
+              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
+    print(header, flush=True)
+    names = ["flashjit"] + [PEERS[p][0] if p in PEERS else ("flexattention" if p == "flex" else p)
+                            for p in peers]
+    rows = []
     causals = [False, True] if args.causal == "both" else [args.causal == "yes"]
-    fmt = lambda x: "n/a" if x is None else f"{x:.0f}"
-    ratio = lambda a, b: "n/a" if not b else f"{a / b:.2f}"
-    bad = 0
     for d in [int(x) for x in args.dims.split(",")]:
         for causal in causals:
             for s in [int(x) for x in args.seqs.split(",")]:
-                b, h, r = run_case(fj, dtype, d, s, causal)
-                bad += r["rel_err"] > 1e-2
-                emit(f"| {d} | {s} | {'yes' if causal else 'no'} | {b} | {h} | {r['flashjit']:.0f} | "
-                     f"{fmt(r['sdpa-flash (FA2)'])} | {fmt(r['sdpa-cudnn'])} | "
-                     f"{ratio(r['flashjit'], r['sdpa-flash (FA2)'])} | {ratio(r['flashjit'], r['sdpa-cudnn'])} | "
-                     f"{r['rel_err']:.1e} | {r['variant']} |")
-    if args.tiles:
-        emit("")
-        emit("Tile sweep, d = 128, s = 4096, not causal (TFLOP/s):")
-        emit("")
-        emit("| tile (m,n,warps,stages) | flashjit | rel.err |")
-        emit("| --- | --- | --- |")
-        for t in args.tiles.split(";"):
-            tile = tuple(int(x) for x in t.split(","))
-            try:
-                _, _, r = run_case(fj, dtype, 128, 4096, False, tile)
-                emit(f"| {t} | {r['flashjit']:.0f} | {r['rel_err']:.1e} |")
-            except RuntimeError as e:
-                emit(f"| {t} | error: {str(e)[:80]} | |")
+                row = run_case(dtype, d, s, causal, peers)
+                rows.append(row)
+                cells = [f"{row[n]['tflops']:.0f}" if "tflops" in row.get(n, {}) else "n/a"
+                         for n in names]
+                print(f"d={d} s={s} causal={causal}: " + ", ".join(
+                    f"{n} {c}" for n, c in zip(names, cells)), flush=True)
+    lines = [header, "", "TFLOP/s (ratios: flashjit over the peer):", "",
+             "| d | s | causal | " + " | ".join(names) + " | vs FA2 | vs cuDNN | flashjit peak MiB "
+             "| naive peak MiB | variant |",
+             "| --- " * (3 + len(names) + 5) + "|"]
+    for r in rows:
+        t = lambda n: r.get(n, {}).get("tflops")
+        ratio = lambda n: f"{t('flashjit') / t(n):.2f}" if t(n) else "n/a"
+        naive_mib = r.get("naive_peak_mib")
+        lines.append(
+            f"| {r['d']} | {r['s']} | {'yes' if r['causal'] else 'no'} | " +
+            " | ".join(f"{t(n):.0f}" if t(n) else "n/a" for n in names) +
+            f" | {ratio('sdpa-flash (FA2)')} | {ratio('sdpa-cudnn')} | "
+            f"{r['flashjit']['peak_mib']:.0f} | "
+            f"{'n/a' if naive_mib is None else f'{naive_mib:.0f}'} | {r['variant']} |")
+    print("\n".join(lines[2:]))
     if args.out:
-        with open(args.out, "w") as f:
+        with open(args.out + ".md", "w") as f:
             f.write("\n".join(lines) + "\n")
-    if bad:
-        print(f"{bad} flashjit results exceeded 1e-2 relative error", file=sys.stderr)
-        sys.exit(1)
+        with open(args.out + ".json", "w") as f:
+            json.dump({"header": header, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

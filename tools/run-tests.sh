@@ -8,6 +8,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/install-deps.sh"
 "$root/tools/build.sh"
 (cd "$root/build" && ctest --output-on-failure)
+# The Python package: argument checks without a GPU here; the GPU tests in the
+# same folder skip without PyTorch/CUDA and run on GPU hosts.
+python3 -m pytest --version > /dev/null 2>&1 || python3 -m pip install -q pytest
+(cd "$root" && FLASHJIT_LIBRARY="$root/build/runtime/libflashjit.so" python3 -m pytest -q python/tests)
 if [ "${FLASHJIT_TEST_STATIC:-1}" != 0 ]; then
   BUILD_DIR="$root/build-static" "$root/tools/build.sh" -DFLASHJIT_STATIC_LLVM=ON
   (cd "$root/build-static" && ctest --output-on-failure)

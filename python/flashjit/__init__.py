@@ -1,0 +1,21 @@
+"""flashjit: JIT-compiled exact fused attention for PyTorch.
+
+    import flashjit
+    out = flashjit.attention(q, k, v, causal=True)   # [batch, seq, heads, head_dim]
+"""
+from ._library import FlashJitError, library_path
+from .functional import (attention, flash_attn_func, flash_attn_qkvpacked_func, variant)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # flashjit.nn imports torch; load it on first use.
+    if name == "nn":
+        from . import nn
+        return nn
+    raise AttributeError(name)
+
+
+__all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "variant",
+           "FlashJitError", "library_path", "nn"]

@@ -1,0 +1,54 @@
+"""Argument checks with messages that name the argument. They read only shape,
+stride(), dtype, device and is_cuda, so they work (and are tested) without a GPU."""
+
+
+def _dtype_name(t):
+    return str(t.dtype).replace("torch.", "")
+
+
+def check_qkv(q, k, v):
+    """Returns (dtype_name, batch, seq_q, seq_k, heads_q, heads_k, d_qk, d_v)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not hasattr(t, "shape") or not hasattr(t, "stride"):
+            raise TypeError(f"flashjit: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if not getattr(t, "is_cuda", False):
+            raise ValueError(f"flashjit: {name} is on {t.device}; flashjit runs on CUDA tensors "
+                             f"(move it with {name}.cuda())")
+        if len(t.shape) != 4:
+            raise ValueError(f"flashjit: {name} must be 4-D [batch, seq, heads, head_dim], "
+                             f"got shape {tuple(t.shape)}")
+        if _dtype_name(t) not in ("float16", "bfloat16"):
+            raise ValueError(f"flashjit: {name} has dtype {_dtype_name(t)}; flashjit supports "
+                             "float16 and bfloat16")
+        if t.shape[3] > 1 and t.stride(3) != 1:
+            raise ValueError(f"flashjit: the last dimension of {name} must be contiguous "
+                             f"(stride 1), got stride {t.stride(3)}; call {name}.contiguous()")
+    if not (_dtype_name(q) == _dtype_name(k) == _dtype_name(v)):
+        raise ValueError(f"flashjit: q, k and v must have the same dtype, got {_dtype_name(q)}, "
+                         f"{_dtype_name(k)}, {_dtype_name(v)}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"flashjit: q, k and v must be on one device, got {q.device}, "
+                         f"{k.device}, {v.device}")
+    b, sq, hq, dqk = q.shape
+    bk, sk, hk, dk = k.shape
+    bv, sv, hv, dv = v.shape
+    if bk != b or bv != b:
+        raise ValueError(f"flashjit: batch sizes differ: q {b}, k {bk}, v {bv}")
+    if sv != sk:
+        raise ValueError(f"flashjit: k and v must have the same sequence length, got {sk} and {sv}")
+    if hv != hk:
+        raise ValueError(f"flashjit: k and v must have the same number of heads, got {hk} and {hv}")
+    if hq % hk != 0:
+        raise ValueError(f"flashjit: q's heads ({hq}) must be a multiple of k's heads ({hk}) "
+                         "(grouped-query attention)")
+    if dk != dqk:
+        raise ValueError(f"flashjit: q and k must have the same head_dim, got {dqk} and {dk}")
+    for name, d in (("q/k", dqk), ("v", dv)):
+        if d % 8 != 0 or not 8 <= d <= 256:
+            raise ValueError(f"flashjit: head_dim {d} of {name} is not supported: it must be a "
+                             "multiple of 8 in [8, 256]")
+    return _dtype_name(q), b, sq, sk, hq, hk, dqk, dv
+
+
+def not_implemented(argument, what):
+    raise NotImplementedError(f"flashjit: {argument} is not supported yet ({what})")

@@ -1,0 +1,124 @@
+"""flashjit.attention and FlashAttention-2 compatible functions."""
+import math
+
+from . import _library
+from ._validate import check_qkv, not_implemented
+
+
+def _launch(q, k, v, causal, softmax_scale, return_lse):
+    import torch
+
+    dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
+    out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
+    if softmax_scale is None:
+        softmax_scale = 1.0 / math.sqrt(dqk)
+    if not softmax_scale > 0 or not math.isfinite(softmax_scale):
+        raise ValueError(f"flashjit: softmax_scale must be a positive finite number, got "
+                         f"{softmax_scale}")
+    p = _library.AttentionParams()
+    p.dtype = _library.DTYPE_F16 if dtype == "float16" else _library.DTYPE_BF16
+    p.q, p.k, p.v, p.o = q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()
+    p.lse = lse.data_ptr() if lse is not None else None
+    p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
+    p.head_dim_qk, p.head_dim_v = dqk, dv
+    for field, t in (("q_stride", q), ("k_stride", k), ("v_stride", v), ("o_stride", out)):
+        getattr(p, field)[:] = t.stride()[:3]
+    p.causal = int(bool(causal))
+    p.softmax_scale = float(softmax_scale)
+    lib = _library.library()
+    with torch.cuda.device(q.device):
+        rt = lib.runtime(q.device.index if q.device.index is not None else torch.cuda.current_device())
+        lib.attention(rt, p, torch.cuda.current_stream(q.device).cuda_stream)
+    return out, lse
+
+
+def _autograd_function():
+    import torch
+
+    class Attention(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v, causal, softmax_scale, return_lse):
+            out, lse = _launch(q, k, v, causal, softmax_scale, return_lse)
+            return (out, lse) if return_lse else out
+
+        @staticmethod
+        def backward(ctx, *grads):
+            raise NotImplementedError(
+                "flashjit: the backward pass is not built yet; flashjit.attention is "
+                "forward-only for now (use it under torch.no_grad() or for inference)")
+
+    return Attention
+
+
+_Attention = None
+
+
+def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False):
+    """softmax(scale * q k^T [+ causal mask]) v.
+
+    q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
+    CUDA float16/bfloat16, last dimension contiguous (other strides free); heads_q a
+    multiple of heads_k (GQA/MQA). causal is aligned to the bottom right (as
+    FlashAttention 2): query i sees keys j <= i + seq_k - seq_q. Runs on the current
+    stream. Returns out [batch, seq_q, heads_q, head_dim_v], and with return_lse the
+    float32 log-sum-exp [batch, heads_q, seq_q] (natural log).
+    """
+    import torch
+
+    global _Attention
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        if _Attention is None:
+            _Attention = _autograd_function()
+        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse)
+    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse)
+    return (out, lse) if return_lse else out
+
+
+def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
+                    window_size=(-1, -1), softcap=0.0, alibi_slopes=None, deterministic=False,
+                    return_attn_probs=False):
+    """FlashAttention-2's flash_attn_func: same arguments, defaults and layout
+    ([batch, seq, heads, head_dim]); returns out. Arguments whose feature is not
+    built yet raise NotImplementedError."""
+    if dropout_p != 0.0:
+        not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
+    if tuple(window_size) != (-1, -1):
+        not_implemented("window_size", f"got {tuple(window_size)}; sliding windows are planned")
+    if softcap != 0.0:
+        not_implemented("softcap", f"got {softcap}")
+    if alibi_slopes is not None:
+        not_implemented("alibi_slopes", "ALiBi is planned")
+    if return_attn_probs:
+        not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
+    del deterministic  # the forward pass is deterministic
+    return attention(q, k, v, causal=causal, softmax_scale=softmax_scale)
+
+
+def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=False,
+                              window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
+                              deterministic=False, return_attn_probs=False):
+    """FlashAttention-2's packed form: qkv [batch, seq, 3, heads, head_dim]."""
+    if len(qkv.shape) != 5 or qkv.shape[2] != 3:
+        raise ValueError(f"flashjit: qkv must be [batch, seq, 3, heads, head_dim], got shape "
+                         f"{tuple(qkv.shape)}")
+    return flash_attn_func(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], dropout_p, softmax_scale,
+                           causal, window_size, softcap, alibi_slopes, deterministic,
+                           return_attn_probs)
+
+
+def variant(q, k, v, *, causal=False, return_lse=False):
+    """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
+    import torch
+
+    dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
+    p = _library.AttentionParams()
+    p.dtype = _library.DTYPE_F16 if dtype == "float16" else _library.DTYPE_BF16
+    p.q, p.k, p.v, p.o = q.data_ptr(), k.data_ptr(), v.data_ptr(), q.data_ptr()
+    p.lse = q.data_ptr() if return_lse else None
+    p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
+    p.head_dim_qk, p.head_dim_v = dqk, dv
+    p.causal = int(bool(causal))
+    lib = _library.library()
+    with torch.cuda.device(q.device):
+        return lib.variant(lib.runtime(q.device.index), p)

@@ -1,0 +1,109 @@
+"""The Python API's argument checks and error messages, without a GPU (and
+without PyTorch: stand-in tensors carry shape, strides, dtype and device)."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import flashjit  # noqa: E402
+from flashjit._validate import check_qkv  # noqa: E402
+
+
+class FakeTensor:
+    def __init__(self, shape, dtype="torch.bfloat16", cuda=True, strides=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.is_cuda = cuda
+        self.device = "cuda:0" if cuda else "cpu"
+        if strides is None:
+            strides, acc = [], 1
+            for n in reversed(self.shape):
+                strides.insert(0, acc)
+                acc *= n
+        self._strides = tuple(strides)
+
+    def stride(self, dim=None):
+        return self._strides if dim is None else self._strides[dim]
+
+
+def qkv(**kw):
+    shape = kw.pop("shape", (2, 128, 8, 64))
+    return FakeTensor(shape, **kw), FakeTensor(shape, **kw), FakeTensor(shape, **kw)
+
+
+def test_valid_request_is_described():
+    assert check_qkv(*qkv()) == ("bfloat16", 2, 128, 128, 8, 8, 64, 64)
+    q = FakeTensor((2, 100, 8, 64), "torch.float16")
+    k = FakeTensor((2, 300, 2, 64), "torch.float16")
+    v = FakeTensor((2, 300, 2, 32), "torch.float16")
+    assert check_qkv(q, k, v) == ("float16", 2, 100, 300, 8, 2, 64, 32)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: qkv(cuda=False), "q is on cpu; flashjit runs on CUDA tensors"),
+    (lambda: qkv(dtype="torch.float32"), "q has dtype float32; flashjit supports float16 and bfloat16"),
+    (lambda: qkv(shape=(2, 128, 512)), "q must be 4-D [batch, seq, heads, head_dim]"),
+    (lambda: qkv(shape=(2, 128, 8, 72 + 4)), "head_dim 76 of q/k is not supported"),
+    (lambda: qkv(shape=(2, 128, 8, 264)), "head_dim 264 of q/k is not supported"),
+    (lambda: (FakeTensor((2, 128, 8, 64)), FakeTensor((2, 128, 3, 64)), FakeTensor((2, 128, 3, 64))),
+     "q's heads (8) must be a multiple of k's heads (3)"),
+    (lambda: (FakeTensor((2, 128, 8, 64)), FakeTensor((3, 128, 8, 64)), FakeTensor((3, 128, 8, 64))),
+     "batch sizes differ: q 2, k 3, v 3"),
+    (lambda: (FakeTensor((2, 128, 8, 64)), FakeTensor((2, 128, 8, 64)), FakeTensor((2, 64, 8, 64))),
+     "k and v must have the same sequence length"),
+    (lambda: (FakeTensor((2, 128, 8, 64)), FakeTensor((2, 128, 8, 64), strides=(65536, 512, 1, 8)),
+              FakeTensor((2, 128, 8, 64))),
+     "the last dimension of k must be contiguous"),
+    (lambda: (FakeTensor((2, 128, 8, 64)), FakeTensor((2, 128, 8, 64), "torch.float16"),
+              FakeTensor((2, 128, 8, 64))),
+     "q, k and v must have the same dtype"),
+    (lambda: ([1, 2], FakeTensor((2, 128, 8, 64)), FakeTensor((2, 128, 8, 64))),
+     "q must be a torch.Tensor, got list"),
+])
+def test_bad_requests_name_the_argument(make, message):
+    with pytest.raises((ValueError, TypeError)) as err:
+        check_qkv(*make())
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"dropout_p": 0.1}, "dropout_p"),
+    ({"window_size": (128, 0)}, "window_size"),
+    ({"softcap": 30.0}, "softcap"),
+    ({"alibi_slopes": [0.5]}, "alibi_slopes"),
+    ({"return_attn_probs": True}, "return_attn_probs"),
+])
+def test_features_not_built_yet_raise_not_implemented(kwargs, argument):
+    with pytest.raises(NotImplementedError) as err:
+        flashjit.flash_attn_func(*qkv(), **kwargs)
+    assert argument in str(err.value)
+
+
+def test_packed_qkv_shape_is_checked():
+    with pytest.raises(ValueError, match=r"qkv must be \[batch, seq, 3, heads, head_dim\]"):
+        flashjit.flash_attn_qkvpacked_func(FakeTensor((2, 128, 8, 64)))
+
+
+def test_missing_library_is_a_clear_error(monkeypatch, tmp_path):
+    from flashjit import _library
+    monkeypatch.setenv("FLASHJIT_LIBRARY", str(tmp_path / "nowhere.so"))
+    with pytest.raises(_library.FlashJitError, match="is missing"):
+        _library.Library()
+
+
+def test_library_loads_when_built():
+    """The C library itself loads without a GPU (the CUDA driver is opened lazily)."""
+    from flashjit import _library
+    candidates = [os.environ.get("FLASHJIT_LIBRARY", "")] + [
+        os.path.join(os.path.dirname(__file__), "..", "..", d, "runtime", "libflashjit.so")
+        for d in ("build", "build-static")]
+    path = next((c for c in candidates if c and os.path.isfile(c)), None)
+    if path is None:
+        pytest.skip("libflashjit.so is not built")
+    lib = _library.Library(path)
+    handle = _library.ctypes.c_void_p()
+    rc = lib.lib.flashjit_runtime_create(_library.ctypes.byref(handle))
+    if rc != 0:  # no GPU here: the error must say so, not crash
+        assert "CUDA" in lib.error() or "GPU" in lib.error() or "device" in lib.error()

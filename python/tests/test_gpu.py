@@ -1,0 +1,115 @@
+"""flashjit's PyTorch API on a GPU, against torch's SDPA computed in float32."""
+import math
+import os
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+if not torch.cuda.is_available():
+    pytest.skip("no CUDA GPU", allow_module_level=True)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import flashjit  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+SEED = torch.seed()  # fresh inputs every run; printed to reproduce a failure
+print(f"flashjit python GPU tests: torch seed {SEED}")
+
+
+def reference(q, k, v, causal, scale=None):
+    """float32 SDPA with flashjit's (bottom-right) causal alignment and GQA."""
+    qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
+    group = qf.shape[1] // kf.shape[1]
+    kf, vf = kf.repeat_interleave(group, 1), vf.repeat_interleave(group, 1)
+    mask = None
+    if causal:
+        sq, sk = qf.shape[2], kf.shape[2]
+        i = torch.arange(sq, device=q.device)[:, None]
+        j = torch.arange(sk, device=q.device)[None, :]
+        mask = j <= i + (sk - sq)
+    s = (qf @ kf.transpose(-1, -2)) * (scale or 1 / math.sqrt(qf.shape[-1]))
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    p = torch.softmax(s, -1).nan_to_num(0.0)  # rows that see no key: 0
+    return (p @ vf).transpose(1, 2)
+
+
+GRID = [  # (batch, seq_q, seq_k, heads_q, heads_k)
+    (1, 1, 1, 1, 1), (3, 17, 17, 12, 12), (1, 1000, 1000, 12, 4), (3, 4097, 4097, 1, 1),
+    (1, 17, 1000, 12, 12), (3, 1000, 17, 12, 3)]
+
+
+@pytest.mark.parametrize("d", [8, 40, 64, 80, 96, 128, 160, 256])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", GRID)
+def test_matches_sdpa_in_float32(d, causal, shape):
+    b, sq, sk, hq, hk = shape
+    dtype = torch.bfloat16 if (d + sq) % 3 else torch.float16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    out, lse = flashjit.attention(q, k, v, causal=causal, return_lse=True)
+    ref = reference(q, k, v, causal)
+    assert out.shape == (b, sq, hq, d) and out.dtype == dtype
+    assert torch.isfinite(out).all()
+    rel = ((out.float() - ref).norm() / ref.norm().clamp_min(1e-6)).item()
+    assert rel < 1e-2, f"relative L2 error {rel}"  # bf16/fp16 output vs float32
+    assert lse.shape == (b, hq, sq) and lse.dtype == torch.float32
+
+
+def test_strided_inputs_and_scale():
+    x = torch.randn(2, 8, 300, 64, device="cuda", dtype=torch.bfloat16)  # [b, h, s, d] storage
+    q = k = v = x.transpose(1, 2)  # a view in [b, s, h, d]
+    out = flashjit.attention(q, k, v, softmax_scale=0.3)
+    rel = ((out.float() - reference(q, k, v, False, 0.3)).norm() / reference(q, k, v, False, 0.3).norm())
+    assert rel.item() < 1e-2
+
+
+def test_flash_attn_func_and_packed_match():
+    qkv = torch.randn(2, 513, 3, 4, 128, device="cuda", dtype=torch.float16)
+    a = flashjit.flash_attn_func(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], causal=True)
+    b = flashjit.flash_attn_qkvpacked_func(qkv, causal=True)
+    assert torch.equal(a, b)
+    module = flashjit.nn.SelfAttention(causal=True)
+    assert torch.equal(module(qkv), a)
+
+
+def test_runs_on_the_current_stream():
+    q = torch.randn(4, 2048, 16, 128, device="cuda", dtype=torch.bfloat16)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        out = flashjit.attention(q, q, q)
+    stream.synchronize()
+    ref = flashjit.attention(q, q, q)
+    assert torch.equal(out, ref)
+
+
+def test_errors_for_cpu_tensors_and_backward():
+    cpu = torch.randn(1, 16, 2, 64, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="q is on cpu"):
+        flashjit.attention(cpu, cpu, cpu)
+    q = torch.randn(1, 16, 2, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    out = flashjit.attention(q, q, q)
+    with pytest.raises(NotImplementedError, match="backward pass is not built yet"):
+        out.sum().backward()
+
+
+def test_multihead_attention_is_a_drop_in():
+    torch.manual_seed(0)
+    ref = torch.nn.MultiheadAttention(512, 8, batch_first=True, device="cuda", dtype=torch.bfloat16)
+    ours = flashjit.nn.MultiheadAttention(512, 8, batch_first=True, device="cuda",
+                                          dtype=torch.bfloat16)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 1024, 512, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        for causal in (False, True):
+            mask = (torch.nn.Transformer.generate_square_subsequent_mask(1024, device="cuda")
+                    if causal else None)
+            want, _ = ref(x, x, x, need_weights=False, attn_mask=mask, is_causal=causal)
+            got, weights = ours(x, x, x, need_weights=False, is_causal=causal)
+            assert weights is None
+            rel = ((got.float() - want.float()).norm() / want.float().norm()).item()
+            assert rel < 2e-2, rel
+    with pytest.raises(NotImplementedError, match="need_weights"):
+        ours(x, x, x)
