@@ -58,6 +58,12 @@ def flex_attention(q, k, v, causal):
     global _flex
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention as fa
     if _flex is None:
+        # One compiled kernel per shape of the grid: raise dynamo's recompile limit
+        # (default 8), past which flex_attention silently runs unfused.
+        import torch._dynamo
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 256)
         _flex = torch.compile(fa, dynamic=False)
     block_mask = None
     if causal:

@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # flashjit.nn imports torch; load it on first use.
+    # flashjit.nn imports torch; load it on first use. (importlib, not
+    # "from . import nn", which would ask this very __getattr__ again.)
     if name == "nn":
-        from . import nn
-        return nn
+        import importlib
+        return importlib.import_module(__name__ + ".nn")
     raise AttributeError(name)
 
 
