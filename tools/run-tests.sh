@@ -12,6 +12,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # same folder skip without PyTorch/CUDA and run on GPU hosts.
 python3 -m pytest --version > /dev/null 2>&1 || python3 -m pip install -q pytest
 (cd "$root" && FLASHJIT_LIBRARY="$root/build/runtime/libflashjit.so" python3 -m pytest -q python/tests)
+# The package installs with one command and carries the library.
+target=$(mktemp -d)
+python3 -m pip install -q --no-deps --target "$target" "$root/python"
+(cd "$target" && PYTHONPATH="$target" python3 -c \
+  'import flashjit, os; assert os.path.isfile(flashjit.library_path()), flashjit.library_path(); print("pip install ./python: ok,", flashjit.library_path())')
+rm -rf "$target" "$root/python/build" "$root/python/flashjit.egg-info"
 if [ "${FLASHJIT_TEST_STATIC:-1}" != 0 ]; then
   BUILD_DIR="$root/build-static" "$root/tools/build.sh" -DFLASHJIT_STATIC_LLVM=ON
   (cd "$root/build-static" && ctest --output-on-failure)
