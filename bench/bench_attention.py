@@ -19,19 +19,20 @@ import json
 import os
 import sys
 
-import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from triton.testing import do_bench
+if "--from-json" not in sys.argv:  # re-rendering needs neither torch nor a GPU
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from triton.testing import do_bench
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import flashjit  # noqa: E402
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import flashjit  # noqa: E402
 
-PEERS = {
-    "flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
-    "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
-    "efficient": ("sdpa-efficient", SDPBackend.EFFICIENT_ATTENTION),
-}
+    PEERS = {
+        "flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
+        "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
+        "efficient": ("sdpa-efficient", SDPBackend.EFFICIENT_ATTENTION),
+    }
 
 
 def tflops(b, h, s, d, causal, ms):
@@ -126,6 +127,25 @@ def run_case(dtype, d, s, causal, peers):
     return row
 
 
+def render(header, rows, names):
+    """The Markdown table: TFLOP/s of every implementation, flashjit's time, ratios, memory."""
+    lines = [header, "", "TFLOP/s (ratios: flashjit over the peer):", "",
+             "| d | s | causal | " + " | ".join(names) + " | flashjit ms | vs FA2 | vs cuDNN | "
+             "flashjit peak MiB | naive peak MiB | variant |",
+             "| --- " * (3 + len(names) + 6) + "|"]
+    for r in rows:
+        t = lambda n: r.get(n, {}).get("tflops")
+        ratio = lambda n: f"{t('flashjit') / t(n):.2f}" if t(n) else "n/a"
+        naive_mib = r.get("naive_peak_mib")
+        lines.append(
+            f"| {r['d']} | {r['s']} | {'yes' if r['causal'] else 'no'} | " +
+            " | ".join(f"{t(n):.0f}" if t(n) else "n/a" for n in names) +
+            f" | {r['flashjit']['ms']:.3f} | {ratio('sdpa-flash (FA2)')} | {ratio('sdpa-cudnn')} | "
+            f"{r['flashjit']['peak_mib']:.0f} | "
+            f"{'n/a' if naive_mib is None else f'{naive_mib:.0f}'} | {r['variant']} |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dims", default="64,128")
@@ -134,7 +154,13 @@ def main():
     ap.add_argument("--causal", default="both")
     ap.add_argument("--peers", default="flash,cudnn,efficient,flex,naive")
     ap.add_argument("--out", default="", help="path prefix for .md and .json")
+    ap.add_argument("--from-json", default="", help="only re-render a saved JSON as Markdown")
     args = ap.parse_args()
+    if args.from_json:
+        data = json.load(open(args.from_json))
+        names = [k for k in data["rows"][0] if isinstance(data["rows"][0][k], dict)]
+        print("\n".join(render(data["header"], data["rows"], names)))
+        return
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     peers = [p for p in args.peers.split(",") if p]
     props = torch.cuda.get_device_properties(0)
@@ -154,20 +180,7 @@ def main():
                          for n in names]
                 print(f"d={d} s={s} causal={causal}: " + ", ".join(
                     f"{n} {c}" for n, c in zip(names, cells)), flush=True)
-    lines = [header, "", "TFLOP/s (ratios: flashjit over the peer):", "",
-             "| d | s | causal | " + " | ".join(names) + " | vs FA2 | vs cuDNN | flashjit peak MiB "
-             "| naive peak MiB | variant |",
-             "| --- " * (3 + len(names) + 5) + "|"]
-    for r in rows:
-        t = lambda n: r.get(n, {}).get("tflops")
-        ratio = lambda n: f"{t('flashjit') / t(n):.2f}" if t(n) else "n/a"
-        naive_mib = r.get("naive_peak_mib")
-        lines.append(
-            f"| {r['d']} | {r['s']} | {'yes' if r['causal'] else 'no'} | " +
-            " | ".join(f"{t(n):.0f}" if t(n) else "n/a" for n in names) +
-            f" | {ratio('sdpa-flash (FA2)')} | {ratio('sdpa-cudnn')} | "
-            f"{r['flashjit']['peak_mib']:.0f} | "
-            f"{'n/a' if naive_mib is None else f'{naive_mib:.0f}'} | {r['variant']} |")
+    lines = render(header, rows, names)
     print("\n".join(lines[2:]))
     if args.out:
         with open(args.out + ".md", "w") as f:
