@@ -43,6 +43,7 @@ struct Variant {
   int64_t nTilesS;         // 8-column tiles of S (keys)
   int64_t nTilesO;         // 8-column tiles of O (value head dim)
   int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
+  bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
   flash::SharedMemoryLayout smem;
 };
 
@@ -61,9 +62,10 @@ private:
   template <typename Fn> void emitIf(Value cond, Fn &&body);
   void emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows, int64_t pitch,
                     int64_t paddedHeadDim, int64_t headDim, Value src, Value srcBase,
-                    Value rowStride, Value firstRow, Value rowLimit);
+                    Value rowStride, Value firstRow, Value rowLimit, bool swizzled);
   void emitKeyValueLoad(Value block);
   std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
+  std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
   void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
   void emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
                          std::vector<std::vector<Fragment>> &o, std::vector<Value> &rowMax,
@@ -83,7 +85,7 @@ private:
   StringRef smemSymbol;
 
   // Values computed once at kernel entry.
-  Value smemBase, tid, lane, warp, quadRow, quadCol, firstQueryRow;
+  Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head;
 };
 
@@ -97,9 +99,11 @@ template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
 // Copies a [rows, paddedHeadDim] tile starting at `firstRow` of a [seq, dim]
 // slice into shared memory with 16-byte cp.async; each thread takes every
 // (threads)-th 16-byte chunk. Rows >= rowLimit and columns >= headDim are zeros.
+// `swizzled`: the 128-byte-swizzled block layout of SharedMemoryLayout.
 void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows,
                              int64_t pitch, int64_t paddedHeadDim, int64_t headDim, Value src,
-                             Value srcBase, Value rowStride, Value firstRow, Value rowLimit) {
+                             Value srcBase, Value rowStride, Value firstRow, Value rowLimit,
+                             bool swizzled) {
   const int64_t threads = v.warps * 32;
   const int64_t chunksPerRow = paddedHeadDim / 8;
   const int64_t validChunks = headDim / 8;
@@ -118,7 +122,16 @@ void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_
       Value elementOffset = e.add(srcBase, e.add(e.mul(e.toI64(safeRow), rowStride),
                                                  e.toI64(e.mul(col, e.i32(8)))));
       Value srcPtr = e.globalElementPtr(src, elementOffset, v.elementType);
-      Value dstOffset = e.add(e.mul(row, e.i32(pitch)), e.mul(col, e.i32(16)));
+      Value dstOffset;
+      if (swizzled) {
+        // Block col / 8 holds rows of 8 chunks; chunk (col % 8) ^ (row % 8).
+        Value block = e.shrui(col, 3);
+        Value chunk = arith::XOrIOp::create(b, loc, e.andi(col, e.i32(7)), e.andi(row, e.i32(7)));
+        dstOffset = e.add(e.mul(block, e.i32(rows * 128)),
+                          e.add(e.mul(row, e.i32(128)), e.mul(chunk, e.i32(16))));
+      } else {
+        dstOffset = e.add(e.mul(row, e.i32(pitch)), e.mul(col, e.i32(16)));
+      }
       dstOffset = e.add(dstOffset, e.i32(dstOffsetBytes));
       if (dstSlotOffset)
         dstOffset = e.add(dstOffset, dstSlotOffset);
@@ -137,10 +150,11 @@ void Generator::emitKeyValueLoad(Value block) {
   Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
   Value firstKey = e.mul(block, e.i32(v.n));
   emitTileLoad(v.smem.queryBytes, slotOffset, v.n, v.smem.pitchQK, v.smem.paddedHeadDimQK,
-               v.headDimQK, arg(abi::kK), kBase, arg(abi::kKStride0 + 1), firstKey, seqK);
+               v.headDimQK, arg(abi::kK), kBase, arg(abi::kKStride0 + 1), firstKey, seqK,
+               v.qkWgmma);
   emitTileLoad(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, v.smem.pitchV,
                v.smem.paddedHeadDimV, v.headDimV, arg(abi::kV), vBase, arg(abi::kVStride0 + 1),
-               firstKey, seqK);
+               firstKey, seqK, false);
 }
 
 // S = Q Kᵀ for this warp's rows and the `n` keys of the current slot.
@@ -172,6 +186,34 @@ std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
       }
     }
   }
+  return s;
+}
+
+// S = Q Kᵀ on wgmma: each warpgroup multiplies its 64 query rows by the n keys
+// of the slot, both operands read by the tensor cores from swizzled shared
+// memory; k-steps of 16 walk the 64-element column blocks 32 bytes at a time.
+// The accumulator layout per warp equals mma.sync's, so masking, softmax and
+// P V are shared with the mma.sync path.
+std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) {
+  Value zero = e.f32(0.0);
+  std::vector<Value> acc(size_t(v.n / 2), zero);
+  Value warpgroup = e.shrui(warp, 2);
+  Value qRows = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
+  Value kTile = e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes)));
+  e.wgmmaFence();
+  for (int64_t kk = 0; kk < v.kStepsQK; ++kk) {
+    int64_t block = kk / 4, within = (kk % 4) * 32;
+    Value descA = e.wgmmaDescriptorSwizzled128(
+        e.add(qRows, e.i32(block * v.m * 128 + within)));
+    Value descB = e.wgmmaDescriptorSwizzled128(e.add(kTile, e.i32(block * v.n * 128 + within)));
+    acc = e.wgmmaSS(v.elementType, v.n, descA, descB, acc);
+  }
+  e.wgmmaCommit();
+  e.wgmmaWait(0);
+  std::vector<std::vector<Fragment>> s(1, std::vector<Fragment>(v.nTilesS));
+  for (int64_t t = 0; t < v.nTilesS; ++t)
+    for (int64_t c = 0; c < 4; ++c)
+      s[0][t][c] = acc[size_t(4 * t + c)];
   return s;
 }
 
@@ -347,6 +389,14 @@ void Generator::emit() {
   b.setInsertionPointToStart(&entry);
   auto smemPtrType = LLVM::LLVMPointerType::get(b.getContext(), 3);
   smemBase = LLVM::AddressOfOp::create(b, loc, smemPtrType, smemSymbol);
+  smemBase32 = e.sharedAddress32(smemBase);
+  if (v.smem.alignment > 16) {
+    // Swizzled tiles need 1024-byte-aligned bases; the window is 16-aligned.
+    Value aligned = e.andi(e.add(smemBase32, e.i32(v.smem.alignment - 1)),
+                           e.i32(~(v.smem.alignment - 1)));
+    smemBase = e.sharedPtr(smemBase, e.sub(aligned, smemBase32));
+    smemBase32 = aligned;
+  }
   tid = e.threadIdX();
   lane = e.andi(tid, e.i32(31));
   warp = e.shrui(tid, 5);
@@ -377,7 +427,7 @@ void Generator::emit() {
 
   // Prologue: Q, then the first stages-1 K/V blocks, one commit group each.
   emitTileLoad(0, Value(), v.m, v.smem.pitchQK, v.smem.paddedHeadDimQK, v.headDimQK, arg(abi::kQ),
-               qBase, arg(abi::kQStride0 + 1), firstQueryRow, seqQ);
+               qBase, arg(abi::kQStride0 + 1), firstQueryRow, seqQ, v.qkWgmma);
   e.cpAsyncCommit();
   for (int64_t s = 0; s + 1 < v.stages; ++s) {
     Value block = e.i32(s);
@@ -430,11 +480,13 @@ void Generator::emit() {
       emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { emitKeyValueLoad(ahead); });
     e.cpAsyncCommit();
     e.cpAsyncWait(v.stages - 1); // block j (and Q) have landed
+    if (v.qkWgmma)
+      e.fenceProxyAsyncShared(); // cp.async wrote them; wgmma reads through the async proxy
     e.barrier();
 
     Value slot = v.stages == 1 ? e.i32(0) : e.remui(j, e.i32(v.stages));
     Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
-    auto s = emitScores(slotOffset);
+    auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
     emitMask(s, e.mul(j, e.i32(v.n)));
     emitOnlineSoftmax(s, o, rowMax, rowSum);
     emitPV(s, o, slotOffset);
@@ -466,8 +518,9 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.nTilesS = v.n / 8;
   v.nTilesO = v.headDimV / 8;
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
+  v.qkWgmma = tile.getQkWgmma();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
-                                              v.stages);
+                                              v.stages, v.qkWgmma);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
 
   OpBuilder b(kernel.getContext());

@@ -24,7 +24,8 @@ std::string AttentionSpec::canonical() const {
   os << "flash.attention.fwd dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
      << " d_v=" << headDimV << " mask=" << maskName(mask) << " lse=" << (withLse ? 1 : 0)
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
-     << " tile.stages=" << tile.stages << " arch=" << arch << " max_smem=" << maxSharedMemory;
+     << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
+     << " arch=" << arch << " max_smem=" << maxSharedMemory;
   return os.str();
 }
 
@@ -37,7 +38,7 @@ std::string AttentionSpec::variantName() const {
     os << "_" << maskName(mask);
   if (withLse)
     os << "_lse";
-  os << "_m" << tile.m << "n" << tile.n << "w" << tile.warps << "s" << tile.stages;
+  os << "_" << tileName(tile);
   std::string a = arch;
   a.erase(std::remove(a.begin(), a.end(), '_'), a.end());
   os << "_" << a;
@@ -45,8 +46,19 @@ std::string AttentionSpec::variantName() const {
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
-  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages)
+  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
+                                            tile.qkWgmma)
       .totalBytes;
+}
+
+std::string tileName(const TileConfig &t) {
+  return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
+         "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "");
+}
+
+bool sameTile(const TileConfig &a, const TileConfig &b) {
+  return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages &&
+         a.qkWgmma == b.qkWgmma;
 }
 
 int64_t documentedMaxSharedMemory(const std::string &arch) {
@@ -72,7 +84,8 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
   auto bytes = [&] {
-    return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages)
+    return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
+                                              t.qkWgmma)
         .totalBytes;
   };
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)

@@ -22,7 +22,14 @@ std::optional<DType> parseDType(const std::string &s);
 
 struct TileConfig {
   int64_t m = 128, n = 64, warps = 4, stages = 2;
+  // Hopper switch: S = Q Kᵀ on wgmma (operands from 128B-swizzled shared
+  // memory) instead of mma.sync. sm_90a only.
+  bool qkWgmma = false;
 };
+
+/// "m128n64w4s2", with a trailing "g" when Q Kᵀ runs on wgmma.
+std::string tileName(const TileConfig &t);
+bool sameTile(const TileConfig &a, const TileConfig &b);
 
 struct AttentionSpec {
   DType dtype = DType::BF16;

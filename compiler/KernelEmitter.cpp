@@ -151,6 +151,62 @@ std::array<Value, 4> KernelEmitter::mma16816(Type elementType, ArrayRef<Value> a
   return out;
 }
 
+Value KernelEmitter::sharedAddress32(Value ptr) {
+  return LLVM::PtrToIntOp::create(b, loc, b.getI32Type(), ptr);
+}
+
+Value KernelEmitter::wgmmaDescriptorSwizzled128(Value sharedAddress) {
+  // Bits 0-13: address >> 4; 16-29: leading byte offset >> 4 (unused for
+  // swizzled K-major, 1 by convention); 32-45: stride byte offset >> 4 (1024 B
+  // between 8-row groups); 62-63: swizzle mode 1 = 128 B.
+  Value start = arith::AndIOp::create(
+      b, loc, toI64(shrui(sharedAddress, 4)), i64(0x3FFF));
+  int64_t fixed = (int64_t(1) << 16) | (int64_t(1024 >> 4) << 32) | (int64_t(1) << 62);
+  return arith::OrIOp::create(b, loc, start, i64(fixed));
+}
+
+std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value descA, Value descB,
+                                          ArrayRef<Value> acc) {
+  // No NVVM op takes its accumulators as plain registers in the form we carry
+  // them, so this is inline PTX (as Triton does): outputs tied to the inputs.
+  const int64_t regs = n / 2;
+  std::string type = elementType.isF16() ? "f16" : "bf16";
+  std::string text = "{\n.reg .pred p;\nsetp.ne.b32 p, $" + std::to_string(regs + 2) +
+                     ", 0;\nwgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." +
+                     type + "." + type + " {";
+  std::string constraints;
+  for (int64_t i = 0; i < regs; ++i) {
+    text += (i ? ", $" : "$") + std::to_string(i);
+    constraints += "=f,";
+  }
+  text += "}, $" + std::to_string(regs) + ", $" + std::to_string(regs + 1) +
+          ", p, 1, 1, 0, 0;\n}";
+  constraints += "l,l,r";
+  for (int64_t i = 0; i < regs; ++i)
+    constraints += "," + std::to_string(i);
+  SmallVector<Value> operands = {descA, descB, i32(1)};
+  operands.append(acc.begin(), acc.end());
+  SmallVector<Type> fields(regs, b.getF32Type());
+  auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), fields);
+  auto asmOp = LLVM::InlineAsmOp::create(
+      b, loc, resultType, operands, text, constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr());
+  std::vector<Value> out;
+  for (int64_t i = 0; i < regs; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, asmOp.getResult(0), i));
+  return out;
+}
+
+void KernelEmitter::wgmmaFence() { NVVM::WgmmaFenceAlignedOp::create(b, loc); }
+void KernelEmitter::wgmmaCommit() { NVVM::WgmmaGroupSyncAlignedOp::create(b, loc); }
+void KernelEmitter::wgmmaWait(int64_t n) { NVVM::WgmmaWaitGroupSyncOp::create(b, loc, n); }
+void KernelEmitter::fenceProxyAsyncShared() {
+  NVVM::FenceProxyOp::create(
+      b, loc, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),
+      NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+}
+
 Value KernelEmitter::packPair(Type elementType, Value lo, Value hi) {
   auto f32x2 = VectorType::get({2}, b.getF32Type());
   Value v = LLVM::PoisonOp::create(b, loc, f32x2);

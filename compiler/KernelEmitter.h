@@ -12,6 +12,7 @@
 #include "mlir/IR/Builders.h"
 
 #include <array>
+#include <vector>
 
 namespace flashjit {
 
@@ -78,6 +79,22 @@ public:
   std::array<mlir::Value, 4> mma16816(mlir::Type elementType, llvm::ArrayRef<mlir::Value> a,
                                       llvm::ArrayRef<mlir::Value> b,
                                       llvm::ArrayRef<mlir::Value> c);
+  // Hopper (sm_90a) warpgroup MMA.
+  /// 64-bit wgmma shared-memory descriptor of a K-major operand in the
+  /// 128-byte-swizzled layout, starting at shared address `sharedAddress`.
+  mlir::Value wgmmaDescriptorSwizzled128(mlir::Value sharedAddress);
+  /// D(64 x n, f32) += A(64 x 16) * B(16 x n), A and B from shared memory
+  /// (descriptors), both K-major; `acc` holds this thread's n/2 accumulators.
+  std::vector<mlir::Value> wgmmaSS(mlir::Type elementType, int64_t n, mlir::Value descA,
+                                   mlir::Value descB, llvm::ArrayRef<mlir::Value> acc);
+  void wgmmaFence();
+  void wgmmaCommit();
+  void wgmmaWait(int64_t pendingGroups);
+  /// Orders this thread's generic-proxy shared-memory writes (cp.async
+  /// included) before later async-proxy reads (wgmma, TMA).
+  void fenceProxyAsyncShared();
+  mlir::Value sharedAddress32(mlir::Value sharedPtr);
+
   /// Two f32 values rounded to the 16-bit element type, packed in one i32.
   mlir::Value packPair(mlir::Type elementType, mlir::Value lo, mlir::Value hi);
 

@@ -25,10 +25,12 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
   let description = [{
     `m`: query rows per thread block; `n`: keys per main-loop step;
     `warps`: warps per block (each owns m / warps query rows);
-    `stages`: depth of the K/V shared-memory ring (1 = no prefetch).
+    `stages`: depth of the K/V shared-memory ring (1 = no prefetch);
+    `qk_wgmma` (Hopper, sm_90a): S = Q Kᵀ on wgmma with Q and K in 128-byte
+    swizzled shared memory, one warpgroup per 64 query rows.
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
-                        "int64_t":$stages);
+                        "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

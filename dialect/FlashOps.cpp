@@ -13,7 +13,8 @@ using namespace flashjit::flash;
 #include "dialect/FlashOps.cpp.inc"
 
 LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                               int64_t m, int64_t n, int64_t warps, int64_t stages) {
+                               int64_t m, int64_t n, int64_t warps, int64_t stages,
+                               bool qkWgmma) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
   if (m < 16 || m % (16 * warps) != 0)
@@ -24,6 +25,10 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " must be a multiple of 16 in [16, 256] (the P·V mma k-step is 16)";
   if (stages < 1 || stages > 8)
     return emitError() << "tile: stages must be in [1, 8], got " << stages;
+  if (qkWgmma && (warps % 4 != 0 || m != 16 * warps))
+    return emitError() << "tile: qk_wgmma needs whole warpgroups with one 16-row tile a warp "
+                          "(warps a multiple of 4 and m = 16 * warps), got m = "
+                       << m << ", warps = " << warps;
   return success();
 }
 
@@ -93,9 +98,18 @@ LogicalResult AttentionOp::verify() {
     return emitOpError() << "target arch '" << arch
                          << "' is not supported: the sm80 tier needs sm_80 or newer";
 
+  if (tile.getQkWgmma()) {
+    if (arch != "sm_90a")
+      return emitOpError() << "tile: qk_wgmma needs target sm_90a (wgmma), not " << arch;
+    if (q.getDimSize(3) % 16 != 0)
+      return emitOpError() << "tile: qk_wgmma needs a Q/K head dim that is a multiple of 16 "
+                              "(the wgmma k-step), got "
+                           << q.getDimSize(3);
+  }
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
   auto layout = SharedMemoryLayout::compute(q.getDimSize(3), v.getDimSize(3), elementBytes,
-                                            tile.getM(), tile.getN(), tile.getStages());
+                                            tile.getM(), tile.getN(), tile.getStages(),
+                                            tile.getQkWgmma());
   if (layout.totalBytes > getTarget().getMaxSharedMemory())
     return emitOpError() << "tile m = " << tile.getM() << ", n = " << tile.getN()
                          << ", stages = " << tile.getStages() << " needs " << layout.totalBytes

@@ -1,7 +1,13 @@
 //===- SharedMemoryLayout.h - where a variant's tiles live in shared memory ===//
 //
-// One definition of the shared-memory layout of the sm80-tier kernel, used by
+// One definition of the shared-memory layout of the forward kernel, used by
 // the verifier (does it fit the target?) and by the code generator (offsets).
+//
+// Q and K are stored either with padded rows (read by ldmatrix for mma.sync)
+// or, for wgmma, in the canonical 128-byte-swizzled K-major layout: the head
+// dim split into column blocks of 64 elements (128 bytes), each block a
+// [rows x 128 B] array whose 16-byte chunks are XOR-swizzled by (row % 8),
+// on 1024-byte boundaries. V always uses padded rows.
 //
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
@@ -11,19 +17,21 @@
 namespace flashjit::flash {
 
 struct SharedMemoryLayout {
-  int64_t paddedHeadDimQK; // head dim of Q/K rounded up to the mma k-step (16)
+  bool swizzledQK;         // Q/K in the 128B-swizzled layout (wgmma)
+  int64_t paddedHeadDimQK; // Q/K head dim rounded up: to 16 (padded rows) or 64 (swizzled)
   int64_t paddedHeadDimV;  // head dim of V rounded up to a pair of mma n-tiles (16)
-  int64_t pitchQK;         // bytes per Q/K row, padded by 16 bytes against bank conflicts
-  int64_t pitchV;          // bytes per V row, likewise
+  int64_t pitchQK;         // bytes per Q/K row (padded rows), or 128 (swizzled blocks)
+  int64_t pitchV;          // bytes per V row, padded by 16 bytes against bank conflicts
   int64_t queryBytes;      // the Q tile, loaded once
   int64_t keyBytes;        // one K tile
   int64_t valueBytes;      // one V tile
   int64_t stageBytes;      // one K/V ring slot (K tile then V tile)
-  int64_t totalBytes;      // Q tile + stages slots
+  int64_t alignment;       // of every tile's base: 16, or 1024 for swizzled tiles
+  int64_t totalBytes;      // Q tile + stages slots (+ alignment slack)
 
-  static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV,
-                                    int64_t elementBytes, int64_t tileM,
-                                    int64_t tileN, int64_t stages);
+  static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV, int64_t elementBytes,
+                                    int64_t tileM, int64_t tileN, int64_t stages,
+                                    bool swizzledQK = false);
 };
 
 } // namespace flashjit::flash

@@ -1,6 +1,8 @@
 //===- Autotuner.cpp ------------------------------------------------------===//
 #include "runtime/Autotuner.h"
 
+#include "runtime/Bundle.h"
+
 #include "dialect/SharedMemoryLayout.h"
 
 #include <algorithm>
@@ -12,11 +14,6 @@
 #include <unistd.h>
 
 namespace flashjit {
-
-std::string tileName(const TileConfig &t) {
-  return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
-         "s" + std::to_string(t.stages);
-}
 
 std::string TuningProblem::describe() const {
   std::ostringstream os;
@@ -56,13 +53,18 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
   for (int64_t m : {64, 128})
     for (int64_t n : {32, 64, 128})
       for (int64_t warps : {4, 8})
-        for (int64_t stages : {1, 2, 3}) {
+        for (int64_t stages : {1, 2, 3})
+          for (bool qkWgmma : {false, true}) {
           if (m % (16 * warps) != 0)
+            continue;
+          if (qkWgmma && (limits.arch != "sm_90a" || warps % 4 != 0 || m != 16 * warps ||
+                          p.headDimQK % 16 != 0))
             continue;
           int64_t threads = warps * 32;
           if (limits.maxThreadsPerBlock && threads > limits.maxThreadsPerBlock)
             continue;
-          auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, m, n, stages);
+          auto smem =
+              flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, m, n, stages, qkWgmma);
           if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
             continue;
           // Accumulators alone (O and S, f32) must leave room in the 255
@@ -75,8 +77,8 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
           int64_t registers = std::min<int64_t>(255, accumulators + 48);
           if (limits.maxRegistersPerBlock && threads * registers > limits.maxRegistersPerBlock)
             continue;
-          space.push_back({m, n, warps, stages});
-        }
+          space.push_back({m, n, warps, stages, qkWgmma});
+          }
   return space;
 }
 
@@ -137,14 +139,12 @@ Status TuningDatabase::merge(const json::Value &doc, const std::string &origin,
     notes.push_back(origin + " was tuned with driver " + field("driver") + ", this is " +
                     identity_.driverVersion + " (entries kept)");
   for (const auto &[key, e] : entries->fields()) {
-    const json::Value *tile = e.get("tile");
+    TileConfig t;
     const json::Value *ms = e.get("ms");
-    if (!tile || !tile->isArray() || tile->items().size() != 4 || !ms || !ms->isNumber()) {
+    if (!tileFrom(e.get("tile"), t) || !ms || !ms->isNumber()) {
       notes.push_back(origin + ": skipping malformed entry '" + key + "'");
       continue;
     }
-    TileConfig t{int64_t(tile->items()[0].number()), int64_t(tile->items()[1].number()),
-                 int64_t(tile->items()[2].number()), int64_t(tile->items()[3].number())};
     entries_[key] = Entry{t, ms->number()};
   }
   return Status::ok();
@@ -188,10 +188,7 @@ Status TuningDatabase::save(const std::string &path) const {
   json::Value &entries = doc["entries"] = json::Value::object();
   for (const auto &[key, e] : entries_) {
     json::Value v = json::Value::object();
-    json::Value tile = json::Value::array();
-    for (int64_t x : {e.tile.m, e.tile.n, e.tile.warps, e.tile.stages})
-      tile.push(json::Value(x));
-    v["tile"] = tile;
+    v["tile"] = tileJson(e.tile);
     v["ms"] = e.ms;
     entries[key] = v;
   }

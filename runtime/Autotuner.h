@@ -37,6 +37,7 @@ struct DeviceLimits {
   int64_t maxSharedMemoryPerBlock = 0;
   int64_t maxRegistersPerBlock = 0;
   int64_t maxThreadsPerBlock = 0;
+  std::string arch; // sm_90a adds the wgmma configurations
 };
 
 /// Tile configurations of the sm80 tier that the target can hold.
@@ -99,7 +100,6 @@ private:
   std::map<std::string, Entry> entries_;
 };
 
-std::string tileName(const TileConfig &t); // "m128n64w4s2"
 
 } // namespace flashjit
 

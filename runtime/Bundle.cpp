@@ -11,23 +11,30 @@ namespace flashjit {
 
 namespace {
 
+} // namespace
+
 json::Value tileJson(const TileConfig &t) {
   json::Value v = json::Value::array();
   for (int64_t x : {t.m, t.n, t.warps, t.stages})
     v.push(json::Value(x));
+  if (t.qkWgmma)
+    v.push(json::Value(1));
   return v;
 }
 
 bool tileFrom(const json::Value *v, TileConfig &t) {
-  if (!v || !v->isArray() || v->items().size() != 4)
+  if (!v || !v->isArray() || v->items().size() < 4 || v->items().size() > 5)
     return false;
   for (const json::Value &x : v->items())
     if (!x.isNumber())
       return false;
   t = {int64_t(v->items()[0].number()), int64_t(v->items()[1].number()),
-       int64_t(v->items()[2].number()), int64_t(v->items()[3].number())};
+       int64_t(v->items()[2].number()), int64_t(v->items()[3].number()),
+       v->items().size() == 5 && v->items()[4].number() != 0};
   return true;
 }
+
+namespace {
 
 std::string describeRequest(const AttentionSpec &s) {
   std::ostringstream os;
@@ -227,9 +234,6 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
            v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
            v.sharedMemoryBytes <= spec.maxSharedMemory;
   };
-  auto sameTile = [](const TileConfig &a, const TileConfig &b) {
-    return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages;
-  };
   std::vector<const BundleVariant *> candidates;
   for (const BundleVariant &v : variants_)
     if (sameProblem(v))
@@ -266,8 +270,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
   std::ostringstream os;
   os << origin_ << " has no variant for " << describeRequest(spec);
   if (exactTile)
-    os << " with tile m" << spec.tile.m << "n" << spec.tile.n << "w" << spec.tile.warps << "s"
-       << spec.tile.stages;
+    os << " with tile " << tileName(spec.tile);
   os << " (wanted " << spec.variantName() << ")";
   if (ranked.empty()) {
     os << "; it holds no variants";

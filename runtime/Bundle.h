@@ -32,6 +32,10 @@ struct BundleVariant {
   std::string ptxSha256, cubinSha256;
 };
 
+/// A tile as JSON: [m, n, warps, stages] (+ 1 when Q Kᵀ runs on wgmma).
+json::Value tileJson(const TileConfig &t);
+bool tileFrom(const json::Value *v, TileConfig &t);
+
 class Bundle {
 public:
   static Status loadDirectory(const std::string &dir, Bundle &out);

@@ -154,7 +154,7 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
   int registers = 0, threads = 0;
   d.cuDeviceGetAttribute(&registers, CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK, dev);
   d.cuDeviceGetAttribute(&threads, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, dev);
-  impl->limits = {impl->device.maxSharedMemoryPerBlock, registers, threads};
+  impl->limits = {impl->device.maxSharedMemoryPerBlock, registers, threads, impl->device.arch};
   if (options.embeddedBundle || !options.bundlePath.empty()) {
     Bundle bundle;
     Status s = options.embeddedBundle ? Bundle::loadEmbedded(*options.embeddedBundle, bundle)

@@ -93,12 +93,63 @@ TEST_P(AttentionCorrectness, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
                          caseName);
 
+// The Hopper switch: S = Q Kᵀ on wgmma from swizzled shared memory, on the
+// head dims of that tier and the same odd shapes.
+std::vector<CheckCase> wgmmaGrid() {
+  const Shape shapes[] = {
+      {1, 1, 1, 1, 1},        {3, 17, 17, 12, 12},   {1, 1000, 1000, 12, 4},
+      {2, 4097, 4097, 2, 1},  {1, 17, 1000, 4, 4},   {3, 1000, 17, 12, 3},
+  };
+  std::vector<CheckCase> cases;
+  uint64_t seed = 5000;
+  for (int64_t d : {64, 96, 128, 192, 256})
+    for (bool causal : {false, true})
+      for (const Shape &s : shapes) {
+        CheckCase c;
+        c.headDimQK = d;
+        c.headDimV = d == 192 ? 128 : d;
+        c.causal = causal;
+        c.batch = s.batch;
+        c.seqQ = s.seqQ;
+        c.seqK = s.seqK;
+        c.headsQ = s.headsQ;
+        c.headsK = s.headsK;
+        c.seed = baseSeed() + seed++;
+        c.dtype = (seed % 3 == 0) ? DType::F16 : DType::BF16;
+        c.headMajor = (seed % 4 == 0);
+        c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true} : TileConfig{128, 64, 8, 2, true};
+        cases.push_back(c);
+      }
+  return cases;
+}
+
+class HopperQkWgmma : public ::testing::TestWithParam<CheckCase> {};
+
+TEST_P(HopperQkWgmma, MatchesReference) {
+  FLASHJIT_REQUIRE_GPU();
+  if (Gpu::get().runtime->device().arch != "sm_90a")
+    GTEST_SKIP() << "wgmma needs sm_90a; this GPU is " << Gpu::get().runtime->device().arch;
+  CheckResult r;
+  Status s = Gpu::get().checker->run(GetParam(), r);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  SCOPED_TRACE("seed " + std::to_string(GetParam().seed));
+  EXPECT_EQ(r.unwritten, 0) << r.variant;
+  EXPECT_EQ(r.guardDamaged, 0) << r.variant;
+  EXPECT_LT(r.relativeL2, 1e-2) << r.variant << " max abs error " << r.maxAbsError;
+  EXPECT_LT(r.maxLseError, 1e-3) << r.variant;
+}
+
+INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), caseName);
+
 // Every tile configuration the autotuner may pick must be correct, not just
 // the default: sweep a few shapes of the configuration space.
 TEST(AttentionTiles, NonDefaultTilesMatchReference) {
   FLASHJIT_REQUIRE_GPU();
-  const TileConfig tiles[] = {{64, 64, 4, 1}, {64, 32, 2, 3}, {128, 128, 8, 2}, {16, 16, 1, 2}};
+  const TileConfig tiles[] = {{64, 64, 4, 1},       {64, 32, 2, 3}, {128, 128, 8, 2},
+                              {16, 16, 1, 2},       {64, 64, 4, 1, true}, {128, 32, 8, 3, true}};
   for (const TileConfig &t : tiles) {
+    if (t.qkWgmma && Gpu::get().runtime->device().arch != "sm_90a")
+      continue; // wgmma needs sm_90a
     CheckCase c;
     c.seqQ = 333;
     c.seqK = 517;
@@ -107,7 +158,7 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
     c.headDimQK = 64;
     c.causal = true;
     c.tile = t;
-    c.seed = baseSeed() + 1000 + uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages);
+    c.seed = baseSeed() + 1000 + uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma);
     CheckResult r;
     Status s = Gpu::get().checker->run(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();

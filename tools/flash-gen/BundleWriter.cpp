@@ -204,7 +204,8 @@ Status addTunedVariants(const std::string &path, BundleRequest &request) {
   std::vector<AttentionSpec> added;
   for (const auto &[key, entry] : entries->fields()) {
     const json::Value *tile = entry.get("tile");
-    if (!tile || !tile->isArray() || tile->items().size() != 4)
+    TileConfig tuned;
+    if (!tileFrom(tile, tuned))
       continue;
     request.tuning[arch->str()][key] = *tile;
     // "bf16 d128 v128 causal lse0 sq<=4096 sk<=4096": the problem the tile is for.
@@ -217,10 +218,9 @@ Status addTunedVariants(const std::string &path, BundleRequest &request) {
       if (s.arch == arch->str() && dtypeName(s.dtype) == std::string(dtype) &&
           s.headDimQK == d && s.headDimV == dv && maskName(s.mask) == std::string(mask) &&
           s.withLse == (lse != 0)) {
-        AttentionSpec tuned = s;
-        tuned.tile = {int64_t(tile->items()[0].number()), int64_t(tile->items()[1].number()),
-                      int64_t(tile->items()[2].number()), int64_t(tile->items()[3].number())};
-        added.push_back(tuned);
+        AttentionSpec variant = s;
+        variant.tile = tuned;
+        added.push_back(variant);
       }
   }
   request.specs.insert(request.specs.end(), added.begin(), added.end());

@@ -44,7 +44,8 @@ static cl::opt<std::string> causal("causal", cl::ValueOptional,
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
-static cl::opt<std::string> tile("tile", cl::desc("m,n,warps,stages[;...] (default: per head dim)"),
+static cl::opt<std::string> tile("tile",
+                                 cl::desc("m,n,warps,stages[,qk_wgmma][;...] (default: per head dim)"),
                                  cl::init(""));
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
                                       cl::init(""));
@@ -94,11 +95,13 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
+// m,n,warps,stages[,qk_wgmma (0 or 1)]
 static bool parseTile(const std::string &text, TileConfig &t) {
-  long m, n, w, st;
-  if (sscanf(text.c_str(), "%ld,%ld,%ld,%ld", &m, &n, &w, &st) != 4)
+  long m, n, w, st, g = 0;
+  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g);
+  if (fields < 4)
     return false;
-  t = {m, n, w, st};
+  t = {m, n, w, st, g != 0};
   return true;
 }
 
@@ -149,9 +152,10 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.withLse = flag("lse");
     spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
     spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
-    if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() == 4)
+    if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() >= 4)
       spec.tile = {int64_t(t->items()[0].number()), int64_t(t->items()[1].number()),
-                   int64_t(t->items()[2].number()), int64_t(t->items()[3].number())};
+                   int64_t(t->items()[2].number()), int64_t(t->items()[3].number()),
+                   t->items().size() > 4 && t->items()[4].number() != 0};
     out.push_back(spec);
   }
   return true;

@@ -119,3 +119,14 @@ func.func @lse_rank(%q: !t, %lse: memref<?x?xf32>, %s: f32) {
        target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t, memref<?x?xf32>
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @wgmma_needs_whole_warpgroups(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: qk_wgmma needs whole warpgroups with one 16-row tile a warp (warps a multiple of 4 and m = 16 * warps), got m = 128, warps = 4}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 4, stages = 2, qk_wgmma = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
