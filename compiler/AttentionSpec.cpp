@@ -71,7 +71,8 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   return 0;
 }
 
-TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory) {
+TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory,
+                       const std::string &arch) {
   int64_t d = std::max(headDimQK, headDimV);
   // The best configurations of the H200 tuning sweep (bench/results/
   // h200-cache-and-tuning.md): 128 query rows a block throughout; 128 keys a
@@ -83,6 +84,14 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.warps = d <= 128 ? 4 : 8;
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
+  // Hopper: Q Kᵀ on wgmma won 1.05–1.25× over these for d >= 96 in the H200
+  // sweep (bench/results/h200-qk-wgmma.md): 8 warps (two warpgroups), and 128
+  // keys a step up to d = 128.
+  if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 96) {
+    t.warps = 8;
+    t.n = d <= 128 ? 128 : 64;
+    t.qkWgmma = true;
+  }
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
                                               t.qkWgmma)
@@ -95,6 +104,8 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.m > 16) {
     t.m /= 2;
     t.warps = std::min<int64_t>(t.warps, t.m / 16);
+    if (t.qkWgmma && (t.warps % 4 != 0 || t.m != 16 * t.warps))
+      t.qkWgmma = false; // no whole warpgroups left
   }
   return t;
 }

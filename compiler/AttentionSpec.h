@@ -52,9 +52,10 @@ struct AttentionSpec {
 /// limit from the device instead. Returns 0 for an unknown arch.
 int64_t documentedMaxSharedMemory(const std::string &arch);
 
-/// A tile configuration known to compile well for this head dim (until the
-/// autotuner has something better).
-TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory);
+/// A tile configuration measured to do well for this head dim and target
+/// (until the autotuner has something better for a shape).
+TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory,
+                       const std::string &arch = "sm_80");
 
 } // namespace flashjit
 

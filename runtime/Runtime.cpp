@@ -195,7 +195,8 @@ Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec
     std::lock_guard<std::mutex> lock(impl_->tuningMutex);
     auto tuned = impl_->tuning->lookup(tuningKey(problemOf(p)));
     spec.tile = tuned ? *tuned
-                      : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock);
+                      : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock,
+                                    impl_->device.arch);
   }
   return Status::ok();
 }

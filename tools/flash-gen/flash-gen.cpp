@@ -151,7 +151,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.mask = flag("causal") ? Mask::Causal : Mask::None;
     spec.withLse = flag("lse");
     spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
-    spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+    spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
     if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() >= 4)
       spec.tile = {int64_t(t->items()[0].number()), int64_t(t->items()[1].number()),
                    int64_t(t->items()[2].number()), int64_t(t->items()[3].number()),
@@ -202,7 +202,8 @@ static int generateBundle() {
                 return 2;
               }
               if (tiles.empty())
-                tiles.push_back(defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory));
+                tiles.push_back(
+                    defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, a));
               for (const TileConfig &t : tiles) {
                 spec.tile = t;
                 request.specs.push_back(spec);
@@ -291,7 +292,7 @@ int main(int argc, char **argv) {
                  << "; pass --max-smem\n";
     return 2;
   }
-  spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+  spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
   if (!tile.empty() && !parseTile(tile, spec.tile)) {
     llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
     return 2;

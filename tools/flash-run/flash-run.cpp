@@ -71,7 +71,7 @@ static int generateOnly(const std::string &ptxas) {
       spec.arch = arch;
       spec.mask = causal ? Mask::Causal : Mask::None;
       spec.maxSharedMemory = documentedMaxSharedMemory(arch);
-      spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+      spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, arch);
       auto start = std::chrono::steady_clock::now();
       auto kernel = compileAttention(spec, CompileOptions{});
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)

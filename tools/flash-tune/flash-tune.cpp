@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> rows;
   for (size_t i = 0; i < problems.size(); ++i) {
     const TuningProblem &p = problems[i];
-    TileConfig def = defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock);
+    TileConfig def = defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock, dev.arch);
     TuningResult result;
     size_t space = 0;
     Status s = rt->tune(p, result, [&](size_t done, size_t total, const TimedConfig &t) {
