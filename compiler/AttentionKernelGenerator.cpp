@@ -44,6 +44,7 @@ struct Variant {
   int64_t nTilesO;         // 8-column tiles of O (value head dim)
   int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
   bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
+  bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
   flash::SharedMemoryLayout smem;
 };
 
@@ -72,6 +73,8 @@ private:
                          std::vector<Value> &rowSum);
   void emitPV(const std::vector<std::vector<Fragment>> &p, std::vector<std::vector<Fragment>> &o,
               Value slotOffset);
+  void emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
+                   std::vector<std::vector<Fragment>> &o, Value slotOffset);
   void emitEpilogue(const std::vector<std::vector<Fragment>> &o, const std::vector<Value> &rowMax,
                     const std::vector<Value> &rowSum);
   Value quadReduce(Value x, bool isMax);
@@ -154,7 +157,7 @@ void Generator::emitKeyValueLoad(Value block) {
                v.qkWgmma);
   emitTileLoad(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, v.smem.pitchV,
                v.smem.paddedHeadDimV, v.headDimV, arg(abi::kV), vBase, arg(abi::kVStride0 + 1),
-               firstKey, seqK, false);
+               firstKey, seqK, v.pvWgmma);
 }
 
 // S = Q Kᵀ for this warp's rows and the `n` keys of the current slot.
@@ -353,6 +356,36 @@ void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
     }
 }
 
+// O += P V on wgmma: P (this warp's 16 rows, the mma.sync A layout, which is
+// also wgmma's register-A layout) times the slot's V tile read N-major from
+// swizzled blocks; one m64n(d_v)k16 per 16 keys.
+void Generator::emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
+                            std::vector<std::vector<Fragment>> &o, Value slotOffset) {
+  std::vector<Value> acc;
+  for (int64_t t = 0; t < v.nTilesO; ++t)
+    acc.insert(acc.end(), o[0][t].begin(), o[0][t].end());
+  Value vTile =
+      e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
+  std::vector<std::array<Value, 4>> pFrag;
+  for (int64_t kk = 0; kk < v.n / 16; ++kk) {
+    const Fragment &lo = p[0][2 * kk], &hi = p[0][2 * kk + 1];
+    pFrag.push_back({e.packPair(v.elementType, lo[0], lo[1]),
+                     e.packPair(v.elementType, lo[2], lo[3]),
+                     e.packPair(v.elementType, hi[0], hi[1]),
+                     e.packPair(v.elementType, hi[2], hi[3])});
+  }
+  e.wgmmaFence();
+  for (int64_t kk = 0; kk < v.n / 16; ++kk) {
+    Value descB = e.wgmmaDescriptorSwizzled128MN(e.add(vTile, e.i32(kk * 16 * 128)), v.n * 128);
+    acc = e.wgmmaRS(v.elementType, v.headDimV, pFrag[size_t(kk)], descB, acc);
+  }
+  e.wgmmaCommit();
+  e.wgmmaWait(0);
+  for (int64_t t = 0; t < v.nTilesO; ++t)
+    for (int64_t c = 0; c < 4; ++c)
+      o[0][t][c] = acc[size_t(4 * t + c)];
+}
+
 void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
                              const std::vector<Value> &rowMax, const std::vector<Value> &rowSum) {
   Value zero = e.f32(0.0);
@@ -480,7 +513,7 @@ void Generator::emit() {
       emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { emitKeyValueLoad(ahead); });
     e.cpAsyncCommit();
     e.cpAsyncWait(v.stages - 1); // block j (and Q) have landed
-    if (v.qkWgmma)
+    if (v.qkWgmma || v.pvWgmma)
       e.fenceProxyAsyncShared(); // cp.async wrote them; wgmma reads through the async proxy
     e.barrier();
 
@@ -489,7 +522,10 @@ void Generator::emit() {
     auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
     emitMask(s, e.mul(j, e.i32(v.n)));
     emitOnlineSoftmax(s, o, rowMax, rowSum);
-    emitPV(s, o, slotOffset);
+    if (v.pvWgmma)
+      emitPVWgmma(s, o, slotOffset);
+    else
+      emitPV(s, o, slotOffset);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flatten());
   }
@@ -519,8 +555,9 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.nTilesO = v.headDimV / 8;
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.qkWgmma = tile.getQkWgmma();
+  v.pvWgmma = tile.getPvWgmma();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
-                                              v.stages, v.qkWgmma);
+                                              v.stages, v.qkWgmma, v.pvWgmma);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
 
   OpBuilder b(kernel.getContext());

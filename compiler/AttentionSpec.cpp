@@ -25,6 +25,7 @@ std::string AttentionSpec::canonical() const {
      << " d_v=" << headDimV << " mask=" << maskName(mask) << " lse=" << (withLse ? 1 : 0)
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
+     << " tile.pv_wgmma=" << (tile.pvWgmma ? 1 : 0)
      << " arch=" << arch << " max_smem=" << maxSharedMemory;
   return os.str();
 }
@@ -47,18 +48,18 @@ std::string AttentionSpec::variantName() const {
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
   return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
-                                            tile.qkWgmma)
+                                            tile.qkWgmma, tile.pvWgmma)
       .totalBytes;
 }
 
 std::string tileName(const TileConfig &t) {
   return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
-         "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "");
+         "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "") + (t.pvWgmma ? "p" : "");
 }
 
 bool sameTile(const TileConfig &a, const TileConfig &b) {
   return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages &&
-         a.qkWgmma == b.qkWgmma;
+         a.qkWgmma == b.qkWgmma && a.pvWgmma == b.pvWgmma;
 }
 
 int64_t documentedMaxSharedMemory(const std::string &arch) {
@@ -94,7 +95,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   }
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
-                                              t.qkWgmma)
+                                              t.qkWgmma, t.pvWgmma)
         .totalBytes;
   };
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)
@@ -104,8 +105,8 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.m > 16) {
     t.m /= 2;
     t.warps = std::min<int64_t>(t.warps, t.m / 16);
-    if (t.qkWgmma && (t.warps % 4 != 0 || t.m != 16 * t.warps))
-      t.qkWgmma = false; // no whole warpgroups left
+    if ((t.qkWgmma || t.pvWgmma) && (t.warps % 4 != 0 || t.m != 16 * t.warps))
+      t.qkWgmma = t.pvWgmma = false; // no whole warpgroups left
   }
   return t;
 }

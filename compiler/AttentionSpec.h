@@ -25,9 +25,12 @@ struct TileConfig {
   // Hopper switch: S = Q Kᵀ on wgmma (operands from 128B-swizzled shared
   // memory) instead of mma.sync. sm_90a only.
   bool qkWgmma = false;
+  // Hopper switch: O += P V on wgmma (P from registers, V from swizzled shared
+  // memory, N-major). sm_90a only.
+  bool pvWgmma = false;
 };
 
-/// "m128n64w4s2", with a trailing "g" when Q Kᵀ runs on wgmma.
+/// "m128n64w4s2", with "g" when Q Kᵀ and "p" when P V runs on wgmma.
 std::string tileName(const TileConfig &t);
 bool sameTile(const TileConfig &a, const TileConfig &b);
 

@@ -165,37 +165,69 @@ Value KernelEmitter::wgmmaDescriptorSwizzled128(Value sharedAddress) {
   return arith::OrIOp::create(b, loc, start, i64(fixed));
 }
 
-std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value descA, Value descB,
-                                          ArrayRef<Value> acc) {
-  // No NVVM op takes its accumulators as plain registers in the form we carry
-  // them, so this is inline PTX (as Triton does): outputs tied to the inputs.
+Value KernelEmitter::wgmmaDescriptorSwizzled128MN(Value sharedAddress, int64_t blockStride) {
+  Value start = arith::AndIOp::create(b, loc, toI64(shrui(sharedAddress, 4)), i64(0x3FFF));
+  int64_t fixed = (int64_t((blockStride >> 4) & 0x3FFF) << 16) | (int64_t(1024 >> 4) << 32) |
+                  (int64_t(1) << 62);
+  return arith::OrIOp::create(b, loc, start, i64(fixed));
+}
+
+// Inline wgmma with the accumulators as tied operands; `operands` go after
+// them in the operand list with `constraints`, and `form` is the instruction
+// text after the accumulator list.
+static std::vector<Value> wgmmaInlineAsm(OpBuilder &b, Location loc, int64_t n,
+                                         const std::string &opcode, const std::string &form,
+                                         const std::string &constraints,
+                                         SmallVector<Value> operands, ArrayRef<Value> acc) {
   const int64_t regs = n / 2;
-  std::string type = elementType.isF16() ? "f16" : "bf16";
-  std::string text = "{\n.reg .pred p;\nsetp.ne.b32 p, $" + std::to_string(regs + 2) +
-                     ", 0;\nwgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." +
-                     type + "." + type + " {";
-  std::string constraints;
+  std::string text = "{\n.reg .pred p;\nsetp.ne.b32 p, $" + std::to_string(regs) + ", 0;\n" +
+                     opcode + " {";
+  std::string all;
   for (int64_t i = 0; i < regs; ++i) {
     text += (i ? ", $" : "$") + std::to_string(i);
-    constraints += "=f,";
+    all += "=f,";
   }
-  text += "}, $" + std::to_string(regs) + ", $" + std::to_string(regs + 1) +
-          ", p, 1, 1, 0, 0;\n}";
-  constraints += "l,l,r";
+  text += "}, " + form + ";\n}";
+  all += constraints;
   for (int64_t i = 0; i < regs; ++i)
-    constraints += "," + std::to_string(i);
-  SmallVector<Value> operands = {descA, descB, i32(1)};
+    all += "," + std::to_string(i);
   operands.append(acc.begin(), acc.end());
   SmallVector<Type> fields(regs, b.getF32Type());
   auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), fields);
   auto asmOp = LLVM::InlineAsmOp::create(
-      b, loc, resultType, operands, text, constraints, /*has_side_effects=*/true,
+      b, loc, resultType, operands, text, all, /*has_side_effects=*/true,
       /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
       LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr());
   std::vector<Value> out;
   for (int64_t i = 0; i < regs; ++i)
     out.push_back(LLVM::ExtractValueOp::create(b, loc, asmOp.getResult(0), i));
   return out;
+}
+
+std::vector<Value> KernelEmitter::wgmmaRS(Type elementType, int64_t n, ArrayRef<Value> a,
+                                          Value descB, ArrayRef<Value> acc) {
+  const int64_t r = n / 2; // operands after the accumulators: scale-d, a0..a3, descB
+  std::string type = elementType.isF16() ? "f16" : "bf16";
+  std::string opcode = "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." +
+                       type + "." + type;
+  std::string form = "{$" + std::to_string(r + 1) + ", $" + std::to_string(r + 2) + ", $" +
+                     std::to_string(r + 3) + ", $" + std::to_string(r + 4) + "}, $" +
+                     std::to_string(r + 5) + ", p, 1, 1, 1"; // B N-major (transposed)
+  return wgmmaInlineAsm(b, loc, n, opcode, form, "r,r,r,r,r,l",
+                        {i32(1), a[0], a[1], a[2], a[3], descB}, acc);
+}
+
+std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value descA, Value descB,
+                                          ArrayRef<Value> acc) {
+  // No NVVM op takes its accumulators as plain registers in the form we carry
+  // them, so this is inline PTX (as Triton does): outputs tied to the inputs.
+  const int64_t r = n / 2; // operands after the accumulators: scale-d, descA, descB
+  std::string type = elementType.isF16() ? "f16" : "bf16";
+  std::string opcode = "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." +
+                       type + "." + type;
+  std::string form =
+      "$" + std::to_string(r + 1) + ", $" + std::to_string(r + 2) + ", p, 1, 1, 0, 0";
+  return wgmmaInlineAsm(b, loc, n, opcode, form, "r,l,l", {i32(1), descA, descB}, acc);
 }
 
 void KernelEmitter::wgmmaFence() { NVVM::WgmmaFenceAlignedOp::create(b, loc); }

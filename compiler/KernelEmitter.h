@@ -83,6 +83,15 @@ public:
   /// 64-bit wgmma shared-memory descriptor of a K-major operand in the
   /// 128-byte-swizzled layout, starting at shared address `sharedAddress`.
   mlir::Value wgmmaDescriptorSwizzled128(mlir::Value sharedAddress);
+  /// The same for an N-major (transposed) B operand in 128-byte-swizzled
+  /// blocks of 64 N elements, `blockStride` bytes apart (the leading byte
+  /// offset); 8-row groups along K are 1024 bytes apart (the stride offset).
+  mlir::Value wgmmaDescriptorSwizzled128MN(mlir::Value sharedAddress, int64_t blockStride);
+  /// D(64 x n, f32) += A(64 x 16, registers: the mma.sync A fragment of each
+  /// warp's 16 rows) * B(16 x n, shared memory, N-major).
+  std::vector<mlir::Value> wgmmaRS(mlir::Type elementType, int64_t n,
+                                   llvm::ArrayRef<mlir::Value> a, mlir::Value descB,
+                                   llvm::ArrayRef<mlir::Value> acc);
   /// D(64 x n, f32) += A(64 x 16) * B(16 x n), A and B from shared memory
   /// (descriptors), both K-major; `acc` holds this thread's n/2 accumulators.
   std::vector<mlir::Value> wgmmaSS(mlir::Type elementType, int64_t n, mlir::Value descA,

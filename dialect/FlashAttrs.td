@@ -27,10 +27,13 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `warps`: warps per block (each owns m / warps query rows);
     `stages`: depth of the K/V shared-memory ring (1 = no prefetch);
     `qk_wgmma` (Hopper, sm_90a): S = Q Kᵀ on wgmma with Q and K in 128-byte
-    swizzled shared memory, one warpgroup per 64 query rows.
+    swizzled shared memory, one warpgroup per 64 query rows;
+    `pv_wgmma` (Hopper, sm_90a): O += P V on wgmma, P from registers and V from
+    128-byte swizzled shared memory read N-major.
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
-                        "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma);
+                        "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma,
+                        DefaultValuedParameter<"bool", "false">:$pv_wgmma);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

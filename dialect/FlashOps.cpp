@@ -14,7 +14,7 @@ using namespace flashjit::flash;
 
 LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t m, int64_t n, int64_t warps, int64_t stages,
-                               bool qkWgmma) {
+                               bool qkWgmma, bool pvWgmma) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
   if (m < 16 || m % (16 * warps) != 0)
@@ -25,8 +25,9 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " must be a multiple of 16 in [16, 256] (the P·V mma k-step is 16)";
   if (stages < 1 || stages > 8)
     return emitError() << "tile: stages must be in [1, 8], got " << stages;
-  if (qkWgmma && (warps % 4 != 0 || m != 16 * warps))
-    return emitError() << "tile: qk_wgmma needs whole warpgroups with one 16-row tile a warp "
+  if ((qkWgmma || pvWgmma) && (warps % 4 != 0 || m != 16 * warps))
+    return emitError() << "tile: " << (qkWgmma ? "qk_wgmma" : "pv_wgmma")
+                       << " needs whole warpgroups with one 16-row tile a warp "
                           "(warps a multiple of 4 and m = 16 * warps), got m = "
                        << m << ", warps = " << warps;
   return success();
@@ -98,6 +99,8 @@ LogicalResult AttentionOp::verify() {
     return emitOpError() << "target arch '" << arch
                          << "' is not supported: the sm80 tier needs sm_80 or newer";
 
+  if (tile.getPvWgmma() && arch != "sm_90a")
+    return emitOpError() << "tile: pv_wgmma needs target sm_90a (wgmma), not " << arch;
   if (tile.getQkWgmma()) {
     if (arch != "sm_90a")
       return emitOpError() << "tile: qk_wgmma needs target sm_90a (wgmma), not " << arch;
@@ -109,7 +112,7 @@ LogicalResult AttentionOp::verify() {
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
   auto layout = SharedMemoryLayout::compute(q.getDimSize(3), v.getDimSize(3), elementBytes,
                                             tile.getM(), tile.getN(), tile.getStages(),
-                                            tile.getQkWgmma());
+                                            tile.getQkWgmma(), tile.getPvWgmma());
   if (layout.totalBytes > getTarget().getMaxSharedMemory())
     return emitOpError() << "tile m = " << tile.getM() << ", n = " << tile.getN()
                          << ", stages = " << tile.getStages() << " needs " << layout.totalBytes

@@ -18,10 +18,11 @@ namespace flashjit::flash {
 
 struct SharedMemoryLayout {
   bool swizzledQK;         // Q/K in the 128B-swizzled layout (wgmma)
+  bool swizzledV;          // V in the same block layout (read N-major by wgmma)
   int64_t paddedHeadDimQK; // Q/K head dim rounded up: to 16 (padded rows) or 64 (swizzled)
-  int64_t paddedHeadDimV;  // head dim of V rounded up to a pair of mma n-tiles (16)
+  int64_t paddedHeadDimV;  // head dim of V rounded up: to 16 (padded rows) or 64 (swizzled)
   int64_t pitchQK;         // bytes per Q/K row (padded rows), or 128 (swizzled blocks)
-  int64_t pitchV;          // bytes per V row, padded by 16 bytes against bank conflicts
+  int64_t pitchV;          // bytes per V row (padded by 16 against bank conflicts), or 128
   int64_t queryBytes;      // the Q tile, loaded once
   int64_t keyBytes;        // one K tile
   int64_t valueBytes;      // one V tile
@@ -31,7 +32,7 @@ struct SharedMemoryLayout {
 
   static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV, int64_t elementBytes,
                                     int64_t tileM, int64_t tileN, int64_t stages,
-                                    bool swizzledQK = false);
+                                    bool swizzledQK = false, bool swizzledV = false);
 };
 
 } // namespace flashjit::flash

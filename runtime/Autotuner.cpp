@@ -54,7 +54,10 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
     for (int64_t n : {32, 64, 128})
       for (int64_t warps : {4, 8})
         for (int64_t stages : {1, 2, 3})
-          for (bool qkWgmma : {false, true}) {
+          for (bool qkWgmma : {false, true})
+          for (bool pvWgmma : {false, true}) {
+          if (pvWgmma && !qkWgmma) // searched together with the Q Kᵀ switch
+            continue;
           if (m % (16 * warps) != 0)
             continue;
           if (qkWgmma && (limits.arch != "sm_90a" || warps % 4 != 0 || m != 16 * warps ||
@@ -63,8 +66,8 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
           int64_t threads = warps * 32;
           if (limits.maxThreadsPerBlock && threads > limits.maxThreadsPerBlock)
             continue;
-          auto smem =
-              flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, m, n, stages, qkWgmma);
+          auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, m, n, stages,
+                                                         qkWgmma, pvWgmma);
           if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
             continue;
           // Accumulators alone (O and S, f32) must leave room in the 255
@@ -77,7 +80,7 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
           int64_t registers = std::min<int64_t>(255, accumulators + 48);
           if (limits.maxRegistersPerBlock && threads * registers > limits.maxRegistersPerBlock)
             continue;
-          space.push_back({m, n, warps, stages, qkWgmma});
+          space.push_back({m, n, warps, stages, qkWgmma, pvWgmma});
           }
   return space;
 }

@@ -19,7 +19,7 @@ class AttentionParams(ctypes.Structure):
         ("causal", ctypes.c_int32), ("softmax_scale", ctypes.c_float),
         ("tile_m", ctypes.c_int32), ("tile_n", ctypes.c_int32),
         ("tile_warps", ctypes.c_int32), ("tile_stages", ctypes.c_int32),
-        ("tile_qk_wgmma", ctypes.c_int32),
+        ("tile_qk_wgmma", ctypes.c_int32), ("tile_pv_wgmma", ctypes.c_int32),
     ]
 
 

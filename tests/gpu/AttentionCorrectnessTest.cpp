@@ -93,8 +93,9 @@ TEST_P(AttentionCorrectness, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
                          caseName);
 
-// The Hopper switch: S = Q Kᵀ on wgmma from swizzled shared memory, on the
-// head dims of that tier and the same odd shapes.
+// The Hopper switches: S = Q Kᵀ on wgmma from swizzled shared memory, and
+// also O += P V on wgmma (every other case), on the head dims of that tier and
+// the same odd shapes.
 std::vector<CheckCase> wgmmaGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},        {3, 17, 17, 12, 12},   {1, 1000, 1000, 12, 4},
@@ -104,7 +105,8 @@ std::vector<CheckCase> wgmmaGrid() {
   uint64_t seed = 5000;
   for (int64_t d : {64, 96, 128, 192, 256})
     for (bool causal : {false, true})
-      for (const Shape &s : shapes) {
+      for (const Shape &s : shapes)
+        for (bool pv : {false, true}) {
         CheckCase c;
         c.headDimQK = d;
         c.headDimV = d == 192 ? 128 : d;
@@ -117,9 +119,9 @@ std::vector<CheckCase> wgmmaGrid() {
         c.seed = baseSeed() + seed++;
         c.dtype = (seed % 3 == 0) ? DType::F16 : DType::BF16;
         c.headMajor = (seed % 4 == 0);
-        c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true} : TileConfig{128, 64, 8, 2, true};
+        c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv} : TileConfig{128, 64, 8, 2, true, pv};
         cases.push_back(c);
-      }
+        }
   return cases;
 }
 
@@ -174,9 +176,10 @@ INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), 
 TEST(AttentionTiles, NonDefaultTilesMatchReference) {
   FLASHJIT_REQUIRE_GPU();
   const TileConfig tiles[] = {{64, 64, 4, 1},       {64, 32, 2, 3}, {128, 128, 8, 2},
-                              {16, 16, 1, 2},       {64, 64, 4, 1, true}, {128, 32, 8, 3, true}};
+                              {16, 16, 1, 2},       {64, 64, 4, 1, true}, {128, 32, 8, 3, true},
+                              {64, 128, 4, 2, false, true}, {128, 64, 8, 1, true, true}};
   for (const TileConfig &t : tiles) {
-    if (t.qkWgmma && Gpu::get().runtime->device().arch != "sm_90a")
+    if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a
     CheckCase c;
     c.seqQ = 333;
@@ -186,7 +189,8 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
     c.headDimQK = 64;
     c.causal = true;
     c.tile = t;
-    c.seed = baseSeed() + 1000 + uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma);
+    c.seed = baseSeed() + 1000 +
+             uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma + 2 * t.pvWgmma);
     CheckResult r;
     Status s = Gpu::get().checker->run(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();

@@ -45,7 +45,7 @@ static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
 static cl::opt<std::string> tile("tile",
-                                 cl::desc("m,n,warps,stages[,qk_wgmma][;...] (default: per head dim)"),
+                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma]][;...] (default: per head dim)"),
                                  cl::init(""));
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
                                       cl::init(""));
@@ -95,13 +95,13 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
-// m,n,warps,stages[,qk_wgmma (0 or 1)]
+// m,n,warps,stages[,qk_wgmma[,pv_wgmma]] (switches 0 or 1)
 static bool parseTile(const std::string &text, TileConfig &t) {
-  long m, n, w, st, g = 0;
-  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g);
+  long m, n, w, st, g = 0, pv = 0;
+  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv);
   if (fields < 4)
     return false;
-  t = {m, n, w, st, g != 0};
+  t = {m, n, w, st, g != 0, pv != 0};
   return true;
 }
 
@@ -155,7 +155,8 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() >= 4)
       spec.tile = {int64_t(t->items()[0].number()), int64_t(t->items()[1].number()),
                    int64_t(t->items()[2].number()), int64_t(t->items()[3].number()),
-                   t->items().size() > 4 && t->items()[4].number() != 0};
+                   t->items().size() > 4 && t->items()[4].number() != 0,
+                   t->items().size() > 5 && t->items()[5].number() != 0};
     out.push_back(spec);
   }
   return true;
