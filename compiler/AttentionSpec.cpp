@@ -85,13 +85,14 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.warps = d <= 128 ? 4 : 8;
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
-  // Hopper: Q Kᵀ on wgmma won 1.05–1.25× over these for d >= 96 in the H200
-  // sweep (bench/results/h200-qk-wgmma.md): 8 warps (two warpgroups), and 128
-  // keys a step up to d = 128.
-  if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 96) {
+  // Hopper: both GEMMs on wgmma won 1.11–1.32× over the mma.sync tiles in the
+  // H200 sweep (bench/results/h200-wgmma.md): two warpgroups, 64 keys a step
+  // for d = 64 and 128 above, a single stage above d = 128.
+  if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
     t.warps = 8;
-    t.n = d <= 128 ? 128 : 64;
-    t.qkWgmma = true;
+    t.n = d <= 64 ? 64 : 128;
+    t.stages = d <= 128 ? 2 : 1;
+    t.qkWgmma = t.pvWgmma = true;
   }
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
