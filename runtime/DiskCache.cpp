@@ -1,6 +1,8 @@
 //===- DiskCache.cpp ------------------------------------------------------===//
 #include "runtime/DiskCache.h"
 
+#include "runtime/Files.h"
+
 #include "runtime/Json.h"
 #include "runtime/Sha256.h"
 
@@ -40,37 +42,6 @@ CacheKey CacheKey::make(const std::string &variant, const std::string &arch,
 namespace {
 
 std::string errnoText() { return std::strerror(errno); }
-
-bool readFile(const std::string &path, std::string &out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return bool(in) || in.eof();
-}
-
-Status writeFile(const std::string &path, const std::string &data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return Status::error("cannot write " + path + ": " + errnoText());
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      std::string why = errnoText();
-      ::close(fd);
-      return Status::error("cannot write " + path + ": " + why);
-    }
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return Status::error("cannot write " + path + ": " + errnoText());
-  return Status::ok();
-}
 
 // mkdir -p with mode 0700 for every component it creates.
 Status makeDirectories(const std::string &path) {
@@ -186,7 +157,7 @@ Status DiskCache::open(const std::string &rootIn, const std::string &version,
     return s;
   // Writable? Probe now so the error names the directory, not a later temp file.
   std::string probe = versionDir + "/.probe-" + uniqueSuffix();
-  if (Status s = writeFile(probe, ""); !s)
+  if (Status s = writeWholeFile(probe, ""); !s)
     return Status::error("cache directory " + versionDir + " is not writable: " + s.message());
   ::unlink(probe.c_str());
   if (!warn)
@@ -207,7 +178,7 @@ void DiskCache::warnOnce(const std::string &dir, const std::string &message) {
 Status DiskCache::loadEntry(const std::string &dir, const CacheKey &key, CachedKernel &out,
                             std::string &damage) {
   std::string metaText;
-  if (!readFile(dir + "/meta.json", metaText)) {
+  if (!readWholeFile(dir + "/meta.json", metaText)) {
     damage = "meta.json is missing";
     return Status::ok();
   }
@@ -230,12 +201,12 @@ Status DiskCache::loadEntry(const std::string &dir, const CacheKey &key, CachedK
     return Status::ok();
   }
   std::string ptx, cubin;
-  if (!readFile(dir + "/kernel.ptx", ptx) || Sha256::hex(ptx) != text("ptx_sha256")) {
+  if (!readWholeFile(dir + "/kernel.ptx", ptx) || Sha256::hex(ptx) != text("ptx_sha256")) {
     damage = "kernel.ptx is missing or does not match its checksum";
     return Status::ok();
   }
   if (!text("cubin_sha256").empty() &&
-      (!readFile(dir + "/kernel.cubin", cubin) || Sha256::hex(cubin) != text("cubin_sha256"))) {
+      (!readWholeFile(dir + "/kernel.cubin", cubin) || Sha256::hex(cubin) != text("cubin_sha256"))) {
     damage = "kernel.cubin is missing or does not match its checksum";
     return Status::ok();
   }
@@ -290,11 +261,11 @@ Status DiskCache::store(const CacheKey &key, const CachedKernel &kernel) {
   meta["ptx_sha256"] = Sha256::hex(kernel.ptx);
   meta["cubin_sha256"] = kernel.cubin.empty() ? std::string() : Sha256::hex(kernel.cubin);
   meta["created_unix"] = int64_t(std::time(nullptr));
-  Status s = writeFile(tmp + "/kernel.ptx", kernel.ptx);
+  Status s = writeWholeFile(tmp + "/kernel.ptx", kernel.ptx);
   if (s && !kernel.cubin.empty())
-    s = writeFile(tmp + "/kernel.cubin", kernel.cubin);
+    s = writeWholeFile(tmp + "/kernel.cubin", kernel.cubin);
   if (s)
-    s = writeFile(tmp + "/meta.json", meta.dump() + "\n"); // written last: marks completeness
+    s = writeWholeFile(tmp + "/meta.json", meta.dump() + "\n"); // written last: marks completeness
   if (!s) {
     removeTree(tmp);
     return s;

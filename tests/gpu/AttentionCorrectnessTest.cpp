@@ -42,6 +42,23 @@ uint64_t baseSeed() {
   return seed;
 }
 
+// One case of a grid: `index` rotates fp16 (every third) and head-major
+// strides (every fourth) through it and seeds its fresh random inputs.
+CheckCase gridCase(const Shape &s, int64_t d, bool causal, uint64_t index) {
+  CheckCase c;
+  c.headDimQK = d;
+  c.causal = causal;
+  c.batch = s.batch;
+  c.seqQ = s.seqQ;
+  c.seqK = s.seqK;
+  c.headsQ = s.headsQ;
+  c.headsK = s.headsK;
+  c.seed = baseSeed() + index;
+  c.dtype = ((index + 1) % 3 == 0) ? DType::F16 : DType::BF16;
+  c.headMajor = ((index + 1) % 4 == 0);
+  return c;
+}
+
 std::vector<CheckCase> correctnessGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},     {3, 17, 17, 12, 12},   {1, 1000, 1000, 12, 4},
@@ -51,21 +68,8 @@ std::vector<CheckCase> correctnessGrid() {
   uint64_t seed = 1;
   for (int64_t d : {8, 40, 64, 80, 96, 128, 160, 256})
     for (bool causal : {false, true})
-      for (const Shape &s : shapes) {
-        CheckCase c;
-        c.headDimQK = d;
-        c.causal = causal;
-        c.batch = s.batch;
-        c.seqQ = s.seqQ;
-        c.seqK = s.seqK;
-        c.headsQ = s.headsQ;
-        c.headsK = s.headsK;
-        c.seed = baseSeed() + seed++;
-        // fp16 on a rotating subset, head-major strides on another.
-        c.dtype = (seed % 3 == 0) ? DType::F16 : DType::BF16;
-        c.headMajor = (seed % 4 == 0);
-        cases.push_back(c);
-      }
+      for (const Shape &s : shapes)
+        cases.push_back(gridCase(s, d, causal, seed++));
   // Different head dims for Q/K and V.
   CheckCase mixed;
   mixed.headDimQK = 192;
@@ -107,20 +111,11 @@ std::vector<CheckCase> wgmmaGrid() {
     for (bool causal : {false, true})
       for (const Shape &s : shapes)
         for (bool pv : {false, true}) {
-        CheckCase c;
-        c.headDimQK = d;
-        c.headDimV = d == 192 ? 128 : d;
-        c.causal = causal;
-        c.batch = s.batch;
-        c.seqQ = s.seqQ;
-        c.seqK = s.seqK;
-        c.headsQ = s.headsQ;
-        c.headsK = s.headsK;
-        c.seed = baseSeed() + seed++;
-        c.dtype = (seed % 3 == 0) ? DType::F16 : DType::BF16;
-        c.headMajor = (seed % 4 == 0);
-        c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv} : TileConfig{128, 64, 8, 2, true, pv};
-        cases.push_back(c);
+          CheckCase c = gridCase(s, d, causal, seed++);
+          c.headDimV = d == 192 ? 128 : d;
+          c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv}
+                            : TileConfig{128, 64, 8, 2, true, pv};
+          cases.push_back(c);
         }
   return cases;
 }
@@ -134,16 +129,7 @@ std::vector<CheckCase> mmaSyncGrid() {
   for (int64_t d : {96, 128, 160, 256})
     for (bool causal : {false, true})
       for (const Shape &s : shapes) {
-        CheckCase c;
-        c.headDimQK = d;
-        c.causal = causal;
-        c.batch = s.batch;
-        c.seqQ = s.seqQ;
-        c.seqK = s.seqK;
-        c.headsQ = s.headsQ;
-        c.headsK = s.headsK;
-        c.seed = baseSeed() + seed++;
-        c.dtype = (seed % 2 == 0) ? DType::F16 : DType::BF16;
+        CheckCase c = gridCase(s, d, causal, seed++);
         c.tile = d <= 128 ? TileConfig{128, 64, 4, 2} : TileConfig{64, 32, 4, 2};
         cases.push_back(c);
       }

@@ -2,6 +2,7 @@
 #include "tools/flash-gen/BundleWriter.h"
 
 #include "compiler/Compiler.h"
+#include "runtime/Files.h"
 #include "runtime/Sha256.h"
 
 #include <atomic>
@@ -18,25 +19,6 @@
 namespace flashjit {
 
 namespace {
-
-Status writeText(const std::string &path, const std::string &data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  out.close();
-  if (!out)
-    return Status::error("cannot write " + path);
-  return Status::ok();
-}
-
-bool readText(const std::string &path, std::string &data) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  data = ss.str();
-  return true;
-}
 
 Status assemble(const std::string &ptxas, const std::string &arch, const std::string &ptxPath,
                 const std::string &cubinPath) {
@@ -86,7 +68,7 @@ Status writeBundle(const std::string &dir, const BundleRequest &request,
         v.sharedMemoryBytes = kernel->sharedMemoryBytes;
         v.ptxPath = spec.arch + "/" + spec.variantName() + ".ptx";
         v.ptxSha256 = Sha256::hex(kernel->ptx);
-        if (Status s = writeText(dir + "/" + v.ptxPath, kernel->ptx); !s)
+        if (Status s = writeWholeFile(dir + "/" + v.ptxPath, kernel->ptx, 0644); !s)
           errors[i] = s.message();
         if (errors[i].empty() && !request.ptxas.empty()) {
           std::string cubinPath = spec.arch + "/" + spec.variantName() + ".cubin";
@@ -95,7 +77,7 @@ Status writeBundle(const std::string &dir, const BundleRequest &request,
                                   dir + "/" + cubinPath);
               !s)
             errors[i] = s.message();
-          else if (!readText(dir + "/" + cubinPath, cubin))
+          else if (!readWholeFile(dir + "/" + cubinPath, cubin))
             errors[i] = "cannot read back " + cubinPath;
           else {
             v.cubinPath = cubinPath;
@@ -123,8 +105,8 @@ Status writeBundle(const std::string &dir, const BundleRequest &request,
       failures += "\n  " + errors[i];
   if (!failures.empty())
     return Status::error("some variants failed:" + failures);
-  if (Status s = writeText(dir + "/manifest.json",
-                           Bundle::manifest(variants, request.tuning).dump() + "\n");
+  if (Status s = writeWholeFile(dir + "/manifest.json",
+                               Bundle::manifest(variants, request.tuning).dump() + "\n", 0644);
       !s)
     return s;
   written = std::move(variants);
@@ -137,7 +119,7 @@ Status writeEmbeddedSource(const std::string &bundleDir, const std::string &outD
   if (Status s = Bundle::loadDirectory(bundleDir, bundle); !s)
     return s;
   std::string manifest;
-  if (!readText(bundleDir + "/manifest.json", manifest))
+  if (!readWholeFile(bundleDir + "/manifest.json", manifest))
     return Status::error("cannot read " + bundleDir + "/manifest.json");
   std::vector<std::string> files;
   for (const BundleVariant &v : bundle.variants()) {
@@ -167,7 +149,7 @@ Status writeEmbeddedSource(const std::string &bundleDir, const std::string &outD
   };
   for (size_t i = 0; i < files.size(); ++i) {
     std::string data;
-    if (!readText(bundleDir + "/" + files[i], data))
+    if (!readWholeFile(bundleDir + "/" + files[i], data))
       return Status::error("cannot read " + bundleDir + "/" + files[i]);
     bytes("file" + std::to_string(i), data);
   }
@@ -175,20 +157,20 @@ Status writeEmbeddedSource(const std::string &bundleDir, const std::string &outD
   c << "\nstatic const struct flashjit_embedded_file files[] = {\n";
   for (size_t i = 0; i < files.size(); ++i) {
     std::string data;
-    readText(bundleDir + "/" + files[i], data);
+    readWholeFile(bundleDir + "/" + files[i], data);
     c << "  {\"" << files[i] << "\", file" << i << ", " << data.size() << "ULL},\n";
   }
   c << "};\n\nstatic const struct flashjit_embedded_bundle bundle = {\n"
     << "  (const char *)manifest, files, " << files.size() << "ULL};\n\n"
     << "const struct flashjit_embedded_bundle *" << name << "(void) { return &bundle; }\n";
-  if (Status s = writeText(outDir + "/" + name + ".h", h.str()); !s)
+  if (Status s = writeWholeFile(outDir + "/" + name + ".h", h.str(), 0644); !s)
     return s;
-  return writeText(outDir + "/" + name + ".c", c.str());
+  return writeWholeFile(outDir + "/" + name + ".c", c.str(), 0644);
 }
 
 Status addTunedVariants(const std::string &path, BundleRequest &request) {
   std::string text;
-  if (!readText(path, text))
+  if (!readWholeFile(path, text))
     return Status::error("cannot read tuning database " + path);
   json::Value doc;
   std::string error;
