@@ -27,7 +27,7 @@ struct Runtime::Impl {
   std::unique_ptr<TuningDatabase> tuning;
   std::string tuningPath;
   bool autotune = false;
-  std::mutex tuningMutex;
+  mutable std::mutex tuningMutex; // guards `tuning`; locked from const lookups too
 };
 
 static thread_local const char *lastSource = "";
@@ -178,26 +178,34 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
   return Status::ok();
 }
 
-Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
-  AttentionParams p = params;
-  if (Status s = normalizeAndValidate(p); !s)
-    return s;
+// The variant for already-normalized params whose tuning key is `key`.
+static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p,
+                             const std::string &key) {
+  AttentionSpec spec;
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
   spec.headDimV = p.headDimV;
   spec.mask = p.causal ? Mask::Causal : Mask::None;
   spec.withLse = p.lse != nullptr;
-  spec.arch = impl_->device.arch;
-  spec.maxSharedMemory = impl_->device.maxSharedMemoryPerBlock;
+  spec.arch = impl.device.arch;
+  spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
   if (p.tile) {
     spec.tile = *p.tile;
   } else {
-    std::lock_guard<std::mutex> lock(impl_->tuningMutex);
-    auto tuned = impl_->tuning->lookup(tuningKey(problemOf(p)));
+    std::lock_guard<std::mutex> lock(impl.tuningMutex);
+    auto tuned = impl.tuning->lookup(key);
     spec.tile = tuned ? *tuned
-                      : defaultTile(p.headDimQK, p.headDimV, impl_->device.maxSharedMemoryPerBlock,
-                                    impl_->device.arch);
+                      : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
+                                    impl.device.arch);
   }
+  return spec;
+}
+
+Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
+  AttentionParams p = params;
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  spec = specFor(*impl_, p, tuningKey(problemOf(p)));
   return Status::ok();
 }
 
@@ -249,28 +257,26 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
     return s;
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok();
+  const TuningProblem problem = problemOf(p);
+  const std::string key = tuningKey(problem);
   if (impl_->autotune && !p.tile) {
-    TuningProblem problem = problemOf(p);
     bool tuned;
     {
       std::lock_guard<std::mutex> lock(impl_->tuningMutex);
-      tuned = impl_->tuning->lookup(tuningKey(problem)).has_value();
+      tuned = impl_->tuning->lookup(key).has_value();
     }
     TuningResult result;
     if (!tuned)
       if (Status s = tune(problem, result); !s)
         return s;
   }
-  AttentionSpec spec;
-  if (Status s = selectVariant(p, spec); !s)
-    return s;
+  const AttentionSpec spec = specFor(*impl_, p, key);
 
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
   ProvidedKernel provided;
   bool found = false;
   std::string missing;
-  const std::string key = tuningKey(problemOf(p));
   for (auto &provider : impl_->providers) {
     std::string why;
     if (Status s = provider->find(spec, p.tile.has_value(), key, provided, found, why); !s)
