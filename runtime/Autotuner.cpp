@@ -126,10 +126,7 @@ Status TuningDatabase::merge(const json::Value &doc, const std::string &origin,
   const json::Value *entries = doc.get("entries");
   if (!id || !entries || !entries->isObject())
     return Status::error(origin + " is not a flashjit tuning database");
-  auto field = [&](const char *name) {
-    const json::Value *f = id->get(name);
-    return f && f->isString() ? f->str() : std::string();
-  };
+  auto field = [&](const char *name) { return id->stringOr(name); };
   if (field("gpu") != identity_.gpuName || field("arch") != identity_.arch ||
       field("flashjit") != identity_.flashjitVersion) {
     notes.push_back(origin + " was tuned on " + field("gpu") + " (" + field("arch") +

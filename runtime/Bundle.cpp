@@ -97,14 +97,8 @@ Status Bundle::parse(const std::string &text) {
                          ": regenerate it with this version's flash-gen");
   size_t index = 0;
   for (const json::Value &e : list->items()) {
-    auto str = [&](const char *k) {
-      const json::Value *v = e.get(k);
-      return v && v->isString() ? v->str() : std::string();
-    };
-    auto num = [&](const char *k) {
-      const json::Value *v = e.get(k);
-      return v && v->isNumber() ? int64_t(v->number()) : int64_t(-1);
-    };
+    auto str = [&](const char *k) { return e.stringOr(k); };
+    auto num = [&](const char *k) { return e.intOr(k, -1); };
     std::string where = origin_ + ": variant #" + std::to_string(index++);
     BundleVariant v;
     auto dtype = parseDType(str("dtype"));

@@ -188,14 +188,8 @@ Status DiskCache::loadEntry(const std::string &dir, const CacheKey &key, CachedK
     damage = "meta.json is not valid JSON (" + parseError + ")";
     return Status::ok();
   }
-  auto text = [&](const char *field) -> std::string {
-    const json::Value *v = meta.get(field);
-    return v && v->isString() ? v->str() : "";
-  };
-  auto number = [&](const char *field) -> int64_t {
-    const json::Value *v = meta.get(field);
-    return v && v->isNumber() ? int64_t(v->number()) : -1;
-  };
+  auto text = [&](const char *field) { return meta.stringOr(field); };
+  auto number = [&](const char *field) { return meta.intOr(field, -1); };
   if (text("key") != key.hash) {
     damage = "its key does not match (another version or a hash collision of the directory name)";
     return Status::ok();

@@ -15,6 +15,21 @@ const Value *Value::get(const std::string &key) const {
   return it == fields_.end() ? nullptr : &it->second;
 }
 
+std::string Value::stringOr(const std::string &key, const std::string &fallback) const {
+  const Value *v = get(key);
+  return v && v->isString() ? v->str() : fallback;
+}
+
+int64_t Value::intOr(const std::string &key, int64_t fallback) const {
+  const Value *v = get(key);
+  return v && v->isNumber() ? int64_t(v->number()) : fallback;
+}
+
+bool Value::boolOr(const std::string &key, bool fallback) const {
+  const Value *v = get(key);
+  return v && v->kind() == Kind::Bool ? v->boolean() : fallback;
+}
+
 static void writeString(std::string &out, const std::string &s) {
   out += '"';
   for (unsigned char c : s) {

@@ -45,6 +45,10 @@ public:
   Value &operator[](const std::string &key) { kind_ = Kind::Object; return fields_[key]; }
   /// The member `key`, or nullptr when absent or not an object.
   const Value *get(const std::string &key) const;
+  /// The member `key` when it exists with the right kind, else `fallback`.
+  std::string stringOr(const std::string &key, const std::string &fallback = "") const;
+  int64_t intOr(const std::string &key, int64_t fallback) const;
+  bool boolOr(const std::string &key, bool fallback) const;
   void push(Value v) { kind_ = Kind::Array; items_.push_back(std::move(v)); }
 
   std::string dump(int indent = 2) const;

@@ -126,18 +126,9 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     return false;
   }
   for (const json::Value &e : doc.items()) {
-    auto str = [&](const char *k, const char *fallback) {
-      const json::Value *v = e.get(k);
-      return v && v->isString() ? v->str() : std::string(fallback);
-    };
-    auto num = [&](const char *k, int64_t fallback) {
-      const json::Value *v = e.get(k);
-      return v && v->isNumber() ? int64_t(v->number()) : fallback;
-    };
-    auto flag = [&](const char *k) {
-      const json::Value *v = e.get(k);
-      return v && v->kind() == json::Value::Kind::Bool && v->boolean();
-    };
+    auto str = [&](const char *k, const char *fallback) { return e.stringOr(k, fallback); };
+    auto num = [&](const char *k, int64_t fallback) { return e.intOr(k, fallback); };
+    auto flag = [&](const char *k) { return e.boolOr(k, false); };
     AttentionSpec spec;
     auto dt = parseDType(str("dtype", "bf16"));
     if (!dt) {

@@ -56,10 +56,7 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
     return false;
   }
   for (const json::Value &s : doc.items()) {
-    auto num = [&](const char *k, int64_t fallback) {
-      const json::Value *v = s.get(k);
-      return v && v->isNumber() ? int64_t(v->number()) : fallback;
-    };
+    auto num = [&](const char *k, int64_t fallback) { return s.intOr(k, fallback); };
     TuningProblem p;
     const json::Value *dt = s.get("dtype");
     auto dtype = parseDType(dt && dt->isString() ? dt->str() : "bf16");
@@ -75,8 +72,7 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
     p.batch = num("batch", 1);
     p.headsQ = num("heads", 16);
     p.headsK = num("heads_k", p.headsQ);
-    const json::Value *c = s.get("causal");
-    p.causal = c && c->kind() == json::Value::Kind::Bool && c->boolean();
+    p.causal = s.boolOr("causal", false);
     out.push_back(p);
   }
   return true;
