@@ -53,6 +53,8 @@ def peak_bytes(fn):
 
 
 _flex = None
+# --alt-tiles: extra flashjit columns, {head dim: {column name: tile}}.
+ALT_TILES = {}
 
 
 def flex_attention(q, k, v, causal):
@@ -103,6 +105,16 @@ def run_case(dtype, d, s, causal, peers):
     ms = median_ms(fj)
     row["flashjit"] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms),
                        "peak_mib": peak_bytes(fj) / 2**20}
+    # Other flashjit tiles on the same tensors, checked like the default one.
+    for name, tile in ALT_TILES.get(d, {}).items():
+        alt = flashjit.attention(q, k, v, causal=causal, tile=tile)
+        err = ((alt.float() - ref.float()).norm() / ref.float().norm()).item()
+        if not err < 1e-2:
+            raise RuntimeError(f"flashjit tile {tile} wrong at d={d} s={s} causal={causal}: "
+                               f"relative error {err}")
+        ms = median_ms(lambda: flashjit.attention(q, k, v, causal=causal, tile=tile))
+        row[name] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms),
+                     "variant": flashjit.variant(q, k, v, causal=causal, tile=tile)}
     for key in peers:
         name = key
         try:
@@ -155,7 +167,13 @@ def main():
     ap.add_argument("--peers", default="flash,cudnn,efficient,flex,naive")
     ap.add_argument("--out", default="", help="path prefix for .md and .json")
     ap.add_argument("--from-json", default="", help="only re-render a saved JSON as Markdown")
+    ap.add_argument("--alt-tiles", default="",
+                    help="extra flashjit tiles, 'NAME:D=m,n,w,s,qk,pv,ws;...' (one per head dim)")
     args = ap.parse_args()
+    for item in filter(None, args.alt_tiles.split(";")):
+        name, spec = item.split(":")
+        d, tile = spec.split("=")
+        ALT_TILES.setdefault(int(d), {})[name] = tuple(int(x) for x in tile.split(","))
     if args.from_json:
         data = json.load(open(args.from_json))
         names = [k for k in data["rows"][0] if isinstance(data["rows"][0][k], dict)]
@@ -167,7 +185,8 @@ def main():
     header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
               f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
     print(header, flush=True)
-    names = ["flashjit"] + [PEERS[p][0] if p in PEERS else ("flexattention" if p == "flex" else p)
+    alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
+    names = ["flashjit"] + alt_names + [PEERS[p][0] if p in PEERS else ("flexattention" if p == "flex" else p)
                             for p in peers]
     rows = []
     causals = [False, True] if args.causal == "both" else [args.causal == "yes"]

@@ -4,6 +4,7 @@
 # kernels from bundles made without a GPU, compute-sanitizer on small cases,
 # flash-tune (TUNE_ARGS), the Python package's tests and example, and the
 # benchmark against PyTorch's attention (arguments go to bench_attention.py).
+# GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
@@ -28,7 +29,8 @@ if want flash-run; then
 fi
 if want gpu-tests; then
   echo "== GPU tests"
-  FLASHJIT_REQUIRE_GPU=1 /tmp/fj/flashjit-gpu-tests > "$OUT/gpu-tests.log" 2>&1
+  FLASHJIT_REQUIRE_GPU=1 timeout 420 /tmp/fj/flashjit-gpu-tests --gtest_filter="${GTEST_FILTER:-*}" \
+    > "$OUT/gpu-tests.log" 2>&1
   echo "gpu tests exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests.log" | head -60
 fi
@@ -45,10 +47,10 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
 fi
 if want sanitizer; then
   echo "== compute-sanitizer"
-  small='Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:Grid/HopperQkWgmma.MatchesReference/*sq17_sk17*d64*:InvalidRequest.*'
+  small=${SANITIZE_FILTER:-'Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:Grid/HopperQkWgmma.MatchesReference/*sq17_sk17*d64*:InvalidRequest.*'}
   for tool in memcheck racecheck synccheck; do
     echo "=== $tool" >> "$OUT/sanitizer.log"
-    compute-sanitizer --tool $tool --error-exitcode 9 /tmp/fj/flashjit-gpu-tests \
+    timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 /tmp/fj/flashjit-gpu-tests \
       --gtest_filter="$small" > /tmp/sanitizer-$tool.log 2>&1
     rc=$?
     cat /tmp/sanitizer-$tool.log >> "$OUT/sanitizer.log"

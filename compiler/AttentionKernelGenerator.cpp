@@ -16,12 +16,10 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionKernelGenerator.h"
 
+#include "compiler/AttentionGeneratorImpl.h"
 #include "compiler/KernelABI.h"
-#include "compiler/KernelEmitter.h"
-#include "dialect/SharedMemoryLayout.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <cmath>
 
@@ -30,74 +28,7 @@ using arith::CmpFPredicate;
 using arith::CmpIPredicate;
 
 namespace flashjit {
-namespace {
-
-using Fragment = std::array<Value, 4>; // one thread's share of a 16x8 f32 accumulator tile
-
-struct Variant {
-  int64_t headDimQK, headDimV;
-  Type elementType;
-  bool causal, hasLse;
-  int64_t m, n, warps, stages;
-  int64_t mTilesPerWarp;   // 16-row mma tiles per warp
-  int64_t nTilesS;         // 8-column tiles of S (keys)
-  int64_t nTilesO;         // 8-column tiles of O (value head dim)
-  int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
-  bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
-  bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
-  flash::SharedMemoryLayout smem;
-};
-
-class Generator {
-public:
-  Generator(OpBuilder &b, Location loc, const Variant &v, gpu::GPUFuncOp kernel,
-            StringRef smemSymbol)
-      : e(b, loc), b(b), loc(loc), v(v), kernel(kernel), smemSymbol(smemSymbol) {}
-
-  void emit();
-
-private:
-  Value arg(int index) { return kernel.getArgument(index); }
-  Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
-
-  template <typename Fn> void emitIf(Value cond, Fn &&body);
-  void emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows, int64_t pitch,
-                    int64_t paddedHeadDim, int64_t headDim, Value src, Value srcBase,
-                    Value rowStride, Value firstRow, Value rowLimit, bool swizzled);
-  void emitKeyValueLoad(Value block);
-  std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
-  std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
-  void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
-  void emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
-                         std::vector<std::vector<Fragment>> &o, std::vector<Value> &rowMax,
-                         std::vector<Value> &rowSum);
-  void emitPV(const std::vector<std::vector<Fragment>> &p, std::vector<std::vector<Fragment>> &o,
-              Value slotOffset);
-  void emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
-                   std::vector<std::vector<Fragment>> &o, Value slotOffset);
-  void emitEpilogue(const std::vector<std::vector<Fragment>> &o, const std::vector<Value> &rowMax,
-                    const std::vector<Value> &rowSum);
-  Value quadReduce(Value x, bool isMax);
-  Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
-
-  KernelEmitter e;
-  OpBuilder &b;
-  Location loc;
-  const Variant &v;
-  gpu::GPUFuncOp kernel;
-  StringRef smemSymbol;
-
-  // Values computed once at kernel entry.
-  Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
-  Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head;
-};
-
-template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
-  auto ifOp = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
-  body();
-}
+namespace detail {
 
 // Copies a [rows, paddedHeadDim] tile starting at `firstRow` of a [seq, dim]
 // slice into shared memory with 16-byte cp.async; each thread takes every
@@ -197,7 +128,7 @@ std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
 // memory; k-steps of 16 walk the 64-element column blocks 32 bytes at a time.
 // The accumulator layout per warp equals mma.sync's, so masking, softmax and
 // P V are shared with the mma.sync path.
-std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) {
+std::vector<Value> Generator::issueScoresWgmma(Value slotOffset) {
   Value zero = e.f32(0.0);
   std::vector<Value> acc(size_t(v.n / 2), zero);
   Value warpgroup = e.shrui(warp, 2);
@@ -212,12 +143,29 @@ std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) 
     acc = e.wgmmaSS(v.elementType, v.n, descA, descB, acc);
   }
   e.wgmmaCommit();
-  e.wgmmaWait(0);
-  std::vector<std::vector<Fragment>> s(1, std::vector<Fragment>(v.nTilesS));
-  for (int64_t t = 0; t < v.nTilesS; ++t)
+  return acc;
+}
+
+std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) {
+  return toFragments(e.wgmmaWaitFor(0, issueScoresWgmma(slotOffset)), v.nTilesS);
+}
+
+// wgmma's accumulator layout per warp equals mma.sync's: fragment t of the
+// warp's 16 rows is registers 4t..4t+3.
+std::vector<std::vector<Fragment>> Generator::toFragments(const std::vector<Value> &acc,
+                                                          int64_t tiles) {
+  std::vector<std::vector<Fragment>> f(1, std::vector<Fragment>(size_t(tiles)));
+  for (int64_t t = 0; t < tiles; ++t)
     for (int64_t c = 0; c < 4; ++c)
-      s[0][t][c] = acc[size_t(4 * t + c)];
-  return s;
+      f[0][t][c] = acc[size_t(4 * t + c)];
+  return f;
+}
+
+std::vector<Value> Generator::fromFragments(const std::vector<std::vector<Fragment>> &f) {
+  std::vector<Value> acc;
+  for (const Fragment &frag : f[0])
+    acc.insert(acc.end(), frag.begin(), frag.end());
+  return acc;
 }
 
 Value Generator::rowOf(int64_t mTile, int64_t half) {
@@ -287,14 +235,15 @@ Value Generator::quadReduce(Value x, bool isMax) {
 }
 
 // Online softmax in the log2 domain: s' = s * scale * log2(e). Rows keep their
-// running max m (already scaled) and a thread-partial running sum l; O is
-// rescaled by exp2(m_old - m_new). Turns S into P in place.
-void Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
-                                  std::vector<std::vector<Fragment>> &o,
-                                  std::vector<Value> &rowMax, std::vector<Value> &rowSum) {
+// running max m (already scaled) and a thread-partial running sum l; O is to be
+// rescaled by alpha = exp2(m_old - m_new). Turns S into P in place.
+std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                                                std::vector<Value> &rowMax,
+                                                std::vector<Value> &rowSum) {
   Value scaleLog2 = arg(abi::kScaleLog2);
   Value zero = e.f32(0.0);
   Value minusInf = e.negInf();
+  std::vector<Value> alphas;
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h) {
       Value mx = s[i][0][2 * h];
@@ -318,11 +267,17 @@ void Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
           sum = e.fadd(sum, p);
         }
       rowSum[2 * i + h] = e.fma(rowSum[2 * i + h], alpha, sum);
-      for (int64_t t = 0; t < v.nTilesO; ++t)
-        for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
-          o[i][t][c] = e.fmul(o[i][t][c], alpha);
+      alphas.push_back(alpha);
       m = mNew;
     }
+  return alphas;
+}
+
+void Generator::rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha) {
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t t = 0; t < v.nTilesO; ++t)
+      for (int64_t c = 0; c < 4; ++c)
+        o[i][t][c] = e.fmul(o[i][t][c], alpha[size_t(2 * i + c / 2)]);
 }
 
 // O += P V. The S accumulator tiles 2kk and 2kk+1 are exactly the A fragment
@@ -361,29 +316,34 @@ void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
 // swizzled blocks; one m64n(d_v)k16 per 16 keys.
 void Generator::emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
                             std::vector<std::vector<Fragment>> &o, Value slotOffset) {
-  std::vector<Value> acc;
-  for (int64_t t = 0; t < v.nTilesO; ++t)
-    acc.insert(acc.end(), o[0][t].begin(), o[0][t].end());
-  Value vTile =
-      e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
+  std::vector<std::array<Value, 4>> pFrag = packP(p[0]);
+  e.wgmmaFence();
+  o = toFragments(e.wgmmaWaitFor(0, issuePVWgmma(pFrag, fromFragments(o), slotOffset)),
+                  v.nTilesO);
+}
+
+std::vector<std::array<Value, 4>> Generator::packP(const std::vector<Fragment> &p) {
   std::vector<std::array<Value, 4>> pFrag;
   for (int64_t kk = 0; kk < v.n / 16; ++kk) {
-    const Fragment &lo = p[0][2 * kk], &hi = p[0][2 * kk + 1];
+    const Fragment &lo = p[2 * kk], &hi = p[2 * kk + 1];
     pFrag.push_back({e.packPair(v.elementType, lo[0], lo[1]),
                      e.packPair(v.elementType, lo[2], lo[3]),
                      e.packPair(v.elementType, hi[0], hi[1]),
                      e.packPair(v.elementType, hi[2], hi[3])});
   }
-  e.wgmmaFence();
+  return pFrag;
+}
+
+std::vector<Value> Generator::issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
+                                           std::vector<Value> acc, Value slotOffset) {
+  Value vTile =
+      e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
   for (int64_t kk = 0; kk < v.n / 16; ++kk) {
     Value descB = e.wgmmaDescriptorSwizzled128MN(e.add(vTile, e.i32(kk * 16 * 128)), v.n * 128);
     acc = e.wgmmaRS(v.elementType, v.headDimV, pFrag[size_t(kk)], descB, acc);
   }
   e.wgmmaCommit();
-  e.wgmmaWait(0);
-  for (int64_t t = 0; t < v.nTilesO; ++t)
-    for (int64_t c = 0; c < 4; ++c)
-      o[0][t][c] = acc[size_t(4 * t + c)];
+  return acc;
 }
 
 void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
@@ -418,6 +378,17 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
 }
 
 void Generator::emit() {
+  emitSetup();
+  if (v.warpSpecialized)
+    emitWarpSpecializedMainLoop();
+  else
+    emitSynchronousMainLoop();
+  gpu::ReturnOp::create(b, loc);
+}
+
+// Values every main loop uses: aligned shared-memory base, thread geometry,
+// this block's (query block, head, batch) and its number of key blocks.
+void Generator::emitSetup() {
   Block &entry = kernel.getBody().front();
   b.setInsertionPointToStart(&entry);
   auto smemPtrType = LLVM::LLVMPointerType::get(b.getContext(), 3);
@@ -442,7 +413,7 @@ void Generator::emit() {
   Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0));
   head = e.blockId(1);
   batch = e.blockId(2);
-  Value headK = e.divui(head, arg(abi::kGroupSize));
+  headK = e.divui(head, arg(abi::kGroupSize));
   auto baseOffset = [&](int strideArg, Value h) {
     return e.add(e.mul(e.toI64(batch), arg(strideArg)), e.mul(e.toI64(h), arg(strideArg + 2)));
   };
@@ -457,7 +428,10 @@ void Generator::emit() {
   if (v.causal)
     keyLimit = e.minsi(seqK, e.add(e.add(firstQueryRow, e.i32(v.m)), e.sub(seqK, seqQ)));
   numBlocks = e.ceilDiv(e.maxsi(keyLimit, e.i32(0)), v.n);
+}
 
+// Every warp loads (cp.async ring) and computes; block barriers between steps.
+void Generator::emitSynchronousMainLoop() {
   // Prologue: Q, then the first stages-1 K/V blocks, one commit group each.
   emitTileLoad(0, Value(), v.m, v.smem.pitchQK, v.smem.paddedHeadDimQK, v.headDimQK, arg(abi::kQ),
                qBase, arg(abi::kQStride0 + 1), firstQueryRow, seqQ, v.qkWgmma);
@@ -521,7 +495,7 @@ void Generator::emit() {
     Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
     auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
     emitMask(s, e.mul(j, e.i32(v.n)));
-    emitOnlineSoftmax(s, o, rowMax, rowSum);
+    rescale(o, emitOnlineSoftmax(s, rowMax, rowSum));
     if (v.pvWgmma)
       emitPVWgmma(s, o, slotOffset);
     else
@@ -532,13 +506,13 @@ void Generator::emit() {
   unflatten(loop.getResults());
   e.cpAsyncWait(0);
   emitEpilogue(o, rowMax, rowSum);
-  gpu::ReturnOp::create(b, loc);
 }
 
-} // namespace
+} // namespace detail
 
 LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kernel,
                                       StringRef sharedMemorySymbol) {
+  using namespace detail;
   flash::TileAttr tile = op.getTile();
   Variant v;
   v.headDimQK = op.getHeadDimQK();
@@ -556,8 +530,9 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.qkWgmma = tile.getQkWgmma();
   v.pvWgmma = tile.getPvWgmma();
+  v.warpSpecialized = tile.getWarpSpecialized();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
-                                              v.stages, v.qkWgmma, v.pvWgmma);
+                                              v.stages, v.qkWgmma, v.pvWgmma, v.warpSpecialized);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
 
   OpBuilder b(kernel.getContext());

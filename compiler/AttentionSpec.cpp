@@ -26,6 +26,7 @@ std::string AttentionSpec::canonical() const {
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
      << " tile.pv_wgmma=" << (tile.pvWgmma ? 1 : 0)
+     << " tile.warp_specialized=" << (tile.warpSpecialized ? 1 : 0)
      << " arch=" << arch << " max_smem=" << maxSharedMemory;
   return os.str();
 }
@@ -48,18 +49,20 @@ std::string AttentionSpec::variantName() const {
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
   return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
-                                            tile.qkWgmma, tile.pvWgmma)
+                                            tile.qkWgmma, tile.pvWgmma, tile.warpSpecialized)
       .totalBytes;
 }
 
 std::string tileName(const TileConfig &t) {
   return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
-         "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "") + (t.pvWgmma ? "p" : "");
+         "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "") + (t.pvWgmma ? "p" : "") +
+         (t.warpSpecialized ? "ws" : "");
 }
 
 bool sameTile(const TileConfig &a, const TileConfig &b) {
   return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages &&
-         a.qkWgmma == b.qkWgmma && a.pvWgmma == b.pvWgmma;
+         a.qkWgmma == b.qkWgmma && a.pvWgmma == b.pvWgmma &&
+         a.warpSpecialized == b.warpSpecialized;
 }
 
 int64_t documentedMaxSharedMemory(const std::string &arch) {
@@ -96,7 +99,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   }
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
-                                              t.qkWgmma, t.pvWgmma)
+                                              t.qkWgmma, t.pvWgmma, t.warpSpecialized)
         .totalBytes;
   };
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)
@@ -107,7 +110,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
     t.m /= 2;
     t.warps = std::min<int64_t>(t.warps, t.m / 16);
     if ((t.qkWgmma || t.pvWgmma) && (t.warps % 4 != 0 || t.m != 16 * t.warps))
-      t.qkWgmma = t.pvWgmma = false; // no whole warpgroups left
+      t.qkWgmma = t.pvWgmma = t.warpSpecialized = false; // no whole warpgroups left
   }
   return t;
 }

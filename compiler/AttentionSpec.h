@@ -28,9 +28,14 @@ struct TileConfig {
   // Hopper switch: O += P V on wgmma (P from registers, V from swizzled shared
   // memory, N-major). sm_90a only.
   bool pvWgmma = false;
+  // Hopper switch (needs both wgmma switches): a producer warpgroup loads
+  // Q/K/V with TMA into an mbarrier ring; `warps` counts the consumer warps.
+  bool warpSpecialized = false;
+  int64_t threads() const { return (warps + (warpSpecialized ? 4 : 0)) * 32; }
 };
 
-/// "m128n64w4s2", with "g" when Q Kᵀ and "p" when P V runs on wgmma.
+/// "m128n64w4s2", with "g" when Q Kᵀ and "p" when P V runs on wgmma, and
+/// "ws" when a TMA producer warpgroup feeds the `w` consumer warps.
 std::string tileName(const TileConfig &t);
 bool sameTile(const TileConfig &a, const TileConfig &b);
 
@@ -46,7 +51,7 @@ struct AttentionSpec {
 
   std::string canonical() const;   // complete, stable text of every field
   std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a
-  int64_t threads() const { return tile.warps * 32; }
+  int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;
 };
 

@@ -41,7 +41,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       flash::MaskKindAttr::get(&context, spec.mask == Mask::Causal ? flash::MaskKind::Causal
                                                                    : flash::MaskKind::None),
       flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
-                           spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma),
+                           spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
+                           spec.tile.warpSpecialized),
       flash::TargetAttr::get(&context, spec.arch, maxSmem));
   func::ReturnOp::create(b, loc);
   return module;

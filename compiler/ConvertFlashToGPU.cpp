@@ -19,10 +19,12 @@ constexpr StringLiteral kGpuModuleName = "flashjit_kernels";
 constexpr StringLiteral kSharedMemorySymbol = "flashjit_smem";
 
 // Kernel parameter types, in compiler/KernelABI.h order.
-SmallVector<Type> kernelParameterTypes(MLIRContext *ctx) {
+SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
   auto i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
   SmallVector<Type> types(abi::kNumParams, i64);
+  if (warpSpecialized) // tensor maps: generic pointers to the by-value parameters
+    types.append(abi::kNumParamsWarpSpecialized - abi::kNumParams, LLVM::LLVMPointerType::get(ctx));
   for (int i = abi::kQ; i <= abi::kLse; ++i)
     types[i] = global;
   for (int i = abi::kSeqQ; i <= abi::kGroupSize; ++i)
@@ -67,10 +69,17 @@ struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass
 
     gpu::GPUModuleOp gpuModule = getOrCreateKernelModule(module);
     OpBuilder b(gpuModule.getBody(), gpuModule.getBody()->end());
-    auto kernelType = b.getFunctionType(kernelParameterTypes(b.getContext()), {});
+    flash::TileAttr tile = op.getTile();
+    bool warpSpecialized = tile.getWarpSpecialized();
+    auto kernelType =
+        b.getFunctionType(kernelParameterTypes(b.getContext(), warpSpecialized), {});
     auto kernel = gpu::GPUFuncOp::create(b, func.getLoc(), func.getName(), kernelType);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-    int32_t threads = static_cast<int32_t>(op.getTile().getWarps() * 32);
+    if (warpSpecialized)
+      kernel->setAttr(kTensorMapArgsAttrName,
+                      b.getDenseI32ArrayAttr({abi::kTensorMapQ, abi::kTensorMapK, abi::kTensorMapV}));
+    // The producer warpgroup of a warp-specialized tile comes on top of `warps`.
+    int32_t threads = static_cast<int32_t>((tile.getWarps() + (warpSpecialized ? 4 : 0)) * 32);
     kernel.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({threads, 1, 1}));
     // gpu.func's builder gives the body a gpu.return-less entry block.
     if (failed(generateAttentionKernel(op, kernel, kSharedMemorySymbol)))

@@ -26,11 +26,26 @@ enum ParamIndex : int {
   kQ = 0, kK, kV, kO, kLse,
   kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
   kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2,
-  kNumParams
+  kNumParams,
+  // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
+  // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
+  kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
+  kNumParamsWarpSpecialized
 };
 
+// A CUtensorMap as the kernel receives it (opaque; built by cuTensorMapEncodeTiled).
+struct alignas(64) TensorMap {
+  uint64_t opaque[16];
+};
+
+// The tensor maps describe Q, K and V as 4-D [dim, seq, heads, batch]
+// tensors (innermost first) read in boxes of 64 head-dim columns (128 bytes,
+// 128-byte swizzled) by (tile m or n) rows; rows past the sequence and
+// columns past the head dim arrive as zeros.
+constexpr int64_t kTensorMapBoxColumns = 64;
+
 // Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch.
-// Block: tile.warps * 32 threads. Dynamic shared memory: SharedMemoryLayout::totalBytes.
+// Block: TileConfig::threads(). Dynamic shared memory: SharedMemoryLayout::totalBytes.
 
 } // namespace flashjit::abi
 

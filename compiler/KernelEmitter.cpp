@@ -239,6 +239,59 @@ void KernelEmitter::fenceProxyAsyncShared() {
       NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
 }
 
+std::vector<Value> KernelEmitter::wgmmaWaitFor(int64_t n, ArrayRef<Value> values) {
+  // Outputs tied to inputs: "=f" for each value, then "0", "1", ... .
+  std::string constraints, tied;
+  SmallVector<Type> types;
+  for (size_t i = 0; i < values.size(); ++i) {
+    bool isFloat = values[i].getType().isF32();
+    constraints += std::string(i ? "," : "") + (isFloat ? "=f" : "=r");
+    tied += "," + std::to_string(i);
+    types.push_back(values[i].getType());
+  }
+  auto resultType = LLVM::LLVMStructType::getLiteral(b.getContext(), types);
+  auto asmOp = LLVM::InlineAsmOp::create(
+      b, loc, resultType, values, "wgmma.wait_group.sync.aligned " + std::to_string(n) + ";",
+      constraints + tied, /*has_side_effects=*/true, /*is_align_stack=*/false,
+      LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT), ArrayAttr());
+  std::vector<Value> out;
+  for (size_t i = 0; i < values.size(); ++i)
+    out.push_back(LLVM::ExtractValueOp::create(b, loc, asmOp.getResult(0), int64_t(i)));
+  return out;
+}
+
+void KernelEmitter::mbarrierInit(Value barrier, int64_t arrivals) {
+  NVVM::MBarrierInitOp::create(b, loc, barrier, i32(arrivals), Value());
+}
+void KernelEmitter::fenceMbarrierInit() { NVVM::FenceMbarrierInitOp::create(b, loc); }
+void KernelEmitter::mbarrierArrive(Value barrier) {
+  NVVM::MBarrierArriveOp::create(b, loc, Type(), barrier, Value());
+}
+void KernelEmitter::mbarrierArriveExpectTx(Value barrier, int64_t bytes) {
+  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), barrier, i32(bytes),
+                                         NVVM::MemScopeKind::CTA, false, Value());
+}
+void KernelEmitter::mbarrierWait(Value barrier, Value parity) {
+  // Suspend-time hint as CUTLASS uses it; the op loops until the phase completes.
+  NVVM::MBarrierTryWaitParityOp::create(b, loc, barrier, parity, i32(0x989680));
+}
+void KernelEmitter::tmaLoad(Value sharedDst, Value tensorMap, ArrayRef<Value> coordinates,
+                            Value barrier) {
+  // The shared::cluster form (a lone CTA is a cluster of one) wants the
+  // destination in the cluster shared window.
+  Value clusterDst = LLVM::AddrSpaceCastOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext(), 7), sharedDst);
+  NVVM::CpAsyncBulkTensorGlobalToSharedClusterOp::create(
+      b, loc, clusterDst, tensorMap, coordinates, barrier, ValueRange{}, Value(), Value(),
+      NVVM::TMALoadMode::TILE, false, NVVM::CTAGroupKindAttr(), Value());
+}
+void KernelEmitter::setMaxRegisters(int64_t count, bool increase) {
+  NVVM::SetMaxRegisterOp::create(b, loc, count,
+                                 increase ? NVVM::SetMaxRegisterAction::increase
+                                          : NVVM::SetMaxRegisterAction::decrease);
+}
+
 Value KernelEmitter::packPair(Type elementType, Value lo, Value hi) {
   auto f32x2 = VectorType::get({2}, b.getF32Type());
   Value v = LLVM::PoisonOp::create(b, loc, f32x2);

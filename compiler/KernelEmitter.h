@@ -103,6 +103,24 @@ public:
   /// included) before later async-proxy reads (wgmma, TMA).
   void fenceProxyAsyncShared();
   mlir::Value sharedAddress32(mlir::Value sharedPtr);
+  /// wgmma.wait_group that also passes `values` (accumulators in flight)
+  /// through, so no use of them can be scheduled before the wait.
+  std::vector<mlir::Value> wgmmaWaitFor(int64_t pendingGroups, llvm::ArrayRef<mlir::Value> values);
+
+  // Hopper asynchronous copies and their barriers (sm_90a).
+  void mbarrierInit(mlir::Value barrier, int64_t arrivals);
+  void fenceMbarrierInit();
+  void mbarrierArrive(mlir::Value barrier);
+  /// Arrive and add `bytes` to the transaction count the phase waits for.
+  void mbarrierArriveExpectTx(mlir::Value barrier, int64_t bytes);
+  /// Blocks until the phase of parity `parity` (i32 0/1) has completed.
+  void mbarrierWait(mlir::Value barrier, mlir::Value parity);
+  /// TMA tile load of the box at `coordinates` (innermost first) of the tensor
+  /// map behind `tensorMap` into `sharedDst`, completing on `barrier`.
+  void tmaLoad(mlir::Value sharedDst, mlir::Value tensorMap, llvm::ArrayRef<mlir::Value> coordinates,
+               mlir::Value barrier);
+  /// setmaxnreg: a warpgroup gives up (or takes) registers.
+  void setMaxRegisters(int64_t count, bool increase);
 
   /// Two f32 values rounded to the 16-bit element type, packed in one i32.
   mlir::Value packPair(mlir::Type elementType, mlir::Value lo, mlir::Value hi);

@@ -14,6 +14,10 @@
 
 namespace flashjit {
 
+/// On a gpu.func (and the llvm.func lowered from it): the indices of the
+/// parameters that are TMA tensor maps; see AnnotateTensorMapParams.
+inline constexpr llvm::StringLiteral kTensorMapArgsAttrName = "flashjit.tensor_map_args";
+
 #define GEN_PASS_DECL
 #include "compiler/Passes.h.inc"
 

@@ -19,4 +19,17 @@ def ConvertFlashToGPU : Pass<"convert-flash-to-gpu", "mlir::ModuleOp"> {
   ];
 }
 
+def AnnotateTensorMapParams : Pass<"annotate-tensor-map-params", "mlir::gpu::GPUModuleOp"> {
+  let summary = "Pass the TMA tensor maps of lowered kernels by value as __grid_constant__";
+  let description = [{
+    Runs after convert-gpu-to-nvvm. The parameters a kernel lists in its
+    `flashjit.tensor_map_args` attribute become 128-byte, 64-byte-aligned
+    `byval` parameters marked `nvvm.grid_constant`, so the kernel hands TMA
+    their parameter-space address and the host passes the CUtensorMap itself.
+    Such kernels also get `nvvm.minctasm = 1`: `setmaxnreg` needs the register
+    count at entry to be known, which that bound fixes.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect", "mlir::NVVM::NVVMDialect"];
+}
+
 #endif

@@ -36,6 +36,8 @@ void buildFlashToNVVMPipeline(OpPassManager &pm, const PipelineOptions &options)
   OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
   kernels.addPass(createSCFToControlFlowPass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createConvertNVVMToLLVMPass()); // mbarrier waits and friends as inline PTX
+  kernels.addPass(createAnnotateTensorMapParams());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
@@ -44,6 +46,7 @@ void buildFlashToNVVMPipeline(OpPassManager &pm, const PipelineOptions &options)
 
 void registerFlashPipelinesAndPasses() {
   registerConvertFlashToGPU();
+  registerAnnotateTensorMapParams();
   PassPipelineRegistration<>(
       "flash-to-nvvm", "Lower flash.attention to a gpu.module of LLVM/NVVM dialect kernels",
       [](OpPassManager &pm) { buildFlashToNVVMPipeline(pm, PipelineOptions{}); });

@@ -29,11 +29,17 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `qk_wgmma` (Hopper, sm_90a): S = Q Kᵀ on wgmma with Q and K in 128-byte
     swizzled shared memory, one warpgroup per 64 query rows;
     `pv_wgmma` (Hopper, sm_90a): O += P V on wgmma, P from registers and V from
-    128-byte swizzled shared memory read N-major.
+    128-byte swizzled shared memory read N-major;
+    `warp_specialized` (Hopper, sm_90a, with both wgmma switches): one more
+    warpgroup, a producer that loads Q, K and V with TMA
+    (`cp.async.bulk.tensor`) into an mbarrier-guarded ring and gives its
+    registers to the `warps` consumer warps (`setmaxnreg`), which overlap the
+    softmax of one key block with the P·V wgmma of the previous one.
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
                         "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma,
-                        DefaultValuedParameter<"bool", "false">:$pv_wgmma);
+                        DefaultValuedParameter<"bool", "false">:$pv_wgmma,
+                        DefaultValuedParameter<"bool", "false">:$warp_specialized);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

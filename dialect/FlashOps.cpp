@@ -14,7 +14,7 @@ using namespace flashjit::flash;
 
 LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t m, int64_t n, int64_t warps, int64_t stages,
-                               bool qkWgmma, bool pvWgmma) {
+                               bool qkWgmma, bool pvWgmma, bool warpSpecialized) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
   if (m < 16 || m % (16 * warps) != 0)
@@ -30,6 +30,17 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " needs whole warpgroups with one 16-row tile a warp "
                           "(warps a multiple of 4 and m = 16 * warps), got m = "
                        << m << ", warps = " << warps;
+  if (warpSpecialized && !(qkWgmma && pvWgmma))
+    return emitError() << "tile: warp_specialized needs qk_wgmma and pv_wgmma (its consumers "
+                          "run both GEMMs on wgmma)";
+  if (warpSpecialized && warps != 8)
+    return emitError() << "tile: warp_specialized needs warps = 8 (two consumer warpgroups "
+                          "sharing the register file with the producer: 24 + 2 x 240 per "
+                          "thread), got "
+                       << warps;
+  if (warpSpecialized && stages < 2)
+    return emitError() << "tile: warp_specialized needs stages >= 2 (a consumer holds K of one "
+                          "block and V of the previous one)";
   return success();
 }
 
@@ -90,6 +101,11 @@ LogicalResult AttentionOp::verify() {
   }
 
   TileAttr tile = getTile();
+  // Attributes built in C++ (flash-gen, the runtime) skip the parser's check.
+  if (failed(TileAttr::verify([&] { return emitOpError(); }, tile.getM(), tile.getN(),
+                              tile.getWarps(), tile.getStages(), tile.getQkWgmma(),
+                              tile.getPvWgmma(), tile.getWarpSpecialized())))
+    return failure();
   StringRef arch = getTarget().getArch();
   if (!arch.starts_with("sm_"))
     return emitOpError() << "target arch '" << arch << "' is not of the form sm_XX[a]";
@@ -112,7 +128,8 @@ LogicalResult AttentionOp::verify() {
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
   auto layout = SharedMemoryLayout::compute(q.getDimSize(3), v.getDimSize(3), elementBytes,
                                             tile.getM(), tile.getN(), tile.getStages(),
-                                            tile.getQkWgmma(), tile.getPvWgmma());
+                                            tile.getQkWgmma(), tile.getPvWgmma(),
+                                            tile.getWarpSpecialized());
   if (layout.totalBytes > getTarget().getMaxSharedMemory())
     return emitOpError() << "tile m = " << tile.getM() << ", n = " << tile.getN()
                          << ", stages = " << tile.getStages() << " needs " << layout.totalBytes

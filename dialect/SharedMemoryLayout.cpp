@@ -8,10 +8,11 @@ static int64_t roundUp(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDimV,
                                                int64_t elementBytes, int64_t tileM,
                                                int64_t tileN, int64_t stages, bool swizzledQK,
-                                               bool swizzledV) {
+                                               bool swizzledV, bool warpSpecialized) {
   SharedMemoryLayout l;
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
+  l.barrierOffset = 0;
   const int64_t blockElements = 128 / elementBytes; // one 128-byte swizzle row
   // Padded rows: a 16-byte pad shifts consecutive rows by four banks, so the
   // eight row addresses of one ldmatrix hit eight distinct bank groups.
@@ -38,6 +39,10 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   // The dynamic shared-memory window is only 16-byte aligned: the kernel
   // rounds its base up to 1024 bytes, so ask for that much more.
   l.totalBytes = l.queryBytes + stages * l.stageBytes + 1024;
+  if (warpSpecialized) {
+    l.barrierOffset = l.queryBytes + stages * l.stageBytes;
+    l.totalBytes += 8 * (1 + kBarriersPerStage * stages);
+  }
   return l;
 }
 

@@ -7,7 +7,9 @@
 // or, for wgmma, in the canonical 128-byte-swizzled K-major layout: the head
 // dim split into column blocks of 64 elements (128 bytes), each block a
 // [rows x 128 B] array whose 16-byte chunks are XOR-swizzled by (row % 8),
-// on 1024-byte boundaries. V always uses padded rows.
+// on 1024-byte boundaries (the layout TMA writes with 128-byte swizzling).
+// V uses padded rows or the same blocks. The warp-specialized kernel adds its
+// mbarriers after the ring.
 //
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
@@ -28,11 +30,18 @@ struct SharedMemoryLayout {
   int64_t valueBytes;      // one V tile
   int64_t stageBytes;      // one K/V ring slot (K tile then V tile)
   int64_t alignment;       // of every tile's base: 16, or 1024 for swizzled tiles
-  int64_t totalBytes;      // Q tile + stages slots (+ alignment slack)
+  int64_t barrierOffset;   // warp-specialized: the mbarriers, after the last slot (else 0)
+  int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
+
+  // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full at
+  // barrierOffset, then per stage s at barrierOffset + 8 + 32 s: K full,
+  // V full, K empty, V empty.
+  static constexpr int64_t kBarriersPerStage = 4;
 
   static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV, int64_t elementBytes,
                                     int64_t tileM, int64_t tileN, int64_t stages,
-                                    bool swizzledQK = false, bool swizzledV = false);
+                                    bool swizzledQK = false, bool swizzledV = false,
+                                    bool warpSpecialized = false);
 };
 
 } // namespace flashjit::flash

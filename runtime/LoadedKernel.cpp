@@ -80,10 +80,11 @@ LoadedKernel::~LoadedKernel() {
     driver_->cuModuleUnload(module_);
 }
 
-Status LoadedKernel::launch(const abi::AttentionKernelParams &p, unsigned gridX, unsigned gridY,
-                            unsigned gridZ, CUstream stream) const {
+Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::TensorMap *tensorMaps,
+                            unsigned gridX, unsigned gridY, unsigned gridZ,
+                            CUstream stream) const {
   // One pointer per kernel parameter, in compiler/KernelABI.h order.
-  void *args[abi::kNumParams];
+  void *args[abi::kNumParamsWarpSpecialized];
   args[abi::kQ] = const_cast<const void **>(&p.q);
   args[abi::kK] = const_cast<const void **>(&p.k);
   args[abi::kV] = const_cast<const void **>(&p.v);
@@ -100,6 +101,9 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, unsigned gridX,
   args[abi::kHeadsQ] = const_cast<int32_t *>(&p.headsQ);
   args[abi::kGroupSize] = const_cast<int32_t *>(&p.groupSize);
   args[abi::kScaleLog2] = const_cast<float *>(&p.scaleLog2);
+  if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
+    for (int i = 0; i < 3; ++i)
+      args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

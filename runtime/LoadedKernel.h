@@ -30,9 +30,10 @@ public:
   LoadedKernel(const LoadedKernel &) = delete;
   ~LoadedKernel();
 
-  /// Launches a generated attention kernel (parameters per compiler/KernelABI.h).
-  Status launch(const abi::AttentionKernelParams &params, unsigned gridX, unsigned gridY,
-                unsigned gridZ, CUstream stream) const;
+  /// Launches a generated attention kernel (parameters per compiler/KernelABI.h);
+  /// `tensorMaps` (Q, K, V) for warp-specialized kernels, else null.
+  Status launch(const abi::AttentionKernelParams &params, const abi::TensorMap *tensorMaps,
+                unsigned gridX, unsigned gridY, unsigned gridZ, CUstream stream) const;
   /// Launches any kernel: `args` holds one pointer per kernel parameter.
   Status launchRaw(void **args, unsigned gridX, unsigned gridY, unsigned gridZ,
                    CUstream stream) const;

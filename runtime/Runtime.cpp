@@ -5,6 +5,7 @@
 #include "runtime/DiskCache.h"
 #include "runtime/GpuConfigTimer.h"
 #include "runtime/KernelProvider.h"
+#include "runtime/TensorMaps.h"
 
 #include <sys/stat.h>
 
@@ -308,7 +309,12 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   k.groupSize = int32_t(p.headsQ / p.headsK);
   k.scaleLog2 = p.softmaxScale * float(M_LOG2E);
   unsigned gridX = unsigned((p.seqQ + provided.tile.m - 1) / provided.tile.m);
-  return kernel->launch(k, gridX, unsigned(p.headsQ), unsigned(p.batch), stream);
+  abi::TensorMap tensorMaps[3];
+  if (provided.tile.warpSpecialized)
+    if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, tensorMaps); !s)
+      return s;
+  return kernel->launch(k, provided.tile.warpSpecialized ? tensorMaps : nullptr, gridX,
+                        unsigned(p.headsQ), unsigned(p.batch), stream);
 }
 
 } // namespace flashjit

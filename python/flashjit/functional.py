@@ -5,7 +5,23 @@ from . import _library
 from ._validate import check_qkv, not_implemented
 
 
-def _launch(q, k, v, causal, softmax_scale, return_lse):
+_TILE_FIELDS = ("tile_m", "tile_n", "tile_warps", "tile_stages", "tile_qk_wgmma",
+                "tile_pv_wgmma", "tile_warp_specialized")
+
+
+def _set_tile(p, tile):
+    """An explicit tile: (m, n, warps, stages[, qk_wgmma[, pv_wgmma[, warp_specialized]]])."""
+    if tile is None:
+        return
+    tile = tuple(int(x) for x in tile)
+    if not 4 <= len(tile) <= len(_TILE_FIELDS):
+        raise ValueError(f"flashjit: tile must be (m, n, warps, stages[, qk_wgmma[, pv_wgmma"
+                         f"[, warp_specialized]]]), got {tile}")
+    for field, x in zip(_TILE_FIELDS, tile):
+        setattr(p, field, x)
+
+
+def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
     import torch
 
     dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
@@ -26,6 +42,7 @@ def _launch(q, k, v, causal, softmax_scale, return_lse):
         getattr(p, field)[:] = t.stride()[:3]
     p.causal = int(bool(causal))
     p.softmax_scale = float(softmax_scale)
+    _set_tile(p, tile)
     lib = _library.library()
     with torch.cuda.device(q.device):
         rt = lib.runtime(q.device.index if q.device.index is not None else torch.cuda.current_device())
@@ -38,8 +55,8 @@ def _autograd_function():
 
     class Attention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v, causal, softmax_scale, return_lse):
-            out, lse = _launch(q, k, v, causal, softmax_scale, return_lse)
+        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile):
+            out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile)
             return (out, lse) if return_lse else out
 
         @staticmethod
@@ -54,7 +71,7 @@ def _autograd_function():
 _Attention = None
 
 
-def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False):
+def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None):
     """softmax(scale * q k^T [+ causal mask]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -62,7 +79,9 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False):
     multiple of heads_k (GQA/MQA). causal is aligned to the bottom right (as
     FlashAttention 2): query i sees keys j <= i + seq_k - seq_q. Runs on the current
     stream. Returns out [batch, seq_q, heads_q, head_dim_v], and with return_lse the
-    float32 log-sum-exp [batch, heads_q, seq_q] (natural log).
+    float32 log-sum-exp [batch, heads_q, seq_q] (natural log). tile: an explicit
+    kernel configuration (m, n, warps, stages[, qk_wgmma[, pv_wgmma[, warp_specialized]]])
+    instead of the tuned or default one, for sweeps and comparisons.
     """
     import torch
 
@@ -70,8 +89,8 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False):
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
-        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse)
-    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse)
+        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile)
+    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile)
     return (out, lse) if return_lse else out
 
 
@@ -107,7 +126,7 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
                            return_attn_probs)
 
 
-def variant(q, k, v, *, causal=False, return_lse=False):
+def variant(q, k, v, *, causal=False, return_lse=False, tile=None):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -119,6 +138,7 @@ def variant(q, k, v, *, causal=False, return_lse=False):
     p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
     p.head_dim_qk, p.head_dim_v = dqk, dv
     p.causal = int(bool(causal))
+    _set_tile(p, tile)
     lib = _library.library()
     with torch.cuda.device(q.device):
         return lib.variant(lib.runtime(q.device.index), p)

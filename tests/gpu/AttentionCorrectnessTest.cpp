@@ -97,8 +97,9 @@ TEST_P(AttentionCorrectness, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
                          caseName);
 
-// The Hopper switches: S = Q Kᵀ on wgmma from swizzled shared memory, and
-// also O += P V on wgmma (every other case), on the head dims of that tier and
+// The Hopper switches, each case in three variants: S = Q Kᵀ on wgmma from
+// swizzled shared memory; also O += P V on wgmma; and the warp-specialized
+// kernel (TMA producer, both GEMMs on wgmma), on the head dims of that tier and
 // the same odd shapes.
 std::vector<CheckCase> wgmmaGrid() {
   const Shape shapes[] = {
@@ -110,11 +111,12 @@ std::vector<CheckCase> wgmmaGrid() {
   for (int64_t d : {64, 96, 128, 192, 256})
     for (bool causal : {false, true})
       for (const Shape &s : shapes)
-        for (bool pv : {false, true}) {
+        for (int variant : {0, 1, 2}) {
+          const bool pv = variant >= 1, warpSpecialized = variant == 2;
           CheckCase c = gridCase(s, d, causal, seed++);
           c.headDimV = d == 192 ? 128 : d;
-          c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv}
-                            : TileConfig{128, 64, 8, 2, true, pv};
+          c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv, warpSpecialized}
+                            : TileConfig{128, 64, 8, 2, true, pv, warpSpecialized};
           cases.push_back(c);
         }
   return cases;
@@ -163,7 +165,8 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
   FLASHJIT_REQUIRE_GPU();
   const TileConfig tiles[] = {{64, 64, 4, 1},       {64, 32, 2, 3}, {128, 128, 8, 2},
                               {16, 16, 1, 2},       {64, 64, 4, 1, true}, {128, 32, 8, 3, true},
-                              {64, 128, 4, 2, false, true}, {128, 64, 8, 1, true, true}};
+                              {64, 128, 4, 2, false, true}, {128, 64, 8, 1, true, true},
+                              {128, 64, 8, 3, true, true, true}, {128, 128, 8, 4, true, true, true}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a
@@ -176,7 +179,8 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
     c.causal = true;
     c.tile = t;
     c.seed = baseSeed() + 1000 +
-             uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma + 2 * t.pvWgmma);
+             uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma + 2 * t.pvWgmma +
+                      4 * t.warpSpecialized);
     CheckResult r;
     Status s = Gpu::get().checker->run(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();

@@ -18,7 +18,7 @@ std::string CheckCase::describe() const {
     os << "/" << headDimV;
   os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "");
   if (tile)
-    os << " tile m" << tile->m << "n" << tile->n << "w" << tile->warps << "s" << tile->stages;
+    os << " tile " << tileName(*tile);
   return os.str();
 }
 

@@ -45,7 +45,7 @@ static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
 static cl::opt<std::string> tile("tile",
-                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma]][;...] (default: per head dim)"),
+                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized]]][;...] (default: per head dim)"),
                                  cl::init(""));
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
                                       cl::init(""));
@@ -95,13 +95,13 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
-// m,n,warps,stages[,qk_wgmma[,pv_wgmma]] (switches 0 or 1)
+// m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized]]] (switches 0 or 1)
 static bool parseTile(const std::string &text, TileConfig &t) {
-  long m, n, w, st, g = 0, pv = 0;
-  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv);
+  long m, n, w, st, g = 0, pv = 0, ws = 0;
+  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv, &ws);
   if (fields < 4)
     return false;
-  t = {m, n, w, st, g != 0, pv != 0};
+  t = {m, n, w, st, g != 0, pv != 0, ws != 0};
   return true;
 }
 

@@ -130,3 +130,25 @@ func.func @wgmma_needs_whole_warpgroups(%q: !t, %s: f32) {
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @warp_specialized_needs_both_wgmma(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: warp_specialized needs qk_wgmma and pv_wgmma (its consumers run both GEMMs on wgmma)}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 2, qk_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @warp_specialized_needs_two_stages(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: warp_specialized needs stages >= 2 (a consumer holds K of one block and V of the previous one)}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 1, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}

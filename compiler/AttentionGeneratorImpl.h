@@ -1,0 +1,116 @@
+//===- AttentionGeneratorImpl.h - the forward-kernel generator's state -*- C++ -*-===//
+//
+// Private to compiler/: the Generator class shared by the two main loops of
+// the forward kernel (AttentionKernelGenerator.cpp: setup, math and the
+// cp.async loop; WarpSpecializedMainLoop.cpp: TMA producer and wgmma
+// consumers).
+//
+#ifndef FLASHJIT_COMPILER_ATTENTIONGENERATORIMPL_H
+#define FLASHJIT_COMPILER_ATTENTIONGENERATORIMPL_H
+
+#include "compiler/KernelEmitter.h"
+#include "dialect/SharedMemoryLayout.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace flashjit::detail {
+
+using namespace mlir;
+
+using Fragment = std::array<Value, 4>; // one thread's share of a 16x8 f32 accumulator tile
+
+struct Variant {
+  int64_t headDimQK, headDimV;
+  Type elementType;
+  bool causal, hasLse;
+  int64_t m, n, warps, stages;
+  int64_t mTilesPerWarp;   // 16-row mma tiles per warp
+  int64_t nTilesS;         // 8-column tiles of S (keys)
+  int64_t nTilesO;         // 8-column tiles of O (value head dim)
+  int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
+  bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
+  bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
+  bool warpSpecialized;    // TMA producer warpgroup + `warps` consumer warps (sm_90a)
+  flash::SharedMemoryLayout smem;
+};
+
+class Generator {
+public:
+  Generator(OpBuilder &b, Location loc, const Variant &v, gpu::GPUFuncOp kernel,
+            StringRef smemSymbol)
+      : e(b, loc), b(b), loc(loc), v(v), kernel(kernel), smemSymbol(smemSymbol) {}
+
+  void emit();
+
+private:
+  // AttentionKernelGenerator.cpp: setup, the cp.async main loop, the math
+  // shared by both main loops.
+  void emitSetup();
+  void emitSynchronousMainLoop();
+  Value arg(int index) { return kernel.getArgument(index); }
+  Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
+
+  template <typename Fn> void emitIf(Value cond, Fn &&body);
+  void emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows, int64_t pitch,
+                    int64_t paddedHeadDim, int64_t headDim, Value src, Value srcBase,
+                    Value rowStride, Value firstRow, Value rowLimit, bool swizzled);
+  void emitKeyValueLoad(Value block);
+  std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
+  std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
+  void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
+  /// Turns S into P in place and updates the row max and sum; returns the
+  /// factor per fragment row (2 per 16-row tile) by which O must be rescaled.
+  std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum);
+  void rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha);
+  /// Issues Q Kᵀ of this warpgroup on wgmma (fence, k-steps, commit); the
+  /// accumulators are in flight until a wgmmaWaitFor.
+  std::vector<Value> issueScoresWgmma(Value slotOffset);
+  /// P as wgmma/mma.sync A fragments: 4 packed registers per 16 keys.
+  std::vector<std::array<Value, 4>> packP(const std::vector<Fragment> &p);
+  /// Issues O += P V on wgmma (no fence; commit); accumulators in flight.
+  std::vector<Value> issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
+                                  std::vector<Value> acc, Value slotOffset);
+  std::vector<std::vector<Fragment>> toFragments(const std::vector<Value> &acc, int64_t tiles);
+  std::vector<Value> fromFragments(const std::vector<std::vector<Fragment>> &frags);
+  void emitPV(const std::vector<std::vector<Fragment>> &p, std::vector<std::vector<Fragment>> &o,
+              Value slotOffset);
+  void emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
+                   std::vector<std::vector<Fragment>> &o, Value slotOffset);
+  void emitEpilogue(const std::vector<std::vector<Fragment>> &o, const std::vector<Value> &rowMax,
+                    const std::vector<Value> &rowSum);
+  Value quadReduce(Value x, bool isMax);
+  Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
+
+  // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
+  void emitWarpSpecializedMainLoop();
+  void emitProducer();
+  void emitConsumer();
+  Value barrierAt(int64_t offset);                   // shared::cta pointer
+  Value stageBarrier(Value slot, int64_t kind);      // kind: 0 K full, 1 V full, 2 K empty, 3 V empty
+  void emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlotOffset, int64_t headDim,
+                      Value firstRow, Value headIndex, Value barrier);
+
+  KernelEmitter e;
+  OpBuilder &b;
+  Location loc;
+  const Variant &v;
+  gpu::GPUFuncOp kernel;
+  StringRef smemSymbol;
+
+  // Values computed once at kernel entry.
+  Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
+  Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
+};
+
+template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
+  auto ifOp = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  body();
+}
+
+} // namespace flashjit::detail
+
+#endif

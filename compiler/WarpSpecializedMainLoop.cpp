@@ -1,0 +1,242 @@
+//===- WarpSpecializedMainLoop.cpp - TMA producer, wgmma consumers --------===//
+//
+// The Hopper main loop (tile switch `warp_specialized`), in the manner of
+// FlashAttention-3:
+//   * warpgroup 0 is the producer: it gives up registers (setmaxnreg) and one
+//     thread issues TMA loads of Q once and of K/V block by block into a
+//     `stages`-deep ring; each load completes on a "full" mbarrier with the
+//     bytes it carries, and a slot is refilled only after its "empty"
+//     mbarrier saw every consumer warp arrive;
+//   * warpgroups 1.. are consumers (64 query rows each, more registers):
+//     S = Q Kᵀ from shared memory and O += P V with P in registers, both on
+//     wgmma. Step j issues Q K_jᵀ and P_{j-1} V_{j-1} back to back and runs the
+//     softmax of S_j while the P V product is still on the tensor cores.
+//   * odd lengths and head dims need no padding: TMA fills rows past the
+//     sequence and columns past the head dim with zeros.
+// Phases: the k-th use of slot s (k = j / stages) waits for parity k & 1 on
+// its full barrier; the producer waits on the empty barrier with the opposite
+// parity, which a fresh barrier satisfies at once.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/AttentionGeneratorImpl.h"
+#include "compiler/KernelABI.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+using namespace mlir;
+using arith::CmpIPredicate;
+
+namespace flashjit::detail {
+
+namespace {
+enum StageBarrier : int64_t { kKeyFull = 0, kValueFull, kKeyEmpty, kValueEmpty };
+// Registers a thread of each role keeps: the producer needs a few for
+// addresses, the consumers hold S, P and O. 128 * 24 + 256 * 240 <= 64K.
+constexpr int64_t kProducerRegisters = 24;
+constexpr int64_t kConsumerRegisters = 240;
+} // namespace
+
+Value Generator::barrierAt(int64_t offset) { return sharedAt(e.i32(offset)); }
+
+Value Generator::stageBarrier(Value slot, int64_t kind) {
+  Value offset = e.add(e.mul(slot, e.i32(8 * flash::SharedMemoryLayout::kBarriersPerStage)),
+                       e.i32(v.smem.barrierOffset + 8 + 8 * kind));
+  return sharedAt(offset);
+}
+
+// One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
+// layout wgmma reads.
+void Generator::emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlotOffset,
+                               int64_t headDim, Value firstRow, Value headIndex, Value barrier) {
+  const int64_t rows = tensorMapArg == abi::kTensorMapQ ? v.m : v.n;
+  const int64_t boxes = (headDim + abi::kTensorMapBoxColumns - 1) / abi::kTensorMapBoxColumns;
+  for (int64_t c = 0; c < boxes; ++c) {
+    Value dst = e.i32(dstOffset + c * rows * 128);
+    if (dstSlotOffset)
+      dst = e.add(dst, dstSlotOffset);
+    e.tmaLoad(sharedAt(dst), arg(tensorMapArg),
+              {e.i32(c * abi::kTensorMapBoxColumns), firstRow, headIndex, batch}, barrier);
+  }
+}
+
+void Generator::emitWarpSpecializedMainLoop() {
+  const int64_t consumerWarps = v.warps;
+  emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
+    e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1);
+    for (int64_t s = 0; s < v.stages; ++s) {
+      Value slot = e.i32(s);
+      e.mbarrierInit(stageBarrier(slot, kKeyFull), 1);
+      e.mbarrierInit(stageBarrier(slot, kValueFull), 1);
+      e.mbarrierInit(stageBarrier(slot, kKeyEmpty), consumerWarps);
+      e.mbarrierInit(stageBarrier(slot, kValueEmpty), consumerWarps);
+    }
+    e.fenceMbarrierInit(); // visible to the async proxy (TMA) too
+  });
+  e.barrier(); // the last block-wide barrier: the roles never meet again
+
+  auto ifOp = scf::IfOp::create(b, loc, e.cmpi(CmpIPredicate::ult, tid, e.i32(128)),
+                                /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  emitProducer();
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  emitConsumer();
+}
+
+void Generator::emitProducer() {
+  e.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  const int64_t keyBytes = v.smem.paddedHeadDimQK * v.n * 2;
+  const int64_t valueBytes = v.smem.paddedHeadDimV * v.n * 2;
+  emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
+    Value queryFull = barrierAt(v.smem.barrierOffset);
+    e.mbarrierArriveExpectTx(queryFull, v.smem.paddedHeadDimQK * v.m * 2);
+    emitTensorLoad(abi::kTensorMapQ, 0, Value(), v.headDimQK, firstQueryRow, head, queryFull);
+
+    auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value j = loop.getInductionVar();
+    Value slot = e.remui(j, e.i32(v.stages));
+    Value emptyParity = arith::XOrIOp::create(
+        b, loc, e.andi(e.divui(j, e.i32(v.stages)), e.i32(1)), e.i32(1));
+    Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
+    Value firstKey = e.mul(j, e.i32(v.n));
+
+    e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
+    Value keyFull = stageBarrier(slot, kKeyFull);
+    e.mbarrierArriveExpectTx(keyFull, keyBytes);
+    emitTensorLoad(abi::kTensorMapK, v.smem.queryBytes, slotOffset, v.headDimQK, firstKey, headK,
+                   keyFull);
+
+    e.mbarrierWait(stageBarrier(slot, kValueEmpty), emptyParity);
+    Value valueFull = stageBarrier(slot, kValueFull);
+    e.mbarrierArriveExpectTx(valueFull, valueBytes);
+    emitTensorLoad(abi::kTensorMapV, v.smem.queryBytes + v.smem.keyBytes, slotOffset,
+                   v.headDimV, firstKey, headK, valueFull);
+  });
+}
+
+void Generator::emitConsumer() {
+  e.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  warp = e.sub(e.shrui(tid, 5), e.i32(4)); // consumer warps count from 0
+
+  Value zero = e.f32(0.0);
+  Value zeroPacked = e.i32(0);
+  std::vector<Value> o(size_t(v.headDimV / 2), zero);
+  std::vector<std::array<Value, 4>> p(size_t(v.n / 16), {zeroPacked, zeroPacked, zeroPacked,
+                                                         zeroPacked});
+  std::vector<Value> rowMax(2, e.negInf()), rowSum(2, zero);
+
+  // Loop-carried state as one flat list: O, P, row max, row sum.
+  auto flatten = [&] {
+    SmallVector<Value> flat(o.begin(), o.end());
+    for (auto &frag : p)
+      flat.append(frag.begin(), frag.end());
+    flat.append(rowMax.begin(), rowMax.end());
+    flat.append(rowSum.begin(), rowSum.end());
+    return flat;
+  };
+  auto unflatten = [&](ValueRange flat) {
+    size_t idx = 0;
+    for (Value &x : o)
+      x = flat[idx++];
+    for (auto &frag : p)
+      for (Value &x : frag)
+        x = flat[idx++];
+    for (Value &x : rowMax)
+      x = flat[idx++];
+    for (Value &x : rowSum)
+      x = flat[idx++];
+  };
+  auto types = [](ValueRange values) {
+    SmallVector<Type> t;
+    for (Value x : values)
+      t.push_back(x.getType());
+    return t;
+  };
+  auto parityOf = [&](Value block) {
+    return e.andi(e.divui(block, e.i32(v.stages)), e.i32(1));
+  };
+  auto slotOf = [&](Value block) { return e.remui(block, e.i32(v.stages)); };
+  auto release = [&](Value barrier) { // one arrival per consumer warp
+    emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)), [&] { e.mbarrierArrive(barrier); });
+  };
+  // S_j = Q K_jᵀ, masked and turned into P_j; returns the rescale factors.
+  auto scoresToP = [&](std::vector<Value> s, Value block) {
+    auto frags = toFragments(s, v.nTilesS);
+    emitMask(frags, e.mul(block, e.i32(v.n)));
+    std::vector<Value> alpha = emitOnlineSoftmax(frags, rowMax, rowSum);
+    p = packP(frags[0]);
+    return alpha;
+  };
+  auto withState = [&](Value cond, auto &&body) { // if (cond) body(); state flows out
+    SmallVector<Value> before = flatten();
+    auto ifOp = scf::IfOp::create(b, loc, types(before), cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, before);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    body();
+    scf::YieldOp::create(b, loc, flatten());
+    b.setInsertionPointAfter(ifOp);
+    unflatten(ifOp.getResults());
+  };
+
+  e.mbarrierWait(barrierAt(v.smem.barrierOffset), e.i32(0));
+  Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
+
+  // Block 0: scores and softmax only (O is still zero).
+  withState(any, [&] {
+    Value first = e.i32(0);
+    e.mbarrierWait(stageBarrier(first, kKeyFull), first);
+    std::vector<Value> s = e.wgmmaWaitFor(0, issueScoresWgmma(e.i32(0)));
+    release(stageBarrier(first, kKeyEmpty));
+    scoresToP(s, first);
+  });
+
+  // Blocks 1..: Q K_jᵀ and P_{j-1} V_{j-1} in flight together; the softmax of
+  // S_j runs while P V finishes.
+  auto loop = scf::ForOp::create(b, loc, e.i32(1), e.maxsi(numBlocks, e.i32(1)), e.i32(1),
+                                 flatten());
+  {
+    OpBuilder::InsertionGuard guard(b);
+    Block *body = loop.getBody();
+    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
+      body->back().erase();
+    b.setInsertionPointToEnd(body);
+    unflatten(loop.getRegionIterArgs());
+    Value j = loop.getInductionVar();
+    Value previous = e.sub(j, e.i32(1));
+    Value slot = slotOf(j), previousSlot = slotOf(previous);
+
+    e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(j));
+    std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
+    e.mbarrierWait(stageBarrier(previousSlot, kValueFull), parityOf(previous));
+    e.wgmmaFence(); // O was rescaled and P written since the last fence
+    std::vector<Value> oInFlight =
+        issuePVWgmma(p, o, e.mul(previousSlot, e.i32(v.smem.stageBytes)));
+    s = e.wgmmaWaitFor(1, s);
+    release(stageBarrier(slot, kKeyEmpty));
+    std::vector<Value> alpha = scoresToP(s, j);
+    o = e.wgmmaWaitFor(0, oInFlight);
+    release(stageBarrier(previousSlot, kValueEmpty));
+    auto oFrags = toFragments(o, v.nTilesO);
+    rescale(oFrags, alpha);
+    o = fromFragments(oFrags);
+    scf::YieldOp::create(b, loc, flatten());
+  }
+  unflatten(loop.getResults());
+
+  // The last block's P V.
+  withState(any, [&] {
+    Value last = e.sub(numBlocks, e.i32(1));
+    Value slot = slotOf(last);
+    e.mbarrierWait(stageBarrier(slot, kValueFull), parityOf(last));
+    e.wgmmaFence();
+    o = e.wgmmaWaitFor(0, issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes))));
+  });
+
+  emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
+}
+
+} // namespace flashjit::detail

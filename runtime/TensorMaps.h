@@ -1,0 +1,23 @@
+//===- TensorMaps.h - TMA descriptors of one attention launch ---*- C++ -*-===//
+//
+// Warp-specialized kernels read Q, K and V with TMA; the descriptors are
+// built on the host for each call (cheap, no device work) and passed by value.
+//
+#ifndef FLASHJIT_RUNTIME_TENSORMAPS_H
+#define FLASHJIT_RUNTIME_TENSORMAPS_H
+
+#include "compiler/KernelABI.h"
+#include "runtime/CudaDriver.h"
+#include "runtime/flashjit.h"
+
+namespace flashjit {
+
+/// Q, K and V as [dim, seq, heads, batch] tensors in boxes of
+/// abi::kTensorMapBoxColumns columns by tile.m (Q) or tile.n (K, V) rows,
+/// 128-byte swizzled. `p` must be normalized (see normalizeAndValidate).
+Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
+                        const TileConfig &tile, abi::TensorMap maps[3]);
+
+} // namespace flashjit
+
+#endif
