@@ -88,20 +88,27 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.warps = d <= 128 ? 4 : 8;
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
-  // Hopper: both GEMMs on wgmma won 1.11–1.32× over the mma.sync tiles in the
-  // H200 sweep (bench/results/h200-wgmma.md): two warpgroups, 64 keys a step
-  // for d = 64 and 128 above, a single stage above d = 128.
-  if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
-    t.warps = 8;
-    t.n = d <= 64 ? 64 : 128;
-    t.stages = d <= 128 ? 2 : 1;
-    t.qkWgmma = t.pvWgmma = true;
-  }
   auto bytes = [&] {
     return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
                                               t.qkWgmma, t.pvWgmma, t.warpSpecialized)
         .totalBytes;
   };
+  // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
+  // warpgroups) with a two-stage ring, the largest key block of 128, 96, 80
+  // or 64 that fits (bench/results/h200-warp-specialized.md: 0.97-1.03x cuDNN
+  // at s = 8192, 1.4-1.5x the all-warps wgmma tile).
+  if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
+    t.warps = 8;
+    t.stages = 2;
+    t.qkWgmma = t.pvWgmma = t.warpSpecialized = true;
+    for (int64_t n : {128, 96, 80, 64}) {
+      t.n = n;
+      if (maxSharedMemory <= 0 || bytes() <= maxSharedMemory)
+        return t;
+    }
+    // Not even 64 keys fit: the all-warps wgmma tile, shrunk below.
+    t.warpSpecialized = false;
+  }
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)
     t.n /= 2;
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.stages > 1)

@@ -91,6 +91,12 @@ Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
       .getShuffleResult();
 }
 void KernelEmitter::barrier() { gpu::BarrierOp::create(b, loc); }
+void KernelEmitter::namedBarrierSync(Value id, int64_t threads) {
+  NVVM::BarrierOp::create(b, loc, TypeRange{}, id, i32(threads), {}, Value{});
+}
+void KernelEmitter::namedBarrierArrive(Value id, int64_t threads) {
+  NVVM::BarrierArriveOp::create(b, loc, id, i32(threads));
+}
 
 Value KernelEmitter::sharedPtr(Value base, Value byteOffset) {
   return LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(), base, ValueRange{byteOffset});

@@ -62,6 +62,9 @@ public:
   // Warp and block synchronisation.
   mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);
   void barrier();
+  /// Named barrier `id` (1..15) among `threads` threads: wait for all / only arrive.
+  void namedBarrierSync(mlir::Value id, int64_t threads);
+  void namedBarrierArrive(mlir::Value id, int64_t threads);
 
   // Memory.
   mlir::Value sharedPtr(mlir::Value base, mlir::Value byteOffset);

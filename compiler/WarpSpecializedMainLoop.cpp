@@ -10,7 +10,10 @@
 //   * warpgroups 1.. are consumers (64 query rows each, more registers):
 //     S = Q Kᵀ from shared memory and O += P V with P in registers, both on
 //     wgmma. Step j issues Q K_jᵀ and P_{j-1} V_{j-1} back to back and runs the
-//     softmax of S_j while the P V product is still on the tensor cores.
+//     softmax of S_j while the P V product is still on the tensor cores;
+//   * the two consumer warpgroups take turns issuing their GEMMs (ping-pong
+//     on two named barriers), so one's softmax runs while the other's GEMMs
+//     keep the tensor cores busy.
 //   * odd lengths and head dims need no padding: TMA fills rows past the
 //     sequence and columns past the head dim with zeros.
 // Phases: the k-th use of slot s (k = j / stages) waits for parity k & 1 on
@@ -182,14 +185,30 @@ void Generator::emitConsumer() {
     unflatten(ifOp.getResults());
   };
 
+  // Ping-pong: warpgroup w issues its GEMMs after bar.sync on barrier 1 + w
+  // and then lets the other go (bar.arrive on its barrier). Each issues
+  // numBlocks + 1 times; warpgroup 1 opens with one arrival so warpgroup 0
+  // goes first and skips its last one so no arrival is left pending.
+  Value warpgroup = e.shrui(warp, 2);
+  Value myTurn = e.add(warpgroup, e.i32(1));
+  Value otherTurn = e.sub(e.i32(2), warpgroup);
+  const int64_t turnThreads = 2 * 128;
+  auto beginIssue = [&] { e.namedBarrierSync(myTurn, turnThreads); };
+  auto endIssue = [&] { e.namedBarrierArrive(otherTurn, turnThreads); };
+
   e.mbarrierWait(barrierAt(v.smem.barrierOffset), e.i32(0));
   Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
+  Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
+  emitIf(arith::AndIOp::create(b, loc, any, secondWarpgroup), endIssue);
 
   // Block 0: scores and softmax only (O is still zero).
   withState(any, [&] {
     Value first = e.i32(0);
     e.mbarrierWait(stageBarrier(first, kKeyFull), first);
-    std::vector<Value> s = e.wgmmaWaitFor(0, issueScoresWgmma(e.i32(0)));
+    beginIssue();
+    std::vector<Value> issued = issueScoresWgmma(e.i32(0));
+    endIssue();
+    std::vector<Value> s = e.wgmmaWaitFor(0, issued);
     release(stageBarrier(first, kKeyEmpty));
     scoresToP(s, first);
   });
@@ -210,15 +229,26 @@ void Generator::emitConsumer() {
     Value slot = slotOf(j), previousSlot = slotOf(previous);
 
     e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(j));
-    std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
     e.mbarrierWait(stageBarrier(previousSlot, kValueFull), parityOf(previous));
-    e.wgmmaFence(); // O was rescaled and P written since the last fence
+    beginIssue();
+    std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
     std::vector<Value> oInFlight =
         issuePVWgmma(p, o, e.mul(previousSlot, e.i32(v.smem.stageBytes)));
+    endIssue();
     s = e.wgmmaWaitFor(1, s);
     release(stageBarrier(slot, kKeyEmpty));
     std::vector<Value> alpha = scoresToP(s, j);
-    o = e.wgmmaWaitFor(0, oInFlight);
+    // The row statistics go through the wait with O: otherwise LLVM is free
+    // to sink the softmax below it, and nothing would overlap P V. (Not P:
+    // redefining wgmma A registers there makes ptxas serialize the wgmmas.)
+    std::vector<Value> waited(oInFlight);
+    for (auto *stats : {&rowMax, &rowSum, &alpha})
+      waited.insert(waited.end(), stats->begin(), stats->end());
+    waited = e.wgmmaWaitFor(0, waited);
+    auto next = waited.begin();
+    for (auto *values : {&o, &rowMax, &rowSum, &alpha})
+      for (Value &x : *values)
+        x = *next++;
     release(stageBarrier(previousSlot, kValueEmpty));
     auto oFrags = toFragments(o, v.nTilesO);
     rescale(oFrags, alpha);
@@ -232,8 +262,11 @@ void Generator::emitConsumer() {
     Value last = e.sub(numBlocks, e.i32(1));
     Value slot = slotOf(last);
     e.mbarrierWait(stageBarrier(slot, kValueFull), parityOf(last));
+    beginIssue();
     e.wgmmaFence();
-    o = e.wgmmaWaitFor(0, issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes))));
+    std::vector<Value> issued = issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes)));
+    emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), endIssue);
+    o = e.wgmmaWaitFor(0, issued);
   });
 
   emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);

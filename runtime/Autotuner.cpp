@@ -82,6 +82,23 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
             continue;
           space.push_back({m, n, warps, stages, qkWgmma, pvWgmma});
           }
+  // Warp-specialized (TMA producer + two wgmma consumer warpgroups): the
+  // consumers hold O (d_v / 2), S (n / 2) and P (n / 4) registers each, out
+  // of 240; key-block sizes between the powers of two fit more stages.
+  if (limits.arch == "sm_90a" && p.headDimQK % 16 == 0)
+    for (int64_t n : {64, 80, 96, 128, 176})
+      for (int64_t stages : {2, 3, 4}) {
+        TileConfig t{128, n, 8, stages, true, true, true};
+        if (limits.maxThreadsPerBlock && t.threads() > limits.maxThreadsPerBlock)
+          continue;
+        auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, t.m, n, stages,
+                                                       true, true, true);
+        if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
+          continue;
+        if (p.headDimV / 2 + n / 2 + n / 4 > 200)
+          continue;
+        space.push_back(t);
+      }
   return space;
 }
 

@@ -1,6 +1,8 @@
 //===- KernelCache.cpp ----------------------------------------------------===//
 #include "runtime/KernelCache.h"
 
+#include "runtime/Ptxas.h"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -29,6 +31,9 @@ KernelCacheOptions kernelCacheOptionsFromEnvironment() {
 KernelCache::KernelCache(const CudaDriver *driver, KernelCacheOptions options)
     : driver_(driver), options_(std::move(options)) {
   identity_ = compilerIdentity(options_.compile);
+  // The assembler is part of what a cached cubin depends on.
+  ptxas_ = findPtxas();
+  identity_ += "; assembler " + (ptxas_.empty() ? std::string("driver") : ptxasVersion(ptxas_));
   for (const std::string &name : cacheRelevantEnvironment()) {
     const char *v = std::getenv(name.c_str());
     environment_ += name + "=" + (v ? v : "") + ";";
@@ -66,7 +71,12 @@ Status KernelCache::produce(const AttentionSpec &spec, CachedKernel &out) {
   out.ptx = std::move(compiled->ptx);
   out.threads = compiled->threads;
   out.sharedMemoryBytes = compiled->sharedMemoryBytes;
-  return driver_ ? assemblePtx(*driver_, out.ptx, out.name, out.cubin) : Status::ok();
+  if (!driver_ || ptxas_.empty())
+    return Status::ok(); // PTX only: cuModuleLoadDataEx compiles it (see runtime/Ptxas.h)
+  if (Status s = assembleWithPtxas(ptxas_, spec.arch, out.ptx, out.cubin); !s)
+    return Status::error(s.message() + " (set FLASHJIT_PTXAS=none to let the driver compile "
+                                       "the PTX instead)");
+  return Status::ok();
 }
 
 Status KernelCache::resolve(const AttentionSpec &spec, CachedKernel &out, bool &compiled) {

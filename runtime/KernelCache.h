@@ -60,6 +60,7 @@ private:
   const CudaDriver *driver_;
   KernelCacheOptions options_;
   std::string identity_, environment_;
+  std::string ptxas_; // assembles the cubins; "" = the driver compiles the PTX
   std::unique_ptr<DiskCache> disk_;
   std::string diskProblem_;
   std::mutex mutex_;

@@ -40,28 +40,6 @@ Status LoadedKernel::load(const CudaDriver &driver, const std::string &image,
   return Status::ok();
 }
 
-Status assemblePtx(const CudaDriver &driver, const std::string &ptx, const std::string &name,
-                   std::string &cubin) {
-  std::vector<char> log(8192, 0);
-  CUjit_option options[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
-  void *values[] = {log.data(), reinterpret_cast<void *>(log.size() - 1)};
-  CUlinkState link = nullptr;
-  if (Status s = driver.check("cuLinkCreate", driver.cuLinkCreate(2, options, values, &link)); !s)
-    return s;
-  CUresult r = driver.cuLinkAddData(link, CU_JIT_INPUT_PTX, const_cast<char *>(ptx.c_str()),
-                                    ptx.size() + 1, name.c_str(), 0, nullptr, nullptr);
-  void *image = nullptr;
-  size_t size = 0;
-  if (r == CUDA_SUCCESS)
-    r = driver.cuLinkComplete(link, &image, &size);
-  if (r == CUDA_SUCCESS)
-    cubin.assign(static_cast<const char *>(image), size);
-  driver.cuLinkDestroy(link);
-  if (r != CUDA_SUCCESS)
-    return Status::error(driver.describe("assembling PTX", r) + " for " + name + ": " + log.data());
-  return Status::ok();
-}
-
 LoadedKernel::LoadedKernel(LoadedKernel &&o) noexcept { *this = std::move(o); }
 
 LoadedKernel &LoadedKernel::operator=(LoadedKernel &&o) noexcept {

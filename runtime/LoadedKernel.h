@@ -13,11 +13,6 @@
 
 namespace flashjit {
 
-/// PTX -> cubin with the driver's own assembler (cuLink*), so later loads
-/// skip the driver JIT.
-Status assemblePtx(const CudaDriver &driver, const std::string &ptx, const std::string &name,
-                   std::string &cubin);
-
 class LoadedKernel {
 public:
   /// Loads PTX (JIT-compiled by the driver) or a cubin and looks up `name`;

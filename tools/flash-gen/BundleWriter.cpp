@@ -3,6 +3,7 @@
 
 #include "compiler/Compiler.h"
 #include "runtime/Files.h"
+#include "runtime/Ptxas.h"
 #include "runtime/Sha256.h"
 
 #include <atomic>
@@ -22,18 +23,12 @@ namespace {
 
 Status assemble(const std::string &ptxas, const std::string &arch, const std::string &ptxPath,
                 const std::string &cubinPath) {
-  std::string cmd = "'" + ptxas + "' -arch=" + arch + " '" + ptxPath + "' -o '" + cubinPath +
-                    "' 2>&1";
-  FILE *pipe = popen(cmd.c_str(), "r");
-  if (!pipe)
-    return Status::error("cannot run " + ptxas);
-  std::string output;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), pipe))
-    output += buf;
-  if (pclose(pipe) != 0)
-    return Status::error("ptxas failed on " + ptxPath + ": " + output);
-  return Status::ok();
+  std::string ptx, cubin;
+  if (!readWholeFile(ptxPath, ptx))
+    return Status::error("cannot read " + ptxPath);
+  if (Status s = assembleWithPtxas(ptxas, arch, ptx, cubin); !s)
+    return Status::error(s.message() + " (" + ptxPath + ")");
+  return writeWholeFile(cubinPath, cubin, 0644);
 }
 
 } // namespace

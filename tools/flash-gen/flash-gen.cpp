@@ -12,6 +12,7 @@
 // "causal", "lse", "tile": [m, n, warps, stages]} (tile optional: the default).
 //
 #include "compiler/Compiler.h"
+#include "runtime/Ptxas.h"
 #include "tools/flash-gen/BundleWriter.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -105,14 +106,7 @@ static bool parseTile(const std::string &text, TileConfig &t) {
   return true;
 }
 
-static std::string findPtxas() {
-  if (!ptxasPath.empty())
-    return ptxasPath;
-  for (const char *candidate : {"/usr/local/cuda/bin/ptxas", "/usr/bin/ptxas"})
-    if (access(candidate, X_OK) == 0)
-      return candidate;
-  return "";
-}
+static std::string ptxasForBundles() { return ptxasPath.empty() ? findPtxas() : ptxasPath; }
 
 // Variants from a JSON file.
 static bool readVariants(const std::string &path, std::vector<AttentionSpec> &out) {
@@ -209,7 +203,7 @@ static int generateBundle() {
       llvm::errs() << "flash-gen: " << s.message() << "\n";
       return 2;
     }
-  request.ptxas = noCubin ? "" : findPtxas();
+  request.ptxas = noCubin ? "" : ptxasForBundles();
   request.jobs = jobs ? unsigned(jobs) : std::max(1u, std::thread::hardware_concurrency());
   request.progress = [](size_t done, size_t total, const std::string &name, double ms,
                         const std::string &error) {

@@ -8,6 +8,7 @@
 #include "compiler/Compiler.h"
 #include "runtime/CudaDriver.h"
 #include "runtime/KernelCache.h"
+#include "runtime/Ptxas.h"
 #include "runtime/flashjit.h"
 #ifdef FLASHJIT_HAVE_CHECK
 #include "tools/check/AttentionCheck.h"
@@ -23,44 +24,26 @@
 
 using namespace flashjit;
 
-static std::string findPtxas() {
+// ptxas: the configured one (FLASHJIT_PTXAS at build time), else the runtime's search.
+static std::string ptxasForChecks() {
 #ifdef FLASHJIT_PTXAS
   if (access(FLASHJIT_PTXAS, X_OK) == 0)
     return FLASHJIT_PTXAS;
 #endif
-  if (system("command -v ptxas > /dev/null 2>&1") == 0)
-    return "ptxas";
-  return "";
+  return findPtxas();
 }
 
-// Assembles `ptx` for `arch`; returns ptxas's resource line ("" on failure).
+// Assembles `ptx` for `arch`; `report` gets ptxas's resource lines or its error.
 static bool assemble(const std::string &ptxas, const std::string &ptx, const std::string &arch,
                      std::string &report) {
-  char path[] = "/tmp/flashjit-XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0)
-    return false;
-  close(fd);
-  std::ofstream(path) << ptx;
-  std::string cmd = ptxas + " -arch=" + arch + " -v " + path + " -o /dev/null 2>&1";
-  FILE *pipe = popen(cmd.c_str(), "r");
-  char line[512];
-  report.clear();
-  std::string all;
-  while (pipe && fgets(line, sizeof(line), pipe)) {
-    all += line;
-    std::string l(line);
-    if (l.find("registers") != std::string::npos || l.find("spill") != std::string::npos)
-      report += l.substr(l.find(':') + 2, std::string::npos);
-  }
-  int rc = pipe ? pclose(pipe) : -1;
-  unlink(path);
-  if (rc != 0)
-    report = all;
+  std::string cubin;
+  Status s = assembleWithPtxas(ptxas, arch, ptx, cubin, &report);
+  if (!s)
+    report = s.message();
   for (char &ch : report)
     if (ch == '\n')
       ch = ' ';
-  return rc == 0;
+  return s.isOk();
 }
 
 static int generateOnly(const std::string &ptxas) {
@@ -201,7 +184,7 @@ static int runOnGpu(Runtime &rt) {
 #endif
 
 int main() {
-  std::string ptxas = findPtxas();
+  std::string ptxas = ptxasForChecks();
   printf("flashjit: generating the default forward variants (bf16, d = 128)\n");
   int failures = generateOnly(ptxas);
   cacheTimingsWithoutGpu();
