@@ -47,7 +47,7 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
 fi
 if want sanitizer; then
   echo "== compute-sanitizer"
-  small=${SANITIZE_FILTER:-'Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:Grid/HopperQkWgmma.MatchesReference/*sq17_sk17*d64*:InvalidRequest.*'}
+  small=${SANITIZE_FILTER:-'Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d40*:Grid/AttentionCorrectness.MatchesReference/*sq17_sk17*d64*:Grid/HopperQkWgmma.MatchesReference/*sq17_sk17*d64*:InvalidRequest.*'}
   for tool in memcheck racecheck synccheck; do
     echo "=== $tool" >> "$OUT/sanitizer.log"
     timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 /tmp/fj/flashjit-gpu-tests \

@@ -14,6 +14,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <functional>
+
 namespace flashjit::detail {
 
 using namespace mlir;
@@ -32,6 +34,7 @@ struct Variant {
   bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
   bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
   bool warpSpecialized;    // TMA producer warpgroup + `warps` consumer warps (sm_90a)
+  bool persistent;         // warp-specialized blocks walk many tiles (grid = SMs)
   flash::SharedMemoryLayout smem;
 };
 
@@ -47,6 +50,7 @@ private:
   // AttentionKernelGenerator.cpp: setup, the cp.async main loop, the math
   // shared by both main loops.
   void emitSetup();
+  void emitTileCoordinates(Value queryBlock, Value headIndex, Value batchIndex);
   void emitSynchronousMainLoop();
   Value arg(int index) { return kernel.getArgument(index); }
   Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
@@ -85,6 +89,7 @@ private:
 
   // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
   void emitWarpSpecializedMainLoop();
+  void emitTileLoop(const std::function<Value(Value, Value)> &body);
   void emitProducer();
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer
@@ -103,6 +108,18 @@ private:
   Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
 };
+
+/// An scf.for carrying `init`, with the builder left at the end of its empty
+/// body (the caller yields); callers hold an InsertionGuard.
+inline scf::ForOp openLoop(OpBuilder &b, Location loc, Value lower, Value upper, Value step,
+                           ValueRange init) {
+  auto loop = scf::ForOp::create(b, loc, lower, upper, step, init);
+  Block *body = loop.getBody();
+  if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
+    body->back().erase();
+  b.setInsertionPointToEnd(body);
+  return loop;
+}
 
 template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
   auto ifOp = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);

@@ -387,7 +387,7 @@ void Generator::emit() {
 }
 
 // Values every main loop uses: aligned shared-memory base, thread geometry,
-// this block's (query block, head, batch) and its number of key blocks.
+// and (one tile a block) this block's (query block, head, batch).
 void Generator::emitSetup() {
   Block &entry = kernel.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -408,11 +408,17 @@ void Generator::emitSetup() {
   quadCol = e.andi(lane, e.i32(3));
   seqQ = arg(abi::kSeqQ);
   seqK = arg(abi::kSeqK);
-
+  if (v.warpSpecialized)
+    return; // persistent: the tile loop sets the block coordinates
   // Reverse block order: for causal masks the last query blocks do the most work.
-  Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0));
-  head = e.blockId(1);
-  batch = e.blockId(2);
+  emitTileCoordinates(e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0)), e.blockId(1),
+                      e.blockId(2));
+}
+
+// The Q/K/V/O offsets, first query row and key-block count of one tile.
+void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value batchIndex) {
+  head = headIndex;
+  batch = batchIndex;
   headK = e.divui(head, arg(abi::kGroupSize));
   auto baseOffset = [&](int strideArg, Value h) {
     return e.add(e.mul(e.toI64(batch), arg(strideArg)), e.mul(e.toI64(h), arg(strideArg + 2)));
@@ -469,13 +475,10 @@ void Generator::emitSynchronousMainLoop() {
       x = flat[idx++];
   };
 
-  auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1), flatten());
+  scf::ForOp loop;
   {
     OpBuilder::InsertionGuard guard(b);
-    Block *body = loop.getBody();
-    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
-      body->back().erase();
-    b.setInsertionPointToEnd(body);
+    loop = openLoop(b, loc, e.i32(0), numBlocks, e.i32(1), flatten());
     unflatten(loop.getRegionIterArgs());
     Value j = loop.getInductionVar();
 
@@ -531,6 +534,7 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.qkWgmma = tile.getQkWgmma();
   v.pvWgmma = tile.getPvWgmma();
   v.warpSpecialized = tile.getWarpSpecialized();
+  v.persistent = tile.getPersistent();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
                                               v.stages, v.qkWgmma, v.pvWgmma, v.warpSpecialized);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;

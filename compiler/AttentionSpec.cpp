@@ -27,6 +27,7 @@ std::string AttentionSpec::canonical() const {
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
      << " tile.pv_wgmma=" << (tile.pvWgmma ? 1 : 0)
      << " tile.warp_specialized=" << (tile.warpSpecialized ? 1 : 0)
+     << " tile.persistent=" << (tile.persistent ? 1 : 0)
      << " arch=" << arch << " max_smem=" << maxSharedMemory;
   return os.str();
 }
@@ -56,13 +57,13 @@ int64_t AttentionSpec::sharedMemoryBytes() const {
 std::string tileName(const TileConfig &t) {
   return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
          "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "") + (t.pvWgmma ? "p" : "") +
-         (t.warpSpecialized ? "ws" : "");
+         (t.warpSpecialized ? "ws" : "") + (t.persistent ? "ps" : "");
 }
 
 bool sameTile(const TileConfig &a, const TileConfig &b) {
   return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages &&
          a.qkWgmma == b.qkWgmma && a.pvWgmma == b.pvWgmma &&
-         a.warpSpecialized == b.warpSpecialized;
+         a.warpSpecialized == b.warpSpecialized && a.persistent == b.persistent;
 }
 
 int64_t documentedMaxSharedMemory(const std::string &arch) {
@@ -117,7 +118,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
     t.m /= 2;
     t.warps = std::min<int64_t>(t.warps, t.m / 16);
     if ((t.qkWgmma || t.pvWgmma) && (t.warps % 4 != 0 || t.m != 16 * t.warps))
-      t.qkWgmma = t.pvWgmma = t.warpSpecialized = false; // no whole warpgroups left
+      t.qkWgmma = t.pvWgmma = t.warpSpecialized = t.persistent = false; // no whole warpgroups
   }
   return t;
 }

@@ -31,11 +31,15 @@ struct TileConfig {
   // Hopper switch (needs both wgmma switches): a producer warpgroup loads
   // Q/K/V with TMA into an mbarrier ring; `warps` counts the consumer warps.
   bool warpSpecialized = false;
+  // Launch switch of the warp-specialized kernel: one block per SM walking
+  // many tiles, instead of one block a tile (same code, other grid).
+  bool persistent = false;
   int64_t threads() const { return (warps + (warpSpecialized ? 4 : 0)) * 32; }
 };
 
 /// "m128n64w4s2", with "g" when Q Kᵀ and "p" when P V runs on wgmma, and
-/// "ws" when a TMA producer warpgroup feeds the `w` consumer warps.
+/// "ws" when a TMA producer warpgroup feeds the `w` consumer warps, "ps" when
+/// its grid is persistent.
 std::string tileName(const TileConfig &t);
 bool sameTile(const TileConfig &a, const TileConfig &b);
 

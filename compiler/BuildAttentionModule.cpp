@@ -42,7 +42,7 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                                                    : flash::MaskKind::None),
       flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
                            spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
-                           spec.tile.warpSpecialized),
+                           spec.tile.warpSpecialized, spec.tile.persistent),
       flash::TargetAttr::get(&context, spec.arch, maxSmem));
   func::ReturnOp::create(b, loc);
   return module;

@@ -29,6 +29,7 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
     types[i] = global;
   for (int i = abi::kSeqQ; i <= abi::kGroupSize; ++i)
     types[i] = i32;
+  types[abi::kBatch] = i32;
   types[abi::kScaleLog2] = Float32Type::get(ctx);
   return types;
 }

@@ -20,12 +20,13 @@ struct AttentionKernelParams {
   int64_t qStride[3], kStride[3], vStride[3], oStride[3];
   int32_t seqQ, seqK, headsQ, groupSize; // groupSize = heads_q / heads_k
   float scaleLog2;                         // softmax scale * log2(e)
+  int32_t batch;
 };
 
 enum ParamIndex : int {
   kQ = 0, kK, kV, kO, kLse,
   kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
-  kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2,
+  kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kBatch,
   kNumParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
@@ -45,7 +46,13 @@ struct alignas(64) TensorMap {
 constexpr int64_t kTensorMapBoxColumns = 64;
 
 // Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch.
+// Warp-specialized kernels: grid x = the (query block, head, batch) tiles, or
+// with the persistent switch min(tiles, SMs); each block walks the tiles
+// x, x + gridDim.x, ...
 // Block: TileConfig::threads(). Dynamic shared memory: SharedMemoryLayout::totalBytes.
+inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
+  return tiles < smCount ? tiles : smCount;
+}
 
 } // namespace flashjit::abi
 

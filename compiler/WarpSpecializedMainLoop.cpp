@@ -15,10 +15,17 @@
 //     on two named barriers), so one's softmax runs while the other's GEMMs
 //     keep the tensor cores busy.
 //   * odd lengths and head dims need no padding: TMA fills rows past the
-//     sequence and columns past the head dim with zeros.
-// Phases: the k-th use of slot s (k = j / stages) waits for parity k & 1 on
-// its full barrier; the producer waits on the empty barrier with the opposite
-// parity, which a fresh barrier satisfies at once.
+//     sequence and columns past the head dim with zeros;
+//   * each block walks the (query block, head, batch) tiles blockIdx.x,
+//     + gridDim.x, ... (one of them, or with the `persistent` switch the
+//     runtime launches one block per SM); the query blocks of one head are
+//     adjacent (its K/V stay in L2) and heaviest first for causal masks. The
+//     producer loads the next tile's Q (guarded by a "Q empty" barrier) and
+//     K/V while the consumers finish the last one.
+// Phases: the K/V ring counts key blocks over all tiles of the block; the
+// k-th use of slot s waits for parity k & 1 on its full barrier; the
+// producer waits on empty barriers with the opposite parity, which a fresh
+// barrier satisfies at once. The Q barriers flip once a tile.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionGeneratorImpl.h"
@@ -42,9 +49,37 @@ constexpr int64_t kConsumerRegisters = 240;
 Value Generator::barrierAt(int64_t offset) { return sharedAt(e.i32(offset)); }
 
 Value Generator::stageBarrier(Value slot, int64_t kind) {
-  Value offset = e.add(e.mul(slot, e.i32(8 * flash::SharedMemoryLayout::kBarriersPerStage)),
-                       e.i32(v.smem.barrierOffset + 8 + 8 * kind));
+  using Layout = flash::SharedMemoryLayout;
+  Value offset = e.add(e.mul(slot, e.i32(8 * Layout::kBarriersPerStage)),
+                       e.i32(v.smem.barrierOffset + 8 * Layout::kQueryBarriers + 8 * kind));
   return sharedAt(offset);
+}
+
+// for (tile = blockIdx.x; tile < tiles; tile += gridDim.x), carrying the key
+// blocks and tiles this block has done (for the barrier phases); `body` sets
+// the tile's coordinates up and returns how many key blocks it had.
+void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
+  Value queryBlocks = e.ceilDiv(seqQ, v.m);
+  Value headsQ = arg(abi::kHeadsQ);
+  auto setTile = [&](Value tile) {
+    Value headBatch = e.divui(tile, queryBlocks);
+    Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
+    emitTileCoordinates(heaviestFirst, e.remui(headBatch, headsQ), e.divui(headBatch, headsQ));
+  };
+  if (!v.persistent) { // one tile a block: no loop (measured faster than a one-trip loop)
+    setTile(e.blockId(0));
+    body(e.i32(0), e.i32(0));
+    return;
+  }
+  Value tiles = e.mul(e.mul(queryBlocks, headsQ), arg(abi::kBatch));
+  Value zero = e.i32(0);
+  OpBuilder::InsertionGuard guard(b);
+  scf::ForOp loop = openLoop(b, loc, e.blockId(0), tiles, e.gridDim(0), ValueRange{zero, zero});
+  Value tile = loop.getInductionVar();
+  Value blocksDone = loop.getRegionIterArgs()[0], tilesDone = loop.getRegionIterArgs()[1];
+  setTile(tile);
+  Value tileBlocks = body(blocksDone, e.andi(tilesDone, e.i32(1)));
+  scf::YieldOp::create(b, loc, ValueRange{e.add(blocksDone, tileBlocks), e.add(tilesDone, e.i32(1))});
 }
 
 // One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
@@ -66,6 +101,7 @@ void Generator::emitWarpSpecializedMainLoop() {
   const int64_t consumerWarps = v.warps;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1);
+    e.mbarrierInit(barrierAt(v.smem.barrierOffset + 8), consumerWarps);
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
       e.mbarrierInit(stageBarrier(slot, kKeyFull), 1);
@@ -91,31 +127,38 @@ void Generator::emitProducer() {
   const int64_t keyBytes = v.smem.paddedHeadDimQK * v.n * 2;
   const int64_t valueBytes = v.smem.paddedHeadDimV * v.n * 2;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    Value queryFull = barrierAt(v.smem.barrierOffset);
-    e.mbarrierArriveExpectTx(queryFull, v.smem.paddedHeadDimQK * v.m * 2);
-    emitTensorLoad(abi::kTensorMapQ, 0, Value(), v.headDimQK, firstQueryRow, head, queryFull);
+    emitTileLoop([&](Value blocksDone, Value tileParity) {
+      // The consumers are done with the last tile's Q.
+      e.mbarrierWait(barrierAt(v.smem.barrierOffset + 8), arith::XOrIOp::create(
+                                                              b, loc, tileParity, e.i32(1)));
+      Value queryFull = barrierAt(v.smem.barrierOffset);
+      e.mbarrierArriveExpectTx(queryFull, v.smem.paddedHeadDimQK * v.m * 2);
+      emitTensorLoad(abi::kTensorMapQ, 0, Value(), v.headDimQK, firstQueryRow, head, queryFull);
 
-    auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(loop.getBody()->getTerminator());
-    Value j = loop.getInductionVar();
-    Value slot = e.remui(j, e.i32(v.stages));
-    Value emptyParity = arith::XOrIOp::create(
-        b, loc, e.andi(e.divui(j, e.i32(v.stages)), e.i32(1)), e.i32(1));
-    Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
-    Value firstKey = e.mul(j, e.i32(v.n));
+      auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      Value j = loop.getInductionVar();
+      Value ring = e.add(blocksDone, j);
+      Value slot = e.remui(ring, e.i32(v.stages));
+      Value emptyParity = arith::XOrIOp::create(
+          b, loc, e.andi(e.divui(ring, e.i32(v.stages)), e.i32(1)), e.i32(1));
+      Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
+      Value firstKey = e.mul(j, e.i32(v.n));
 
-    e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
-    Value keyFull = stageBarrier(slot, kKeyFull);
-    e.mbarrierArriveExpectTx(keyFull, keyBytes);
-    emitTensorLoad(abi::kTensorMapK, v.smem.queryBytes, slotOffset, v.headDimQK, firstKey, headK,
-                   keyFull);
+      e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
+      Value keyFull = stageBarrier(slot, kKeyFull);
+      e.mbarrierArriveExpectTx(keyFull, keyBytes);
+      emitTensorLoad(abi::kTensorMapK, v.smem.queryBytes, slotOffset, v.headDimQK, firstKey,
+                     headK, keyFull);
 
-    e.mbarrierWait(stageBarrier(slot, kValueEmpty), emptyParity);
-    Value valueFull = stageBarrier(slot, kValueFull);
-    e.mbarrierArriveExpectTx(valueFull, valueBytes);
-    emitTensorLoad(abi::kTensorMapV, v.smem.queryBytes + v.smem.keyBytes, slotOffset,
-                   v.headDimV, firstKey, headK, valueFull);
+      e.mbarrierWait(stageBarrier(slot, kValueEmpty), emptyParity);
+      Value valueFull = stageBarrier(slot, kValueFull);
+      e.mbarrierArriveExpectTx(valueFull, valueBytes);
+      emitTensorLoad(abi::kTensorMapV, v.smem.queryBytes + v.smem.keyBytes, slotOffset,
+                     v.headDimV, firstKey, headK, valueFull);
+      return numBlocks;
+    });
   });
 }
 
@@ -196,80 +239,87 @@ void Generator::emitConsumer() {
   auto beginIssue = [&] { e.namedBarrierSync(myTurn, turnThreads); };
   auto endIssue = [&] { e.namedBarrierArrive(otherTurn, turnThreads); };
 
-  e.mbarrierWait(barrierAt(v.smem.barrierOffset), e.i32(0));
-  Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
-  Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
-  emitIf(arith::AndIOp::create(b, loc, any, secondWarpgroup), endIssue);
+  emitTileLoop([&](Value blocksDone, Value tileParity) {
+    Value zero = e.f32(0.0), zeroPacked = e.i32(0);
+    std::fill(o.begin(), o.end(), zero);
+    for (auto &frag : p)
+      frag = {zeroPacked, zeroPacked, zeroPacked, zeroPacked};
+    rowMax.assign(2, e.negInf());
+    rowSum.assign(2, zero);
+    e.mbarrierWait(barrierAt(v.smem.barrierOffset), tileParity);
+    Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
+    Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
+    emitIf(arith::AndIOp::create(b, loc, any, secondWarpgroup), endIssue);
 
-  // Block 0: scores and softmax only (O is still zero).
-  withState(any, [&] {
-    Value first = e.i32(0);
-    e.mbarrierWait(stageBarrier(first, kKeyFull), first);
-    beginIssue();
-    std::vector<Value> issued = issueScoresWgmma(e.i32(0));
-    endIssue();
-    std::vector<Value> s = e.wgmmaWaitFor(0, issued);
-    release(stageBarrier(first, kKeyEmpty));
-    scoresToP(s, first);
+    // Block 0: scores and softmax only (O is still zero).
+    withState(any, [&] {
+      Value slot = slotOf(blocksDone);
+      e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(blocksDone));
+      beginIssue();
+      std::vector<Value> issued = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
+      endIssue();
+      std::vector<Value> s = e.wgmmaWaitFor(0, issued);
+      release(stageBarrier(slot, kKeyEmpty));
+      scoresToP(s, e.i32(0));
+    });
+
+    // Blocks 1..: Q K_jᵀ and P_{j-1} V_{j-1} in flight together; the softmax
+    // of S_j runs while P V finishes.
+    scf::ForOp loop;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      loop = openLoop(b, loc, e.i32(1), e.maxsi(numBlocks, e.i32(1)), e.i32(1), flatten());
+      unflatten(loop.getRegionIterArgs());
+      Value j = loop.getInductionVar();
+      Value ring = e.add(blocksDone, j), previous = e.sub(ring, e.i32(1));
+      Value slot = slotOf(ring), previousSlot = slotOf(previous);
+
+      e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(ring));
+      e.mbarrierWait(stageBarrier(previousSlot, kValueFull), parityOf(previous));
+      beginIssue();
+      std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
+      std::vector<Value> oInFlight =
+          issuePVWgmma(p, o, e.mul(previousSlot, e.i32(v.smem.stageBytes)));
+      endIssue();
+      s = e.wgmmaWaitFor(1, s);
+      release(stageBarrier(slot, kKeyEmpty));
+      std::vector<Value> alpha = scoresToP(s, j);
+      // The row statistics go through the wait with O: otherwise LLVM is free
+      // to sink the softmax below it, and nothing would overlap P V. (Not P:
+      // redefining wgmma A registers there makes ptxas serialize the wgmmas.)
+      std::vector<Value> waited(oInFlight);
+      for (auto *stats : {&rowMax, &rowSum, &alpha})
+        waited.insert(waited.end(), stats->begin(), stats->end());
+      waited = e.wgmmaWaitFor(0, waited);
+      auto next = waited.begin();
+      for (auto *values : {&o, &rowMax, &rowSum, &alpha})
+        for (Value &x : *values)
+          x = *next++;
+      release(stageBarrier(previousSlot, kValueEmpty));
+      auto oFrags = toFragments(o, v.nTilesO);
+      rescale(oFrags, alpha);
+      o = fromFragments(oFrags);
+      scf::YieldOp::create(b, loc, flatten());
+    }
+    unflatten(loop.getResults());
+    release(barrierAt(v.smem.barrierOffset + 8)); // every Q Kᵀ of the tile is done
+
+    // The last block's P V.
+    withState(any, [&] {
+      Value last = e.sub(e.add(blocksDone, numBlocks), e.i32(1));
+      Value slot = slotOf(last);
+      e.mbarrierWait(stageBarrier(slot, kValueFull), parityOf(last));
+      beginIssue();
+      e.wgmmaFence();
+      std::vector<Value> issued = issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes)));
+      emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), endIssue);
+      o = e.wgmmaWaitFor(0, issued);
+      release(stageBarrier(slot, kValueEmpty)); // the next tile reuses the ring
+    });
+
+    emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
+    return numBlocks;
   });
-
-  // Blocks 1..: Q K_jᵀ and P_{j-1} V_{j-1} in flight together; the softmax of
-  // S_j runs while P V finishes.
-  auto loop = scf::ForOp::create(b, loc, e.i32(1), e.maxsi(numBlocks, e.i32(1)), e.i32(1),
-                                 flatten());
-  {
-    OpBuilder::InsertionGuard guard(b);
-    Block *body = loop.getBody();
-    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
-      body->back().erase();
-    b.setInsertionPointToEnd(body);
-    unflatten(loop.getRegionIterArgs());
-    Value j = loop.getInductionVar();
-    Value previous = e.sub(j, e.i32(1));
-    Value slot = slotOf(j), previousSlot = slotOf(previous);
-
-    e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(j));
-    e.mbarrierWait(stageBarrier(previousSlot, kValueFull), parityOf(previous));
-    beginIssue();
-    std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
-    std::vector<Value> oInFlight =
-        issuePVWgmma(p, o, e.mul(previousSlot, e.i32(v.smem.stageBytes)));
-    endIssue();
-    s = e.wgmmaWaitFor(1, s);
-    release(stageBarrier(slot, kKeyEmpty));
-    std::vector<Value> alpha = scoresToP(s, j);
-    // The row statistics go through the wait with O: otherwise LLVM is free
-    // to sink the softmax below it, and nothing would overlap P V. (Not P:
-    // redefining wgmma A registers there makes ptxas serialize the wgmmas.)
-    std::vector<Value> waited(oInFlight);
-    for (auto *stats : {&rowMax, &rowSum, &alpha})
-      waited.insert(waited.end(), stats->begin(), stats->end());
-    waited = e.wgmmaWaitFor(0, waited);
-    auto next = waited.begin();
-    for (auto *values : {&o, &rowMax, &rowSum, &alpha})
-      for (Value &x : *values)
-        x = *next++;
-    release(stageBarrier(previousSlot, kValueEmpty));
-    auto oFrags = toFragments(o, v.nTilesO);
-    rescale(oFrags, alpha);
-    o = fromFragments(oFrags);
-    scf::YieldOp::create(b, loc, flatten());
-  }
-  unflatten(loop.getResults());
-
-  // The last block's P V.
-  withState(any, [&] {
-    Value last = e.sub(numBlocks, e.i32(1));
-    Value slot = slotOf(last);
-    e.mbarrierWait(stageBarrier(slot, kValueFull), parityOf(last));
-    beginIssue();
-    e.wgmmaFence();
-    std::vector<Value> issued = issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes)));
-    emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), endIssue);
-    o = e.wgmmaWaitFor(0, issued);
-  });
-
-  emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
 }
 
 } // namespace flashjit::detail

@@ -34,12 +34,16 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     warpgroup, a producer that loads Q, K and V with TMA
     (`cp.async.bulk.tensor`) into an mbarrier-guarded ring and gives its
     registers to the `warps` consumer warps (`setmaxnreg`), which overlap the
-    softmax of one key block with the P·V wgmma of the previous one.
+    softmax of one key block with the P·V wgmma of the previous one;
+    `persistent` (with `warp_specialized`): the runtime launches one block per
+    SM and each walks many (query block, head, batch) tiles, loading the next
+    tile's Q and K/V while it finishes the last (without it, one block a tile).
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
                         "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma,
                         DefaultValuedParameter<"bool", "false">:$pv_wgmma,
-                        DefaultValuedParameter<"bool", "false">:$warp_specialized);
+                        DefaultValuedParameter<"bool", "false">:$warp_specialized,
+                        DefaultValuedParameter<"bool", "false">:$persistent);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -14,7 +14,8 @@ using namespace flashjit::flash;
 
 LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t m, int64_t n, int64_t warps, int64_t stages,
-                               bool qkWgmma, bool pvWgmma, bool warpSpecialized) {
+                               bool qkWgmma, bool pvWgmma, bool warpSpecialized,
+                               bool persistent) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
   if (m < 16 || m % (16 * warps) != 0)
@@ -33,6 +34,9 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (warpSpecialized && !(qkWgmma && pvWgmma))
     return emitError() << "tile: warp_specialized needs qk_wgmma and pv_wgmma (its consumers "
                           "run both GEMMs on wgmma)";
+  if (persistent && !warpSpecialized)
+    return emitError() << "tile: persistent needs warp_specialized (only that kernel walks "
+                          "several tiles a block)";
   if (warpSpecialized && warps != 8)
     return emitError() << "tile: warp_specialized needs warps = 8 (two consumer warpgroups "
                           "sharing the register file with the producer: 24 + 2 x 240 per "
@@ -104,7 +108,8 @@ LogicalResult AttentionOp::verify() {
   // Attributes built in C++ (flash-gen, the runtime) skip the parser's check.
   if (failed(TileAttr::verify([&] { return emitOpError(); }, tile.getM(), tile.getN(),
                               tile.getWarps(), tile.getStages(), tile.getQkWgmma(),
-                              tile.getPvWgmma(), tile.getWarpSpecialized())))
+                              tile.getPvWgmma(), tile.getWarpSpecialized(),
+                              tile.getPersistent())))
     return failure();
   StringRef arch = getTarget().getArch();
   if (!arch.starts_with("sm_"))

@@ -41,7 +41,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   l.totalBytes = l.queryBytes + stages * l.stageBytes + 1024;
   if (warpSpecialized) {
     l.barrierOffset = l.queryBytes + stages * l.stageBytes;
-    l.totalBytes += 8 * (1 + kBarriersPerStage * stages);
+    l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
   }
   return l;
 }

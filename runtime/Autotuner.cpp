@@ -98,6 +98,8 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
         if (p.headDimV / 2 + n / 2 + n / 4 > 200)
           continue;
         space.push_back(t);
+        t.persistent = true;
+        space.push_back(t);
       }
   return space;
 }

@@ -32,8 +32,8 @@ struct BundleVariant {
   std::string ptxSha256, cubinSha256;
 };
 
-/// A tile as JSON: [m, n, warps, stages(, qk_wgmma(, pv_wgmma(, warp_specialized)))],
-/// switches as 0/1.
+/// A tile as JSON: [m, n, warps, stages(, qk_wgmma(, pv_wgmma(, warp_specialized(,
+/// persistent))))], switches as 0/1.
 json::Value tileJson(const TileConfig &t);
 bool tileFrom(const json::Value *v, TileConfig &t);
 

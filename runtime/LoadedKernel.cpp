@@ -79,6 +79,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   args[abi::kHeadsQ] = const_cast<int32_t *>(&p.headsQ);
   args[abi::kGroupSize] = const_cast<int32_t *>(&p.groupSize);
   args[abi::kScaleLog2] = const_cast<float *>(&p.scaleLog2);
+  args[abi::kBatch] = const_cast<int32_t *>(&p.batch);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < 3; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -308,13 +309,24 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   k.headsQ = int32_t(p.headsQ);
   k.groupSize = int32_t(p.headsQ / p.headsK);
   k.scaleLog2 = p.softmaxScale * float(M_LOG2E);
-  unsigned gridX = unsigned((p.seqQ + provided.tile.m - 1) / provided.tile.m);
+  k.batch = int32_t(p.batch);
+  const int64_t queryBlocks = (p.seqQ + provided.tile.m - 1) / provided.tile.m;
+  if (!provided.tile.warpSpecialized)
+    return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(p.headsQ),
+                          unsigned(p.batch), stream);
+  // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
+  // persistent, one block per SM; else one block a tile.
+  const int64_t tiles = queryBlocks * p.headsQ * p.batch;
+  if (tiles > std::numeric_limits<int32_t>::max())
+    return Status::error("problem too large for the warp-specialized kernel: " +
+                         std::to_string(tiles) + " tiles (query blocks x heads x batch) "
+                         "exceed 2^31 - 1");
   abi::TensorMap tensorMaps[3];
-  if (provided.tile.warpSpecialized)
-    if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, tensorMaps); !s)
-      return s;
-  return kernel->launch(k, provided.tile.warpSpecialized ? tensorMaps : nullptr, gridX,
-                        unsigned(p.headsQ), unsigned(p.batch), stream);
+  if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, tensorMaps); !s)
+    return s;
+  const int64_t grid =
+      provided.tile.persistent ? abi::persistentGridSize(tiles, impl_->device.smCount) : tiles;
+  return kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
 }
 
 } // namespace flashjit

@@ -45,6 +45,7 @@ typedef struct flashjit_attention_params {
   int32_t tile_qk_wgmma; /* with an explicit tile: S = Q K^T on wgmma (sm_90a) */
   int32_t tile_pv_wgmma; /* with an explicit tile: O += P V on wgmma (sm_90a) */
   int32_t tile_warp_specialized; /* with both wgmma switches: TMA producer warpgroup (sm_90a) */
+  int32_t tile_persistent;       /* with warp_specialized: one block per SM walks the tiles */
 } flashjit_attention_params;
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */

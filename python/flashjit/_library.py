@@ -20,7 +20,7 @@ class AttentionParams(ctypes.Structure):
         ("tile_m", ctypes.c_int32), ("tile_n", ctypes.c_int32),
         ("tile_warps", ctypes.c_int32), ("tile_stages", ctypes.c_int32),
         ("tile_qk_wgmma", ctypes.c_int32), ("tile_pv_wgmma", ctypes.c_int32),
-        ("tile_warp_specialized", ctypes.c_int32),
+        ("tile_warp_specialized", ctypes.c_int32), ("tile_persistent", ctypes.c_int32),
     ]
 
 

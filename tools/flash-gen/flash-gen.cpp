@@ -46,7 +46,8 @@ static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
 static cl::opt<std::string> tile("tile",
-                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized]]][;...] (default: per head dim)"),
+                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]][;...] "
+                                          "(default: per head dim)"),
                                  cl::init(""));
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
                                       cl::init(""));
@@ -96,13 +97,14 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
-// m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized]]] (switches 0 or 1)
+// m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]] (switches 0 or 1)
 static bool parseTile(const std::string &text, TileConfig &t) {
-  long m, n, w, st, g = 0, pv = 0, ws = 0;
-  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv, &ws);
+  long m, n, w, st, g = 0, pv = 0, ws = 0, ps = 0;
+  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv,
+                      &ws, &ps);
   if (fields < 4)
     return false;
-  t = {m, n, w, st, g != 0, pv != 0, ws != 0};
+  t = {m, n, w, st, g != 0, pv != 0, ws != 0, ps != 0};
   return true;
 }
 
@@ -137,11 +139,11 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.withLse = flag("lse");
     spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
     spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
-    if (const json::Value *t = e.get("tile"); t && t->isArray() && t->items().size() >= 4)
-      spec.tile = {int64_t(t->items()[0].number()), int64_t(t->items()[1].number()),
-                   int64_t(t->items()[2].number()), int64_t(t->items()[3].number()),
-                   t->items().size() > 4 && t->items()[4].number() != 0,
-                   t->items().size() > 5 && t->items()[5].number() != 0};
+    if (const json::Value *t = e.get("tile"); t && !tileFrom(t, spec.tile)) {
+      llvm::errs() << "flash-gen: " << path << ": a tile is [m, n, warps, stages(, qk_wgmma"
+                   << "(, pv_wgmma(, warp_specialized)))]\n";
+      return false;
+    }
     out.push_back(spec);
   }
   return true;

@@ -152,3 +152,14 @@ func.func @warp_specialized_needs_two_stages(%q: !t, %s: f32) {
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @persistent_needs_warp_specialized(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: persistent needs warp_specialized (only that kernel walks several tiles a block)}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 2, qk_wgmma = true, pv_wgmma = true, persistent = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
