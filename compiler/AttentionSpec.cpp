@@ -95,14 +95,16 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
         .totalBytes;
   };
   // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
-  // warpgroups) with a two-stage ring, the largest key block of 128, 96, 80
-  // or 64 that fits (bench/results/h200-warp-specialized.md: 0.97-1.03x cuDNN
-  // at s = 8192, 1.4-1.5x the all-warps wgmma tile).
+  // warpgroups) with a two-stage ring and the largest key block that fits:
+  // 176 above d = 64 (the H200 sweep: +6% over 128 at d = 128, causal or not),
+  // else 128, 96, 80 or 64 (bench/results/h200-warp-specialized.md).
   if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
     t.warps = 8;
     t.stages = 2;
     t.qkWgmma = t.pvWgmma = t.warpSpecialized = true;
-    for (int64_t n : {128, 96, 80, 64}) {
+    for (int64_t n : {176, 128, 96, 80, 64}) {
+      if (n == 176 && d <= 64)
+        continue; // no gain measured with two stages at d = 64
       t.n = n;
       if (maxSharedMemory <= 0 || bytes() <= maxSharedMemory)
         return t;
