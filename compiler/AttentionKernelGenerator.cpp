@@ -1,6 +1,10 @@
-//===- AttentionKernelGenerator.cpp - the sm80-tier forward kernel --------===//
+//===- AttentionKernelGenerator.cpp - the forward kernel generator --------===//
 //
-// FlashAttention-2 style forward pass on mma.sync tensor cores:
+// Setup, masking, online softmax, epilogue and the all-warps main loop; the
+// Hopper switches swap in wgmma for either GEMM (this file) or the whole main
+// loop for the warp-specialized one (WarpSpecializedMainLoop.cpp).
+//
+// The all-warps main loop is a FlashAttention-2 style pass on mma.sync:
 //   * one thread block per (query block of `m` rows, query head, batch);
 //   * each warp owns m / warps query rows (whole 16-row mma tiles), so the
 //     online softmax needs only quad shuffles, never shared memory;

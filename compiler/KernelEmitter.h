@@ -2,7 +2,7 @@
 //
 // A thin layer over OpBuilder that names the handful of operations the
 // attention generator needs (integer index math, warp shuffles, cp.async,
-// ldmatrix, mma.sync). One helper per instruction, so the generator reads as
+// ldmatrix, mma.sync; on Hopper wgmma, TMA loads, mbarriers, setmaxnreg). One helper per instruction, so the generator reads as
 // the algorithm and the instruction details live in one place.
 //
 #ifndef FLASHJIT_COMPILER_KERNELEMITTER_H
