@@ -109,6 +109,19 @@ private:
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
 };
 
+/// Loop- or branch-carried SSA values that live in C++ variables: `each(f)`
+/// calls f on every variable, always in the same order; these turn them into
+/// one flat list (for scf.for / scf.if operands) and back.
+template <typename Each> SmallVector<Value> flattenCarried(Each &&each) {
+  SmallVector<Value> flat;
+  each([&](Value &x) { flat.push_back(x); });
+  return flat;
+}
+template <typename Each> void unflattenCarried(Each &&each, ValueRange flat) {
+  size_t next = 0;
+  each([&](Value &x) { x = flat[next++]; });
+}
+
 /// An scf.for carrying `init`, with the builder left at the end of its empty
 /// body (the caller yields); callers hold an InsertionGuard.
 inline scf::ForOp openLoop(OpBuilder &b, Location loc, Value lower, Value upper, Value step,

@@ -190,15 +190,15 @@ void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
         b, loc, needMask,
         e.cmpi(CmpIPredicate::sgt, e.sub(kvEnd, e.i32(1)), lastKeyVisibleToFirstRow));
   }
-  SmallVector<Type> types;
-  SmallVector<Value> flat;
-  for (auto &tiles : s)
-    for (auto &frag : tiles)
-      for (Value x : frag) {
-        flat.push_back(x);
-        types.push_back(x.getType());
-      }
-  auto ifOp = scf::IfOp::create(b, loc, types, needMask, /*withElseRegion=*/true);
+  auto eachScore = [&](auto &&f) {
+    for (auto &tiles : s)
+      for (auto &frag : tiles)
+        for (Value &x : frag)
+          f(x);
+  };
+  SmallVector<Value> flat = flattenCarried(eachScore);
+  auto ifOp = scf::IfOp::create(b, loc, ValueRange(flat).getTypes(), needMask,
+                                /*withElseRegion=*/true);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(ifOp.elseBlock());
@@ -223,11 +223,7 @@ void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
     }
     scf::YieldOp::create(b, loc, masked);
   }
-  int64_t idx = 0;
-  for (auto &tiles : s)
-    for (auto &frag : tiles)
-      for (Value &x : frag)
-        x = ifOp.getResult(idx++);
+  unflattenCarried(eachScore, ifOp.getResults());
 }
 
 Value Generator::quadReduce(Value x, bool isMax) {
@@ -458,26 +454,17 @@ void Generator::emitSynchronousMainLoop() {
                                        std::vector<Fragment>(v.nTilesO, {zero, zero, zero, zero}));
   std::vector<Value> rowMax(2 * v.mTilesPerWarp, e.negInf());
   std::vector<Value> rowSum(2 * v.mTilesPerWarp, zero);
-  auto flatten = [&] {
-    SmallVector<Value> flat;
-    for (auto &tiles : o)
-      for (auto &frag : tiles)
-        flat.append(frag.begin(), frag.end());
-    flat.append(rowMax.begin(), rowMax.end());
-    flat.append(rowSum.begin(), rowSum.end());
-    return flat;
-  };
-  auto unflatten = [&](ValueRange flat) {
-    int64_t idx = 0;
+  auto eachCarried = [&](auto &&f) {
     for (auto &tiles : o)
       for (auto &frag : tiles)
         for (Value &x : frag)
-          x = flat[idx++];
-    for (Value &x : rowMax)
-      x = flat[idx++];
-    for (Value &x : rowSum)
-      x = flat[idx++];
+          f(x);
+    for (auto *stats : {&rowMax, &rowSum})
+      for (Value &x : *stats)
+        f(x);
   };
+  auto flatten = [&] { return flattenCarried(eachCarried); };
+  auto unflatten = [&](ValueRange flat) { unflattenCarried(eachCarried, flat); };
 
   scf::ForOp loop;
   {

@@ -238,7 +238,6 @@ std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value des
 
 void KernelEmitter::wgmmaFence() { NVVM::WgmmaFenceAlignedOp::create(b, loc); }
 void KernelEmitter::wgmmaCommit() { NVVM::WgmmaGroupSyncAlignedOp::create(b, loc); }
-void KernelEmitter::wgmmaWait(int64_t n) { NVVM::WgmmaWaitGroupSyncOp::create(b, loc, n); }
 void KernelEmitter::fenceProxyAsyncShared() {
   NVVM::FenceProxyOp::create(
       b, loc, NVVM::ProxyKindAttr::get(b.getContext(), NVVM::ProxyKind::async_shared),

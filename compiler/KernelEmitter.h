@@ -101,7 +101,6 @@ public:
                                    mlir::Value descB, llvm::ArrayRef<mlir::Value> acc);
   void wgmmaFence();
   void wgmmaCommit();
-  void wgmmaWait(int64_t pendingGroups);
   /// Orders this thread's generic-proxy shared-memory writes (cp.async
   /// included) before later async-proxy reads (wgmma, TMA).
   void fenceProxyAsyncShared();

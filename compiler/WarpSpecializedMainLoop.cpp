@@ -173,33 +173,19 @@ void Generator::emitConsumer() {
                                                          zeroPacked});
   std::vector<Value> rowMax(2, e.negInf()), rowSum(2, zero);
 
-  // Loop-carried state as one flat list: O, P, row max, row sum.
-  auto flatten = [&] {
-    SmallVector<Value> flat(o.begin(), o.end());
-    for (auto &frag : p)
-      flat.append(frag.begin(), frag.end());
-    flat.append(rowMax.begin(), rowMax.end());
-    flat.append(rowSum.begin(), rowSum.end());
-    return flat;
-  };
-  auto unflatten = [&](ValueRange flat) {
-    size_t idx = 0;
+  // Loop-carried state: O, P, row max, row sum.
+  auto eachCarried = [&](auto &&f) {
     for (Value &x : o)
-      x = flat[idx++];
+      f(x);
     for (auto &frag : p)
       for (Value &x : frag)
-        x = flat[idx++];
-    for (Value &x : rowMax)
-      x = flat[idx++];
-    for (Value &x : rowSum)
-      x = flat[idx++];
+        f(x);
+    for (auto *stats : {&rowMax, &rowSum})
+      for (Value &x : *stats)
+        f(x);
   };
-  auto types = [](ValueRange values) {
-    SmallVector<Type> t;
-    for (Value x : values)
-      t.push_back(x.getType());
-    return t;
-  };
+  auto flatten = [&] { return flattenCarried(eachCarried); };
+  auto unflatten = [&](ValueRange flat) { unflattenCarried(eachCarried, flat); };
   auto parityOf = [&](Value block) {
     return e.andi(e.divui(block, e.i32(v.stages)), e.i32(1));
   };
@@ -217,7 +203,8 @@ void Generator::emitConsumer() {
   };
   auto withState = [&](Value cond, auto &&body) { // if (cond) body(); state flows out
     SmallVector<Value> before = flatten();
-    auto ifOp = scf::IfOp::create(b, loc, types(before), cond, /*withElseRegion=*/true);
+    auto ifOp = scf::IfOp::create(b, loc, ValueRange(before).getTypes(), cond,
+                                  /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(ifOp.elseBlock());
     scf::YieldOp::create(b, loc, before);
