@@ -3,12 +3,14 @@
 # the stages named in STAGES (default: all) — flash-run, the GPU tests, the
 # kernels from bundles made without a GPU, compute-sanitizer on small cases,
 # flash-tune (TUNE_ARGS), the Python package's tests and example, and the
-# benchmark against PyTorch's attention (arguments go to bench_attention.py).
+# benchmark against PyTorch's attention (arguments go to bench_attention.py),
+# the forward+backward benchmark (BWD_ARGS go to bench_backward.py) and the
+# training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -73,4 +75,12 @@ fi
 if want bench; then
   echo "== benchmark"
   python3 bench/bench_attention.py --out "$OUT/bench" "$@" 2>&1 | tail -n 60
+fi
+if want bench-backward; then
+  echo "== forward+backward benchmark"
+  python3 bench/bench_backward.py --out "$OUT/bench-backward" ${BWD_ARGS:-} 2>&1 | tail -n 40
+fi
+if want train; then
+  echo "== training check"
+  python3 examples/train_check.py --out "$OUT/train.json" ${TRAIN_ARGS:-} 2>&1 | tail -n 20
 fi

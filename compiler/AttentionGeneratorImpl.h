@@ -3,11 +3,13 @@
 // Private to compiler/: the Generator class shared by the two main loops of
 // the forward kernel (AttentionKernelGenerator.cpp: setup, math and the
 // cp.async loop; WarpSpecializedMainLoop.cpp: TMA producer and wgmma
-// consumers).
+// consumers) and, through BackwardGenerator, by the backward kernels
+// (BackwardKernelGenerator.cpp).
 //
 #ifndef FLASHJIT_COMPILER_ATTENTIONGENERATORIMPL_H
 #define FLASHJIT_COMPILER_ATTENTIONGENERATORIMPL_H
 
+#include "compiler/AttentionSpec.h"
 #include "compiler/KernelEmitter.h"
 #include "dialect/SharedMemoryLayout.h"
 
@@ -23,14 +25,16 @@ using namespace mlir;
 using Fragment = std::array<Value, 4>; // one thread's share of a 16x8 f32 accumulator tile
 
 struct Variant {
+  KernelKind kind = KernelKind::Forward;
   int64_t headDimQK, headDimV;
   Type elementType;
   bool causal, hasLse;
   int64_t m, n, warps, stages;
-  int64_t mTilesPerWarp;   // 16-row mma tiles per warp
-  int64_t nTilesS;         // 8-column tiles of S (keys)
+  int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
+  int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
   int64_t nTilesO;         // 8-column tiles of O (value head dim)
   int64_t kStepsQK;        // 16-deep k-steps of Q Kᵀ
+  int64_t kStepsV;         // 16-deep k-steps of dO Vᵀ (backward)
   bool qkWgmma;            // Q Kᵀ on wgmma from swizzled shared memory (sm_90a)
   bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
   bool warpSpecialized;    // TMA producer warpgroup + `warps` consumer warps (sm_90a)
@@ -46,10 +50,11 @@ public:
 
   void emit();
 
-private:
+protected:
   // AttentionKernelGenerator.cpp: setup, the cp.async main loop, the math
   // shared by both main loops.
   void emitSetup();
+  void emitThreadGeometry(); // shared-memory base, tid, lane, warp, quad, seq lengths
   void emitTileCoordinates(Value queryBlock, Value headIndex, Value batchIndex);
   void emitSynchronousMainLoop();
   Value arg(int index) { return kernel.getArgument(index); }
@@ -63,6 +68,12 @@ private:
   std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
   std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
   void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
+  /// Replaces `s` by what `maskedScores()` emits (every score, in tile,
+  /// fragment, register order) where `needMask` holds, in an scf.if: blocks
+  /// inside every bound pay nothing.
+  template <typename MaskedScores>
+  void emitMaskBranch(std::vector<std::vector<Fragment>> &s, Value needMask,
+                      MaskedScores &&maskedScores);
   /// Turns S into P in place and updates the row max and sum; returns the
   /// factor per fragment row (2 per 16-row tile) by which O must be rescaled.
   std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
@@ -73,6 +84,13 @@ private:
   std::vector<Value> issueScoresWgmma(Value slotOffset);
   /// P as wgmma/mma.sync A fragments: 4 packed registers per 16 keys.
   std::vector<std::array<Value, 4>> packP(const std::vector<Fragment> &p);
+  /// Warp-level mma.sync GEMMs on shared-memory tiles of padded rows (the
+  /// forward's and the backward's): C = A Bᵀ, and C += P B with P in registers.
+  std::vector<std::vector<Fragment>> warpGemmABt(Value aTile, Value aFirstRow, int64_t aPitch,
+                                                 Value bTile, int64_t bPitch, int64_t mTiles,
+                                                 int64_t nTiles, int64_t kSteps);
+  void warpGemmPB(const std::vector<std::vector<std::array<Value, 4>>> &pFrag, Value bTile,
+                  int64_t bPitch, std::vector<std::vector<Fragment>> &c);
   /// Issues O += P V on wgmma (no fence; commit); accumulators in flight.
   std::vector<Value> issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
                                   std::vector<Value> acc, Value slotOffset);
@@ -139,6 +157,29 @@ template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
   body();
+}
+
+template <typename MaskedScores>
+void Generator::emitMaskBranch(std::vector<std::vector<Fragment>> &s, Value needMask,
+                               MaskedScores &&maskedScores) {
+  auto eachScore = [&](auto &&f) {
+    for (auto &tiles : s)
+      for (auto &frag : tiles)
+        for (Value &x : frag)
+          f(x);
+  };
+  SmallVector<Value> flat = flattenCarried(eachScore);
+  auto ifOp = scf::IfOp::create(b, loc, ValueRange(flat).getTypes(), needMask,
+                                /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, flat);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    SmallVector<Value> masked = maskedScores();
+    scf::YieldOp::create(b, loc, masked);
+  }
+  unflattenCarried(eachScore, ifOp.getResults());
 }
 
 } // namespace flashjit::detail

@@ -95,36 +95,47 @@ void Generator::emitKeyValueLoad(Value block) {
                firstKey, seqK, v.pvWgmma);
 }
 
-// S = Q Kᵀ for this warp's rows and the `n` keys of the current slot.
-std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
+// C = A Bᵀ for this warp's 16 * mTiles rows of A (from row `aFirstRow` of
+// the A tile, `aPitch` bytes a row) and nTiles * 8 rows of B (the B tile at
+// `bTile`): both tiles hold their rows with the k dimension contiguous, so
+// ldmatrix reads both untransposed. kSteps of 16 along k.
+std::vector<std::vector<Fragment>> Generator::warpGemmABt(Value aTile, Value aFirstRow,
+                                                          int64_t aPitch, Value bTile,
+                                                          int64_t bPitch, int64_t mTiles,
+                                                          int64_t nTiles, int64_t kSteps) {
   Value zero = e.f32(0.0);
-  std::vector<std::vector<Fragment>> s(v.mTilesPerWarp,
-                                       std::vector<Fragment>(v.nTilesS, {zero, zero, zero, zero}));
-  // ldmatrix lane addresses. A (Q): lanes 0-15 rows 0-15 at k, lanes 16-31 at k+8.
-  // B (K, non-transposed): matrices (keys 0-7,k) (keys 0-7,k+8) (keys 8-15,k) (keys 8-15,k+8).
-  Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
-  Value qLane = e.add(e.mul(e.add(warpRow, e.andi(lane, e.i32(15))), e.i32(v.smem.pitchQK)),
+  std::vector<std::vector<Fragment>> c(mTiles, std::vector<Fragment>(nTiles, {zero, zero, zero, zero}));
+  // ldmatrix lane addresses. A: lanes 0-15 rows 0-15 at k, lanes 16-31 at k+8.
+  // B (non-transposed): matrices (rows 0-7,k) (rows 0-7,k+8) (rows 8-15,k) (rows 8-15,k+8).
+  Value aLane = e.add(e.mul(e.add(aFirstRow, e.andi(lane, e.i32(15))), e.i32(aPitch)),
                       e.mul(e.shrui(lane, 4), e.i32(16)));
-  Value kRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.shrui(lane, 4), e.i32(8)));
-  Value kCol = e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(16));
-  Value kLane = e.add(e.add(e.mul(kRow, e.i32(v.smem.pitchQK)), kCol),
-                      e.add(slotOffset, e.i32(v.smem.queryBytes)));
-  for (int64_t kk = 0; kk < v.kStepsQK; ++kk) {
-    std::vector<std::array<Value, 4>> qFrag;
-    for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
-      qFrag.push_back(e.ldmatrixX4(
-          sharedAt(e.add(qLane, e.i32(i * 16 * v.smem.pitchQK + kk * 32))), false));
-    for (int64_t p = 0; p < v.nTilesS / 2; ++p) {
-      auto kFrag = e.ldmatrixX4(
-          sharedAt(e.add(kLane, e.i32(p * 16 * v.smem.pitchQK + kk * 32))), false);
-      for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
-        s[i][2 * p] = e.mma16816(v.elementType, qFrag[i], {kFrag[0], kFrag[1]}, s[i][2 * p]);
-        s[i][2 * p + 1] =
-            e.mma16816(v.elementType, qFrag[i], {kFrag[2], kFrag[3]}, s[i][2 * p + 1]);
+  if (aTile)
+    aLane = e.add(aLane, aTile);
+  Value bRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.shrui(lane, 4), e.i32(8)));
+  Value bCol = e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(16));
+  Value bLane = e.add(e.add(e.mul(bRow, e.i32(bPitch)), bCol), bTile);
+  for (int64_t kk = 0; kk < kSteps; ++kk) {
+    std::vector<std::array<Value, 4>> aFrag;
+    for (int64_t i = 0; i < mTiles; ++i)
+      aFrag.push_back(
+          e.ldmatrixX4(sharedAt(e.add(aLane, e.i32(i * 16 * aPitch + kk * 32))), false));
+    for (int64_t p = 0; p < nTiles / 2; ++p) {
+      auto bFrag = e.ldmatrixX4(sharedAt(e.add(bLane, e.i32(p * 16 * bPitch + kk * 32))), false);
+      for (int64_t i = 0; i < mTiles; ++i) {
+        c[i][2 * p] = e.mma16816(v.elementType, aFrag[i], {bFrag[0], bFrag[1]}, c[i][2 * p]);
+        c[i][2 * p + 1] =
+            e.mma16816(v.elementType, aFrag[i], {bFrag[2], bFrag[3]}, c[i][2 * p + 1]);
       }
     }
   }
-  return s;
+  return c;
+}
+
+// S = Q Kᵀ for this warp's rows and the `n` keys of the current slot.
+std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
+  return warpGemmABt(Value(), e.mul(warp, e.i32(16 * v.mTilesPerWarp)), v.smem.pitchQK,
+                     e.add(slotOffset, e.i32(v.smem.queryBytes)), v.smem.pitchQK,
+                     v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
 }
 
 // S = Q Kᵀ on wgmma: each warpgroup multiplies its 64 query rows by the n keys
@@ -190,20 +201,7 @@ void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
         b, loc, needMask,
         e.cmpi(CmpIPredicate::sgt, e.sub(kvEnd, e.i32(1)), lastKeyVisibleToFirstRow));
   }
-  auto eachScore = [&](auto &&f) {
-    for (auto &tiles : s)
-      for (auto &frag : tiles)
-        for (Value &x : frag)
-          f(x);
-  };
-  SmallVector<Value> flat = flattenCarried(eachScore);
-  auto ifOp = scf::IfOp::create(b, loc, ValueRange(flat).getTypes(), needMask,
-                                /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(b, loc, flat);
-    b.setInsertionPointToStart(ifOp.thenBlock());
+  emitMaskBranch(s, needMask, [&] {
     SmallVector<Value> masked;
     Value colBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
     Value minusInf = e.negInf();
@@ -221,9 +219,8 @@ void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
           masked.push_back(e.select(hidden, minusInf, s[i][t][c]));
         }
     }
-    scf::YieldOp::create(b, loc, masked);
-  }
-  unflattenCarried(eachScore, ifOp.getResults());
+    return masked;
+  });
 }
 
 Value Generator::quadReduce(Value x, bool isMax) {
@@ -280,35 +277,51 @@ void Generator::rescale(std::vector<std::vector<Fragment>> &o, const std::vector
         o[i][t][c] = e.fmul(o[i][t][c], alpha[size_t(2 * i + c / 2)]);
 }
 
-// O += P V. The S accumulator tiles 2kk and 2kk+1 are exactly the A fragment
-// of k-step kk, so P never leaves registers.
-void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
-                       std::vector<std::vector<Fragment>> &o, Value slotOffset) {
-  std::vector<std::vector<std::array<Value, 4>>> pFrag(v.mTilesPerWarp);
-  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
-    for (int64_t kk = 0; kk < v.n / 16; ++kk) {
-      const Fragment &lo = p[i][2 * kk], &hi = p[i][2 * kk + 1];
-      pFrag[i].push_back({e.packPair(v.elementType, lo[0], lo[1]),
-                          e.packPair(v.elementType, lo[2], lo[3]),
-                          e.packPair(v.elementType, hi[0], hi[1]),
-                          e.packPair(v.elementType, hi[2], hi[3])});
-    }
-  // B (V, transposed): matrices (keys 0-7,d) (keys 8-15,d) (keys 0-7,d+8) (keys 8-15,d+8).
-  Value vRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(8)));
-  Value vCol = e.mul(e.shrui(lane, 4), e.i32(16));
-  Value vLane = e.add(e.add(e.mul(vRow, e.i32(v.smem.pitchV)), vCol),
-                      e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
-  for (int64_t kk = 0; kk < v.n / 16; ++kk)
-    for (int64_t dd = 0; dd < v.smem.paddedHeadDimV / 16; ++dd) {
-      auto vFrag =
-          e.ldmatrixX4(sharedAt(e.add(vLane, e.i32(kk * 16 * v.smem.pitchV + dd * 32))), true);
-      for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
-        o[i][2 * dd] = e.mma16816(v.elementType, pFrag[i][kk], {vFrag[0], vFrag[1]}, o[i][2 * dd]);
-        if (2 * dd + 1 < v.nTilesO)
-          o[i][2 * dd + 1] =
-              e.mma16816(v.elementType, pFrag[i][kk], {vFrag[2], vFrag[3]}, o[i][2 * dd + 1]);
+// P as mma A fragments: the accumulator tiles 2kk and 2kk+1 of a 16-row tile
+// are exactly the A fragment of k-step kk, so P never leaves registers.
+std::vector<std::array<Value, 4>> Generator::packP(const std::vector<Fragment> &p) {
+  std::vector<std::array<Value, 4>> pFrag;
+  for (size_t kk = 0; 2 * kk + 1 < p.size(); ++kk) {
+    const Fragment &lo = p[2 * kk], &hi = p[2 * kk + 1];
+    pFrag.push_back({e.packPair(v.elementType, lo[0], lo[1]),
+                     e.packPair(v.elementType, lo[2], lo[3]),
+                     e.packPair(v.elementType, hi[0], hi[1]),
+                     e.packPair(v.elementType, hi[2], hi[3])});
+  }
+  return pFrag;
+}
+
+// C += P B with P in registers (A fragments per 16-row tile and k-step) and B
+// the tile at `bTile` whose rows are the k dimension (`bPitch` bytes a row,
+// read transposed by ldmatrix); C has nTilesOut columns of 8.
+void Generator::warpGemmPB(const std::vector<std::vector<std::array<Value, 4>>> &pFrag,
+                           Value bTile, int64_t bPitch, std::vector<std::vector<Fragment>> &c) {
+  const int64_t kSteps = int64_t(pFrag[0].size());
+  const int64_t nTilesOut = int64_t(c[0].size());
+  // B (transposed): matrices (k 0-7,d) (k 8-15,d) (k 0-7,d+8) (k 8-15,d+8).
+  Value bRow = e.add(e.andi(lane, e.i32(7)), e.mul(e.andi(e.shrui(lane, 3), e.i32(1)), e.i32(8)));
+  Value bCol = e.mul(e.shrui(lane, 4), e.i32(16));
+  Value bLane = e.add(e.add(e.mul(bRow, e.i32(bPitch)), bCol), bTile);
+  for (int64_t kk = 0; kk < kSteps; ++kk)
+    for (int64_t dd = 0; dd < (nTilesOut + 1) / 2; ++dd) {
+      auto bFrag = e.ldmatrixX4(sharedAt(e.add(bLane, e.i32(kk * 16 * bPitch + dd * 32))), true);
+      for (size_t i = 0; i < c.size(); ++i) {
+        c[i][2 * dd] = e.mma16816(v.elementType, pFrag[i][kk], {bFrag[0], bFrag[1]}, c[i][2 * dd]);
+        if (2 * dd + 1 < nTilesOut)
+          c[i][2 * dd + 1] =
+              e.mma16816(v.elementType, pFrag[i][kk], {bFrag[2], bFrag[3]}, c[i][2 * dd + 1]);
       }
     }
+}
+
+// O += P V.
+void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
+                       std::vector<std::vector<Fragment>> &o, Value slotOffset) {
+  std::vector<std::vector<std::array<Value, 4>>> pFrag;
+  for (const auto &tiles : p)
+    pFrag.push_back(packP(tiles));
+  warpGemmPB(pFrag, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)),
+             v.smem.pitchV, o);
 }
 
 // O += P V on wgmma: P (this warp's 16 rows, the mma.sync A layout, which is
@@ -320,18 +333,6 @@ void Generator::emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
   e.wgmmaFence();
   o = toFragments(e.wgmmaWaitFor(0, issuePVWgmma(pFrag, fromFragments(o), slotOffset)),
                   v.nTilesO);
-}
-
-std::vector<std::array<Value, 4>> Generator::packP(const std::vector<Fragment> &p) {
-  std::vector<std::array<Value, 4>> pFrag;
-  for (int64_t kk = 0; kk < v.n / 16; ++kk) {
-    const Fragment &lo = p[2 * kk], &hi = p[2 * kk + 1];
-    pFrag.push_back({e.packPair(v.elementType, lo[0], lo[1]),
-                     e.packPair(v.elementType, lo[2], lo[3]),
-                     e.packPair(v.elementType, hi[0], hi[1]),
-                     e.packPair(v.elementType, hi[2], hi[3])});
-  }
-  return pFrag;
 }
 
 std::vector<Value> Generator::issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
@@ -389,6 +390,15 @@ void Generator::emit() {
 // Values every main loop uses: aligned shared-memory base, thread geometry,
 // and (one tile a block) this block's (query block, head, batch).
 void Generator::emitSetup() {
+  emitThreadGeometry();
+  if (v.warpSpecialized)
+    return; // persistent: the tile loop sets the block coordinates
+  // Reverse block order: for causal masks the last query blocks do the most work.
+  emitTileCoordinates(e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0)), e.blockId(1),
+                      e.blockId(2));
+}
+
+void Generator::emitThreadGeometry() {
   Block &entry = kernel.getBody().front();
   b.setInsertionPointToStart(&entry);
   auto smemPtrType = LLVM::LLVMPointerType::get(b.getContext(), 3);
@@ -406,13 +416,9 @@ void Generator::emitSetup() {
   warp = e.shrui(tid, 5);
   quadRow = e.shrui(lane, 2);
   quadCol = e.andi(lane, e.i32(3));
-  seqQ = arg(abi::kSeqQ);
-  seqK = arg(abi::kSeqK);
-  if (v.warpSpecialized)
-    return; // persistent: the tile loop sets the block coordinates
-  // Reverse block order: for causal masks the last query blocks do the most work.
-  emitTileCoordinates(e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0)), e.blockId(1),
-                      e.blockId(2));
+  bool backward = v.kind != KernelKind::Forward;
+  seqQ = arg(backward ? int(abi::bwd::kSeqQ) : int(abi::kSeqQ));
+  seqK = arg(backward ? int(abi::bwd::kSeqK) : int(abi::kSeqK));
 }
 
 // The Q/K/V/O offsets, first query row and key-block count of one tile.

@@ -14,6 +14,12 @@ namespace flashjit {
 mlir::LogicalResult generateAttentionKernel(flash::AttentionOp op, mlir::gpu::GPUFuncOp kernel,
                                             mlir::StringRef sharedMemorySymbol);
 
+/// Emits one backward kernel (BackwardKernelGenerator.cpp): parameters per
+/// compiler/KernelABI.h's bwd::ParamIndex.
+mlir::LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op,
+                                                    mlir::gpu::GPUFuncOp kernel,
+                                                    mlir::StringRef sharedMemorySymbol);
+
 } // namespace flashjit
 
 #endif

@@ -11,6 +11,25 @@ namespace flashjit {
 const char *dtypeName(DType t) { return t == DType::F16 ? "f16" : "bf16"; }
 const char *maskName(Mask m) { return m == Mask::Causal ? "causal" : "none"; }
 
+const char *kernelKindName(KernelKind k) {
+  switch (k) {
+  case KernelKind::Forward: return "fwd";
+  case KernelKind::BackwardDQ: return "bwd_dq";
+  case KernelKind::BackwardDKV: return "bwd_dkv";
+  case KernelKind::BackwardDK: return "bwd_dk";
+  case KernelKind::BackwardDV: return "bwd_dv";
+  }
+  return "?";
+}
+
+std::optional<KernelKind> parseKernelKind(const std::string &s) {
+  for (KernelKind k : {KernelKind::Forward, KernelKind::BackwardDQ, KernelKind::BackwardDKV,
+                       KernelKind::BackwardDK, KernelKind::BackwardDV})
+    if (s == kernelKindName(k))
+      return k;
+  return std::nullopt;
+}
+
 std::optional<DType> parseDType(const std::string &s) {
   if (s == "f16" || s == "fp16" || s == "half")
     return DType::F16;
@@ -21,7 +40,7 @@ std::optional<DType> parseDType(const std::string &s) {
 
 std::string AttentionSpec::canonical() const {
   std::ostringstream os;
-  os << "flash.attention.fwd dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
+  os << "flash.attention." << kernelKindName(kind) << " dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
      << " d_v=" << headDimV << " mask=" << maskName(mask) << " lse=" << (withLse ? 1 : 0)
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
@@ -34,7 +53,7 @@ std::string AttentionSpec::canonical() const {
 
 std::string AttentionSpec::variantName() const {
   std::ostringstream os;
-  os << "flash_fwd_" << dtypeName(dtype) << "_d" << headDimQK;
+  os << "flash_" << kernelKindName(kind) << "_" << dtypeName(dtype) << "_d" << headDimQK;
   if (headDimV != headDimQK)
     os << "v" << headDimV;
   if (mask != Mask::None)
@@ -48,7 +67,18 @@ std::string AttentionSpec::variantName() const {
   return os.str();
 }
 
+// The backward kernels keep the tiles of the rows their warps own resident.
+static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDimQK,
+                                                int64_t headDimV, const TileConfig &t) {
+  bool queryBlocksOuter = kind == KernelKind::BackwardDQ;
+  return flash::SharedMemoryLayout::computeBackward(headDimQK, headDimV, 2,
+                                                    queryBlocksOuter ? t.m : t.n,
+                                                    queryBlocksOuter ? t.n : t.m, t.stages);
+}
+
 int64_t AttentionSpec::sharedMemoryBytes() const {
+  if (backward())
+    return backwardLayout(kind, headDimQK, headDimV, tile).totalBytes;
   return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
                                             tile.qkWgmma, tile.pvWgmma, tile.warpSpecialized)
       .totalBytes;
@@ -74,6 +104,36 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   if (arch == "sm_90" || arch == "sm_90a" || arch == "sm_100" || arch == "sm_100a")
     return 227 * 1024;
   return 0;
+}
+
+std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV) {
+  if (std::max(headDimQK, headDimV) <= 128)
+    return {KernelKind::BackwardDQ, KernelKind::BackwardDKV};
+  return {KernelKind::BackwardDQ, KernelKind::BackwardDK, KernelKind::BackwardDV};
+}
+
+TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
+                               int64_t maxSharedMemory) {
+  int64_t d = std::max(headDimQK, headDimV);
+  // Four warps of 16 owned rows each. The dQ kernel holds S, dP and dQ per
+  // warp; the key-block kernels dK and/or dV plus S and dP, so they take
+  // fewer query rows a step as the head dim grows (no register spills at
+  // d = 128 with dK and dV both resident; 256 splits them, backwardKernels).
+  TileConfig t;
+  t.warps = 4;
+  t.stages = 2;
+  if (kind == KernelKind::BackwardDQ) {
+    t.m = 64;
+    t.n = d <= 128 ? 64 : 32;
+  } else {
+    t.n = 64;
+    t.m = d <= 64 ? 64 : 32;
+  }
+  while (maxSharedMemory > 0 &&
+         backwardLayout(kind, headDimQK, headDimV, t).totalBytes > maxSharedMemory &&
+         t.stages > 1)
+    --t.stages;
+  return t;
 }
 
 TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMemory,

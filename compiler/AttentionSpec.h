@@ -10,14 +10,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace flashjit {
 
 enum class DType { F16, BF16 };
 enum class Mask { None, Causal };
+/// Which kernel of the attention computation a variant is. The backward pass
+/// is two launches: BackwardDQ (query blocks outer: dQ, and rowsum(dO∘O) for
+/// the other) then BackwardDKV (key blocks outer: dK and dV, summed over the
+/// query heads of a GQA group); above d = 128 the latter splits into
+/// BackwardDK and BackwardDV so that each holds one accumulator in registers.
+enum class KernelKind { Forward, BackwardDQ, BackwardDKV, BackwardDK, BackwardDV };
 
 const char *dtypeName(DType t); // "f16" / "bf16"
 const char *maskName(Mask m);   // "none" / "causal"
+const char *kernelKindName(KernelKind k); // "fwd", "bwd_dq", "bwd_dkv", "bwd_dk", "bwd_dv"
+std::optional<KernelKind> parseKernelKind(const std::string &s);
 std::optional<DType> parseDType(const std::string &s);
 
 struct TileConfig {
@@ -44,17 +53,20 @@ std::string tileName(const TileConfig &t);
 bool sameTile(const TileConfig &a, const TileConfig &b);
 
 struct AttentionSpec {
+  KernelKind kind = KernelKind::Forward;
   DType dtype = DType::BF16;
   int64_t headDimQK = 128;
   int64_t headDimV = 128;
   Mask mask = Mask::None;
-  bool withLse = false;
+  bool withLse = false; // forward only: also write the LSE (the backward always reads it)
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
 
   std::string canonical() const;   // complete, stable text of every field
-  std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a
+  std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a,
+                                   //      flash_bwd_dq_bf16_d128_m64n64w4s2_sm80
+  bool backward() const { return kind != KernelKind::Forward; }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;
 };
@@ -63,6 +75,15 @@ struct AttentionSpec {
 /// used only when no device is at hand (flash-gen). The runtime reads the
 /// limit from the device instead. Returns 0 for an unknown arch.
 int64_t documentedMaxSharedMemory(const std::string &arch);
+
+/// The backward kernels' tiles (mma.sync on every target): BackwardDQ
+/// m = query rows a block (owned by the warps), n = keys a step; the
+/// key-block kernels n = key rows a block (owned by the warps), m = query
+/// rows a step. The kernel kinds a backward pass of this head dim runs.
+TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
+                               int64_t maxSharedMemory);
+/// {BackwardDQ, BackwardDKV} up to d = 128, {BackwardDQ, BackwardDK, BackwardDV} above.
+std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV);
 
 /// A tile configuration measured to do well for this head dim and target
 /// (until the autotuner has something better for a shape).

@@ -23,27 +23,59 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   auto tensorType = [&](int64_t d) {
     return MemRefType::get({dyn, dyn, dyn, d}, element, strided4);
   };
+  int64_t maxSmem = spec.maxSharedMemory ? spec.maxSharedMemory
+                                         : documentedMaxSharedMemory(spec.arch);
+  auto mask = flash::MaskKindAttr::get(&context, spec.mask == Mask::Causal
+                                                     ? flash::MaskKind::Causal
+                                                     : flash::MaskKind::None);
+  auto tile = flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
+                                   spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
+                                   spec.tile.warpSpecialized, spec.tile.persistent);
+  auto target = flash::TargetAttr::get(&context, spec.arch, maxSmem);
+  auto rowStats = MemRefType::get({dyn, dyn, dyn}, b.getF32Type()); // [batch, heads, seq_q]
+
+  if (spec.backward()) {
+    // q, k, v, o, dO, lse, delta, then the gradients this kernel writes, then the scale.
+    bool dq = spec.kind == KernelKind::BackwardDQ;
+    bool dk = spec.kind == KernelKind::BackwardDKV || spec.kind == KernelKind::BackwardDK;
+    bool dv = spec.kind == KernelKind::BackwardDKV || spec.kind == KernelKind::BackwardDV;
+    SmallVector<Type> args = {tensorType(spec.headDimQK), tensorType(spec.headDimQK),
+                              tensorType(spec.headDimV),  tensorType(spec.headDimV),
+                              tensorType(spec.headDimV),  rowStats, rowStats};
+    if (dq)
+      args.push_back(tensorType(spec.headDimQK));
+    if (dk)
+      args.push_back(tensorType(spec.headDimQK));
+    if (dv)
+      args.push_back(tensorType(spec.headDimV));
+    args.push_back(b.getF32Type());
+    auto func = func::FuncOp::create(b, loc, spec.variantName(), b.getFunctionType(args, {}));
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    unsigned next = 7;
+    auto gradient = [&](bool present) { return present ? body->getArgument(next++) : Value(); };
+    Value gradQuery = gradient(dq), gradKey = gradient(dk), gradValue = gradient(dv);
+    flash::AttentionBwdOp::create(b, loc, body->getArgument(0), body->getArgument(1),
+                                  body->getArgument(2), body->getArgument(3), body->getArgument(4),
+                                  body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
+                                  gradValue, body->getArguments().back(), mask, tile, target);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
+
   SmallVector<Type> args = {tensorType(spec.headDimQK), tensorType(spec.headDimQK),
                             tensorType(spec.headDimV), tensorType(spec.headDimV)};
   if (spec.withLse)
-    args.push_back(MemRefType::get({dyn, dyn, dyn}, b.getF32Type()));
+    args.push_back(rowStats);
   args.push_back(b.getF32Type());
 
   auto func = func::FuncOp::create(b, loc, spec.variantName(), b.getFunctionType(args, {}));
   Block *body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
   Value lse = spec.withLse ? body->getArgument(4) : Value();
-  int64_t maxSmem = spec.maxSharedMemory ? spec.maxSharedMemory
-                                         : documentedMaxSharedMemory(spec.arch);
-  flash::AttentionOp::create(
-      b, loc, body->getArgument(0), body->getArgument(1), body->getArgument(2),
-      body->getArgument(3), body->getArguments().back(), lse,
-      flash::MaskKindAttr::get(&context, spec.mask == Mask::Causal ? flash::MaskKind::Causal
-                                                                   : flash::MaskKind::None),
-      flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
-                           spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
-                           spec.tile.warpSpecialized, spec.tile.persistent),
-      flash::TargetAttr::get(&context, spec.arch, maxSmem));
+  flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
+                             body->getArgument(2), body->getArgument(3),
+                             body->getArguments().back(), lse, mask, tile, target);
   func::ReturnOp::create(b, loc);
   return module;
 }

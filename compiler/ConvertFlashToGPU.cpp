@@ -1,4 +1,4 @@
-//===- ConvertFlashToGPU.cpp - flash.attention -> gpu.func ----------------===//
+//===- ConvertFlashToGPU.cpp - flash.attention(_bwd) -> gpu.func ----------===//
 #include "compiler/AttentionKernelGenerator.h"
 #include "compiler/KernelABI.h"
 #include "compiler/Passes.h"
@@ -34,6 +34,19 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   return types;
 }
 
+SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
+  auto global = LLVM::LLVMPointerType::get(ctx, 1);
+  auto i32 = IntegerType::get(ctx, 32);
+  SmallVector<Type> types(abi::bwd::kNumParams, IntegerType::get(ctx, 64));
+  for (int i = abi::bwd::kQ; i <= abi::bwd::kDV; ++i)
+    types[i] = global;
+  for (int i = abi::bwd::kSeqQ; i <= abi::bwd::kGroupSize; ++i)
+    types[i] = i32;
+  types[abi::bwd::kScaleLog2] = types[abi::bwd::kScale] = Float32Type::get(ctx);
+  types[abi::bwd::kBatch] = i32;
+  return types;
+}
+
 gpu::GPUModuleOp getOrCreateKernelModule(ModuleOp module) {
   if (auto existing = module.lookupSymbol<gpu::GPUModuleOp>(kGpuModuleName))
     return existing;
@@ -52,28 +65,34 @@ gpu::GPUModuleOp getOrCreateKernelModule(ModuleOp module) {
 struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<flash::AttentionOp> ops;
-    module.walk([&](flash::AttentionOp op) { ops.push_back(op); });
-    for (flash::AttentionOp op : ops)
+    SmallVector<Operation *> ops;
+    module.walk([&](Operation *op) {
+      if (isa<flash::AttentionOp, flash::AttentionBwdOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops)
       if (failed(convert(module, op)))
         return signalPassFailure();
   }
 
-  LogicalResult convert(ModuleOp module, flash::AttentionOp op) {
+  LogicalResult convert(ModuleOp module, Operation *op) {
     auto func = op->getParentOfType<func::FuncOp>();
     if (!func)
-      return op.emitOpError("must be inside a func.func that names the kernel");
+      return op->emitOpError("must be inside a func.func that names the kernel");
     for (Value operand : op->getOperands())
       if (!isa<BlockArgument>(operand) || cast<BlockArgument>(operand).getOwner() !=
                                               &func.getBody().front())
-        return op.emitOpError("operands must be arguments of the enclosing function");
+        return op->emitOpError("operands must be arguments of the enclosing function");
 
     gpu::GPUModuleOp gpuModule = getOrCreateKernelModule(module);
     OpBuilder b(gpuModule.getBody(), gpuModule.getBody()->end());
-    flash::TileAttr tile = op.getTile();
+    auto forward = dyn_cast<flash::AttentionOp>(op);
+    flash::TileAttr tile = forward ? forward.getTile() : cast<flash::AttentionBwdOp>(op).getTile();
     bool warpSpecialized = tile.getWarpSpecialized();
-    auto kernelType =
-        b.getFunctionType(kernelParameterTypes(b.getContext(), warpSpecialized), {});
+    auto kernelType = b.getFunctionType(
+        forward ? kernelParameterTypes(b.getContext(), warpSpecialized)
+                : backwardKernelParameterTypes(b.getContext()),
+        {});
     auto kernel = gpu::GPUFuncOp::create(b, func.getLoc(), func.getName(), kernelType);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
     if (warpSpecialized)
@@ -83,7 +102,11 @@ struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass
     int32_t threads = static_cast<int32_t>((tile.getWarps() + (warpSpecialized ? 4 : 0)) * 32);
     kernel.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({threads, 1, 1}));
     // gpu.func's builder gives the body a gpu.return-less entry block.
-    if (failed(generateAttentionKernel(op, kernel, kSharedMemorySymbol)))
+    LogicalResult generated =
+        forward ? generateAttentionKernel(forward, kernel, kSharedMemorySymbol)
+                : generateAttentionBackwardKernel(cast<flash::AttentionBwdOp>(op), kernel,
+                                                  kSharedMemorySymbol);
+    if (failed(generated))
       return failure();
     func.erase();
     return success();

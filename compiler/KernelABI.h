@@ -54,6 +54,38 @@ inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
   return tiles < smCount ? tiles : smCount;
 }
 
+// The backward kernels (every KernelKind but Forward) share one parameter
+// list; each reads or writes the tensors its kind needs. `delta` ([batch,
+// heads_q, seq_q] fp32) is rowsum(dO∘O): written by BackwardDQ, read by the
+// key-block kernels launched after it. lse is the forward's (natural log).
+struct BackwardKernelParams {
+  const void *q, *k, *v, *o, *dO;
+  const float *lse;
+  float *delta;
+  void *dQ, *dK, *dV;
+  int64_t qStride[3], kStride[3], vStride[3], oStride[3], dOStride[3], dQStride[3],
+      dKStride[3], dVStride[3];
+  int32_t seqQ, seqK, headsQ, groupSize;
+  float scaleLog2; // softmax scale * log2(e)
+  float scale;     // softmax scale (dS -> dQ, dK)
+  int32_t batch;
+};
+
+namespace bwd {
+enum ParamIndex : int {
+  kQ = 0, kK, kV, kO, kDO, kLse, kDelta, kDQ, kDK, kDV,
+  kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
+  kDOStride0 = kOStride0 + 3, kDQStride0 = kDOStride0 + 3, kDKStride0 = kDQStride0 + 3,
+  kDVStride0 = kDKStride0 + 3,
+  kSeqQ = kDVStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
+  kNumParams
+};
+} // namespace bwd
+
+// Backward grids. BackwardDQ: x = query blocks (heaviest first), y = query
+// heads, z = batch. Key-block kernels: x = key blocks, y = key/value heads,
+// z = batch; each block walks the query heads of its group.
+
 } // namespace flashjit::abi
 
 #endif

@@ -130,6 +130,18 @@ void KernelEmitter::storeGlobal(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }
 
+Value KernelEmitter::loadGlobalF32(Value ptr) {
+  return LLVM::LoadOp::create(b, loc, b.getF32Type(), ptr, /*alignment=*/4);
+}
+
+std::array<Value, 2> KernelEmitter::loadGlobalPair(Type elementType, Value ptr) {
+  auto pairType = VectorType::get({2}, elementType);
+  Value pair = LLVM::LoadOp::create(b, loc, pairType, ptr, /*alignment=*/4);
+  Value wide = arith::ExtFOp::create(b, loc, VectorType::get({2}, b.getF32Type()), pair);
+  return {LLVM::ExtractElementOp::create(b, loc, wide, i32(0)),
+          LLVM::ExtractElementOp::create(b, loc, wide, i32(1))};
+}
+
 std::array<Value, 4> KernelEmitter::mma16816(Type elementType, ArrayRef<Value> a,
                                              ArrayRef<Value> bOperand, ArrayRef<Value> c) {
   // f16 operands are typed vector<2xf16>; bf16 ones stay as i32 (NVVM's convention).

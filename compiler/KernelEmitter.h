@@ -77,6 +77,9 @@ public:
   /// ldmatrix.x4 of 16-bit elements (transposed when `transpose`).
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
   void storeGlobal(mlir::Value value, mlir::Value ptr, unsigned alignment);
+  mlir::Value loadGlobalF32(mlir::Value ptr);
+  /// Two adjacent 16-bit elements (4-byte aligned) widened to f32.
+  std::array<mlir::Value, 2> loadGlobalPair(mlir::Type elementType, mlir::Value ptr);
 
   // Tensor cores: mma.sync m16n8k16, f16/bf16 operands packed in i32, f32 accumulators.
   std::array<mlir::Value, 4> mma16816(mlir::Type elementType, llvm::ArrayRef<mlir::Value> a,

@@ -5,7 +5,7 @@
 include "mlir/Pass/PassBase.td"
 
 def ConvertFlashToGPU : Pass<"convert-flash-to-gpu", "mlir::ModuleOp"> {
-  let summary = "Generate a gpu.func kernel for each function holding a flash.attention op";
+  let summary = "Generate a gpu.func kernel for each function holding a flash.attention or flash.attention_bwd op";
   let description = [{
     Each `func.func` whose body is one `flash.attention` (operands: the
     function's arguments) becomes a `gpu.func` kernel of the same name in the

@@ -18,9 +18,8 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                bool persistent) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
-  if (m < 16 || m % (16 * warps) != 0)
-    return emitError() << "tile: m = " << m << " must be a positive multiple of 16 * warps ("
-                       << 16 * warps << "): each warp owns whole 16-row mma tiles";
+  if (m < 16 || m % 16 != 0)
+    return emitError() << "tile: m = " << m << " must be a positive multiple of 16";
   if (n < 16 || n % 16 != 0 || n > 256)
     return emitError() << "tile: n = " << n
                        << " must be a multiple of 16 in [16, 256] (the P·V mma k-step is 16)";
@@ -48,38 +47,77 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+// The rows the warps own (query rows, or key rows in the backward's key-block
+// kernels) must be whole 16-row mma tiles per warp.
+static LogicalResult verifyOwnedRows(Operation *op, StringRef name, int64_t rows,
+                                     int64_t warps) {
+  if (rows % (16 * warps) != 0)
+    return op->emitOpError() << "tile: " << name << " = " << rows
+                             << " must be a positive multiple of 16 * warps (" << 16 * warps
+                             << "): each warp owns whole 16-row mma tiles";
+  return success();
+}
+
+static LogicalResult verifyTargetArch(Operation *op, TargetAttr target) {
+  StringRef arch = target.getArch();
+  if (!arch.starts_with("sm_"))
+    return op->emitOpError() << "target arch '" << arch << "' is not of the form sm_XX[a]";
+  int64_t smVersion = 0;
+  if (arch.drop_front(3).take_while([](char c) { return isdigit(c); }).getAsInteger(10, smVersion) ||
+      smVersion < 80)
+    return op->emitOpError() << "target arch '" << arch
+                             << "' is not supported: the sm80 tier needs sm_80 or newer";
+  return success();
+}
+
+static LogicalResult verifySharedMemory(Operation *op, TileAttr tile, TargetAttr target,
+                                        int64_t totalBytes) {
+  if (totalBytes > target.getMaxSharedMemory())
+    return op->emitOpError() << "tile m = " << tile.getM() << ", n = " << tile.getN()
+                             << ", stages = " << tile.getStages() << " needs " << totalBytes
+                             << " bytes of shared memory, more than the "
+                             << target.getMaxSharedMemory() << " that target "
+                             << target.getArch() << " allows per block";
+  return success();
+}
+
+static int64_t headDimOf(Value tensor) {
+  return cast<MemRefType>(tensor.getType()).getDimSize(3);
+}
+
+// Attributes built in C++ (flash-gen, the runtime) skip the parser's check.
+static LogicalResult verifyTileAttr(Operation *op, TileAttr tile) {
+  return TileAttr::verify([&] { return op->emitOpError(); }, tile.getM(), tile.getN(),
+                          tile.getWarps(), tile.getStages(), tile.getQkWgmma(),
+                          tile.getPvWgmma(), tile.getWarpSpecialized(), tile.getPersistent());
+}
+
 static bool isAttentionElementType(Type t) { return t.isF16() || t.isBF16(); }
 
 // Q, K, V, O: rank 4 [batch, seq, heads, dim], static last dim with unit stride.
-static LogicalResult verifyOperand(AttentionOp op, StringRef name, MemRefType type) {
+static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType type) {
   if (type.getRank() != 4)
-    return op.emitOpError() << name << " must be a rank-4 memref [batch, seq, heads, dim], got "
+    return op->emitOpError() << name << " must be a rank-4 memref [batch, seq, heads, dim], got "
                             << type;
   int64_t dim = type.getDimSize(3);
   if (ShapedType::isDynamic(dim))
-    return op.emitOpError() << name << ": the head dimension must be static";
+    return op->emitOpError() << name << ": the head dimension must be static";
   if (dim % 8 != 0 || dim < 8 || dim > 256)
-    return op.emitOpError() << name << ": head dim " << dim
+    return op->emitOpError() << name << ": head dim " << dim
                             << " is not supported (must be a multiple of 8 in [8, 256])";
   SmallVector<int64_t> strides;
   int64_t offset;
   if (failed(type.getStridesAndOffset(strides, offset)) || strides[3] != 1)
-    return op.emitOpError() << name << ": the head dimension must be contiguous (stride 1)";
+    return op->emitOpError() << name << ": the head dimension must be contiguous (stride 1)";
   if (!isAttentionElementType(type.getElementType()))
-    return op.emitOpError() << name << ": element type must be f16 or bf16, got "
+    return op->emitOpError() << name << ": element type must be f16 or bf16, got "
                             << type.getElementType();
   return success();
 }
 
-int64_t AttentionOp::getHeadDimQK() {
-  return cast<MemRefType>(getQuery().getType()).getDimSize(3);
-}
-int64_t AttentionOp::getHeadDimV() {
-  return cast<MemRefType>(getValue().getType()).getDimSize(3);
-}
-Type AttentionOp::getElementType() {
-  return cast<MemRefType>(getQuery().getType()).getElementType();
-}
+int64_t AttentionOp::getHeadDimQK() { return headDimOf(getQuery()); }
+int64_t AttentionOp::getHeadDimV() { return headDimOf(getValue()); }
+Type AttentionOp::getElementType() { return cast<MemRefType>(getQuery().getType()).getElementType(); }
 
 LogicalResult AttentionOp::verify() {
   auto q = cast<MemRefType>(getQuery().getType());
@@ -105,20 +143,12 @@ LogicalResult AttentionOp::verify() {
   }
 
   TileAttr tile = getTile();
-  // Attributes built in C++ (flash-gen, the runtime) skip the parser's check.
-  if (failed(TileAttr::verify([&] { return emitOpError(); }, tile.getM(), tile.getN(),
-                              tile.getWarps(), tile.getStages(), tile.getQkWgmma(),
-                              tile.getPvWgmma(), tile.getWarpSpecialized(),
-                              tile.getPersistent())))
+  if (failed(verifyTileAttr(*this, tile)))
+    return failure();
+  if (failed(verifyOwnedRows(*this, "m", tile.getM(), tile.getWarps())) ||
+      failed(verifyTargetArch(*this, getTarget())))
     return failure();
   StringRef arch = getTarget().getArch();
-  if (!arch.starts_with("sm_"))
-    return emitOpError() << "target arch '" << arch << "' is not of the form sm_XX[a]";
-  int64_t smVersion = 0;
-  if (arch.drop_front(3).take_while([](char c) { return isdigit(c); }).getAsInteger(10, smVersion) ||
-      smVersion < 80)
-    return emitOpError() << "target arch '" << arch
-                         << "' is not supported: the sm80 tier needs sm_80 or newer";
 
   if (tile.getPvWgmma() && arch != "sm_90a")
     return emitOpError() << "tile: pv_wgmma needs target sm_90a (wgmma), not " << arch;
@@ -135,11 +165,64 @@ LogicalResult AttentionOp::verify() {
                                             tile.getM(), tile.getN(), tile.getStages(),
                                             tile.getQkWgmma(), tile.getPvWgmma(),
                                             tile.getWarpSpecialized());
-  if (layout.totalBytes > getTarget().getMaxSharedMemory())
-    return emitOpError() << "tile m = " << tile.getM() << ", n = " << tile.getN()
-                         << ", stages = " << tile.getStages() << " needs " << layout.totalBytes
-                         << " bytes of shared memory, more than the "
-                         << getTarget().getMaxSharedMemory() << " that target " << arch
-                         << " allows per block";
-  return success();
+  return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
+}
+
+int64_t AttentionBwdOp::getHeadDimQK() { return headDimOf(getQuery()); }
+int64_t AttentionBwdOp::getHeadDimV() { return headDimOf(getValue()); }
+Type AttentionBwdOp::getElementType() { return cast<MemRefType>(getQuery().getType()).getElementType(); }
+
+LogicalResult AttentionBwdOp::verify() {
+  auto type = [](Value x) { return cast<MemRefType>(x.getType()); };
+  auto q = type(getQuery());
+  auto v = type(getValue());
+  struct Named { StringRef name; Value value; int64_t headDim; };
+  SmallVector<Named> tensors = {{"query", getQuery(), q.getDimSize(3)},
+                                {"key", getKey(), q.getDimSize(3)},
+                                {"value", getValue(), v.getDimSize(3)},
+                                {"output", getOutput(), v.getDimSize(3)},
+                                {"grad_output", getGradOutput(), v.getDimSize(3)}};
+  if (getGradQuery())
+    tensors.push_back({"grad_query", getGradQuery(), q.getDimSize(3)});
+  if (getGradKey())
+    tensors.push_back({"grad_key", getGradKey(), q.getDimSize(3)});
+  if (getGradValue())
+    tensors.push_back({"grad_value", getGradValue(), v.getDimSize(3)});
+  for (const Named &t : tensors) {
+    if (failed(verifyOperand(*this, t.name, type(t.value))))
+      return failure();
+    if (type(t.value).getElementType() != q.getElementType())
+      return emitOpError() << t.name << " must have the element type of query ("
+                           << q.getElementType() << ")";
+    if (type(t.value).getDimSize(3) != t.headDim)
+      return emitOpError() << t.name << ": head dim " << type(t.value).getDimSize(3)
+                           << " differs from " << t.headDim;
+  }
+  for (auto [name, value] : {std::pair<StringRef, Value>{"lse", getLse()}, {"delta", getDelta()}}) {
+    auto l = type(value);
+    if (l.getRank() != 3 || !l.getElementType().isF32())
+      return emitOpError() << name << " must be a rank-3 f32 memref [batch, heads, seq_q], got "
+                           << l;
+  }
+  bool dq = static_cast<bool>(getGradQuery()), dk = static_cast<bool>(getGradKey()),
+       dv = static_cast<bool>(getGradValue());
+  if (dq == (dk || dv))
+    return emitOpError("writes either grad_query (the query-block kernel) or grad_key and/or "
+                       "grad_value (the key-block kernel)");
+
+  TileAttr tile = getTile();
+  if (failed(verifyTileAttr(*this, tile)))
+    return failure();
+  if (tile.getQkWgmma() || tile.getPvWgmma() || tile.getWarpSpecialized() ||
+      tile.getPersistent())
+    return emitOpError("tile: the backward kernels run on mma.sync (the sm80 tier) on every "
+                       "target; the Hopper switches are not supported yet");
+  if (failed(verifyOwnedRows(*this, dq ? "m" : "n", dq ? tile.getM() : tile.getN(),
+                             tile.getWarps())) ||
+      failed(verifyTargetArch(*this, getTarget())))
+    return failure();
+  auto layout = SharedMemoryLayout::computeBackward(
+      q.getDimSize(3), v.getDimSize(3), q.getElementType().getIntOrFloatBitWidth() / 8,
+      dq ? tile.getM() : tile.getN(), dq ? tile.getN() : tile.getM(), tile.getStages());
+  return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

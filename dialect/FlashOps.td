@@ -46,4 +46,63 @@ def Flash_AttentionOp : Flash_Op<"attention"> {
   }];
 }
 
+def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]> {
+  let summary = "exact fused attention backward, one kernel variant";
+  let description = [{
+    Gradients of `flash.attention` (same layouts, mask and scale) from the
+    forward's output `output`, its LSE `lse` ([batch, heads_q, seq_q], natural
+    log) and the output gradient `grad_output`, recomputing P block by block
+    (no seq_q x seq_k matrix in memory). One op is one kernel; which one is
+    given by the gradients it writes:
+
+    * `dq`: query blocks outer, key blocks streamed. It first writes
+      `delta` = rowsum(dO∘O) ([batch, heads_q, seq_q], f32) for its rows.
+    * `dk` and/or `dv`: key blocks outer, query blocks of every query head of
+      the key/value head's group streamed, so GQA gradients are summed in
+      registers, in a fixed order. They read `delta` and so run after `dq`.
+
+    No atomics: the gradients are bit-identical from run to run. For the key
+    block kernels the tile's `n` rows are owned by the warps and `m` query
+    rows are streamed per step; for `dq` as in the forward.
+
+    ```mlir
+    flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk, dv %dv scale %s
+        {mask = #flash.mask<causal>,
+         tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
+         target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+        : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
+    ```
+  }];
+  let arguments = (ins
+    Arg<AnyMemRef, "", [MemRead]>:$query,
+    Arg<AnyMemRef, "", [MemRead]>:$key,
+    Arg<AnyMemRef, "", [MemRead]>:$value,
+    Arg<AnyMemRef, "", [MemRead]>:$output,
+    Arg<AnyMemRef, "", [MemRead]>:$grad_output,
+    Arg<AnyMemRef, "", [MemRead]>:$lse,
+    Arg<AnyMemRef, "", [MemRead, MemWrite]>:$delta,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_query,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_key,
+    Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_value,
+    F32:$softmax_scale,
+    Flash_MaskAttr:$mask,
+    Flash_TileAttr:$tile,
+    Flash_TargetAttr:$target);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
+    `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
+    attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
+    type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
+    (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getHeadDimQK();
+    int64_t getHeadDimV();
+    ::mlir::Type getElementType();
+    /// True for the dQ kernel (query blocks outer).
+    bool isQueryBlockKernel() { return static_cast<bool>(getGradQuery()); }
+  }];
+}
+
 #endif // FLASH_OPS_TD

@@ -13,6 +13,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
   l.barrierOffset = 0;
+  l.residentSecondOffset = 0;
   const int64_t blockElements = 128 / elementBytes; // one 128-byte swizzle row
   // Padded rows: a 16-byte pad shifts consecutive rows by four banks, so the
   // eight row addresses of one ldmatrix hit eight distinct bank groups.
@@ -43,6 +44,17 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
     l.barrierOffset = l.queryBytes + stages * l.stageBytes;
     l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
   }
+  return l;
+}
+
+SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_t headDimV,
+                                                       int64_t elementBytes, int64_t residentRows,
+                                                       int64_t streamRows, int64_t stages) {
+  SharedMemoryLayout l =
+      compute(headDimQK, headDimV, elementBytes, residentRows, streamRows, stages);
+  l.residentSecondOffset = l.queryBytes;
+  l.queryBytes += residentRows * l.pitchV;
+  l.totalBytes += residentRows * l.pitchV;
   return l;
 }
 

@@ -11,6 +11,11 @@
 // V uses padded rows or the same blocks. The warp-specialized kernel adds its
 // mbarriers after the ring.
 //
+// The backward kernels (padded rows only) keep two tiles resident where the
+// forward keeps Q -- Q and dO (dQ kernel) or K and V (dK/dV kernels), the
+// Q/K-wide one first -- and stream the other pair through the ring in the
+// same order (K, V or Q, dO).
+//
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 
@@ -25,7 +30,8 @@ struct SharedMemoryLayout {
   int64_t paddedHeadDimV;  // head dim of V rounded up: to 16 (padded rows) or 64 (swizzled)
   int64_t pitchQK;         // bytes per Q/K row (padded rows), or 128 (swizzled blocks)
   int64_t pitchV;          // bytes per V row (padded by 16 against bank conflicts), or 128
-  int64_t queryBytes;      // the Q tile, loaded once
+  int64_t queryBytes;      // the Q tile, loaded once (backward: both resident tiles)
+  int64_t residentSecondOffset; // backward: where the resident dO or V tile starts (else 0)
   int64_t keyBytes;        // one K tile
   int64_t valueBytes;      // one V tile
   int64_t stageBytes;      // one K/V ring slot (K tile then V tile)
@@ -43,6 +49,11 @@ struct SharedMemoryLayout {
                                     int64_t tileM, int64_t tileN, int64_t stages,
                                     bool swizzledQK = false, bool swizzledV = false,
                                     bool warpSpecialized = false);
+  /// The backward kernels: `residentRows` rows of both resident tiles,
+  /// `streamRows` rows of each ring slot's pair.
+  static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
+                                            int64_t elementBytes, int64_t residentRows,
+                                            int64_t streamRows, int64_t stages);
 };
 
 } // namespace flashjit::flash

@@ -47,6 +47,8 @@ namespace {
 
 std::string describeRequest(const AttentionSpec &s) {
   std::ostringstream os;
+  if (s.backward())
+    os << kernelKindName(s.kind) << " ";
   os << dtypeName(s.dtype) << " d_qk=" << s.headDimQK << " d_v=" << s.headDimV
      << " mask=" << maskName(s.mask) << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
   return os.str();
@@ -66,6 +68,7 @@ json::Value Bundle::manifest(const std::vector<BundleVariant> &variants,
     e["spec"] = v.spec.canonical();
     e["kernel"] = v.kernel;
     e["arch"] = v.spec.arch;
+    e["kind"] = kernelKindName(v.spec.kind);
     e["dtype"] = dtypeName(v.spec.dtype);
     e["head_dim_qk"] = v.spec.headDimQK;
     e["head_dim_v"] = v.spec.headDimV;
@@ -113,6 +116,10 @@ Status Bundle::parse(const std::string &text) {
     if (!dtype || (mask != "none" && mask != "causal") || !lse ||
         lse->kind() != json::Value::Kind::Bool || !tileFrom(e.get("tile"), v.spec.tile))
       return Status::error(where + " has a missing or invalid dtype, mask, lse or tile");
+    auto kind = parseKernelKind(e.stringOr("kind", "fwd"));
+    if (!kind)
+      return Status::error(where + " has an unknown kind '" + str("kind") + "'");
+    v.spec.kind = *kind;
     v.spec.dtype = *dtype;
     v.spec.mask = mask == "causal" ? Mask::Causal : Mask::None;
     v.spec.withLse = lse->boolean();
@@ -232,7 +239,7 @@ std::optional<TileConfig> Bundle::tunedTile(const std::string &arch, const std::
 const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
                                     const std::string &tuningKey, std::string &missing) const {
   auto sameProblem = [&](const BundleVariant &v) {
-    return v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&
+    return v.spec.kind == spec.kind && v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&
            v.spec.headDimV == spec.headDimV && v.spec.mask == spec.mask &&
            v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
            v.sharedMemoryBytes <= spec.maxSharedMemory;
@@ -263,7 +270,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
   // Nothing fits: name the request and the nearest variants (most fields in common).
   std::vector<std::pair<int, const BundleVariant *>> ranked;
   for (const BundleVariant &v : variants_) {
-    int score = (v.spec.arch == spec.arch) * 16 + (v.spec.dtype == spec.dtype) * 8 +
+    int score = (v.spec.kind == spec.kind) * 32 + (v.spec.arch == spec.arch) * 16 + (v.spec.dtype == spec.dtype) * 8 +
                 (v.spec.headDimQK == spec.headDimQK && v.spec.headDimV == spec.headDimV) * 4 +
                 (v.spec.mask == spec.mask) * 2 + (v.spec.withLse == spec.withLse);
     ranked.push_back({-score, &v});

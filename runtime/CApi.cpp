@@ -104,6 +104,33 @@ int flashjit_attention(flashjit_runtime *rt, const flashjit_attention_params *p,
   return 0;
 }
 
+int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_backward_params *p,
+                                void *stream) {
+  if (!rt || !p)
+    return fail("flashjit_attention_backward: runtime and params must not be NULL");
+  if (!checkDType(&p->forward))
+    return fail("flashjit_attention_backward: unknown dtype " + std::to_string(p->forward.dtype));
+  flashjit::AttentionBackwardParams b;
+  b.forward = toParams(p->forward);
+  b.forward.tile.reset();
+  b.dO = p->d_o;
+  b.dQ = p->d_q;
+  b.dK = p->d_k;
+  b.dV = p->d_v;
+  for (int i = 0; i < 3; ++i) {
+    b.dOStride[i] = p->d_o_stride[i];
+    b.dQStride[i] = p->d_q_stride[i];
+    b.dKStride[i] = p->d_k_stride[i];
+    b.dVStride[i] = p->d_v_stride[i];
+  }
+  b.delta = p->delta;
+  flashjit::Status s = rt->runtime->attentionBackward(b, static_cast<CUstream>(stream));
+  if (!s)
+    return fail(s.message());
+  lastError.clear();
+  return 0;
+}
+
 int flashjit_variant_name(flashjit_runtime *rt, const flashjit_attention_params *p, char *buf,
                           int64_t size) {
   if (!rt || !p || !buf || size <= 0)

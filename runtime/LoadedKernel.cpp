@@ -86,6 +86,33 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 
+Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, unsigned gridY,
+                            unsigned gridZ, CUstream stream) const {
+  using namespace abi::bwd;
+  void *args[kNumParams];
+  const void *const *pointers[] = {&p.q, &p.k, &p.v, &p.o, &p.dO};
+  for (int i = 0; i < 5; ++i)
+    args[kQ + i] = const_cast<const void **>(pointers[i]);
+  args[kLse] = const_cast<const float **>(&p.lse);
+  args[kDelta] = const_cast<float **>(&p.delta);
+  args[kDQ] = const_cast<void **>(&p.dQ);
+  args[kDK] = const_cast<void **>(&p.dK);
+  args[kDV] = const_cast<void **>(&p.dV);
+  const int64_t *strides[] = {p.qStride,  p.kStride,  p.vStride,  p.oStride,
+                              p.dOStride, p.dQStride, p.dKStride, p.dVStride};
+  for (int t = 0; t < 8; ++t)
+    for (int i = 0; i < 3; ++i)
+      args[kQStride0 + 3 * t + i] = const_cast<int64_t *>(&strides[t][i]);
+  args[kSeqQ] = const_cast<int32_t *>(&p.seqQ);
+  args[kSeqK] = const_cast<int32_t *>(&p.seqK);
+  args[kHeadsQ] = const_cast<int32_t *>(&p.headsQ);
+  args[kGroupSize] = const_cast<int32_t *>(&p.groupSize);
+  args[kScaleLog2] = const_cast<float *>(&p.scaleLog2);
+  args[kScale] = const_cast<float *>(&p.scale);
+  args[kBatch] = const_cast<int32_t *>(&p.batch);
+  return launchRaw(args, gridX, gridY, gridZ, stream);
+}
+
 Status LoadedKernel::launchRaw(void **args, unsigned gridX, unsigned gridY, unsigned gridZ,
                                CUstream stream) const {
   CUresult r = driver_->cuLaunchKernel(function_, gridX, gridY, gridZ, threads_, 1, 1,

@@ -29,6 +29,9 @@ public:
   /// `tensorMaps` (Q, K, V) for warp-specialized kernels, else null.
   Status launch(const abi::AttentionKernelParams &params, const abi::TensorMap *tensorMaps,
                 unsigned gridX, unsigned gridY, unsigned gridZ, CUstream stream) const;
+  /// Launches a generated backward kernel (parameters per abi::bwd).
+  Status launch(const abi::BackwardKernelParams &params, unsigned gridX, unsigned gridY,
+                unsigned gridZ, CUstream stream) const;
   /// Launches any kernel: `args` holds one pointer per kernel parameter.
   Status launchRaw(void **args, unsigned gridX, unsigned gridY, unsigned gridZ,
                    CUstream stream) const;

@@ -253,6 +253,25 @@ static Status bindContext(const CudaDriver &d, CUcontext ours) {
   return d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(ours));
 }
 
+// Asks the providers in order for `spec`'s kernel.
+static Status findKernel(Runtime::Impl &impl, const AttentionSpec &spec, bool exactTile,
+                         const std::string &tuningKey, ProvidedKernel &provided) {
+  bool found = false;
+  std::string missing;
+  for (auto &provider : impl.providers) {
+    std::string why;
+    if (Status s = provider->find(spec, exactTile, tuningKey, provided, found, why); !s)
+      return missing.empty() ? s : Status::error(missing + "; " + s.message());
+    if (found)
+      break;
+    missing += (missing.empty() ? "" : "; ") + why;
+  }
+  if (!found)
+    return Status::error(missing + (impl.jitAvailable ? "" : "; " + impl.diskCacheProblem));
+  lastSource = provided.source;
+  return Status::ok();
+}
+
 Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   AttentionParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
@@ -277,19 +296,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
   ProvidedKernel provided;
-  bool found = false;
-  std::string missing;
-  for (auto &provider : impl_->providers) {
-    std::string why;
-    if (Status s = provider->find(spec, p.tile.has_value(), key, provided, found, why); !s)
-      return missing.empty() ? s : Status::error(missing + "; " + s.message());
-    if (found)
-      break;
-    missing += (missing.empty() ? "" : "; ") + why;
-  }
-  if (!found)
-    return Status::error(missing + (impl_->jitAvailable ? "" : "; " + impl_->diskCacheProblem));
-  lastSource = provided.source;
+  if (Status s = findKernel(*impl_, spec, p.tile.has_value(), key, provided); !s)
+    return s;
   const LoadedKernel *kernel = provided.kernel;
 
   abi::AttentionKernelParams k{};
@@ -327,6 +335,113 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   const int64_t grid =
       provided.tile.persistent ? abi::persistentGridSize(tiles, impl_->device.smCount) : tiles;
   return kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+}
+
+// The backward kernels for normalized params, in launch order.
+static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
+                                                const AttentionBackwardParams &p) {
+  std::vector<AttentionSpec> specs;
+  const AttentionParams &f = p.forward;
+  for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV)) {
+    AttentionSpec spec;
+    spec.kind = kind;
+    spec.dtype = f.dtype;
+    spec.headDimQK = f.headDimQK;
+    spec.headDimV = f.headDimV;
+    spec.mask = f.causal ? Mask::Causal : Mask::None;
+    spec.arch = impl.device.arch;
+    spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
+    const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
+    spec.tile = given ? *given
+                      : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
+                                            impl.device.maxSharedMemoryPerBlock);
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
+                                       std::vector<AttentionSpec> &specs) const {
+  AttentionBackwardParams p = params;
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  specs = backwardSpecs(*impl_, p);
+  return Status::ok();
+}
+
+Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstream stream) {
+  AttentionBackwardParams p = params;
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  const AttentionParams &f = p.forward;
+  if (f.batch == 0 || (f.seqQ == 0 && f.seqK == 0))
+    return Status::ok();
+  if (Status s = bindContext(*impl_->driver, impl_->context); !s)
+    return s;
+  const CudaDriver &d = *impl_->driver;
+
+  abi::BackwardKernelParams k{};
+  k.q = f.q;
+  k.k = f.k;
+  k.v = f.v;
+  k.o = f.o;
+  k.dO = p.dO;
+  k.lse = f.lse;
+  k.dQ = p.dQ;
+  k.dK = p.dK;
+  k.dV = p.dV;
+  for (int i = 0; i < 3; ++i) {
+    k.qStride[i] = f.qStride[i];
+    k.kStride[i] = f.kStride[i];
+    k.vStride[i] = f.vStride[i];
+    k.oStride[i] = f.oStride[i];
+    k.dOStride[i] = p.dOStride[i];
+    k.dQStride[i] = p.dQStride[i];
+    k.dKStride[i] = p.dKStride[i];
+    k.dVStride[i] = p.dVStride[i];
+  }
+  k.seqQ = int32_t(f.seqQ);
+  k.seqK = int32_t(f.seqK);
+  k.headsQ = int32_t(f.headsQ);
+  k.groupSize = int32_t(f.headsQ / f.headsK);
+  k.scaleLog2 = f.softmaxScale * float(M_LOG2E);
+  k.scale = f.softmaxScale;
+  k.batch = int32_t(f.batch);
+
+  // Find every kernel before allocating or launching anything.
+  std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);
+  std::vector<ProvidedKernel> kernels(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i)
+    if (Status s = findKernel(*impl_, specs[i], true, "", kernels[i]); !s)
+      return s;
+
+  CUdeviceptr workspace = 0;
+  k.delta = p.delta;
+  if (!k.delta && f.seqQ > 0) {
+    size_t bytes = size_t(f.batch) * size_t(f.headsQ) * size_t(f.seqQ) * sizeof(float);
+    if (Status s = d.check("allocating the backward's delta workspace (cuMemAllocAsync)",
+                           d.cuMemAllocAsync(&workspace, bytes, stream));
+        !s)
+      return s;
+    k.delta = reinterpret_cast<float *>(workspace);
+  }
+  Status launched = Status::ok();
+  for (size_t i = 0; i < specs.size() && launched; ++i) {
+    const TileConfig &t = kernels[i].tile;
+    if (specs[i].kind == KernelKind::BackwardDQ) {
+      if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
+        launched = kernels[i].kernel->launch(k, unsigned((f.seqQ + t.m - 1) / t.m),
+                                             unsigned(f.headsQ), unsigned(f.batch), stream);
+    } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
+      launched = kernels[i].kernel->launch(k, unsigned((f.seqK + t.n - 1) / t.n),
+                                           unsigned(f.headsK), unsigned(f.batch), stream);
+    }
+  }
+  if (workspace)
+    if (Status s = d.check("freeing the delta workspace", d.cuMemFreeAsync(workspace, stream));
+        !s && launched)
+      return s;
+  return launched;
 }
 
 } // namespace flashjit

@@ -26,6 +26,19 @@ void fillContiguous(int64_t stride[3], int64_t seq, int64_t heads, int64_t dim) 
 
 bool aligned(const void *p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+struct Input { const char *name; const void *ptr; const int64_t *stride; };
+
+// Read with 16-byte cp.async: base and every row start must be 16-byte aligned.
+Status checkInput(const Input &in) {
+  if (!aligned(in.ptr, 16))
+    return Status::error(std::string(in.name) + " is not 16-byte aligned");
+  for (int i = 0; i < 3; ++i)
+    if (in.stride[i] % 8 != 0 || in.stride[i] < 0)
+      return Status::error(tensorStrides(in.name, in.stride) +
+                           ": each must be a non-negative multiple of 8 elements (16 bytes)");
+  return Status::ok();
+}
+
 } // namespace
 
 Status normalizeAndValidate(AttentionParams &p) {
@@ -64,18 +77,11 @@ Status normalizeAndValidate(AttentionParams &p) {
   if (!p.q || !p.k || !p.v || !p.o)
     return Status::error("q, k, v and o must be non-null device pointers");
 
-  // Inputs are read with 16-byte cp.async: base and every row start must be
-  // 16-byte aligned. The output is written in 4-byte pairs.
-  struct Input { const char *name; const void *ptr; const int64_t *stride; };
+  // Inputs are read with 16-byte cp.async. The output is written in 4-byte pairs.
   for (const Input &in : {Input{"q", p.q, p.qStride}, Input{"k", p.k, p.kStride},
-                          Input{"v", p.v, p.vStride}}) {
-    if (!aligned(in.ptr, 16))
-      return Status::error(std::string(in.name) + " is not 16-byte aligned");
-    for (int i = 0; i < 3; ++i)
-      if (in.stride[i] % 8 != 0 || in.stride[i] < 0)
-        return Status::error(tensorStrides(in.name, in.stride) +
-                             ": each must be a non-negative multiple of 8 elements (16 bytes)");
-  }
+                          Input{"v", p.v, p.vStride}})
+    if (Status s = checkInput(in); !s)
+      return s;
   if (!aligned(p.o, 4))
     return Status::error("o is not 4-byte aligned");
   for (int i = 0; i < 3; ++i)
@@ -83,6 +89,44 @@ Status normalizeAndValidate(AttentionParams &p) {
       return Status::error(tensorStrides("o", p.oStride) + ": each must be a non-negative even number");
   if (p.lse && !aligned(p.lse, 4))
     return Status::error("lse is not 4-byte aligned");
+  return Status::ok();
+}
+
+Status normalizeAndValidate(AttentionBackwardParams &p) {
+  AttentionParams &f = p.forward;
+  if (Status s = normalizeAndValidate(f); !s)
+    return s;
+  fillContiguous(p.dOStride, f.seqQ, f.headsQ, f.headDimV);
+  fillContiguous(p.dQStride, f.seqQ, f.headsQ, f.headDimQK);
+  fillContiguous(p.dKStride, f.seqK, f.headsK, f.headDimQK);
+  fillContiguous(p.dVStride, f.seqK, f.headsK, f.headDimV);
+  if (f.batch == 0 || (f.seqQ == 0 && f.seqK == 0))
+    return Status::ok(); // nothing to compute
+  if (!p.dK || !p.dV || (f.seqQ > 0 && (!p.dQ || !p.dO || !f.lse || !f.q || !f.o)) ||
+      (f.seqK > 0 && (!f.k || !f.v)))
+    return Status::error("backward: q, k, v, o, lse (the forward's), dO, dQ, dK and dV must be "
+                         "non-null device pointers");
+  // The key-block kernel loads K and V even when there are no queries (it
+  // writes dK = dV = 0 then); dO like the inputs; O is read in 4-byte pairs.
+  for (const Input &in : {Input{"k", f.k, f.kStride}, Input{"v", f.v, f.vStride},
+                          Input{"dO", p.dO, p.dOStride}})
+    if (f.seqQ > 0 || in.ptr != p.dO)
+      if (Status s = checkInput(in); !s)
+        return s;
+  struct Output { const char *name; const void *ptr; const int64_t *stride; };
+  for (const Output &out : {Output{"dQ", p.dQ, p.dQStride}, Output{"dK", p.dK, p.dKStride},
+                            Output{"dV", p.dV, p.dVStride}}) {
+    if (f.seqQ == 0 && out.ptr == p.dQ)
+      continue;
+    if (!aligned(out.ptr, 4))
+      return Status::error(std::string(out.name) + " is not 4-byte aligned");
+    for (int i = 0; i < 3; ++i)
+      if (out.stride[i] % 2 != 0 || out.stride[i] < 0)
+        return Status::error(tensorStrides(out.name, out.stride) +
+                             ": each must be a non-negative even number");
+  }
+  if (p.delta && !aligned(p.delta, 4))
+    return Status::error("delta is not 4-byte aligned");
   return Status::ok();
 }
 

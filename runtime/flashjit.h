@@ -21,6 +21,7 @@ extern "C" struct flashjit_embedded_bundle;
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace flashjit {
 
@@ -39,6 +40,27 @@ struct AttentionParams {
   bool causal = false;        // bottom-right aligned (FlashAttention-2)
   float softmaxScale = 0.0f;  // 0 = 1/sqrt(headDimQK)
   std::optional<TileConfig> tile; // override the default tile configuration
+};
+
+/// Gradients of `attention` for training: dQ, dK and dV from the output
+/// gradient dO, the forward's output O and its LSE. `forward` describes the
+/// forward call exactly (shapes, strides, mask, scale; `o` its output and
+/// `lse` its LSE, both required; its `tile` is ignored). dK and dV have the
+/// key/value heads' shape: with GQA they sum the group's query heads.
+/// Deterministic: the same inputs give bit-identical gradients.
+struct AttentionBackwardParams {
+  AttentionParams forward;
+  const void *dO = nullptr; // [batch, seq_q, heads_q, head_dim_v]
+  void *dQ = nullptr;       // [batch, seq_q, heads_q, head_dim_qk]
+  void *dK = nullptr;       // [batch, seq_k, heads_k, head_dim_qk]
+  void *dV = nullptr;       // [batch, seq_k, heads_k, head_dim_v]
+  int64_t dOStride[3] = {0, 0, 0}, dQStride[3] = {0, 0, 0}, dKStride[3] = {0, 0, 0},
+          dVStride[3] = {0, 0, 0}; // 0 = contiguous
+  /// Workspace for rowsum(dO∘O), [batch, heads_q, seq_q] fp32; null = the
+  /// runtime allocates it on the stream (cuMemAllocAsync).
+  float *delta = nullptr;
+  /// Override the tiles of the dQ kernel and of the key-block kernel(s).
+  std::optional<TileConfig> tileDQ, tileDKV;
 };
 
 /// What the runtime read off the device it is bound to.
@@ -75,6 +97,13 @@ public:
   /// on first use. Never aborts: a bad request returns an error.
   Status attention(const AttentionParams &params, CUstream stream);
 
+  /// Runs the backward pass on `stream`: the dQ kernel, then the dK/dV
+  /// kernel(s) (KernelKind). Same guarantees as `attention`.
+  Status attentionBackward(const AttentionBackwardParams &params, CUstream stream);
+  /// The kernels `attentionBackward` would run, in launch order.
+  Status selectBackwardVariants(const AttentionBackwardParams &params,
+                                std::vector<AttentionSpec> &specs) const;
+
   /// The variant `attention` would run for these parameters.
   Status selectVariant(const AttentionParams &params, AttentionSpec &spec) const;
 
@@ -108,6 +137,7 @@ private:
 /// Fills defaults (strides, headDimV, scale) and checks every field; the
 /// message names the offending field. Needs no GPU.
 Status normalizeAndValidate(AttentionParams &params);
+Status normalizeAndValidate(AttentionBackwardParams &params);
 
 } // namespace flashjit
 

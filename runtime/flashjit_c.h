@@ -48,6 +48,18 @@ typedef struct flashjit_attention_params {
   int32_t tile_persistent;       /* with warp_specialized: one block per SM walks the tiles */
 } flashjit_attention_params;
 
+/* The backward pass of a forward call `forward` (its o is the forward's
+   output, its lse the forward's LSE: both required; the tile fields are
+   ignored). Gradients are written in the tensors' dtype; d_k and d_v have the
+   key/value heads' shapes (GQA groups summed). Deterministic. */
+typedef struct flashjit_attention_backward_params {
+  flashjit_attention_params forward;
+  const void *d_o; /* [batch, seq_q, heads_q, head_dim_v] */
+  void *d_q, *d_k, *d_v;
+  int64_t d_o_stride[3], d_q_stride[3], d_k_stride[3], d_v_stride[3]; /* 0 = contiguous */
+  float *delta; /* optional fp32 workspace [batch, heads_q, seq_q]; NULL = allocated on the stream */
+} flashjit_attention_backward_params;
+
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */
 FLASHJIT_C_API int flashjit_runtime_create(flashjit_runtime **out);
 /* A runtime that takes its kernels from a bundle directory written by
@@ -61,6 +73,9 @@ FLASHJIT_C_API void flashjit_runtime_destroy(flashjit_runtime *rt);
 /* stream: a CUstream (NULL for the default stream). Returns 0 on success. */
 FLASHJIT_C_API int flashjit_attention(flashjit_runtime *rt, const flashjit_attention_params *p,
                                       void *stream);
+FLASHJIT_C_API int flashjit_attention_backward(flashjit_runtime *rt,
+                                               const flashjit_attention_backward_params *p,
+                                               void *stream);
 /* Writes the variant name that would run into buf (NUL-terminated). */
 FLASHJIT_C_API int flashjit_variant_name(flashjit_runtime *rt, const flashjit_attention_params *p,
                                          char *buf, int64_t size);

@@ -41,8 +41,11 @@ Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccM
   nvrtcGetCUBIN(prog, cubin.data());
   nvrtcDestroyProgram(&prog);
   auto ref = std::make_unique<ReferenceAttention>();
-  if (Status s = LoadedKernel::load(driver, cubin, "reference_attention", 128, 0, ref->kernel_); !s)
-    return s;
+  for (auto [name, kernel] : {std::pair{"reference_attention", &ref->kernel_},
+                              {"reference_attention_bwd_dq", &ref->backwardDQ_},
+                              {"reference_attention_bwd_dkv", &ref->backwardDKV_}})
+    if (Status s = LoadedKernel::load(driver, cubin, name, 128, 0, *kernel); !s)
+      return s;
   out = std::move(ref);
   return Status::ok();
 }
@@ -65,6 +68,47 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
                   &seqQ, &seqK, &headsQ, &group, &dQK, &dV, &causal, &scale, &isF16};
   return kernel_.launchRaw(args, unsigned((seqQ + 3) / 4), unsigned(headsQ), unsigned(p.batch),
                            stream);
+}
+
+Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
+                                       const int64_t dOStride[3], CUdeviceptr refO,
+                                       CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
+                                       CUdeviceptr dk, CUdeviceptr dv, CUstream stream) const {
+  long long qs[3], ks[3], vs[3], os[3];
+  for (int i = 0; i < 3; ++i) {
+    qs[i] = p.qStride[i];
+    ks[i] = p.kStride[i];
+    vs[i] = p.vStride[i];
+    os[i] = dOStride[i];
+  }
+  int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
+      group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
+      causal = p.causal, isF16 = p.dtype == DType::F16;
+  float scale = p.softmaxScale;
+  void *strideArgs[] = {&qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2],
+                        &vs[0], &vs[1], &vs[2], &os[0], &os[1], &os[2]};
+  void *shapeArgs[] = {&seqQ, &seqK, &headsQ, &group, &dQK, &dV, &causal, &scale, &isF16};
+  auto launch = [&](const LoadedKernel &kernel, std::vector<void *> args, int rows, int heads) {
+    args.insert(args.end(), std::begin(strideArgs), std::end(strideArgs));
+    args.insert(args.end(), std::begin(shapeArgs), std::end(shapeArgs));
+    return kernel.launchRaw(args.data(), unsigned((rows + 3) / 4), unsigned(heads),
+                            unsigned(p.batch), stream);
+  };
+  if (seqQ > 0)
+    if (Status s = launch(backwardDQ_,
+                          {const_cast<const void **>(&p.q), const_cast<const void **>(&p.k),
+                           const_cast<const void **>(&p.v), const_cast<const void **>(&dO), &refO,
+                           &refLse, &delta, &dq},
+                          seqQ, headsQ);
+        !s)
+      return s;
+  if (seqK == 0)
+    return Status::ok();
+  return launch(backwardDKV_,
+                {const_cast<const void **>(&p.q), const_cast<const void **>(&p.k),
+                 const_cast<const void **>(&p.v), const_cast<const void **>(&dO), &refLse, &delta,
+                 &dk, &dv},
+                seqK, int(p.headsK));
 }
 
 } // namespace flashjit

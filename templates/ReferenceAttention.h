@@ -2,7 +2,8 @@
 //
 // CUTLASS-style reference next to the kernel: a plain fp32 attention compiled
 // from templates/reference_attention.cu with NVRTC, used to verify generated
-// kernels on the GPU at sizes a CPU reference cannot reach quickly.
+// kernels on the GPU at sizes a CPU reference cannot reach quickly; and its
+// gradients, for the backward kernels.
 //
 #ifndef FLASHJIT_TEMPLATES_REFERENCEATTENTION_H
 #define FLASHJIT_TEMPLATES_REFERENCEATTENTION_H
@@ -22,8 +23,15 @@ public:
   Status run(const AttentionParams &params, CUdeviceptr outF32, CUdeviceptr lseF32,
              CUstream stream) const;
 
+  /// fp32 gradients (contiguous [batch, seq, heads, dim]) of the same
+  /// attention for output gradient `dO` (strides `dOStride`), from the
+  /// reference forward's O and LSE; `delta` ([batch, heads_q, seq_q]) is scratch.
+  Status runBackward(const AttentionParams &params, const void *dO, const int64_t dOStride[3],
+                     CUdeviceptr refO, CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
+                     CUdeviceptr dk, CUdeviceptr dv, CUstream stream) const;
+
 private:
-  LoadedKernel kernel_;
+  LoadedKernel kernel_, backwardDQ_, backwardDKV_;
 };
 
 } // namespace flashjit

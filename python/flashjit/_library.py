@@ -24,6 +24,17 @@ class AttentionParams(ctypes.Structure):
     ]
 
 
+class AttentionBackwardParams(ctypes.Structure):
+    _fields_ = [
+        ("forward", AttentionParams),
+        ("d_o", ctypes.c_void_p), ("d_q", ctypes.c_void_p), ("d_k", ctypes.c_void_p),
+        ("d_v", ctypes.c_void_p),
+        ("d_o_stride", ctypes.c_int64 * 3), ("d_q_stride", ctypes.c_int64 * 3),
+        ("d_k_stride", ctypes.c_int64 * 3), ("d_v_stride", ctypes.c_int64 * 3),
+        ("delta", ctypes.c_void_p),
+    ]
+
+
 class FlashJitError(RuntimeError):
     """An error reported by the flashjit library (its message says why)."""
 
@@ -50,6 +61,8 @@ class Library:
         self.lib.flashjit_runtime_create.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         self.lib.flashjit_attention.argtypes = [ctypes.c_void_p, ctypes.POINTER(AttentionParams),
                                                 ctypes.c_void_p]
+        self.lib.flashjit_attention_backward.argtypes = [
+            ctypes.c_void_p, ctypes.POINTER(AttentionBackwardParams), ctypes.c_void_p]
         self.lib.flashjit_variant_name.argtypes = [ctypes.c_void_p, ctypes.POINTER(AttentionParams),
                                                    ctypes.c_char_p, ctypes.c_int64]
         self._runtimes = {}
@@ -71,6 +84,10 @@ class Library:
 
     def attention(self, runtime, params, stream):
         if self.lib.flashjit_attention(runtime, ctypes.byref(params), stream) != 0:
+            raise FlashJitError(self.error())
+
+    def attention_backward(self, runtime, params, stream):
+        if self.lib.flashjit_attention_backward(runtime, ctypes.byref(params), stream) != 0:
             raise FlashJitError(self.error())
 
     def variant(self, runtime, params):

@@ -22,12 +22,9 @@ def _set_tile(p, tile):
         setattr(p, field, x)
 
 
-def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
-    import torch
-
+def _params(q, k, v, out, lse, causal, softmax_scale):
+    """The C struct of one forward call (shapes checked by check_qkv)."""
     dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
-    out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
-    lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
     if softmax_scale is None:
         softmax_scale = 1.0 / math.sqrt(dqk)
     if not softmax_scale > 0 or not math.isfinite(softmax_scale):
@@ -43,12 +40,49 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
         getattr(p, field)[:] = t.stride()[:3]
     p.causal = int(bool(causal))
     p.softmax_scale = float(softmax_scale)
-    _set_tile(p, tile)
+    return p
+
+
+def _run(q, call):
+    """Runs call(lib, runtime, stream) on q's device and current stream."""
+    import torch
+
     lib = _library.library()
     with torch.cuda.device(q.device):
         rt = lib.runtime(q.device.index if q.device.index is not None else torch.cuda.current_device())
-        lib.attention(rt, p, torch.cuda.current_stream(q.device).cuda_stream)
+        call(lib, rt, torch.cuda.current_stream(q.device).cuda_stream)
+
+
+def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
+    import torch
+
+    _, b, sq, _, hq, _, _, dv = check_qkv(q, k, v)
+    out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
+    p = _params(q, k, v, out, lse, causal, softmax_scale)
+    _set_tile(p, tile)
+    _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
     return out, lse
+
+
+def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale):
+    """dQ, dK, dV of one forward call (flashjit's deterministic backward kernels)."""
+    import torch
+
+    # dO is read with 16-byte loads: a contiguous copy when its layout is odd.
+    if grad_out.stride(-1) != 1 or any(s % 8 for s in grad_out.stride()[:3]) \
+            or grad_out.data_ptr() % 16:
+        grad_out = grad_out.contiguous()
+    dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
+    p = _library.AttentionBackwardParams()
+    p.forward = _params(q, k, v, out, lse, causal, softmax_scale)
+    p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
+                                  dv.data_ptr())
+    for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
+                     ("d_v_stride", dv)):
+        getattr(p, field)[:] = t.stride()[:3]
+    _run(q, lambda lib, rt, stream: lib.attention_backward(rt, p, stream))
+    return dq, dk, dv
 
 
 def _autograd_function():
@@ -57,14 +91,21 @@ def _autograd_function():
     class Attention(torch.autograd.Function):
         @staticmethod
         def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile):
-            out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile)
-            return (out, lse) if return_lse else out
+            # The backward needs the LSE: always computed when gradients are wanted.
+            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile)
+            ctx.save_for_backward(q, k, v, out, lse)
+            ctx.causal, ctx.softmax_scale = causal, softmax_scale
+            if return_lse:
+                ctx.mark_non_differentiable(lse)
+                return out, lse
+            return out
 
         @staticmethod
-        def backward(ctx, *grads):
-            raise NotImplementedError(
-                "flashjit: the backward pass is not built yet; flashjit.attention is "
-                "forward-only for now (use it under torch.no_grad() or for inference)")
+        def backward(ctx, grad_out, *unused_lse_grad):
+            q, k, v, out, lse = ctx.saved_tensors
+            dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
+                                          ctx.softmax_scale)
+            return dq, dk, dv, None, None, None, None
 
     return Attention
 
@@ -83,6 +124,10 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     float32 log-sum-exp [batch, heads_q, seq_q] (natural log). tile: an explicit
     kernel configuration (m, n, warps, stages[, qk_wgmma[, pv_wgmma[, warp_specialized]]])
     instead of the tuned or default one, for sweeps and comparisons.
+
+    Differentiable with respect to q, k and v (flashjit's backward kernels,
+    deterministic: the same inputs give bit-identical gradients); the LSE is
+    not differentiable.
     """
     import torch
 
@@ -111,7 +156,7 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
         not_implemented("alibi_slopes", "ALiBi is planned")
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
-    del deterministic  # the forward pass is deterministic
+    del deterministic  # flashjit's forward and backward are always deterministic
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale)
 
 

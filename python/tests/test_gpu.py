@@ -85,14 +85,49 @@ def test_runs_on_the_current_stream():
     assert torch.equal(out, ref)
 
 
-def test_errors_for_cpu_tensors_and_backward():
+def test_errors_for_cpu_tensors():
     cpu = torch.randn(1, 16, 2, 64, dtype=torch.bfloat16)
     with pytest.raises(ValueError, match="q is on cpu"):
         flashjit.attention(cpu, cpu, cpu)
-    q = torch.randn(1, 16, 2, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    out = flashjit.attention(q, q, q)
-    with pytest.raises(NotImplementedError, match="backward pass is not built yet"):
-        out.sum().backward()
+
+
+def _gradients(fn, q, k, v, grad_out):
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    out = fn(*leaves)
+    out.backward(grad_out)
+    return out, [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", [(2, 1000, 1000, 8, 2), (1, 17, 300, 4, 4), (3, 333, 77, 6, 1)])
+def test_gradients_match_float32_autograd(d, causal, shape):
+    b, sq, sk, hq, hk = shape
+    dtype = torch.bfloat16 if (d + sq) % 3 else torch.float16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    grad_out = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    out, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=causal),
+                            q, k, v, grad_out)
+    _, want = _gradients(lambda q, k, v: reference(q.float(), k.float(), v.float(), causal),
+                         q, k, v, grad_out.float())
+    for name, got, ref in zip(("dq", "dk", "dv"), grads, want):
+        assert got.shape == ref.shape and got.dtype == dtype, name
+        rel = ((got.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-6)).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_gradients_are_deterministic_and_lse_is_not_differentiable():
+    q, k, v = (torch.randn(2, 777, 8, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    grad_out = torch.randn_like(q)
+    runs = [_gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True), q, k, v,
+                       grad_out)[1] for _ in range(2)]
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+    leaf = q.detach().clone().requires_grad_(True)
+    out, lse = flashjit.attention(leaf, k, v, return_lse=True)
+    assert out.requires_grad and not lse.requires_grad
 
 
 def test_multihead_attention_is_a_drop_in():

@@ -12,53 +12,15 @@
 
 using namespace flashjit;
 using flashjit::testing::Gpu;
+using flashjit::testing::Shape;
+using flashjit::testing::caseName;
+using flashjit::testing::gridCase;
+using flashjit::testing::baseSeed;
 
 namespace {
 
-struct Shape {
-  int64_t batch, seqQ, seqK, headsQ, headsK;
-};
-
-std::string caseName(const ::testing::TestParamInfo<CheckCase> &info) {
-  std::string n = info.param.describe();
-  for (char &c : n)
-    if (!isalnum(static_cast<unsigned char>(c)))
-      c = '_';
-  return n + "_" + std::to_string(info.index);
-}
-
 // The grid of the foundation issue: seq 1, 17, 1000, 4097 (and seq_q != seq_k),
 // batch 1 and 3, heads 1 and 12 (and GQA), head dims 8..256, causal and not.
-// Fresh random inputs every run: the base seed comes from FLASHJIT_TEST_SEED
-// when set (to reproduce a failure), else from the clock, and is printed.
-uint64_t baseSeed() {
-  static uint64_t seed = [] {
-    const char *env = std::getenv("FLASHJIT_TEST_SEED");
-    uint64_t s = env ? std::strtoull(env, nullptr, 10)
-                     : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-    printf("flashjit GPU tests: FLASHJIT_TEST_SEED=%llu\n", (unsigned long long)s);
-    return s;
-  }();
-  return seed;
-}
-
-// One case of a grid: `index` rotates fp16 (every third) and head-major
-// strides (every fourth) through it and seeds its fresh random inputs.
-CheckCase gridCase(const Shape &s, int64_t d, bool causal, uint64_t index) {
-  CheckCase c;
-  c.headDimQK = d;
-  c.causal = causal;
-  c.batch = s.batch;
-  c.seqQ = s.seqQ;
-  c.seqK = s.seqK;
-  c.headsQ = s.headsQ;
-  c.headsK = s.headsK;
-  c.seed = baseSeed() + index;
-  c.dtype = ((index + 1) % 3 == 0) ? DType::F16 : DType::BF16;
-  c.headMajor = ((index + 1) % 4 == 0);
-  return c;
-}
-
 std::vector<CheckCase> correctnessGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},     {3, 17, 17, 12, 12},   {1, 1000, 1000, 12, 4},

@@ -12,6 +12,18 @@ using flashjit::testing::Gpu;
 
 namespace {
 
+// GQA and causal with seq_q < seq_k, head dim 256 with seq_q > seq_k (queries
+// that see no key), fp16 with different head dims for Q/K and V.
+std::vector<CheckCase> referenceCases() {
+  std::vector<CheckCase> cases(3);
+  cases[0].seqQ = 37; cases[0].seqK = 91; cases[0].headsQ = 4; cases[0].headsK = 2;
+  cases[0].headDimQK = 40; cases[0].causal = true;
+  cases[1].seqQ = 130; cases[1].seqK = 65; cases[1].headDimQK = 256; cases[1].causal = true;
+  cases[2].dtype = DType::F16; cases[2].batch = 2; cases[2].seqQ = 64; cases[2].seqK = 200;
+  cases[2].headDimQK = 96; cases[2].headDimV = 64; cases[2].headsQ = 3;
+  return cases;
+}
+
 void cpuAttention(const CheckCase &c, const std::vector<float> &q, const std::vector<float> &k,
                   const std::vector<float> &v, std::vector<double> &o, std::vector<double> &lse) {
   const int64_t d = c.headDimQK, dv = c.headDimV ? c.headDimV : d, group = c.headsQ / c.headsK;
@@ -48,13 +60,7 @@ void cpuAttention(const CheckCase &c, const std::vector<float> &q, const std::ve
 
 TEST(ReferenceSelfTest, GpuReferenceMatchesFloat64) {
   FLASHJIT_REQUIRE_GPU();
-  CheckCase cases[3];
-  cases[0].seqQ = 37; cases[0].seqK = 91; cases[0].headsQ = 4; cases[0].headsK = 2;
-  cases[0].headDimQK = 40; cases[0].causal = true;
-  cases[1].seqQ = 130; cases[1].seqK = 65; cases[1].headDimQK = 256; cases[1].causal = true;
-  cases[2].dtype = DType::F16; cases[2].batch = 2; cases[2].seqQ = 64; cases[2].seqK = 200;
-  cases[2].headDimQK = 96; cases[2].headDimV = 64;
-  for (const CheckCase &c : cases) {
+  for (const CheckCase &c : referenceCases()) {
     std::vector<float> q, k, v, o, lse;
     Status s = Gpu::get().checker->referenceOnly(c, q, k, v, o, lse);
     ASSERT_TRUE(s.isOk()) << s.message();
@@ -70,6 +76,83 @@ TEST(ReferenceSelfTest, GpuReferenceMatchesFloat64) {
     // fp32 arithmetic on bf16/f16 inputs: far below the 1e-2 the kernels are held to.
     EXPECT_LT(maxErr, 1e-5) << c.describe();
     EXPECT_LT(maxLseErr, 1e-5) << c.describe();
+  }
+}
+
+// Gradients in float64: P from the row's LSE, dS = P (dP - rowsum(P dP)).
+void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
+                          const std::vector<float> &k, const std::vector<float> &v,
+                          const std::vector<float> &dO, std::vector<double> &dq,
+                          std::vector<double> &dk, std::vector<double> &dv) {
+  const int64_t d = c.headDimQK, dvDim = c.headDimV ? c.headDimV : d, group = c.headsQ / c.headsK;
+  const double scale = 1.0 / std::sqrt(double(d));
+  dq.assign(size_t(c.batch * c.seqQ * c.headsQ * d), 0.0);
+  dk.assign(size_t(c.batch * c.seqK * c.headsK * d), 0.0);
+  dv.assign(size_t(c.batch * c.seqK * c.headsK * dvDim), 0.0);
+  auto at = [](int64_t b, int64_t s, int64_t h, int64_t seq, int64_t heads, int64_t dim) {
+    return size_t(((b * seq + s) * heads + h) * dim);
+  };
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < c.headsQ; ++h)
+      for (int64_t i = 0; i < c.seqQ; ++i) {
+        int64_t limit = c.causal ? std::min(c.seqK, i + c.seqK - c.seqQ + 1) : c.seqK;
+        if (limit <= 0)
+          continue;
+        const size_t qi = at(b, i, h, c.seqQ, c.headsQ, d);
+        const size_t oi = at(b, i, h, c.seqQ, c.headsQ, dvDim);
+        std::vector<double> p(static_cast<size_t>(limit)), dp(static_cast<size_t>(limit));
+        double mx = -INFINITY, sum = 0, delta = 0;
+        for (int64_t j = 0; j < limit; ++j) {
+          const size_t kj = at(b, j, h / group, c.seqK, c.headsK, d);
+          const size_t vj = at(b, j, h / group, c.seqK, c.headsK, dvDim);
+          double s = 0, g = 0;
+          for (int64_t x = 0; x < d; ++x)
+            s += double(q[qi + size_t(x)]) * double(k[kj + size_t(x)]);
+          for (int64_t x = 0; x < dvDim; ++x)
+            g += double(dO[oi + size_t(x)]) * double(v[vj + size_t(x)]);
+          p[size_t(j)] = s * scale;
+          dp[size_t(j)] = g;
+          mx = std::max(mx, p[size_t(j)]);
+        }
+        for (double &x : p)
+          sum += (x = std::exp(x - mx));
+        for (int64_t j = 0; j < limit; ++j) {
+          p[size_t(j)] /= sum;
+          delta += p[size_t(j)] * dp[size_t(j)];
+        }
+        for (int64_t j = 0; j < limit; ++j) {
+          const size_t kj = at(b, j, h / group, c.seqK, c.headsK, d);
+          const size_t vj = at(b, j, h / group, c.seqK, c.headsK, dvDim);
+          double ds = p[size_t(j)] * (dp[size_t(j)] - delta);
+          for (int64_t x = 0; x < d; ++x) {
+            dq[qi + size_t(x)] += scale * ds * double(k[kj + size_t(x)]);
+            dk[kj + size_t(x)] += scale * ds * double(q[qi + size_t(x)]);
+          }
+          for (int64_t x = 0; x < dvDim; ++x)
+            dv[vj + size_t(x)] += p[size_t(j)] * double(dO[oi + size_t(x)]);
+        }
+      }
+}
+
+TEST(ReferenceSelfTest, GpuReferenceGradientsMatchFloat64) {
+  FLASHJIT_REQUIRE_GPU();
+  for (const CheckCase &c : referenceCases()) {
+    std::vector<float> q, k, v, dO, dq, dk, dv;
+    Status s = Gpu::get().checker->referenceBackwardOnly(c, q, k, v, dO, dq, dk, dv);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    std::vector<double> dq64, dk64, dv64;
+    cpuAttentionBackward(c, q, k, v, dO, dq64, dk64, dv64);
+    for (auto [gpu, cpu, name] : {std::tuple{&dq, &dq64, "dQ"}, {&dk, &dk64, "dK"},
+                                  {&dv, &dv64, "dV"}}) {
+      ASSERT_EQ(gpu->size(), cpu->size()) << name;
+      double maxErr = 0, maxRef = 0;
+      for (size_t i = 0; i < cpu->size(); ++i) {
+        maxErr = std::max(maxErr, std::fabs(double((*gpu)[i]) - (*cpu)[i]));
+        maxRef = std::max(maxRef, std::fabs((*cpu)[i]));
+      }
+      EXPECT_GT(maxRef, 0.0) << name << " of " << c.describe() << " is all zeros";
+      EXPECT_LT(maxErr, 1e-4) << name << " of " << c.describe();
+    }
   }
 }
 

@@ -92,3 +92,61 @@ TEST(ValidateParams, EmptyProblemsNeedNoPointers) {
   p.o = nullptr;
   EXPECT_TRUE(normalizeAndValidate(p).isOk());
 }
+
+namespace {
+
+AttentionBackwardParams validBackward() {
+  AttentionBackwardParams b;
+  b.forward = valid();
+  b.forward.lse = reinterpret_cast<float *>(storage + 1024);
+  b.dO = storage + 1280;
+  b.dQ = storage + 1536;
+  b.dK = storage + 1792;
+  b.dV = storage + 2048;
+  return b;
+}
+
+std::string errorOf(AttentionBackwardParams b) {
+  Status s = normalizeAndValidate(b);
+  return s.isOk() ? "" : s.message();
+}
+
+} // namespace
+
+TEST(ValidateParams, BackwardAcceptsAndFillsGradientStrides) {
+  AttentionBackwardParams b = validBackward();
+  ASSERT_TRUE(normalizeAndValidate(b).isOk());
+  EXPECT_EQ(b.dOStride[1], 8 * 64);  // [batch, seq_q, heads_q, d]
+  EXPECT_EQ(b.dKStride[1], 2 * 64);  // key/value heads
+  EXPECT_EQ(b.dKStride[0], 200 * 2 * 64);
+}
+
+TEST(ValidateParams, BackwardNamesWhatIsMissingOrMisaligned) {
+  AttentionBackwardParams b = validBackward();
+  b.forward.lse = nullptr; // the backward needs the forward's LSE
+  EXPECT_NE(errorOf(b).find("lse (the forward's)"), std::string::npos) << errorOf(b);
+  b = validBackward();
+  b.dO = storage + 1288;
+  EXPECT_EQ(errorOf(b), "dO is not 16-byte aligned");
+  b = validBackward();
+  b.dV = storage + 2050;
+  EXPECT_EQ(errorOf(b), "dV is not 4-byte aligned");
+  b = validBackward();
+  b.dQStride[0] = 3;
+  b.dQStride[1] = 64;
+  b.dQStride[2] = 64;
+  EXPECT_NE(errorOf(b).find("dQ strides (batch, seq, head) = (3, 64, 64)"), std::string::npos);
+  b = validBackward();
+  b.forward.headsQ = 3; // the forward's own checks come first
+  EXPECT_NE(errorOf(b).find("must be a multiple of heads_k"), std::string::npos);
+}
+
+TEST(ValidateParams, BackwardWithoutQueriesNeedsOnlyKeyGradients) {
+  AttentionBackwardParams b = validBackward();
+  b.forward.seqQ = 0;
+  b.dQ = nullptr;
+  b.dO = nullptr;
+  EXPECT_EQ(errorOf(b), ""); // dK = dV = 0 are still written
+  b.dK = nullptr;
+  EXPECT_NE(errorOf(b), "");
+}

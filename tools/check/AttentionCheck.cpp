@@ -19,6 +19,10 @@ std::string CheckCase::describe() const {
   os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "");
   if (tile)
     os << " tile " << tileName(*tile);
+  if (tileDQ)
+    os << " dq " << tileName(*tileDQ);
+  if (tileDKV)
+    os << " dkv " << tileName(*tileDKV);
   return os.str();
 }
 
@@ -61,6 +65,44 @@ void stridesFor(bool headMajor, int64_t seq, int64_t heads, int64_t dim, int64_t
   } else {
     s[0] = seq * heads * dim; s[1] = heads * dim; s[2] = dim;
   }
+}
+
+std::vector<float> widened(const std::vector<uint16_t> &h, DType t) {
+  std::vector<float> out(h.size());
+  for (size_t i = 0; i < h.size(); ++i)
+    out[i] = t == DType::BF16 ? bf16ToFloat(h[i]) : halfToFloat(h[i]);
+  return out;
+}
+
+// Compares a 16-bit [batch, seq, heads, dim] tensor laid out by `stride`
+// with the contiguous fp32 reference; NaN (the poison) counts as unwritten.
+struct Comparison {
+  double relativeL2 = 0, maxAbsError = 0;
+  int64_t unwritten = 0;
+};
+Comparison compareWithReference(const std::vector<uint16_t> &got, const int64_t stride[3],
+                                const std::vector<float> &ref, DType t, int64_t batch,
+                                int64_t seq, int64_t heads, int64_t dim) {
+  Comparison c;
+  double errSq = 0, refSq = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq; ++s)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t x = 0; x < dim; ++x) {
+          size_t at = size_t(b * stride[0] + s * stride[1] + h * stride[2] + x);
+          float g = t == DType::BF16 ? bf16ToFloat(got[at]) : halfToFloat(got[at]);
+          double want = ref[size_t(((b * seq + s) * heads + h) * dim + x)];
+          if (std::isnan(g)) {
+            ++c.unwritten;
+            continue;
+          }
+          double e = std::fabs(double(g) - want);
+          c.maxAbsError = std::max(c.maxAbsError, e);
+          errSq += e * e;
+          refSq += want * want;
+        }
+  c.relativeL2 = refSq > 0 ? std::sqrt(errSq / refSq) : std::sqrt(errSq);
+  return c;
 }
 
 } // namespace
@@ -150,9 +192,7 @@ Status AttentionChecker::referenceOnly(const CheckCase &c, std::vector<float> &q
   if (Status s = d.check("synchronize after the reference", d.cuCtxSynchronize()); !s)
     return s;
   auto widen = [&](const std::vector<uint16_t> &h, std::vector<float> &out) {
-    out.resize(h.size());
-    for (size_t i = 0; i < h.size(); ++i)
-      out[i] = c.dtype == DType::BF16 ? bf16ToFloat(h[i]) : halfToFloat(h[i]);
+    out = widened(h, c.dtype);
   };
   widen(x.hq, q);
   widen(x.hk, k);
@@ -194,24 +234,11 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
   r = CheckResult{0, 0, 0, 0, 0, r.variant, Sha256::hex(std::string(
                                                 reinterpret_cast<const char *>(ho.data()), no * 2)),
                   r.kernelSource};
-  double errSq = 0, refSq = 0;
-  for (int64_t b = 0; b < c.batch; ++b)
-    for (int64_t s = 0; s < c.seqQ; ++s)
-      for (int64_t h = 0; h < c.headsQ; ++h)
-        for (int64_t x = 0; x < dv; ++x) {
-          size_t at = size_t(b * p.oStride[0] + s * p.oStride[1] + h * p.oStride[2] + x);
-          float got = c.dtype == DType::BF16 ? bf16ToFloat(ho[at]) : halfToFloat(ho[at]);
-          double want = hRef[size_t(((b * c.seqQ + s) * c.headsQ + h) * dv + x)];
-          if (std::isnan(got)) {
-            ++r.unwritten;
-            continue;
-          }
-          double e = std::fabs(double(got) - want);
-          r.maxAbsError = std::max(r.maxAbsError, e);
-          errSq += e * e;
-          refSq += want * want;
-        }
-  r.relativeL2 = refSq > 0 ? std::sqrt(errSq / refSq) : std::sqrt(errSq);
+  Comparison cmp = compareWithReference(ho, p.oStride, hRef, c.dtype, c.batch, c.seqQ,
+                                        c.headsQ, dv);
+  r.relativeL2 = cmp.relativeL2;
+  r.maxAbsError = cmp.maxAbsError;
+  r.unwritten = cmp.unwritten;
   for (size_t i = no; i < no + guard; ++i)
     r.guardDamaged += ho[i] != 0xFFFF;
   if (c.withLse)
@@ -221,6 +248,144 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
       double e = std::fabs(double(hLse[i]) - double(hRefLse[i]));
       r.maxLseError = std::isnan(e) ? INFINITY : std::max(r.maxLseError, e);
     }
+  return Status::ok();
+}
+
+// dO (random, O's layout) and the reference gradients of one prepared case.
+struct AttentionChecker::PreparedBackward {
+  DeviceBuffer dO, refDelta, refDQ, refDK, refDV;
+  std::vector<uint16_t> hdO;
+  size_t nq = 0, nk = 0, nv = 0;
+};
+
+Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
+                                         PreparedBackward &y) {
+  const CudaDriver &d = *driver_;
+  const AttentionParams &p = x.params;
+  y.nq = size_t(c.batch * c.seqQ * c.headsQ * p.headDimQK);
+  y.nk = size_t(c.batch * c.seqK * c.headsK * p.headDimQK);
+  y.nv = size_t(c.batch * c.seqK * c.headsK * p.headDimV);
+  for (auto [buf, bytes] : {std::pair{&y.dO, x.no * 2}, {&y.refDelta, x.nl * 4},
+                            {&y.refDQ, y.nq * 4}, {&y.refDK, y.nk * 4}, {&y.refDV, y.nv * 4}})
+    if (Status s = buf->allocate(d, bytes); !s)
+      return s;
+  y.hdO = randomTensor(x.no, c.dtype, c.seed * 3 + 0x5eed);
+  if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(y.dO.ptr, y.hdO.data(), x.no * 2)); !s)
+    return s;
+  AttentionParams normalized = p;
+  if (Status s = normalizeAndValidate(normalized); !s)
+    return s;
+  return reference_->runBackward(normalized, reinterpret_cast<const void *>(y.dO.ptr),
+                                 normalized.oStride, x.refO.ptr, x.refLse.ptr, y.refDelta.ptr,
+                                 y.refDQ.ptr, y.refDK.ptr, y.refDV.ptr, nullptr);
+}
+
+Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckResult &r) {
+  const CudaDriver &d = *driver_;
+  CheckCase c = original;
+  c.withLse = true; // the backward reads the forward's LSE
+  c.tile.reset();
+  Prepared x;
+  PreparedBackward y;
+  if (Status s = prepare(c, x); !s)
+    return s;
+  if (Status s = prepareBackward(c, x, y); !s)
+    return s;
+  // flashjit's forward gives the O and LSE a training step would hand back.
+  if (Status s = runtime_->attention(x.params, nullptr); !s)
+    return s;
+
+  const size_t guard = Prepared::guard;
+  const AttentionParams &p = x.params;
+  DeviceBuffer grads[3];
+  const size_t counts[3] = {y.nq, y.nk, y.nv};
+  for (int i = 0; i < 3; ++i) {
+    if (Status s = grads[i].allocate(d, (counts[i] + guard) * 2); !s)
+      return s;
+    if (Status s = d.check("cuMemsetD8", d.cuMemsetD8(grads[i].ptr, 0xFF, (counts[i] + guard) * 2));
+        !s)
+      return s;
+  }
+  AttentionBackwardParams bp;
+  bp.forward = p;
+  bp.dO = reinterpret_cast<const void *>(y.dO.ptr);
+  bp.dQ = reinterpret_cast<void *>(grads[0].ptr);
+  bp.dK = reinterpret_cast<void *>(grads[1].ptr);
+  bp.dV = reinterpret_cast<void *>(grads[2].ptr);
+  for (int i = 0; i < 3; ++i)
+    bp.dOStride[i] = p.oStride[i];
+  stridesFor(c.headMajor, c.seqQ, c.headsQ, p.headDimQK, bp.dQStride);
+  stridesFor(c.headMajor, c.seqK, c.headsK, p.headDimQK, bp.dKStride);
+  stridesFor(c.headMajor, c.seqK, c.headsK, p.headDimV, bp.dVStride);
+  bp.tileDQ = original.tileDQ;
+  bp.tileDKV = original.tileDKV;
+  std::vector<AttentionSpec> specs;
+  if (Status s = runtime_->selectBackwardVariants(bp, specs); !s)
+    return s;
+  r = BackwardCheckResult{};
+  for (const AttentionSpec &spec : specs)
+    r.variants += (r.variants.empty() ? "" : " + ") + spec.variantName();
+  if (Status s = runtime_->attentionBackward(bp, nullptr); !s)
+    return s;
+  if (Status s = d.check("synchronize after the backward", d.cuCtxSynchronize()); !s)
+    return s;
+
+  const CUdeviceptr refs[3] = {y.refDQ.ptr, y.refDK.ptr, y.refDV.ptr};
+  const int64_t *strides[3] = {bp.dQStride, bp.dKStride, bp.dVStride};
+  const int64_t seqs[3] = {c.seqQ, c.seqK, c.seqK}, heads[3] = {c.headsQ, c.headsK, c.headsK};
+  const int64_t dims[3] = {p.headDimQK, p.headDimQK, p.headDimV};
+  std::string bytes;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<uint16_t> got(counts[i] + guard);
+    std::vector<float> ref(counts[i]);
+    if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(got.data(), grads[i].ptr, got.size() * 2));
+        !s)
+      return s;
+    if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(ref.data(), refs[i], ref.size() * 4));
+        !s)
+      return s;
+    Comparison cmp = compareWithReference(got, strides[i], ref, c.dtype, c.batch, seqs[i],
+                                          heads[i], dims[i]);
+    r.relativeL2[i] = cmp.relativeL2;
+    r.maxAbsError[i] = cmp.maxAbsError;
+    r.unwritten += cmp.unwritten;
+    for (size_t k = counts[i]; k < counts[i] + guard; ++k)
+      r.guardDamaged += got[k] != 0xFFFF;
+    bytes.append(reinterpret_cast<const char *>(got.data()), counts[i] * 2);
+  }
+  r.gradientsSha256 = Sha256::hex(bytes);
+  return Status::ok();
+}
+
+Status AttentionChecker::referenceBackwardOnly(const CheckCase &original, std::vector<float> &q,
+                                               std::vector<float> &k, std::vector<float> &v,
+                                               std::vector<float> &dO, std::vector<float> &dq,
+                                               std::vector<float> &dk, std::vector<float> &dv) {
+  CheckCase c = original;
+  c.withLse = true;
+  c.headMajor = false; // the widened inputs are returned contiguous
+  Prepared x;
+  PreparedBackward y;
+  if (Status s = prepare(c, x); !s)
+    return s;
+  if (Status s = prepareBackward(c, x, y); !s)
+    return s;
+  const CudaDriver &d = *driver_;
+  if (Status s = d.check("synchronize after the reference", d.cuCtxSynchronize()); !s)
+    return s;
+  auto widen = [&](const std::vector<uint16_t> &h, std::vector<float> &out) {
+    out = widened(h, c.dtype);
+  };
+  widen(x.hq, q);
+  widen(x.hk, k);
+  widen(x.hv, v);
+  widen(y.hdO, dO);
+  for (auto [out, src, n] : {std::tuple{&dq, y.refDQ.ptr, y.nq}, {&dk, y.refDK.ptr, y.nk},
+                             {&dv, y.refDV.ptr, y.nv}}) {
+    out->resize(n);
+    if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(out->data(), src, n * 4)); !s)
+      return s;
+  }
   return Status::ok();
 }
 

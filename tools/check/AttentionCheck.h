@@ -26,6 +26,7 @@ struct CheckCase {
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   uint64_t seed = 1;
   std::optional<TileConfig> tile; // the runtime's default when empty
+  std::optional<TileConfig> tileDQ, tileDKV; // backward tiles (defaults when empty)
   std::string describe() const;
 };
 
@@ -40,10 +41,29 @@ struct CheckResult {
   std::string kernelSource;  // "bundle", "memory", "disk", "compiled"
 };
 
+struct BackwardCheckResult {
+  double relativeL2[3] = {0, 0, 0}; // dQ, dK, dV: ||g - ref|| / ||ref||
+  double maxAbsError[3] = {0, 0, 0};
+  int64_t unwritten = 0;            // gradient elements still NaN (poison)
+  int64_t guardDamaged = 0;         // poisoned guard elements after dQ, dK, dV that changed
+  std::string variants;             // the backward kernels, in launch order
+  std::string gradientsSha256;      // of dQ, dK and dV's bytes
+};
+
 class AttentionChecker {
 public:
   static Status create(Runtime &runtime, std::unique_ptr<AttentionChecker> &out);
   Status run(const CheckCase &c, CheckResult &result);
+  /// The backward: flashjit's forward (for O and LSE, as in training), a
+  /// random dO, flashjit's backward into poisoned gradients, and the fp32
+  /// reference gradients (from the reference forward).
+  Status runBackward(const CheckCase &c, BackwardCheckResult &result);
+  /// The reference gradients alone on the case's inputs (row-major fp32,
+  /// contiguous), with the inputs widened, for checking the reference.
+  Status referenceBackwardOnly(const CheckCase &c, std::vector<float> &q, std::vector<float> &k,
+                               std::vector<float> &v, std::vector<float> &dO,
+                               std::vector<float> &dq, std::vector<float> &dk,
+                               std::vector<float> &dv);
 
   /// The reference alone on the case's inputs, copied back (for checking the
   /// reference itself against a CPU computation).
@@ -52,7 +72,9 @@ public:
 
 private:
   struct Prepared;
+  struct PreparedBackward;
   Status prepare(const CheckCase &c, Prepared &x);
+  Status prepareBackward(const CheckCase &c, const Prepared &x, PreparedBackward &y);
   Runtime *runtime_ = nullptr;
   const CudaDriver *driver_ = nullptr;
   std::unique_ptr<ReferenceAttention> reference_;

@@ -2,14 +2,16 @@
 //
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
+//             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
 // A bundle for deployments that must not compile (variants x architectures):
 //   flash-gen --bundle DIR --arch sm_80,sm_90a --dtype bf16,f16 --head-dim 64,128,256
-//             [--causal no|yes|both] [--lse no|yes|both] [--tile m,n,w,s;...]
+//             [--causal no|yes|both] [--lse no|yes|both] [--kind fwd,bwd] [--tile m,n,w,s;...]
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "lse", "tile": [m, n, warps, stages]} (tile optional: the default).
+// "causal", "lse", "kind", "tile": [m, n, warps, stages]} (kind and tile
+// optional: fwd, the default tile).
 //
 #include "compiler/Compiler.h"
 #include "runtime/Ptxas.h"
@@ -45,6 +47,11 @@ static cl::opt<std::string> causal("causal", cl::ValueOptional,
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
+static cl::opt<std::string> kind("kind",
+                                 cl::desc("kernel: fwd (default), bwd_dq, bwd_dkv, bwd_dk, bwd_dv; "
+                                          "for --bundle also 'bwd' (the kernels of a backward "
+                                          "pass) and lists"),
+                                 cl::init("fwd"));
 static cl::opt<std::string> tile("tile",
                                  cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]][;...] "
                                           "(default: per head dim)"),
@@ -97,6 +104,30 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
+// The default tile of a spec's kind, head dims and target.
+static TileConfig defaultTileOf(const AttentionSpec &spec) {
+  return spec.backward()
+             ? defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory)
+             : defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
+}
+
+// --kind: "bwd" names every kernel of a backward pass at these head dims.
+static bool parseKinds(const std::string &text, int64_t dQK, int64_t dV,
+                       std::vector<KernelKind> &out) {
+  for (const std::string &k : split(text)) {
+    if (k == "bwd") {
+      for (KernelKind b : backwardKernels(dQK, dV))
+        out.push_back(b);
+    } else if (auto parsed = parseKernelKind(k)) {
+      out.push_back(*parsed);
+    } else {
+      llvm::errs() << "flash-gen: unknown --kind '" << k << "'\n";
+      return false;
+    }
+  }
+  return true;
+}
+
 // m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]] (switches 0 or 1)
 static bool parseTile(const std::string &text, TileConfig &t) {
   long m, n, w, st, g = 0, pv = 0, ws = 0, ps = 0;
@@ -137,8 +168,14 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.headDimV = num("head_dim_v", spec.headDimQK);
     spec.mask = flag("causal") ? Mask::Causal : Mask::None;
     spec.withLse = flag("lse");
+    auto k = parseKernelKind(str("kind", "fwd"));
+    if (!k) {
+      llvm::errs() << "flash-gen: " << path << ": unknown kind\n";
+      return false;
+    }
+    spec.kind = *k;
     spec.maxSharedMemory = documentedMaxSharedMemory(spec.arch);
-    spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
+    spec.tile = defaultTileOf(spec);
     if (const json::Value *t = e.get("tile"); t && !tileFrom(t, spec.tile)) {
       llvm::errs() << "flash-gen: " << path << ": a tile is [m, n, warps, stages(, qk_wgmma"
                    << "(, pv_wgmma(, warp_specialized)))]\n";
@@ -172,7 +209,15 @@ static int generateBundle() {
         for (const std::string &d : split(headDim))
           for (bool c : masks)
             for (bool l : lses) {
+              std::vector<KernelKind> kinds;
+              int64_t dQK = std::stoll(d), dV = headDimV ? int64_t(headDimV) : dQK;
+              if (!parseKinds(kind, dQK, dV, kinds))
+                return 2;
+              for (KernelKind k : kinds) {
+              if (k != KernelKind::Forward && l)
+                continue; // the LSE switch is the forward's
               AttentionSpec spec;
+              spec.kind = k;
               auto parsed = parseDType(dt);
               if (!parsed) {
                 llvm::errs() << "flash-gen: unknown dtype '" << dt << "'\n";
@@ -190,14 +235,14 @@ static int generateBundle() {
                 return 2;
               }
               if (tiles.empty())
-                tiles.push_back(
-                    defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, a));
+                tiles.push_back(defaultTileOf(spec));
               for (const TileConfig &t : tiles) {
                 spec.tile = t;
                 request.specs.push_back(spec);
               }
               if (tile.empty())
                 tiles.clear();
+              }
             }
   }
   if (!tuningFile.empty())
@@ -280,7 +325,17 @@ int main(int argc, char **argv) {
                  << "; pass --max-smem\n";
     return 2;
   }
-  spec.tile = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
+  std::vector<KernelKind> kinds;
+  if (!parseKinds(kind, spec.headDimQK, spec.headDimV, kinds))
+    return 2;
+  if (kinds.size() != 1) {
+    llvm::errs() << "flash-gen: one --kind at a time without --bundle\n";
+    return 2;
+  }
+  spec.kind = kinds[0];
+  if (spec.backward())
+    spec.withLse = false;
+  spec.tile = defaultTileOf(spec);
   if (!tile.empty() && !parseTile(tile, spec.tile)) {
     llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
     return 2;

@@ -46,7 +46,7 @@ func.func @stages_zero(%q: !t, %s: f32) {
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 func.func @rows_not_whole_warp_tiles(%q: !t, %s: f32) {
-  // expected-error @+2 {{tile: m = 96 must be a positive multiple of 16 * warps (64)}}
+  // expected-error @+1 {{tile: m = 96 must be a positive multiple of 16 * warps (64)}}
   flash.attention %q, %q, %q -> %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 96, n = 64, warps = 4, stages = 2>,
        target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
@@ -161,5 +161,58 @@ func.func @persistent_needs_warp_specialized(%q: !t, %s: f32) {
   flash.attention %q, %q, %q -> %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 2, qk_wgmma = true, pv_wgmma = true, persistent = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_writes_dq_and_dk(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{writes either grad_query (the query-block kernel) or grad_key and/or grad_value}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q dk %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t dk !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_key_rows_not_whole_warp_tiles(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: n = 32 must be a positive multiple of 16 * warps (64)}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 32, n = 32, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_hopper_switch(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{the backward kernels run on mma.sync (the sm80 tier) on every target}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!h = memref<?x?x?x64xf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_mixed_types(%q: !t, %do: !h, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{grad_output must have the element type of query ('bf16')}}
+  flash.attention_bwd %q, %q, %q, %q, %do, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !h, !stats, !stats -> dq !t
   return
 }

@@ -26,3 +26,31 @@ func.func @without_lse(%q: memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>, %o: memr
         memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>> -> memref<?x?x?x40xf16, strided<[?, ?, ?, 1]>>
   return
 }
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+
+// CHECK-LABEL: func.func @backward_dq
+// CHECK: flash.attention_bwd %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, lse %{{.*}}, delta %{{.*}} -> dq %{{.*}} scale %{{.*}} {mask = #flash.mask<causal>
+// CHECK-SAME: tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>
+func.func @backward_dq(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats, %dq: !t, %s: f32) {
+  flash.attention_bwd %q, %q, %q, %o, %do, lse %lse, delta %delta -> dq %dq scale %s
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+// CHECK-LABEL: func.func @backward_dk_dv
+// CHECK: flash.attention_bwd {{.*}} -> dk %{{.*}} dv %{{.*}} scale
+// CHECK-SAME: tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>
+// CHECK: : {{.*}} -> dk memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>> dv memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @backward_dk_dv(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats, %dk: !t, %dv: !t, %s: f32) {
+  flash.attention_bwd %q, %q, %q, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s
+      {mask = #flash.mask<none>,
+       tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
+  return
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""flashjit forward+backward (training step of the attention) vs PyTorch SDPA.
+
+Same grid as bench_attention.py (b = 16384/s, h = 2048/d). Each implementation
+runs out = attention(q, k, v); out.backward(dO) on the same tensors; FLOPs are
+3.5x the forward's (forward 1 + backward 2.5, the FlashAttention convention).
+Before timing, flashjit's dq, dk, dv are checked against SDPA's FLASH_ATTENTION
+gradients (relative L2 < 2e-2). Times are medians of CUDA-event timings.
+
+  python3 bench/bench_backward.py --dims 64,128 --seqs 512,...,16384 --out results/NAME
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_attention import flashjit, median_ms, tflops  # noqa: E402
+
+PEERS = {"flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
+         "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)}
+
+
+def training_step(attend, q, k, v, grad_out):
+    def run():
+        for t in (q, k, v):
+            t.grad = None
+        attend(q, k, v).backward(grad_out)
+    return run
+
+
+def run_case(dtype, d, s, causal, peers):
+    b, h = max(1, 16384 // s), 2048 // d
+    q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=dtype, requires_grad=True)
+               for _ in range(3))
+    grad_out = torch.randn(b, s, h, d, device="cuda", dtype=dtype)
+    row = {"d": d, "s": s, "causal": causal, "b": b, "h": h}
+
+    def sdpa(backend):
+        def attend(q, k, v):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(
+                    q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                    is_causal=causal).transpose(1, 2)
+        return attend
+
+    ours = lambda q, k, v: flashjit.attention(q, k, v, causal=causal)
+    training_step(sdpa(SDPBackend.FLASH_ATTENTION), q, k, v, grad_out)()
+    want = [t.grad.float() for t in (q, k, v)]
+    training_step(ours, q, k, v, grad_out)()
+    row["rel_err"] = max(((t.grad.float() - w).norm() / w.norm()).item()
+                         for t, w in zip((q, k, v), want))
+    if not row["rel_err"] < 2e-2:
+        raise RuntimeError(f"flashjit gradients wrong at d={d} s={s} causal={causal}: "
+                           f"relative error {row['rel_err']}")
+    fwd_bwd = 3.5 * tflops(b, h, s, d, causal, 1.0)  # TFLOP/s at 1 ms; divide by the ms
+    ms = median_ms(training_step(ours, q, k, v, grad_out))
+    fwd_ms = median_ms(lambda: ours(q.detach(), k.detach(), v.detach()))
+    row["flashjit"] = {"ms": ms, "tflops": fwd_bwd / ms, "bwd_ms": ms - fwd_ms}
+    for key in peers:
+        name, backend = PEERS[key]
+        try:
+            ms = median_ms(training_step(sdpa(backend), q, k, v, grad_out))
+            row[name] = {"ms": ms, "tflops": fwd_bwd / ms}
+        except (RuntimeError, torch.OutOfMemoryError) as e:
+            row[name] = {"error": str(e).splitlines()[0][:120]}
+    return row
+
+
+def render(header, rows, names):
+    lines = [header, "", "Forward+backward TFLOP/s (ratios: flashjit over the peer):", "",
+             "| d | s | causal | " + " | ".join(names) +
+             " | flashjit fwd+bwd ms | of which bwd ms | vs FA2 | vs cuDNN |",
+             "| --- " * (3 + len(names) + 4) + "|"]
+    for r in rows:
+        t = lambda n: r.get(n, {}).get("tflops")
+        ratio = lambda n: f"{t('flashjit') / t(n):.2f}" if t(n) else "n/a"
+        lines.append(f"| {r['d']} | {r['s']} | {'yes' if r['causal'] else 'no'} | " +
+                     " | ".join(f"{t(n):.0f}" if t(n) else "n/a" for n in names) +
+                     f" | {r['flashjit']['ms']:.3f} | {r['flashjit']['bwd_ms']:.3f} | "
+                     f"{ratio('sdpa-flash (FA2)')} | {ratio('sdpa-cudnn')} |")
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dims", default="64,128")
+    ap.add_argument("--seqs", default="512,1024,2048,4096,8192,16384")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--causal", default="both")
+    ap.add_argument("--peers", default="flash,cudnn")
+    ap.add_argument("--out", default="", help="path prefix for .md and .json")
+    args = ap.parse_args()
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
+    peers = [p for p in args.peers.split(",") if p]
+    props = torch.cuda.get_device_properties(0)
+    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
+              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
+    print(header, flush=True)
+    names = ["flashjit"] + [PEERS[p][0] for p in peers]
+    rows = []
+    causals = [False, True] if args.causal == "both" else [args.causal == "yes"]
+    for d in [int(x) for x in args.dims.split(",")]:
+        for causal in causals:
+            for s in [int(x) for x in args.seqs.split(",")]:
+                row = run_case(dtype, d, s, causal, peers)
+                rows.append(row)
+                print(f"d={d} s={s} causal={causal}: " + ", ".join(
+                    f"{n} {row[n]['tflops']:.0f}" if "tflops" in row.get(n, {}) else f"{n} n/a"
+                    for n in names), flush=True)
+    lines = render(header, rows, names)
+    print("\n".join(lines[2:]))
+    if args.out:
+        with open(args.out + ".md", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(args.out + ".json", "w") as f:
+            json.dump({"header": header, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

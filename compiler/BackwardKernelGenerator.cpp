@@ -1,0 +1,474 @@
+//===- BackwardKernelGenerator.cpp - the backward kernels -----------------===//
+//
+// FlashAttention-2's backward without atomics: two kernels (three above
+// d = 128), each recomputing P = exp(scale · S − LSE) block by block from the
+// forward's LSE, on the warp-level mma.sync GEMMs of the forward.
+//
+//   dQ kernel (query blocks outer, like the forward): the warps own the query
+//     rows; Q and dO stay in shared memory, K/V stream through the cp.async
+//     ring. Per key block: S = Q Kᵀ, P, dP = dO Vᵀ, dS = P ∘ (dP − Δ),
+//     dQ += dS K. It first writes Δ = rowsum(dO ∘ O) for its rows.
+//   dK/dV kernel (key blocks outer): the warps own the key rows; K and V stay,
+//     Q and dO of every query head of the GQA group stream. Per query block:
+//     Sᵀ = K Qᵀ, Pᵀ, dV += Pᵀ dO, dPᵀ = V dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − Δ),
+//     dK += dSᵀ Q. The transposed products keep every operand in the layout
+//     the forward's GEMMs read (P from the accumulators, B from ldmatrix).
+//
+// Every gradient element is summed by one thread in a fixed order, so the
+// result is bit-identical from run to run; the price against the atomic dQ
+// of FlashAttention-2 is recomputing S and dP in the dQ kernel.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/AttentionKernelGenerator.h"
+
+#include "compiler/AttentionGeneratorImpl.h"
+#include "compiler/KernelABI.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+#include <cmath>
+
+using namespace mlir;
+using arith::CmpFPredicate;
+using arith::CmpIPredicate;
+
+namespace flashjit {
+namespace detail {
+namespace {
+
+using Tiles = std::vector<std::vector<Fragment>>;
+
+class BackwardGenerator : public Generator {
+public:
+  using Generator::Generator;
+  void emitBackward();
+
+private:
+  bool computesDK() const {
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDK;
+  }
+  bool computesDV() const {
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV;
+  }
+  Value tensorBase(int strideArg, Value batchIndex, Value headIndex) {
+    return e.add(e.mul(e.toI64(batchIndex), arg(strideArg)),
+                 e.mul(e.toI64(headIndex), arg(strideArg + 2)));
+  }
+  Value rowStatsOffset(Value headIndex, Value row) { // [batch, heads_q, seq_q]
+    Value headRow = e.add(e.mul(batch, arg(abi::bwd::kHeadsQ)), headIndex);
+    return e.add(e.mul(e.toI64(headRow), e.toI64(seqQ)), e.toI64(row));
+  }
+  Tiles zeros(int64_t rowTiles, int64_t colTiles) {
+    Value z = e.f32(0.0);
+    return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
+  }
+  std::vector<std::vector<std::array<Value, 4>>> pack(const Tiles &t) {
+    std::vector<std::vector<std::array<Value, 4>>> frags;
+    for (const auto &tiles : t)
+      frags.push_back(packP(tiles));
+    return frags;
+  }
+  /// Loads the `rows` x head dim tile of a streamed or resident operand.
+  void loadTile(int64_t dstOffset, Value slotOffset, int64_t rows, bool valueWide, int ptrArg,
+                int strideArg, Value base, Value firstRow, Value rowLimit) {
+    emitTileLoad(dstOffset, slotOffset, rows, valueWide ? v.smem.pitchV : v.smem.pitchQK,
+                 valueWide ? v.smem.paddedHeadDimV : v.smem.paddedHeadDimQK,
+                 valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base, arg(strideArg + 1),
+                 firstRow, rowLimit, /*swizzled=*/false);
+  }
+  /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
+  /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
+  template <typename NegLse> void exponentiate(Tiles &s, NegLse &&negLse) {
+    Value scaleLog2 = arg(abi::bwd::kScaleLog2);
+    for (size_t i = 0; i < s.size(); ++i)
+      for (size_t t = 0; t < s[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c)
+          s[i][t][c] = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negLse(i, t, c)));
+  }
+  /// dS = P ∘ (dP − Δ), into dP.
+  template <typename Delta> void gradScores(const Tiles &p, Tiles &dP, Delta &&delta) {
+    for (size_t i = 0; i < p.size(); ++i)
+      for (size_t t = 0; t < p[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c)
+          dP[i][t][c] = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
+                                                                 delta(i, t, c)));
+  }
+  /// −lse·log2e for a row: −inf for rows past seq_q or that saw no key
+  /// (lse = −inf), so their P is 0.
+  Value negLseLog2(Value headIndex, Value row);
+  Value deltaOf(Value headIndex, Value row);
+  /// Stores `c` · scale (rows `rowOf(i, h)` below `rowLimit`) in the element type.
+  template <typename RowOf>
+  void storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit, int ptrArg, int strideArg,
+                 Value base, Value scale);
+
+  void emitQueryBlockKernel();
+  /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
+  /// written to `delta` for the key-block kernels.
+  std::vector<Value> emitDelta(Value headIndex);
+  void emitKeyBlockKernel();
+  void emitTransposedMask(Tiles &s, Value firstKey, Value firstQuery);
+
+  Value doBase, dqBase, dkBase, dvBase;
+};
+
+Value BackwardGenerator::negLseLog2(Value headIndex, Value row) {
+  Value valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
+  Value safeRow = e.select(valid, row, e.i32(0));
+  Value lse = e.loadGlobalF32(e.globalElementPtr(arg(abi::bwd::kLse),
+                                                 rowStatsOffset(headIndex, safeRow),
+                                                 b.getF32Type()));
+  Value minusInf = e.negInf();
+  Value neg = arith::NegFOp::create(b, loc, e.fmul(lse, e.f32(M_LOG2E)));
+  Value seen = arith::AndIOp::create(b, loc, valid, e.cmpf(CmpFPredicate::ONE, lse, minusInf));
+  return e.select(seen, neg, minusInf);
+}
+
+Value BackwardGenerator::deltaOf(Value headIndex, Value row) {
+  Value valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
+  Value safeRow = e.select(valid, row, e.i32(0));
+  Value d = e.loadGlobalF32(e.globalElementPtr(arg(abi::bwd::kDelta),
+                                               rowStatsOffset(headIndex, safeRow), b.getF32Type()));
+  return e.select(valid, d, e.f32(0.0));
+}
+
+template <typename RowOf>
+void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit,
+                                  int ptrArg, int strideArg, Value base, Value scale) {
+  for (size_t i = 0; i < c.size(); ++i)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value row = rowOfFragment(int64_t(i), h);
+      emitIf(e.cmpi(CmpIPredicate::slt, row, rowLimit), [&] {
+        Value rowOffset = e.add(base, e.mul(e.toI64(row), arg(strideArg + 1)));
+        Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
+        for (size_t t = 0; t < c[i].size(); ++t) {
+          Value lo = c[i][t][2 * h], hi = c[i][t][2 * h + 1];
+          if (scale) {
+            lo = e.fmul(lo, scale);
+            hi = e.fmul(hi, scale);
+          }
+          Value off = e.add(rowOffset, e.add(colOffset, e.i64(int64_t(t) * 8)));
+          e.storeGlobal(e.packPair(v.elementType, lo, hi),
+                        e.globalElementPtr(arg(ptrArg), off, v.elementType), 4);
+        }
+      });
+    }
+}
+
+void BackwardGenerator::emitBackward() {
+  emitThreadGeometry();
+  if (v.kind == KernelKind::BackwardDQ)
+    emitQueryBlockKernel();
+  else
+    emitKeyBlockKernel();
+  gpu::ReturnOp::create(b, loc);
+}
+
+// Each thread sums O ∘ dO over the columns of its accumulator fragments
+// (read straight from global memory: the prologue is O(m · d) against the
+// main loop's O(m · seq_k · d)), then a quad reduction gives the row.
+std::vector<Value> BackwardGenerator::emitDelta(Value headIndex) {
+  std::vector<Value> rows;
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h) {
+      Value row = rowOf(i, h);
+      Value valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
+      Value safeRow = e.select(valid, row, e.i32(0));
+      Value oRow = e.add(oBase, e.mul(e.toI64(safeRow), arg(abi::bwd::kOStride0 + 1)));
+      Value dORow = e.add(doBase, e.mul(e.toI64(safeRow), arg(abi::bwd::kDOStride0 + 1)));
+      Value col = e.toI64(e.mul(quadCol, e.i32(2)));
+      Value sum = e.f32(0.0);
+      for (int64_t t = 0; t < v.headDimV / 8; ++t) {
+        Value off = e.add(col, e.i64(t * 8));
+        auto o = e.loadGlobalPair(
+            v.elementType, e.globalElementPtr(arg(abi::bwd::kO), e.add(oRow, off), v.elementType));
+        auto dO = e.loadGlobalPair(v.elementType, e.globalElementPtr(arg(abi::bwd::kDO),
+                                                                     e.add(dORow, off),
+                                                                     v.elementType));
+        sum = e.fma(o[0], dO[0], e.fma(o[1], dO[1], sum));
+      }
+      sum = quadReduce(sum, /*isMax=*/false);
+      emitIf(arith::AndIOp::create(b, loc, valid, e.cmpi(CmpIPredicate::eq, quadCol, e.i32(0))),
+             [&] {
+               e.storeGlobal(sum, e.globalElementPtr(arg(abi::bwd::kDelta),
+                                                     rowStatsOffset(headIndex, row),
+                                                     b.getF32Type()),
+                             4);
+             });
+      rows.push_back(e.select(valid, sum, e.f32(0.0)));
+    }
+  return rows;
+}
+
+void BackwardGenerator::emitQueryBlockKernel() {
+  using namespace abi::bwd;
+  // Grid: x = query blocks (last first: causal rows near the end see the most keys).
+  Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0));
+  head = e.blockId(1);
+  batch = e.blockId(2);
+  headK = e.divui(head, arg(kGroupSize));
+  qBase = tensorBase(kQStride0, batch, head);
+  kBase = tensorBase(kKStride0, batch, headK);
+  vBase = tensorBase(kVStride0, batch, headK);
+  oBase = tensorBase(kOStride0, batch, head);
+  doBase = tensorBase(kDOStride0, batch, head);
+  dqBase = tensorBase(kDQStride0, batch, head);
+  firstQueryRow = e.mul(queryBlock, e.i32(v.m));
+  Value keyLimit = seqK;
+  if (v.causal)
+    keyLimit = e.minsi(seqK, e.add(e.add(firstQueryRow, e.i32(v.m)), e.sub(seqK, seqQ)));
+  numBlocks = e.ceilDiv(e.maxsi(keyLimit, e.i32(0)), v.n);
+
+  // Resident Q and dO, then the first stages-1 K/V blocks.
+  loadTile(0, Value(), v.m, false, kQ, kQStride0, qBase, firstQueryRow, seqQ);
+  loadTile(v.smem.residentSecondOffset, Value(), v.m, true, kDO, kDOStride0, doBase,
+           firstQueryRow, seqQ);
+  e.cpAsyncCommit();
+  auto loadKeyValue = [&](Value block) {
+    Value slotOffset = e.mul(e.remui(block, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+    Value firstKey = e.mul(block, e.i32(v.n));
+    loadTile(v.smem.queryBytes, slotOffset, v.n, false, kK, kKStride0, kBase, firstKey, seqK);
+    loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
+             firstKey, seqK);
+  };
+  for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per block, as the loop waits
+    emitIf(e.cmpi(CmpIPredicate::slt, e.i32(s), numBlocks), [&] { loadKeyValue(e.i32(s)); });
+    e.cpAsyncCommit();
+  }
+
+  // Per fragment row: Δ and −lse·log2e.
+  std::vector<Value> delta = emitDelta(head), negLse;
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h)
+      negLse.push_back(negLseLog2(head, rowOf(i, h)));
+
+  Tiles dQ = zeros(v.mTilesPerWarp, v.headDimQK / 8);
+  auto eachCarried = [&](auto &&f) {
+    for (auto &tiles : dQ)
+      for (auto &frag : tiles)
+        for (Value &x : frag)
+          f(x);
+  };
+  scf::ForOp loop;
+  {
+    OpBuilder::InsertionGuard guard(b);
+    loop = openLoop(b, loc, e.i32(0), numBlocks, e.i32(1), flattenCarried(eachCarried));
+    unflattenCarried(eachCarried, loop.getRegionIterArgs());
+    Value j = loop.getInductionVar();
+    Value ahead = e.add(j, e.i32(v.stages - 1));
+    emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { loadKeyValue(ahead); });
+    e.cpAsyncCommit();
+    e.cpAsyncWait(v.stages - 1);
+    e.barrier();
+
+    Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+    Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
+    Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
+    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
+    Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, kTile, v.smem.pitchQK,
+                          v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
+    emitMask(p, e.mul(j, e.i32(v.n)));
+    exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
+    Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
+                           v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+    gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; });
+    warpGemmPB(pack(dS), kTile, v.smem.pitchQK, dQ);
+    e.barrier(); // every warp is done with this slot before it is refilled
+    scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+  }
+  unflattenCarried(eachCarried, loop.getResults());
+  e.cpAsyncWait(0);
+  storeRows(dQ, [&](int64_t i, int64_t h) { return rowOf(i, h); }, seqQ, kDQ, kDQStride0, dqBase,
+            arg(kScale));
+}
+
+// Hides keys past seq_k, queries past seq_q and (causal) keys right of a
+// query's diagonal; only blocks that straddle one of them pay for it.
+void BackwardGenerator::emitTransposedMask(Tiles &s, Value firstKey, Value firstQuery) {
+  Value diagonalShift = e.sub(seqK, seqQ);
+  Value needMask = arith::OrIOp::create(
+      b, loc, e.cmpi(CmpIPredicate::sgt, e.add(firstQuery, e.i32(v.m)), seqQ),
+      e.cmpi(CmpIPredicate::sgt, e.add(firstKey, e.i32(v.n)), seqK));
+  if (v.causal) // the block's last key is right of its first query's diagonal
+    needMask = arith::OrIOp::create(
+        b, loc, needMask,
+        e.cmpi(CmpIPredicate::sgt, e.add(firstKey, e.i32(v.n - 1)),
+               e.add(firstQuery, diagonalShift)));
+  emitMaskBranch(s, needMask, [&] {
+    SmallVector<Value> masked;
+    Value minusInf = e.negInf();
+    Value warpKey = e.add(firstKey, e.mul(warp, e.i32(16 * v.mTilesPerWarp)));
+    Value colBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
+    for (size_t i = 0; i < s.size(); ++i) {
+      Value key[2], firstVisibleQuery[2];
+      for (int64_t h = 0; h < 2; ++h) {
+        key[h] = e.add(warpKey, e.add(quadRow, e.i32(int64_t(i) * 16 + h * 8)));
+        // causal: key k is seen by queries q >= k - (seq_k - seq_q).
+        firstVisibleQuery[h] = v.causal ? e.sub(key[h], diagonalShift) : Value();
+      }
+      for (size_t t = 0; t < s[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c) {
+          Value query = e.add(colBase, e.i32(int64_t(t) * 8 + (c & 1)));
+          Value hidden = arith::OrIOp::create(b, loc, e.cmpi(CmpIPredicate::sge, query, seqQ),
+                                              e.cmpi(CmpIPredicate::sge, key[c / 2], seqK));
+          if (v.causal)
+            hidden = arith::OrIOp::create(
+                b, loc, hidden, e.cmpi(CmpIPredicate::slt, query, firstVisibleQuery[c / 2]));
+          masked.push_back(e.select(hidden, minusInf, s[i][t][c]));
+        }
+    }
+    return masked;
+  });
+}
+
+void BackwardGenerator::emitKeyBlockKernel() {
+  using namespace abi::bwd;
+  // Grid: x = key blocks, y = key/value heads, z = batch.
+  Value keyBlock = e.blockId(0);
+  headK = e.blockId(1);
+  batch = e.blockId(2);
+  Value group = arg(kGroupSize);
+  kBase = tensorBase(kKStride0, batch, headK);
+  vBase = tensorBase(kVStride0, batch, headK);
+  dkBase = tensorBase(kDKStride0, batch, headK);
+  dvBase = tensorBase(kDVStride0, batch, headK);
+  Value firstKey = e.mul(keyBlock, e.i32(v.n));
+
+  // Query blocks that see any of these keys: all, or (causal) from the one
+  // holding the first query whose diagonal reaches the first key.
+  Value queryBlocks = e.ceilDiv(seqQ, v.m);
+  Value firstQueryBlock = e.i32(0);
+  if (v.causal)
+    firstQueryBlock = e.divui(e.maxsi(e.sub(firstKey, e.sub(seqK, seqQ)), e.i32(0)), e.i32(v.m));
+  Value blocksPerHead = e.maxsi(e.sub(queryBlocks, firstQueryBlock), e.i32(0));
+  Value steps = e.mul(group, blocksPerHead);
+  // Step t: query head headK * group + t / blocksPerHead, its query block
+  // firstQueryBlock + t % blocksPerHead (only evaluated when steps > 0).
+  auto headOf = [&](Value t) {
+    return e.add(e.mul(headK, group), e.divui(t, blocksPerHead));
+  };
+  auto firstQueryOf = [&](Value t) {
+    return e.mul(e.add(firstQueryBlock, e.remui(t, blocksPerHead)), e.i32(v.m));
+  };
+
+  loadTile(0, Value(), v.n, false, kK, kKStride0, kBase, firstKey, seqK);
+  loadTile(v.smem.residentSecondOffset, Value(), v.n, true, kV, kVStride0, vBase, firstKey, seqK);
+  e.cpAsyncCommit();
+  auto loadQueryStep = [&](Value t) {
+    Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+    Value h = headOf(t), firstQuery = firstQueryOf(t);
+    loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
+             tensorBase(kQStride0, batch, h), firstQuery, seqQ);
+    loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
+             tensorBase(kDOStride0, batch, h), firstQuery, seqQ);
+  };
+  for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per step, as the loop waits
+    emitIf(e.cmpi(CmpIPredicate::slt, e.i32(s), steps), [&] { loadQueryStep(e.i32(s)); });
+    e.cpAsyncCommit();
+  }
+
+  Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
+  Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
+  auto eachCarried = [&](auto &&f) {
+    for (Tiles *acc : {&dK, &dV})
+      for (auto &tiles : *acc)
+        for (auto &frag : tiles)
+          for (Value &x : frag)
+            f(x);
+  };
+  scf::ForOp loop;
+  {
+    OpBuilder::InsertionGuard guard(b);
+    loop = openLoop(b, loc, e.i32(0), steps, e.i32(1), flattenCarried(eachCarried));
+    unflattenCarried(eachCarried, loop.getRegionIterArgs());
+    Value t = loop.getInductionVar();
+    Value ahead = e.add(t, e.i32(v.stages - 1));
+    emitIf(e.cmpi(CmpIPredicate::slt, ahead, steps), [&] { loadQueryStep(ahead); });
+    e.cpAsyncCommit();
+
+    // This step's query head and rows; −lse·log2e and Δ per accumulator
+    // column (query), loaded while the tiles land.
+    Value h = headOf(t), firstQuery = firstQueryOf(t);
+    Value colBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
+    std::vector<Value> negLse, delta; // index 2 t + (c & 1)
+    for (int64_t col = 0; col < v.nTilesS; ++col)
+      for (int64_t c = 0; c < 2; ++c) {
+        Value query = e.add(colBase, e.i32(col * 8 + c));
+        negLse.push_back(negLseLog2(h, query));
+        if (computesDK())
+          delta.push_back(deltaOf(h, query));
+      }
+    e.cpAsyncWait(v.stages - 1);
+    e.barrier();
+
+    Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+    Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
+    Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
+    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
+    Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, qTile, v.smem.pitchQK,
+                          v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
+    emitTransposedMask(p, firstKey, firstQuery);
+    exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
+    if (computesDV())
+      warpGemmPB(pack(p), dOTile, v.smem.pitchV, dV);
+    if (computesDK()) {
+      Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
+                             v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+      gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; });
+      warpGemmPB(pack(dS), qTile, v.smem.pitchQK, dK);
+    }
+    e.barrier(); // every warp is done with this slot before it is refilled
+    scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+  }
+  unflattenCarried(eachCarried, loop.getResults());
+  e.cpAsyncWait(0);
+  auto keyOf = [&](int64_t i, int64_t h) {
+    return e.add(firstKey, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
+                                 e.add(quadRow, e.i32(i * 16 + h * 8))));
+  };
+  if (computesDK())
+    storeRows(dK, keyOf, seqK, kDK, kDKStride0, dkBase, arg(kScale));
+  if (computesDV())
+    storeRows(dV, keyOf, seqK, kDV, kDVStride0, dvBase, Value());
+}
+
+} // namespace
+} // namespace detail
+
+LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPUFuncOp kernel,
+                                              StringRef sharedMemorySymbol) {
+  using namespace detail;
+  flash::TileAttr tile = op.getTile();
+  Variant v;
+  bool dq = static_cast<bool>(op.getGradQuery());
+  bool dk = static_cast<bool>(op.getGradKey()), dv = static_cast<bool>(op.getGradValue());
+  v.kind = dq ? KernelKind::BackwardDQ
+              : (dk && dv ? KernelKind::BackwardDKV
+                          : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV));
+  v.headDimQK = op.getHeadDimQK();
+  v.headDimV = op.getHeadDimV();
+  v.elementType = op.getElementType();
+  v.causal = op.getMask() == flash::MaskKind::Causal;
+  v.hasLse = true;
+  v.m = tile.getM();
+  v.n = tile.getN();
+  v.warps = tile.getWarps();
+  v.stages = tile.getStages();
+  v.qkWgmma = v.pvWgmma = v.warpSpecialized = v.persistent = false;
+  // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
+  int64_t ownedRows = dq ? v.m : v.n, streamedRows = dq ? v.n : v.m;
+  v.mTilesPerWarp = ownedRows / (16 * v.warps);
+  v.nTilesS = streamedRows / 8;
+  v.nTilesO = v.headDimV / 8;
+  int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
+  v.smem = flash::SharedMemoryLayout::computeBackward(v.headDimQK, v.headDimV, elementBytes,
+                                                      ownedRows, streamedRows, v.stages);
+  v.kStepsQK = v.smem.paddedHeadDimQK / 16;
+  v.kStepsV = v.smem.paddedHeadDimV / 16;
+
+  OpBuilder b(kernel.getContext());
+  BackwardGenerator(b, op.getLoc(), v, kernel, sharedMemorySymbol).emitBackward();
+  return success();
+}
+
+} // namespace flashjit
