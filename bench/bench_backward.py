@@ -22,6 +22,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_attention import flashjit, median_ms, tflops  # noqa: E402
 
+# --alt-tiles: extra flashjit columns, {head dim: {name: (dq tile, dkv tile)}}.
+ALT_TILES = {}
 PEERS = {"flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
          "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)}
 
@@ -62,6 +64,15 @@ def run_case(dtype, d, s, causal, peers):
     ms = median_ms(training_step(ours, q, k, v, grad_out))
     fwd_ms = median_ms(lambda: ours(q.detach(), k.detach(), v.detach()))
     row["flashjit"] = {"ms": ms, "tflops": fwd_bwd / ms, "bwd_ms": ms - fwd_ms}
+    for name, tiles in ALT_TILES.get(d, {}).items():
+        alt = lambda q, k, v, tiles=tiles: flashjit.attention(q, k, v, causal=causal,
+                                                               backward_tiles=tiles)
+        training_step(alt, q, k, v, grad_out)()
+        err = max(((t.grad.float() - w).norm() / w.norm()).item() for t, w in zip((q, k, v), want))
+        if not err < 2e-2:
+            raise RuntimeError(f"flashjit backward tiles {tiles} wrong: relative error {err}")
+        ms = median_ms(training_step(alt, q, k, v, grad_out))
+        row[name] = {"ms": ms, "tflops": fwd_bwd / ms}
     for key in peers:
         name, backend = PEERS[key]
         try:
@@ -95,14 +106,22 @@ def main():
     ap.add_argument("--causal", default="both")
     ap.add_argument("--peers", default="flash,cudnn")
     ap.add_argument("--out", default="", help="path prefix for .md and .json")
+    ap.add_argument("--alt-tiles", default="",
+                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s/m,n,w,s;...' (dQ/dKV)")
     args = ap.parse_args()
+    for item in filter(None, args.alt_tiles.split(";")):
+        name, spec = item.split(":")
+        d, tiles = spec.split("=")
+        ALT_TILES.setdefault(int(d), {})[name] = tuple(
+            tuple(int(x) for x in t.split(",")) for t in tiles.split("/"))
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     peers = [p for p in args.peers.split(",") if p]
     props = torch.cuda.get_device_properties(0)
     header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
               f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
     print(header, flush=True)
-    names = ["flashjit"] + [PEERS[p][0] for p in peers]
+    alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
+    names = ["flashjit"] + alt_names + [PEERS[p][0] for p in peers]
     rows = []
     causals = [False, True] if args.causal == "both" else [args.causal == "yes"]
     for d in [int(x) for x in args.dims.split(",")]:

@@ -124,6 +124,13 @@ int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_b
     b.dVStride[i] = p->d_v_stride[i];
   }
   b.delta = p->delta;
+  auto tileOf = [](const int32_t t[4]) -> std::optional<flashjit::TileConfig> {
+    if (!t[0] && !t[1] && !t[2] && !t[3])
+      return std::nullopt;
+    return flashjit::TileConfig{t[0], t[1], t[2], t[3]};
+  };
+  b.tileDQ = tileOf(p->tile_dq);
+  b.tileDKV = tileOf(p->tile_dkv);
   flashjit::Status s = rt->runtime->attentionBackward(b, static_cast<CUstream>(stream));
   if (!s)
     return fail(s.message());

@@ -58,6 +58,8 @@ typedef struct flashjit_attention_backward_params {
   void *d_q, *d_k, *d_v;
   int64_t d_o_stride[3], d_q_stride[3], d_k_stride[3], d_v_stride[3]; /* 0 = contiguous */
   float *delta; /* optional fp32 workspace [batch, heads_q, seq_q]; NULL = allocated on the stream */
+  int32_t tile_dq[4];  /* m, n, warps, stages of the dQ kernel; all 0 = default */
+  int32_t tile_dkv[4]; /* the same for the dK/dV kernel(s) */
 } flashjit_attention_backward_params;
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */

@@ -65,10 +65,12 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
     return out, lse
 
 
-def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale):
+def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None):
     """dQ, dK, dV of one forward call (flashjit's deterministic backward kernels)."""
     import torch
 
+    if grad_out.dtype != q.dtype:  # e.g. a float32 gradient flowing back under autocast
+        grad_out = grad_out.to(q.dtype)
     # dO is read with 16-byte loads: a contiguous copy when its layout is odd.
     if grad_out.stride(-1) != 1 or any(s % 8 for s in grad_out.stride()[:3]) \
             or grad_out.data_ptr() % 16:
@@ -78,6 +80,12 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale):
     p.forward = _params(q, k, v, out, lse, causal, softmax_scale)
     p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
                                   dv.data_ptr())
+    if backward_tiles is not None:
+        for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
+            tile = tuple(int(x) for x in tile)
+            if len(tile) != 4:
+                raise ValueError(f"flashjit: a backward tile is (m, n, warps, stages), got {tile}")
+            getattr(p, field)[:] = tile
     for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
                      ("d_v_stride", dv)):
         getattr(p, field)[:] = t.stride()[:3]
@@ -90,11 +98,12 @@ def _autograd_function():
 
     class Attention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile):
+        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles):
             # The backward needs the LSE: always computed when gradients are wanted.
             out, lse = _launch(q, k, v, causal, softmax_scale, True, tile)
             ctx.save_for_backward(q, k, v, out, lse)
             ctx.causal, ctx.softmax_scale = causal, softmax_scale
+            ctx.backward_tiles = backward_tiles
             if return_lse:
                 ctx.mark_non_differentiable(lse)
                 return out, lse
@@ -104,8 +113,8 @@ def _autograd_function():
         def backward(ctx, grad_out, *unused_lse_grad):
             q, k, v, out, lse = ctx.saved_tensors
             dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
-                                          ctx.softmax_scale)
-            return dq, dk, dv, None, None, None, None
+                                          ctx.softmax_scale, ctx.backward_tiles)
+            return dq, dk, dv, None, None, None, None, None
 
     return Attention
 
@@ -113,7 +122,8 @@ def _autograd_function():
 _Attention = None
 
 
-def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None):
+def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
+              backward_tiles=None):
     """softmax(scale * q k^T [+ causal mask]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -127,7 +137,8 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 
     Differentiable with respect to q, k and v (flashjit's backward kernels,
     deterministic: the same inputs give bit-identical gradients); the LSE is
-    not differentiable.
+    not differentiable. backward_tiles: explicit (m, n, warps, stages) tiles of
+    the backward's dQ kernel and dK/dV kernel(s), as a pair.
     """
     import torch
 
@@ -135,7 +146,7 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
-        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile)
+        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles)
     out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile)
     return (out, lse) if return_lse else out
 
