@@ -115,19 +115,21 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV) {
 TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
                                int64_t maxSharedMemory) {
   int64_t d = std::max(headDimQK, headDimV);
-  // Four warps of 16 owned rows each. The dQ kernel holds S, dP and dQ per
-  // warp; the key-block kernels dK and/or dV plus S and dP, so they take
-  // fewer query rows a step as the head dim grows (no register spills at
-  // d = 128 with dK and dV both resident; 256 splits them, backwardKernels).
+  // Four warps. The dQ kernel holds S, dP and dQ per warp: two 16-row tiles
+  // a warp up to d = 128 (with 32 keys a step above d = 64), one above. The
+  // key-block kernels hold dK and/or dV of 16 key rows a warp plus S and dP of
+  // 32 query rows a step (no spills at d = 128 with both; above, they split,
+  // see backwardKernels). The best of the H200 sweep at s = 4096
+  // (bench/results/h200-backward.md): 1.02-1.14x the earlier 64-row tiles.
   TileConfig t;
   t.warps = 4;
   t.stages = 2;
   if (kind == KernelKind::BackwardDQ) {
-    t.m = 64;
-    t.n = d <= 128 ? 64 : 32;
+    t.m = d <= 128 ? 128 : 64;
+    t.n = d <= 64 ? 64 : 32;
   } else {
     t.n = 64;
-    t.m = d <= 64 ? 64 : 32;
+    t.m = 32;
   }
   while (maxSharedMemory > 0 &&
          backwardLayout(kind, headDimQK, headDimV, t).totalBytes > maxSharedMemory &&

@@ -17,6 +17,8 @@ namespace flashjit {
 
 std::string TuningProblem::describe() const {
   std::ostringstream os;
+  if (kind != KernelKind::Forward)
+    os << kernelKindName(kind) << " ";
   os << dtypeName(dtype) << " d" << headDimQK;
   if (headDimV != headDimQK)
     os << "/" << headDimV;
@@ -30,6 +32,8 @@ std::string TuningProblem::describe() const {
 double TuningProblem::flops() const {
   double f = 2.0 * double(batch) * double(headsQ) * double(seqQ) * double(seqK) *
              double(headDimQK + headDimV);
+  if (kind != KernelKind::Forward)
+    f *= 2.5;
   return causal ? f / 2 : f;
 }
 
@@ -42,13 +46,53 @@ static int64_t bucket(int64_t n) {
 
 std::string tuningKey(const TuningProblem &p) {
   std::ostringstream os;
+  if (p.kind != KernelKind::Forward)
+    os << kernelKindName(p.kind) << " ";
   os << dtypeName(p.dtype) << " d" << p.headDimQK << " v" << p.headDimV
      << (p.causal ? " causal" : " none") << " lse" << (p.withLse ? 1 : 0) << " sq<=" << bucket(p.seqQ)
      << " sk<=" << bucket(p.seqK);
   return os.str();
 }
 
+// The backward kernels' tiles: the warps own m (dQ) or n (key-block kernels)
+// rows, the other dimension streams. Registers: the gradient accumulators of
+// the owned rows plus S and dP of a step (and LSE/Δ of the streamed columns).
+static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p,
+                                                          const DeviceLimits &limits) {
+  std::vector<TileConfig> space;
+  const bool queryBlocks = p.kind == KernelKind::BackwardDQ;
+  const bool dk = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDK;
+  const bool dv = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDV;
+  for (int64_t m : {16, 32, 64, 128})
+    for (int64_t n : {32, 64, 128})
+      for (int64_t warps : {2, 4, 8})
+        for (int64_t stages : {1, 2, 3}) {
+          const int64_t owned = queryBlocks ? m : n, streamed = queryBlocks ? n : m;
+          if (owned % (16 * warps) != 0 || owned > 128)
+            continue;
+          if (limits.maxThreadsPerBlock && warps * 32 > limits.maxThreadsPerBlock)
+            continue;
+          auto smem = flash::SharedMemoryLayout::computeBackward(p.headDimQK, p.headDimV, 2, owned,
+                                                                 streamed, stages);
+          if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
+            continue;
+          const int64_t tiles = owned / (16 * warps);
+          int64_t accumulators = 2 * tiles * (streamed / 8) * 4;
+          if (queryBlocks)
+            accumulators += tiles * (p.headDimQK / 8) * 4;
+          else
+            accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 : 0) +
+                            (dv ? tiles * (p.headDimV / 8) * 4 : 0) + streamed / 2;
+          if (accumulators > 200)
+            continue;
+          space.push_back({m, n, warps, stages});
+        }
+  return space;
+}
+
 std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceLimits &limits) {
+  if (p.kind != KernelKind::Forward)
+    return backwardConfigurationSpace(p, limits);
   std::vector<TileConfig> space;
   for (int64_t m : {64, 128})
     for (int64_t n : {32, 64, 128})

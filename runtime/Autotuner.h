@@ -21,12 +21,15 @@
 namespace flashjit {
 
 struct TuningProblem {
+  KernelKind kind = KernelKind::Forward; // a backward kind tunes that kernel of the backward
   DType dtype = DType::BF16;
   int64_t headDimQK = 128, headDimV = 128;
   bool causal = false, withLse = false;
   int64_t batch = 1, seqQ = 1, seqK = 1, headsQ = 1, headsK = 1;
   std::string describe() const;
-  double flops() const; // 4*b*h*sq*sk*d (2*...*(d_qk+d_v)), about half when causal
+  /// 4*b*h*sq*sk*d (2*...*(d_qk+d_v)), about half when causal; a backward
+  /// kind counts the whole backward pass (2.5x), which is what it times.
+  double flops() const;
 };
 
 /// Problems that share a key share a tuned configuration: dtype, head dims,
@@ -40,7 +43,8 @@ struct DeviceLimits {
   std::string arch; // sm_90a adds the wgmma configurations
 };
 
-/// Tile configurations of the sm80 tier that the target can hold.
+/// Tile configurations the target can hold: for the forward the sm80 tier's
+/// and (sm_90a) the Hopper switches; for a backward kind that kernel's tiles.
 std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceLimits &limits);
 
 class ConfigTimer {

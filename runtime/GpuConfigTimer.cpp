@@ -23,7 +23,16 @@ Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
   CUdevice dev = 0;
   d->cuCtxGetDevice(&dev);
   d->cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, dev);
-  const size_t perSet = q + k + v + o;
+  // The backward also reads O, dO and the LSE and writes dQ, dK, dV.
+  const bool backward = p.kind != KernelKind::Forward;
+  const size_t lse = size_t(p.batch * p.headsQ * p.seqQ) * 4;
+  std::vector<size_t> sizes = {q, k, v, o};
+  if (backward)
+    sizes.insert(sizes.end(), {o, lse, q, k, v});
+  t->buffersPerSet_ = sizes.size();
+  size_t perSet = 0;
+  for (size_t bytes : sizes)
+    perSet += bytes;
   t->sets_ = int(std::clamp<size_t>((3 * size_t(l2) + perSet - 1) / perSet, 1, 8));
   // Random bf16/f16 values in [-1, 1): one random block, tiled over each buffer.
   std::vector<uint16_t> block(1 << 20);
@@ -40,7 +49,7 @@ Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
                                           ((11 + (rng() % 5)) << 10) | (rng() & 0x3ff));
   }
   for (int s = 0; s < t->sets_; ++s)
-    for (size_t bytes : {q, k, v, o}) {
+    for (size_t bytes : sizes) {
       CUdeviceptr ptr = 0;
       if (Status st = d->check("cuMemAlloc", d->cuMemAlloc(&ptr, bytes)); !st)
         return st;
@@ -52,6 +61,13 @@ Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
             !st)
           return st;
     }
+  // A backward needs the forward's O and LSE of its inputs.
+  for (int set = 0; backward && set < t->sets_; ++set) {
+    AttentionParams a = t->forwardParams(set);
+    a.lse = reinterpret_cast<float *>(t->buffers_[t->buffersPerSet_ * size_t(set) + 5]);
+    if (Status st = runtime.attention(a, nullptr); !st)
+      return st;
+  }
   if (Status s = d->check("cuEventCreate", d->cuEventCreate(&t->start_, CU_EVENT_DEFAULT)); !s)
     return s;
   if (Status s = d->check("cuEventCreate", d->cuEventCreate(&t->stop_, CU_EVENT_DEFAULT)); !s)
@@ -69,7 +85,7 @@ GpuConfigTimer::~GpuConfigTimer() {
     driver_.cuEventDestroy(stop_);
 }
 
-Status GpuConfigTimer::timeLaunches(const TileConfig &tile, int launches, float &ms) {
+AttentionParams GpuConfigTimer::forwardParams(int set) const {
   AttentionParams a;
   a.dtype = problem_.dtype;
   a.batch = problem_.batch;
@@ -80,18 +96,41 @@ Status GpuConfigTimer::timeLaunches(const TileConfig &tile, int launches, float 
   a.headDimQK = problem_.headDimQK;
   a.headDimV = problem_.headDimV;
   a.causal = problem_.causal;
-  a.tile = tile;
+  const CUdeviceptr *b = &buffers_[buffersPerSet_ * size_t(set)];
+  a.q = reinterpret_cast<const void *>(b[0]);
+  a.k = reinterpret_cast<const void *>(b[1]);
+  a.v = reinterpret_cast<const void *>(b[2]);
+  a.o = reinterpret_cast<void *>(b[3]);
+  return a;
+}
+
+// One call of the configuration under test: the forward with `tile`, or the
+// whole backward with `tile` for the problem's kernel (the others at their
+// tuned or default tiles).
+Status GpuConfigTimer::launch(const TileConfig &tile, int set) {
+  AttentionParams a = forwardParams(set);
+  if (problem_.kind == KernelKind::Forward) {
+    a.tile = tile;
+    return runtime_.attention(a, nullptr);
+  }
+  const CUdeviceptr *b = &buffers_[buffersPerSet_ * size_t(set)];
+  AttentionBackwardParams g;
+  g.forward = a;
+  g.dO = reinterpret_cast<const void *>(b[4]);
+  g.forward.lse = reinterpret_cast<float *>(b[5]);
+  g.dQ = reinterpret_cast<void *>(b[6]);
+  g.dK = reinterpret_cast<void *>(b[7]);
+  g.dV = reinterpret_cast<void *>(b[8]);
+  (problem_.kind == KernelKind::BackwardDQ ? g.tileDQ : g.tileDKV) = tile;
+  return runtime_.attentionBackward(g, nullptr);
+}
+
+Status GpuConfigTimer::timeLaunches(const TileConfig &tile, int launches, float &ms) {
   if (Status s = driver_.check("cuEventRecord", driver_.cuEventRecord(start_, nullptr)); !s)
     return s;
-  for (int i = 0; i < launches; ++i) {
-    const CUdeviceptr *set = &buffers_[size_t(4 * (i % sets_))];
-    a.q = reinterpret_cast<const void *>(set[0]);
-    a.k = reinterpret_cast<const void *>(set[1]);
-    a.v = reinterpret_cast<const void *>(set[2]);
-    a.o = reinterpret_cast<void *>(set[3]);
-    if (Status s = runtime_.attention(a, nullptr); !s)
+  for (int i = 0; i < launches; ++i)
+    if (Status s = launch(tile, i % sets_); !s)
       return s;
-  }
   if (Status s = driver_.check("cuEventRecord", driver_.cuEventRecord(stop_, nullptr)); !s)
     return s;
   if (Status s = driver_.check("cuEventSynchronize", driver_.cuEventSynchronize(stop_)); !s)

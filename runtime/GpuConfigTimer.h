@@ -10,8 +10,8 @@
 
 namespace flashjit {
 
-/// Times `problem` at its real size through Runtime::attention with CUDA
-/// events. Inputs are random and rotate among enough sets that together they
+/// Times `problem` at its real size through Runtime::attention (or, for a
+/// backward kind, Runtime::attentionBackward) with CUDA events. Inputs are random and rotate among enough sets that together they
 /// exceed the L2 cache several times, so the cache does not flatter.
 class GpuConfigTimer : public ConfigTimer {
 public:
@@ -24,11 +24,14 @@ private:
   GpuConfigTimer(Runtime &runtime, const CudaDriver &driver, const TuningProblem &problem)
       : runtime_(runtime), driver_(driver), problem_(problem) {}
   Status timeLaunches(const TileConfig &tile, int launches, float &ms);
+  Status launch(const TileConfig &tile, int set);
+  AttentionParams forwardParams(int set) const; // the problem on buffer set `set`
 
   Runtime &runtime_;
   const CudaDriver &driver_;
   TuningProblem problem_;
-  std::vector<CUdeviceptr> buffers_; // q, k, v, o per set
+  std::vector<CUdeviceptr> buffers_; // per set: q, k, v, o (backward: + dO, lse, dQ, dK, dV)
+  size_t buffersPerSet_ = 4;
   int sets_ = 0;
   CUevent start_ = nullptr, stop_ = nullptr;
 };

@@ -352,9 +352,18 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
     spec.arch = impl.device.arch;
     spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
     const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
-    spec.tile = given ? *given
-                      : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
-                                            impl.device.maxSharedMemoryPerBlock);
+    if (given) {
+      spec.tile = *given;
+    } else {
+      TuningProblem problem = problemOf(f);
+      problem.kind = kind;
+      problem.withLse = false;
+      std::lock_guard<std::mutex> lock(impl.tuningMutex);
+      auto tuned = impl.tuning->lookup(tuningKey(problem));
+      spec.tile = tuned ? *tuned
+                        : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
+                                              impl.device.maxSharedMemoryPerBlock);
+    }
     specs.push_back(spec);
   }
   return specs;

@@ -107,4 +107,46 @@ TEST(AutotuneGpu, TunesOnFirstUseAndRecordsTheChoice) {
   EXPECT_EQ(tileName(spec.tile), tileName(*tuned));
 }
 
+// The backward's key-block kernel tuned on its own (timing the whole backward),
+// recorded under its own key and used by a later runtime's backward.
+TEST(AutotuneGpu, TunesABackwardKernelAndTheBackwardUsesIt) {
+  FLASHJIT_REQUIRE_GPU();
+  std::string dir = freshCache("tune-bwd");
+  std::unique_ptr<Runtime> rt;
+  ASSERT_TRUE(Runtime::create(rt, optionsFor(dir)).isOk());
+  TuningProblem tp;
+  tp.kind = KernelKind::BackwardDKV;
+  tp.headDimQK = tp.headDimV = 64;
+  tp.batch = 2;
+  tp.seqQ = tp.seqK = 256;
+  tp.headsQ = tp.headsK = 4;
+  TuningResult result;
+  size_t timed = 0;
+  Status s = rt->tune(tp, result, [&](size_t, size_t, const TimedConfig &) { ++timed; });
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_GT(timed, 1u);
+  EXPECT_GT(result.bestMs, 0.0);
+  ASSERT_TRUE(rt->tuningDatabase().lookup(tuningKey(tp)).has_value());
+
+  std::unique_ptr<Runtime> later;
+  ASSERT_TRUE(Runtime::create(later, optionsFor(dir)).isOk());
+  AttentionBackwardParams b;
+  b.forward.batch = 2;
+  b.forward.seqQ = b.forward.seqK = 256;
+  b.forward.headsQ = b.forward.headsK = 4;
+  b.forward.headDimQK = 64;
+  // Validation only looks at pointers' alignment; selection launches nothing.
+  alignas(256) static char fake[4096];
+  b.forward.q = b.forward.k = b.forward.v = fake;
+  b.forward.o = fake;
+  b.forward.lse = reinterpret_cast<float *>(fake);
+  b.dO = fake;
+  b.dQ = b.dK = b.dV = fake;
+  std::vector<AttentionSpec> specs;
+  ASSERT_TRUE(later->selectBackwardVariants(b, specs).isOk());
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[1].kind, KernelKind::BackwardDKV);
+  EXPECT_EQ(tileName(specs[1].tile), tileName(result.best));
+}
+
 } // namespace

@@ -181,3 +181,32 @@ TEST(TuningDatabase, ImportMergesAndRejectsGarbage) {
   s = b.import(garbage, notes);
   EXPECT_NE(s.message().find("is not a flashjit tuning database"), std::string::npos);
 }
+
+// Each backward kernel has its own space: tiles whose owned rows (m for dQ,
+// n for the key-block kernels) are whole warp tiles, that fit the device,
+// with the default among them; and its own tuning key.
+TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
+  DeviceLimits h200{232448, 65536, 1024, "sm_90a"};
+  for (int64_t d : {64, 128, 256})
+    for (KernelKind kind : backwardKernels(d, d)) {
+      TuningProblem p = problem(d);
+      p.kind = kind;
+      std::vector<TileConfig> space = configurationSpace(p, h200);
+      ASSERT_FALSE(space.empty()) << kernelKindName(kind) << " d" << d;
+      const bool dq = kind == KernelKind::BackwardDQ;
+      bool hasDefault = false;
+      TileConfig def = defaultBackwardTile(kind, d, d, h200.maxSharedMemoryPerBlock);
+      for (const TileConfig &t : space) {
+        EXPECT_EQ((dq ? t.m : t.n) % (16 * t.warps), 0) << tileName(t);
+        EXPECT_FALSE(t.qkWgmma || t.pvWgmma || t.warpSpecialized) << tileName(t);
+        auto smem = flash::SharedMemoryLayout::computeBackward(d, d, 2, dq ? t.m : t.n,
+                                                               dq ? t.n : t.m, t.stages);
+        EXPECT_LE(smem.totalBytes, h200.maxSharedMemoryPerBlock) << tileName(t);
+        hasDefault |= sameTile(t, def);
+      }
+      EXPECT_TRUE(hasDefault) << kernelKindName(kind) << " d" << d << " default "
+                              << tileName(def);
+      EXPECT_NE(tuningKey(p), tuningKey(problem(d)));
+      EXPECT_EQ(tuningKey(p).rfind(kernelKindName(kind), 0), 0u) << tuningKey(p);
+    }
+}

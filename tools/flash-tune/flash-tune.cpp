@@ -1,12 +1,13 @@
 //===- flash-tune.cpp - autotuning sweeps ---------------------------------===//
 //
 //   flash-tune [--dtype bf16,f16] [--dims 64,128] [--seqs 512,...,16384]
-//              [--causal no|yes|both] [--shapes FILE.json] [--out table.md]
+//              [--causal no|yes|both] [--pass fwd|bwd|both] [--shapes FILE.json] [--out table.md]
 //              [--export FILE] [--import FILE] [--cache-dir DIR] [--quiet]
 //
 // Shapes default to the standard grid: b = 16384/s, h = 2048/d. A shapes file
 // is a JSON array of {"dtype", "d", "d_v", "seq_q", "seq_k", "batch", "heads",
-// "heads_k", "causal"}. Prints progress, then a table of default vs tuned;
+// "heads_k", "causal"}. --pass bwd tunes the backward's kernels of each shape
+// (each kernel's tiles, timing the whole backward). Prints progress, then a table of default vs tuned;
 // writes the tuning database (<cache>/tune/<arch>.json).
 //
 #include "runtime/Json.h"
@@ -82,7 +83,7 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
 
 int main(int argc, char **argv) {
   std::string dtypes = "bf16", dims = "64,128", seqs = "512,1024,2048,4096,8192,16384",
-              causal = "both", shapesFile, out, exportPath, importPath, cacheDir;
+              causal = "both", pass = "fwd", shapesFile, out, exportPath, importPath, cacheDir;
   bool quiet = false, gridRequested = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
     else if (a == "--seqs") ok = value(seqs);
     else if (a == "--causal") ok = value(causal);
     else if (a == "--shapes") ok = value(shapesFile);
+    else if (a == "--pass") ok = value(pass);
     else if (a == "--out") ok = value(out);
     else if (a == "--export") ok = value(exportPath);
     else if (a == "--import") ok = value(importPath);
@@ -163,13 +165,33 @@ int main(int argc, char **argv) {
           }
   }
 
+  if (pass != "fwd" && pass != "bwd" && pass != "both")
+    return usage(("--pass wants fwd, bwd or both, got " + pass).c_str());
+  if (pass != "fwd") { // each shape's backward kernels, after (or instead of) its forward
+    std::vector<TuningProblem> all;
+    for (const TuningProblem &p : problems) {
+      if (pass == "both")
+        all.push_back(p);
+      for (KernelKind kind : backwardKernels(p.headDimQK, p.headDimV)) {
+        TuningProblem b = p;
+        b.kind = kind;
+        b.withLse = false;
+        all.push_back(b);
+      }
+    }
+    problems = all;
+  }
+
   const DeviceInfo &dev = rt->device();
   printf("flash-tune: %s (%s), %zu problems, database %s\n", dev.name.c_str(), dev.arch.c_str(),
          problems.size(), rt->tuningDatabasePath().c_str());
   std::vector<std::string> rows;
   for (size_t i = 0; i < problems.size(); ++i) {
     const TuningProblem &p = problems[i];
-    TileConfig def = defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock, dev.arch);
+    TileConfig def =
+        p.kind == KernelKind::Forward
+            ? defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock, dev.arch)
+            : defaultBackwardTile(p.kind, p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock);
     TuningResult result;
     size_t space = 0;
     Status s = rt->tune(p, result, [&](size_t done, size_t total, const TimedConfig &t) {
