@@ -160,12 +160,7 @@ def render(header, rows, names):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dims", default="64,128")
-    ap.add_argument("--seqs", default="512,1024,2048,4096,8192,16384")
-    ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--causal", default="both")
-    ap.add_argument("--peers", default="flash,cudnn,efficient,flex,naive")
-    ap.add_argument("--out", default="", help="path prefix for .md and .json")
+    add_grid_arguments(ap, "flash,cudnn,efficient,flex,naive")
     ap.add_argument("--from-json", default="", help="only re-render a saved JSON as Markdown")
     ap.add_argument("--alt-tiles", default="",
                     help="extra flashjit tiles, 'NAME:D=m,n,w,s,qk,pv,ws;...' (one per head dim)")
@@ -179,21 +174,37 @@ def main():
         names = [k for k in data["rows"][0] if isinstance(data["rows"][0][k], dict)]
         print("\n".join(render(data["header"], data["rows"], names)))
         return
-    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     peers = [p for p in args.peers.split(",") if p]
+    alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
+    names = ["flashjit"] + alt_names + [PEERS[p][0] if p in PEERS else ("flexattention" if p == "flex" else p)
+                            for p in peers]
+    run_grid(args, lambda dtype, d, s, causal: run_case(dtype, d, s, causal, peers), render, names)
+
+
+def add_grid_arguments(ap, peers):
+    """The standard grid's options, shared with bench_backward.py."""
+    ap.add_argument("--dims", default="64,128")
+    ap.add_argument("--seqs", default="512,1024,2048,4096,8192,16384")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--causal", default="both")
+    ap.add_argument("--peers", default=peers)
+    ap.add_argument("--out", default="", help="path prefix for .md and .json")
+
+
+def run_grid(args, run_case, render, names):
+    """Runs run_case(dtype, d, s, causal) over the grid with progress, prints the
+    rendered table and writes args.out + .md/.json."""
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     props = torch.cuda.get_device_properties(0)
     header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
               f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
     print(header, flush=True)
-    alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
-    names = ["flashjit"] + alt_names + [PEERS[p][0] if p in PEERS else ("flexattention" if p == "flex" else p)
-                            for p in peers]
     rows = []
     causals = [False, True] if args.causal == "both" else [args.causal == "yes"]
     for d in [int(x) for x in args.dims.split(",")]:
         for causal in causals:
             for s in [int(x) for x in args.seqs.split(",")]:
-                row = run_case(dtype, d, s, causal, peers)
+                row = run_case(dtype, d, s, causal)
                 rows.append(row)
                 cells = [f"{row[n]['tflops']:.0f}" if "tflops" in row.get(n, {}) else "n/a"
                          for n in names]
@@ -206,7 +217,6 @@ def main():
             f.write("\n".join(lines) + "\n")
         with open(args.out + ".json", "w") as f:
             json.dump({"header": header, "rows": rows}, f, indent=1)
-
 
 if __name__ == "__main__":
     main()

@@ -10,8 +10,6 @@ gradients (relative L2 < 2e-2). Times are medians of CUDA-event timings.
   python3 bench/bench_backward.py --dims 64,128 --seqs 512,...,16384 --out results/NAME
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -20,7 +18,8 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_attention import flashjit, median_ms, tflops  # noqa: E402
+from bench_attention import (add_grid_arguments, flashjit, median_ms, run_grid,  # noqa: E402
+                             tflops)
 
 # --alt-tiles: extra flashjit columns, {head dim: {name: (dq tile, dkv tile)}}.
 ALT_TILES = {}
@@ -100,12 +99,7 @@ def render(header, rows, names):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dims", default="64,128")
-    ap.add_argument("--seqs", default="512,1024,2048,4096,8192,16384")
-    ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--causal", default="both")
-    ap.add_argument("--peers", default="flash,cudnn")
-    ap.add_argument("--out", default="", help="path prefix for .md and .json")
+    add_grid_arguments(ap, "flash,cudnn")
     ap.add_argument("--alt-tiles", default="",
                     help="extra flashjit backward tiles, 'NAME:D=m,n,w,s/m,n,w,s;...' (dQ/dKV)")
     args = ap.parse_args()
@@ -114,32 +108,10 @@ def main():
         d, tiles = spec.split("=")
         ALT_TILES.setdefault(int(d), {})[name] = tuple(
             tuple(int(x) for x in t.split(",")) for t in tiles.split("/"))
-    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     peers = [p for p in args.peers.split(",") if p]
-    props = torch.cuda.get_device_properties(0)
-    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
-              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; dtype {args.dtype}")
-    print(header, flush=True)
     alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
     names = ["flashjit"] + alt_names + [PEERS[p][0] for p in peers]
-    rows = []
-    causals = [False, True] if args.causal == "both" else [args.causal == "yes"]
-    for d in [int(x) for x in args.dims.split(",")]:
-        for causal in causals:
-            for s in [int(x) for x in args.seqs.split(",")]:
-                row = run_case(dtype, d, s, causal, peers)
-                rows.append(row)
-                print(f"d={d} s={s} causal={causal}: " + ", ".join(
-                    f"{n} {row[n]['tflops']:.0f}" if "tflops" in row.get(n, {}) else f"{n} n/a"
-                    for n in names), flush=True)
-    lines = render(header, rows, names)
-    print("\n".join(lines[2:]))
-    if args.out:
-        with open(args.out + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open(args.out + ".json", "w") as f:
-            json.dump({"header": header, "rows": rows}, f, indent=1)
-
+    run_grid(args, lambda dtype, d, s, causal: run_case(dtype, d, s, causal, peers), render, names)
 
 if __name__ == "__main__":
     main()

@@ -84,6 +84,9 @@ protected:
   std::vector<Value> issueScoresWgmma(Value slotOffset);
   /// P as wgmma/mma.sync A fragments: 4 packed registers per 16 keys.
   std::vector<std::array<Value, 4>> packP(const std::vector<Fragment> &p);
+  /// packP of every 16-row tile (the A operand of warpGemmPB).
+  std::vector<std::vector<std::array<Value, 4>>>
+  packTiles(const std::vector<std::vector<Fragment>> &p);
   /// Warp-level mma.sync GEMMs on shared-memory tiles of padded rows (the
   /// forward's and the backward's): C = A Bᵀ, and C += P B with P in registers.
   std::vector<std::vector<Fragment>> warpGemmABt(Value aTile, Value aFirstRow, int64_t aPitch,
@@ -127,6 +130,15 @@ protected:
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
 };
 
+/// Calls f on every register of accumulator tiles, in tile, fragment,
+/// register order (the order of every flattened list of them).
+template <typename F> void eachValue(std::vector<std::vector<Fragment>> &tiles, F &&f) {
+  for (auto &row : tiles)
+    for (auto &frag : row)
+      for (Value &x : frag)
+        f(x);
+}
+
 /// Loop- or branch-carried SSA values that live in C++ variables: `each(f)`
 /// calls f on every variable, always in the same order; these turn them into
 /// one flat list (for scf.for / scf.if operands) and back.
@@ -162,12 +174,7 @@ template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
 template <typename MaskedScores>
 void Generator::emitMaskBranch(std::vector<std::vector<Fragment>> &s, Value needMask,
                                MaskedScores &&maskedScores) {
-  auto eachScore = [&](auto &&f) {
-    for (auto &tiles : s)
-      for (auto &frag : tiles)
-        for (Value &x : frag)
-          f(x);
-  };
+  auto eachScore = [&](auto &&f) { eachValue(s, f); };
   SmallVector<Value> flat = flattenCarried(eachScore);
   auto ifOp = scf::IfOp::create(b, loc, ValueRange(flat).getTypes(), needMask,
                                 /*withElseRegion=*/true);

@@ -291,6 +291,14 @@ std::vector<std::array<Value, 4>> Generator::packP(const std::vector<Fragment> &
   return pFrag;
 }
 
+std::vector<std::vector<std::array<Value, 4>>>
+Generator::packTiles(const std::vector<std::vector<Fragment>> &p) {
+  std::vector<std::vector<std::array<Value, 4>>> frags;
+  for (const auto &tiles : p)
+    frags.push_back(packP(tiles));
+  return frags;
+}
+
 // C += P B with P in registers (A fragments per 16-row tile and k-step) and B
 // the tile at `bTile` whose rows are the k dimension (`bPitch` bytes a row,
 // read transposed by ldmatrix); C has nTilesOut columns of 8.
@@ -317,10 +325,7 @@ void Generator::warpGemmPB(const std::vector<std::vector<std::array<Value, 4>>> 
 // O += P V.
 void Generator::emitPV(const std::vector<std::vector<Fragment>> &p,
                        std::vector<std::vector<Fragment>> &o, Value slotOffset) {
-  std::vector<std::vector<std::array<Value, 4>>> pFrag;
-  for (const auto &tiles : p)
-    pFrag.push_back(packP(tiles));
-  warpGemmPB(pFrag, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)),
+  warpGemmPB(packTiles(p), e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)),
              v.smem.pitchV, o);
 }
 
@@ -461,10 +466,7 @@ void Generator::emitSynchronousMainLoop() {
   std::vector<Value> rowMax(2 * v.mTilesPerWarp, e.negInf());
   std::vector<Value> rowSum(2 * v.mTilesPerWarp, zero);
   auto eachCarried = [&](auto &&f) {
-    for (auto &tiles : o)
-      for (auto &frag : tiles)
-        for (Value &x : frag)
-          f(x);
+    eachValue(o, f);
     for (auto *stats : {&rowMax, &rowSum})
       for (Value &x : *stats)
         f(x);

@@ -62,12 +62,6 @@ private:
     Value z = e.f32(0.0);
     return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
   }
-  std::vector<std::vector<std::array<Value, 4>>> pack(const Tiles &t) {
-    std::vector<std::vector<std::array<Value, 4>>> frags;
-    for (const auto &tiles : t)
-      frags.push_back(packP(tiles));
-    return frags;
-  }
   /// Loads the `rows` x head dim tile of a streamed or resident operand.
   void loadTile(int64_t dstOffset, Value slotOffset, int64_t rows, bool valueWide, int ptrArg,
                 int strideArg, Value base, Value firstRow, Value rowLimit) {
@@ -95,6 +89,7 @@ private:
   }
   /// −lse·log2e for a row: −inf for rows past seq_q or that saw no key
   /// (lse = −inf), so their P is 0.
+  Value loadRowStat(int ptrArg, Value headIndex, Value row, Value &valid);
   Value negLseLog2(Value headIndex, Value row);
   Value deltaOf(Value headIndex, Value row);
   /// Stores `c` · scale (rows `rowOf(i, h)` below `rowLimit`) in the element type.
@@ -112,12 +107,18 @@ private:
   Value doBase, dqBase, dkBase, dvBase;
 };
 
-Value BackwardGenerator::negLseLog2(Value headIndex, Value row) {
-  Value valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
+// Row `row`'s entry of the [batch, heads_q, seq_q] fp32 tensor `ptrArg`
+// (lse or delta); `valid` says whether the row exists (else row 0 is read).
+Value BackwardGenerator::loadRowStat(int ptrArg, Value headIndex, Value row, Value &valid) {
+  valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
   Value safeRow = e.select(valid, row, e.i32(0));
-  Value lse = e.loadGlobalF32(e.globalElementPtr(arg(abi::bwd::kLse),
-                                                 rowStatsOffset(headIndex, safeRow),
-                                                 b.getF32Type()));
+  return e.loadGlobalF32(
+      e.globalElementPtr(arg(ptrArg), rowStatsOffset(headIndex, safeRow), b.getF32Type()));
+}
+
+Value BackwardGenerator::negLseLog2(Value headIndex, Value row) {
+  Value valid;
+  Value lse = loadRowStat(abi::bwd::kLse, headIndex, row, valid);
   Value minusInf = e.negInf();
   Value neg = arith::NegFOp::create(b, loc, e.fmul(lse, e.f32(M_LOG2E)));
   Value seen = arith::AndIOp::create(b, loc, valid, e.cmpf(CmpFPredicate::ONE, lse, minusInf));
@@ -125,10 +126,8 @@ Value BackwardGenerator::negLseLog2(Value headIndex, Value row) {
 }
 
 Value BackwardGenerator::deltaOf(Value headIndex, Value row) {
-  Value valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
-  Value safeRow = e.select(valid, row, e.i32(0));
-  Value d = e.loadGlobalF32(e.globalElementPtr(arg(abi::bwd::kDelta),
-                                               rowStatsOffset(headIndex, safeRow), b.getF32Type()));
+  Value valid;
+  Value d = loadRowStat(abi::bwd::kDelta, headIndex, row, valid);
   return e.select(valid, d, e.f32(0.0));
 }
 
@@ -243,12 +242,7 @@ void BackwardGenerator::emitQueryBlockKernel() {
       negLse.push_back(negLseLog2(head, rowOf(i, h)));
 
   Tiles dQ = zeros(v.mTilesPerWarp, v.headDimQK / 8);
-  auto eachCarried = [&](auto &&f) {
-    for (auto &tiles : dQ)
-      for (auto &frag : tiles)
-        for (Value &x : frag)
-          f(x);
-  };
+  auto eachCarried = [&](auto &&f) { eachValue(dQ, f); };
   scf::ForOp loop;
   {
     OpBuilder::InsertionGuard guard(b);
@@ -272,7 +266,7 @@ void BackwardGenerator::emitQueryBlockKernel() {
     Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
                            v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
     gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; });
-    warpGemmPB(pack(dS), kTile, v.smem.pitchQK, dQ);
+    warpGemmPB(packTiles(dS), kTile, v.smem.pitchQK, dQ);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }
@@ -370,11 +364,8 @@ void BackwardGenerator::emitKeyBlockKernel() {
   Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
   Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
   auto eachCarried = [&](auto &&f) {
-    for (Tiles *acc : {&dK, &dV})
-      for (auto &tiles : *acc)
-        for (auto &frag : tiles)
-          for (Value &x : frag)
-            f(x);
+    eachValue(dK, f);
+    eachValue(dV, f);
   };
   scf::ForOp loop;
   {
@@ -410,12 +401,12 @@ void BackwardGenerator::emitKeyBlockKernel() {
     emitTransposedMask(p, firstKey, firstQuery);
     exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
     if (computesDV())
-      warpGemmPB(pack(p), dOTile, v.smem.pitchV, dV);
+      warpGemmPB(packTiles(p), dOTile, v.smem.pitchV, dV);
     if (computesDK()) {
       Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
                              v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
       gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; });
-      warpGemmPB(pack(dS), qTile, v.smem.pitchQK, dK);
+      warpGemmPB(packTiles(dS), qTile, v.smem.pitchQK, dK);
     }
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 namespace flashjit {
 
@@ -108,11 +109,12 @@ Status normalizeAndValidate(AttentionBackwardParams &p) {
                          "non-null device pointers");
   // The key-block kernel loads K and V even when there are no queries (it
   // writes dK = dV = 0 then); dO like the inputs; O is read in 4-byte pairs.
-  for (const Input &in : {Input{"k", f.k, f.kStride}, Input{"v", f.v, f.vStride},
-                          Input{"dO", p.dO, p.dOStride}})
-    if (f.seqQ > 0 || in.ptr != p.dO)
-      if (Status s = checkInput(in); !s)
-        return s;
+  std::vector<Input> inputs = {{"k", f.k, f.kStride}, {"v", f.v, f.vStride}};
+  if (f.seqQ > 0)
+    inputs.push_back({"dO", p.dO, p.dOStride});
+  for (const Input &in : inputs)
+    if (Status s = checkInput(in); !s)
+      return s;
   struct Output { const char *name; const void *ptr; const int64_t *stride; };
   for (const Output &out : {Output{"dQ", p.dQ, p.dQStride}, Output{"dK", p.dK, p.dKStride},
                             Output{"dV", p.dV, p.dVStride}}) {

@@ -191,12 +191,9 @@ Status AttentionChecker::referenceOnly(const CheckCase &c, std::vector<float> &q
   const CudaDriver &d = *driver_;
   if (Status s = d.check("synchronize after the reference", d.cuCtxSynchronize()); !s)
     return s;
-  auto widen = [&](const std::vector<uint16_t> &h, std::vector<float> &out) {
-    out = widened(h, c.dtype);
-  };
-  widen(x.hq, q);
-  widen(x.hk, k);
-  widen(x.hv, v);
+  q = widened(x.hq, c.dtype);
+  k = widened(x.hk, c.dtype);
+  v = widened(x.hv, c.dtype);
   o.resize(x.no);
   lse.resize(x.nl);
   if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(o.data(), x.refO.ptr, x.no * 4)); !s)
@@ -373,13 +370,10 @@ Status AttentionChecker::referenceBackwardOnly(const CheckCase &original, std::v
   const CudaDriver &d = *driver_;
   if (Status s = d.check("synchronize after the reference", d.cuCtxSynchronize()); !s)
     return s;
-  auto widen = [&](const std::vector<uint16_t> &h, std::vector<float> &out) {
-    out = widened(h, c.dtype);
-  };
-  widen(x.hq, q);
-  widen(x.hk, k);
-  widen(x.hv, v);
-  widen(y.hdO, dO);
+  q = widened(x.hq, c.dtype);
+  k = widened(x.hk, c.dtype);
+  v = widened(x.hv, c.dtype);
+  dO = widened(y.hdO, c.dtype);
   for (auto [out, src, n] : {std::tuple{&dq, y.refDQ.ptr, y.nq}, {&dk, y.refDK.ptr, y.nk},
                              {&dv, y.refDV.ptr, y.nv}}) {
     out->resize(n);
