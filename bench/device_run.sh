@@ -4,13 +4,13 @@
 # kernels from bundles made without a GPU, compute-sanitizer on small cases,
 # flash-tune (TUNE_ARGS), the Python package's tests and example, and the
 # benchmark against PyTorch's attention (arguments go to bench_attention.py),
-# the forward+backward benchmark (BWD_ARGS go to bench_backward.py) and the
-# training check (TRAIN_ARGS go to examples/train_check.py).
+# the forward+backward benchmark (BWD_ARGS go to bench_backward.py), the
+# variants benchmark (bench_variants.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -42,8 +42,11 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
   echo "host_app exit $?"
   FLASHJIT_DISABLE_JIT=1 /tmp/fj/host_app_embedded
   echo "host_app_embedded exit $?"
+  # The test bundle holds the plain grids' variants; the score-modifier
+  # variants are JIT-tested only.
   FLASHJIT_REQUIRE_GPU=1 FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 \
-    FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests > "$OUT/gpu-tests-bundle.log" 2>&1
+    FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests \
+    --gtest_filter="${GTEST_FILTER:-*}-*ScoreModifier*" > "$OUT/gpu-tests-bundle.log" 2>&1
   echo "gpu tests from the bundle exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
 fi
@@ -79,6 +82,10 @@ fi
 if want bench-backward; then
   echo "== forward+backward benchmark"
   python3 bench/bench_backward.py --out "$OUT/bench-backward" ${BWD_ARGS:-} 2>&1 | tail -n 40
+fi
+if want bench-variants; then
+  echo "== variants benchmark (sliding window, GQA, softcap, ALiBi)"
+  python3 bench/bench_variants.py --out "$OUT/bench-variants" 2>&1 | tail -n 30
 fi
 if want train; then
   echo "== training check"

@@ -23,12 +23,33 @@ namespace flashjit::detail {
 using namespace mlir;
 
 using Fragment = std::array<Value, 4>; // one thread's share of a 16x8 f32 accumulator tile
+using Tiles = std::vector<std::vector<Fragment>>; // [16-row tile][8-column tile]
+
+/// Where this thread's share of a block of S lies: fragment row (i, h) is
+/// row rows[2 i + h]; element (t, c) of it is column columnBase + 8 t + (c & 1).
+/// Rows are queries and columns keys, or (`transposed`, the backward's
+/// key-block kernels) rows are keys and columns queries. The block spans
+/// rows [firstRow, lastRow] and columns [firstColumn, firstColumn + columns).
+struct ScorePlacement {
+  std::vector<Value> rows;
+  Value columnBase;
+  Value firstRow, lastRow, firstColumn;
+  int64_t columns;
+  bool transposed;
+};
+
+/// The columns a row may see: [lo, hi); lo null when unbounded below.
+struct VisibleColumns {
+  Value lo, hi;
+};
 
 struct Variant {
   KernelKind kind = KernelKind::Forward;
   int64_t headDimQK, headDimV;
   Type elementType;
   bool causal, hasLse;
+  bool window;             // sliding-window mask, bounds from the kernel parameters
+  bool softcap, alibi;     // score modifiers (ScoreModifiers.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -67,7 +88,27 @@ protected:
   void emitKeyValueLoad(Value block);
   std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
   std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
+  /// The forward's placement of S for the key block starting at kvStart.
+  ScorePlacement queryRowPlacement(Value kvStart);
+  /// Masks the forward's S of the key block at `kvStart`, after its modifiers.
   void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
+  /// First key of the j-th key block this tile visits.
+  Value keyBlockStart(Value j);
+
+  // ScoreModifiers.cpp: the mask, window, softcap and ALiBi of every kernel.
+  Value modifierArg(int which); // a ScoreModifierParam of this kernel
+  VisibleColumns visibleColumns(Value row, bool transposed);
+  /// Sets the key blocks this query block visits: firstBlock (null = 0) and numBlocks.
+  void emitKeyBlockRange(Value firstRow, Value lastRow);
+  /// −slope · log2(e) / scaleLog2 for query head `headIndex` of this batch:
+  /// ALiBi's bias in the units of the raw scores.
+  Value alibiCoefficient(Value headIndex, Value scaleLog2);
+  /// Softcap (tanh) and ALiBi on every score; with `capped`, the tanh values
+  /// (for the softcap's derivative in the backward).
+  void emitScoreModifiers(Tiles &s, const ScorePlacement &at, Tiles *capped = nullptr);
+  /// −inf where a row may not see a column (bounds, causal, window); only
+  /// blocks that straddle a boundary pay for it.
+  void emitPlacedMask(Tiles &s, const ScorePlacement &at);
   /// Replaces `s` by what `maskedScores()` emits (every score, in tile,
   /// fragment, register order) where `needMask` holds, in an scf.if: blocks
   /// inside every bound pay nothing.
@@ -128,6 +169,8 @@ protected:
   // Values computed once at kernel entry.
   Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
+  Value firstBlock;          // first key block of the tile (null: 0)
+  Value alibiCoef;           // of the current query head (ALiBi variants)
 };
 
 /// Calls f on every register of accumulator tiles, in tile, fragment,

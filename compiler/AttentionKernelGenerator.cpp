@@ -86,7 +86,7 @@ void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_
 void Generator::emitKeyValueLoad(Value block) {
   Value slot = v.stages == 1 ? e.i32(0) : e.remui(block, e.i32(v.stages));
   Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
-  Value firstKey = e.mul(block, e.i32(v.n));
+  Value firstKey = keyBlockStart(block);
   emitTileLoad(v.smem.queryBytes, slotOffset, v.n, v.smem.pitchQK, v.smem.paddedHeadDimQK,
                v.headDimQK, arg(abi::kK), kBase, arg(abi::kKStride0 + 1), firstKey, seqK,
                v.qkWgmma);
@@ -189,38 +189,24 @@ Value Generator::rowOf(int64_t mTile, int64_t half) {
   return e.add(firstQueryRow, inBlock);
 }
 
-// Sets scores of keys past seqlen_k (and, for causal, right of the diagonal)
-// to -inf. Only blocks that straddle a boundary pay for it.
+ScorePlacement Generator::queryRowPlacement(Value kvStart) {
+  ScorePlacement at;
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h)
+      at.rows.push_back(rowOf(i, h));
+  at.columnBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
+  at.firstRow = firstQueryRow;
+  at.lastRow = e.add(firstQueryRow, e.i32(v.m - 1));
+  at.firstColumn = kvStart;
+  at.columns = v.n;
+  at.transposed = false;
+  return at;
+}
+
 void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
-  Value kvEnd = e.add(kvStart, e.i32(v.n));
-  Value needMask = e.cmpi(CmpIPredicate::sgt, kvEnd, seqK);
-  Value diagonalShift = e.sub(seqK, seqQ); // bottom-right alignment
-  if (v.causal) {
-    Value lastKeyVisibleToFirstRow = e.add(firstQueryRow, diagonalShift);
-    needMask = arith::OrIOp::create(
-        b, loc, needMask,
-        e.cmpi(CmpIPredicate::sgt, e.sub(kvEnd, e.i32(1)), lastKeyVisibleToFirstRow));
-  }
-  emitMaskBranch(s, needMask, [&] {
-    SmallVector<Value> masked;
-    Value colBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
-    Value minusInf = e.negInf();
-    for (int64_t i = 0; i < v.mTilesPerWarp; ++i) {
-      Value limit[2];
-      for (int64_t h = 0; h < 2; ++h) {
-        limit[h] = seqK; // first column this row may not see
-        if (v.causal)
-          limit[h] = e.minsi(seqK, e.add(e.add(rowOf(i, h), diagonalShift), e.i32(1)));
-      }
-      for (int64_t t = 0; t < v.nTilesS; ++t)
-        for (int64_t c = 0; c < 4; ++c) {
-          Value col = e.add(colBase, e.i32(t * 8 + (c & 1)));
-          Value hidden = e.cmpi(CmpIPredicate::sge, col, limit[c / 2]);
-          masked.push_back(e.select(hidden, minusInf, s[i][t][c]));
-        }
-    }
-    return masked;
-  });
+  ScorePlacement at = queryRowPlacement(kvStart);
+  emitScoreModifiers(s, at);
+  emitPlacedMask(s, at);
 }
 
 Value Generator::quadReduce(Value x, bool isMax) {
@@ -439,12 +425,10 @@ void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value bat
   vBase = baseOffset(abi::kVStride0, headK);
   oBase = baseOffset(abi::kOStride0, head);
   firstQueryRow = e.mul(queryBlock, e.i32(v.m));
-
-  // Keys this query block may see: all, or up to the last row's diagonal.
-  Value keyLimit = seqK;
-  if (v.causal)
-    keyLimit = e.minsi(seqK, e.add(e.add(firstQueryRow, e.i32(v.m)), e.sub(seqK, seqQ)));
-  numBlocks = e.ceilDiv(e.maxsi(keyLimit, e.i32(0)), v.n);
+  // The key blocks some row of this query block sees.
+  emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
+  if (v.alibi)
+    alibiCoef = alibiCoefficient(head, arg(abi::kScaleLog2));
 }
 
 // Every warp loads (cp.async ring) and computes; block barriers between steps.
@@ -496,7 +480,7 @@ void Generator::emitSynchronousMainLoop() {
     Value slot = v.stages == 1 ? e.i32(0) : e.remui(j, e.i32(v.stages));
     Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
     auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
-    emitMask(s, e.mul(j, e.i32(v.n)));
+    emitMask(s, keyBlockStart(j));
     rescale(o, emitOnlineSoftmax(s, rowMax, rowSum));
     if (v.pvWgmma)
       emitPVWgmma(s, o, slotOffset);
@@ -521,6 +505,9 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.headDimV = op.getHeadDimV();
   v.elementType = op.getElementType();
   v.causal = op.getMask() == flash::MaskKind::Causal;
+  v.window = op.getMask() == flash::MaskKind::Window;
+  v.softcap = static_cast<bool>(op.getSoftcap());
+  v.alibi = static_cast<bool>(op.getAlibiSlopes());
   v.hasLse = static_cast<bool>(op.getLse());
   v.m = tile.getM();
   v.n = tile.getN();

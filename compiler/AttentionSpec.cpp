@@ -9,7 +9,21 @@
 namespace flashjit {
 
 const char *dtypeName(DType t) { return t == DType::F16 ? "f16" : "bf16"; }
-const char *maskName(Mask m) { return m == Mask::Causal ? "causal" : "none"; }
+const char *maskName(Mask m) {
+  switch (m) {
+  case Mask::None: return "none";
+  case Mask::Causal: return "causal";
+  case Mask::Window: return "window";
+  }
+  return "?";
+}
+
+std::optional<Mask> parseMask(const std::string &s) {
+  for (Mask m : {Mask::None, Mask::Causal, Mask::Window})
+    if (s == maskName(m))
+      return m;
+  return std::nullopt;
+}
 
 const char *kernelKindName(KernelKind k) {
   switch (k) {
@@ -41,7 +55,8 @@ std::optional<DType> parseDType(const std::string &s) {
 std::string AttentionSpec::canonical() const {
   std::ostringstream os;
   os << "flash.attention." << kernelKindName(kind) << " dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
-     << " d_v=" << headDimV << " mask=" << maskName(mask) << " lse=" << (withLse ? 1 : 0)
+     << " d_v=" << headDimV << " mask=" << maskName(mask) << " softcap=" << (softcap ? 1 : 0)
+     << " alibi=" << (alibi ? 1 : 0) << " lse=" << (withLse ? 1 : 0)
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
      << " tile.pv_wgmma=" << (tile.pvWgmma ? 1 : 0)
@@ -58,6 +73,10 @@ std::string AttentionSpec::variantName() const {
     os << "v" << headDimV;
   if (mask != Mask::None)
     os << "_" << maskName(mask);
+  if (softcap)
+    os << "_softcap";
+  if (alibi)
+    os << "_alibi";
   if (withLse)
     os << "_lse";
   os << "_" << tileName(tile);

@@ -15,7 +15,11 @@
 namespace flashjit {
 
 enum class DType { F16, BF16 };
-enum class Mask { None, Causal };
+/// Which keys a query sees (all bottom-right aligned, FlashAttention-2's
+/// convention: query i's diagonal is key i + seq_k - seq_q). Window: keys
+/// within (left, right) of the diagonal, both bounds run-time kernel
+/// parameters; key blocks outside every row's window are skipped.
+enum class Mask { None, Causal, Window };
 /// Which kernel of the attention computation a variant is. The backward pass
 /// is two launches: BackwardDQ (query blocks outer: dQ, and rowsum(dO∘O) for
 /// the other) then BackwardDKV (key blocks outer: dK and dV, summed over the
@@ -24,7 +28,8 @@ enum class Mask { None, Causal };
 enum class KernelKind { Forward, BackwardDQ, BackwardDKV, BackwardDK, BackwardDV };
 
 const char *dtypeName(DType t); // "f16" / "bf16"
-const char *maskName(Mask m);   // "none" / "causal"
+const char *maskName(Mask m);   // "none" / "causal" / "window"
+std::optional<Mask> parseMask(const std::string &s);
 const char *kernelKindName(KernelKind k); // "fwd", "bwd_dq", "bwd_dkv", "bwd_dk", "bwd_dv"
 std::optional<KernelKind> parseKernelKind(const std::string &s);
 std::optional<DType> parseDType(const std::string &s);
@@ -59,13 +64,17 @@ struct AttentionSpec {
   int64_t headDimV = 128;
   Mask mask = Mask::None;
   bool withLse = false; // forward only: also write the LSE (the backward always reads it)
+  // Score modifiers compiled in (their values are run-time kernel parameters):
+  // softcap · tanh(s / softcap) (Gemma 2), and ALiBi's −slope · |diagonal − key|.
+  bool softcap = false;
+  bool alibi = false;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
 
   std::string canonical() const;   // complete, stable text of every field
   std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a,
-                                   //      flash_bwd_dq_bf16_d128_m64n64w4s2_sm80
+                                   //      flash_bwd_dq_bf16_d128_window_softcap_m64n64w4s2_sm80
   bool backward() const { return kind != KernelKind::Forward; }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;

@@ -36,7 +36,6 @@ namespace flashjit {
 namespace detail {
 namespace {
 
-using Tiles = std::vector<std::vector<Fragment>>;
 
 class BackwardGenerator : public Generator {
 public:
@@ -79,13 +78,21 @@ private:
         for (int64_t c = 0; c < 4; ++c)
           s[i][t][c] = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negLse(i, t, c)));
   }
-  /// dS = P ∘ (dP − Δ), into dP.
-  template <typename Delta> void gradScores(const Tiles &p, Tiles &dP, Delta &&delta) {
+  /// dS = P ∘ (dP − Δ), into dP; softcap variants also take the derivative
+  /// of tanh, 1 − x², for the tanh values x in `capped`.
+  template <typename Delta>
+  void gradScores(const Tiles &p, Tiles &dP, Delta &&delta, const Tiles &capped) {
     for (size_t i = 0; i < p.size(); ++i)
       for (size_t t = 0; t < p[i].size(); ++t)
-        for (int64_t c = 0; c < 4; ++c)
-          dP[i][t][c] = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
-                                                                 delta(i, t, c)));
+        for (int64_t c = 0; c < 4; ++c) {
+          Value ds = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
+                                                              delta(i, t, c)));
+          if (v.softcap) {
+            Value x = capped[i][t][c];
+            ds = e.fmul(ds, e.fma(arith::NegFOp::create(b, loc, x), x, e.f32(1.0)));
+          }
+          dP[i][t][c] = ds;
+        }
   }
   /// −lse·log2e for a row: −inf for rows past seq_q or that saw no key
   /// (lse = −inf), so their P is 0.
@@ -102,7 +109,6 @@ private:
   /// written to `delta` for the key-block kernels.
   std::vector<Value> emitDelta(Value headIndex);
   void emitKeyBlockKernel();
-  void emitTransposedMask(Tiles &s, Value firstKey, Value firstQuery);
 
   Value doBase, dqBase, dkBase, dvBase;
 };
@@ -213,10 +219,9 @@ void BackwardGenerator::emitQueryBlockKernel() {
   doBase = tensorBase(kDOStride0, batch, head);
   dqBase = tensorBase(kDQStride0, batch, head);
   firstQueryRow = e.mul(queryBlock, e.i32(v.m));
-  Value keyLimit = seqK;
-  if (v.causal)
-    keyLimit = e.minsi(seqK, e.add(e.add(firstQueryRow, e.i32(v.m)), e.sub(seqK, seqQ)));
-  numBlocks = e.ceilDiv(e.maxsi(keyLimit, e.i32(0)), v.n);
+  emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
+  if (v.alibi)
+    alibiCoef = alibiCoefficient(head, arg(kScaleLog2));
 
   // Resident Q and dO, then the first stages-1 K/V blocks.
   loadTile(0, Value(), v.m, false, kQ, kQStride0, qBase, firstQueryRow, seqQ);
@@ -225,7 +230,7 @@ void BackwardGenerator::emitQueryBlockKernel() {
   e.cpAsyncCommit();
   auto loadKeyValue = [&](Value block) {
     Value slotOffset = e.mul(e.remui(block, e.i32(v.stages)), e.i32(v.smem.stageBytes));
-    Value firstKey = e.mul(block, e.i32(v.n));
+    Value firstKey = keyBlockStart(block);
     loadTile(v.smem.queryBytes, slotOffset, v.n, false, kK, kKStride0, kBase, firstKey, seqK);
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
              firstKey, seqK);
@@ -261,11 +266,15 @@ void BackwardGenerator::emitQueryBlockKernel() {
     Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
     Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, kTile, v.smem.pitchQK,
                           v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
-    emitMask(p, e.mul(j, e.i32(v.n)));
+    ScorePlacement at = queryRowPlacement(keyBlockStart(j));
+    Tiles capped;
+    emitScoreModifiers(p, at, &capped);
+    emitPlacedMask(p, at);
     exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
     Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
                            v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
-    gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; });
+    gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
+               capped);
     warpGemmPB(packTiles(dS), kTile, v.smem.pitchQK, dQ);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
@@ -274,45 +283,6 @@ void BackwardGenerator::emitQueryBlockKernel() {
   e.cpAsyncWait(0);
   storeRows(dQ, [&](int64_t i, int64_t h) { return rowOf(i, h); }, seqQ, kDQ, kDQStride0, dqBase,
             arg(kScale));
-}
-
-// Hides keys past seq_k, queries past seq_q and (causal) keys right of a
-// query's diagonal; only blocks that straddle one of them pay for it.
-void BackwardGenerator::emitTransposedMask(Tiles &s, Value firstKey, Value firstQuery) {
-  Value diagonalShift = e.sub(seqK, seqQ);
-  Value needMask = arith::OrIOp::create(
-      b, loc, e.cmpi(CmpIPredicate::sgt, e.add(firstQuery, e.i32(v.m)), seqQ),
-      e.cmpi(CmpIPredicate::sgt, e.add(firstKey, e.i32(v.n)), seqK));
-  if (v.causal) // the block's last key is right of its first query's diagonal
-    needMask = arith::OrIOp::create(
-        b, loc, needMask,
-        e.cmpi(CmpIPredicate::sgt, e.add(firstKey, e.i32(v.n - 1)),
-               e.add(firstQuery, diagonalShift)));
-  emitMaskBranch(s, needMask, [&] {
-    SmallVector<Value> masked;
-    Value minusInf = e.negInf();
-    Value warpKey = e.add(firstKey, e.mul(warp, e.i32(16 * v.mTilesPerWarp)));
-    Value colBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
-    for (size_t i = 0; i < s.size(); ++i) {
-      Value key[2], firstVisibleQuery[2];
-      for (int64_t h = 0; h < 2; ++h) {
-        key[h] = e.add(warpKey, e.add(quadRow, e.i32(int64_t(i) * 16 + h * 8)));
-        // causal: key k is seen by queries q >= k - (seq_k - seq_q).
-        firstVisibleQuery[h] = v.causal ? e.sub(key[h], diagonalShift) : Value();
-      }
-      for (size_t t = 0; t < s[i].size(); ++t)
-        for (int64_t c = 0; c < 4; ++c) {
-          Value query = e.add(colBase, e.i32(int64_t(t) * 8 + (c & 1)));
-          Value hidden = arith::OrIOp::create(b, loc, e.cmpi(CmpIPredicate::sge, query, seqQ),
-                                              e.cmpi(CmpIPredicate::sge, key[c / 2], seqK));
-          if (v.causal)
-            hidden = arith::OrIOp::create(
-                b, loc, hidden, e.cmpi(CmpIPredicate::slt, query, firstVisibleQuery[c / 2]));
-          masked.push_back(e.select(hidden, minusInf, s[i][t][c]));
-        }
-    }
-    return masked;
-  });
 }
 
 void BackwardGenerator::emitKeyBlockKernel() {
@@ -328,12 +298,15 @@ void BackwardGenerator::emitKeyBlockKernel() {
   dvBase = tensorBase(kDVStride0, batch, headK);
   Value firstKey = e.mul(keyBlock, e.i32(v.n));
 
-  // Query blocks that see any of these keys: all, or (causal) from the one
-  // holding the first query whose diagonal reaches the first key.
-  Value queryBlocks = e.ceilDiv(seqQ, v.m);
+  // Query blocks that see any of these keys: from the one holding the first
+  // query that sees the first key to the one holding the last query that
+  // sees the last key (visible queries grow with the key).
+  Value lastKey = e.add(firstKey, e.i32(v.n - 1));
+  Value queryBlocks = e.ceilDiv(e.maxsi(visibleColumns(lastKey, /*transposed=*/true).hi, e.i32(0)),
+                                v.m);
   Value firstQueryBlock = e.i32(0);
-  if (v.causal)
-    firstQueryBlock = e.divui(e.maxsi(e.sub(firstKey, e.sub(seqK, seqQ)), e.i32(0)), e.i32(v.m));
+  if (Value lo = visibleColumns(firstKey, /*transposed=*/true).lo)
+    firstQueryBlock = e.divui(e.maxsi(lo, e.i32(0)), e.i32(v.m));
   Value blocksPerHead = e.maxsi(e.sub(queryBlocks, firstQueryBlock), e.i32(0));
   Value steps = e.mul(group, blocksPerHead);
   // Step t: query head headK * group + t / blocksPerHead, its query block
@@ -361,6 +334,10 @@ void BackwardGenerator::emitKeyBlockKernel() {
     e.cpAsyncCommit();
   }
 
+  auto keyOf = [&](int64_t i, int64_t h) { // the key of this thread's fragment row (i, h)
+    return e.add(firstKey, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
+                                 e.add(quadRow, e.i32(i * 16 + h * 8))));
+  };
   Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
   Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
   auto eachCarried = [&](auto &&f) {
@@ -398,14 +375,29 @@ void BackwardGenerator::emitKeyBlockKernel() {
     Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
     Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, qTile, v.smem.pitchQK,
                           v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
-    emitTransposedMask(p, firstKey, firstQuery);
+    ScorePlacement at;
+    for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+      for (int64_t h = 0; h < 2; ++h)
+        at.rows.push_back(keyOf(i, h));
+    at.columnBase = colBase;
+    at.firstRow = firstKey;
+    at.lastRow = lastKey;
+    at.firstColumn = firstQuery;
+    at.columns = v.m;
+    at.transposed = true;
+    if (v.alibi)
+      alibiCoef = alibiCoefficient(h, arg(kScaleLog2));
+    Tiles capped;
+    emitScoreModifiers(p, at, &capped);
+    emitPlacedMask(p, at);
     exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
     if (computesDV())
       warpGemmPB(packTiles(p), dOTile, v.smem.pitchV, dV);
     if (computesDK()) {
       Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
                              v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
-      gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; });
+      gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
+                 capped);
       warpGemmPB(packTiles(dS), qTile, v.smem.pitchQK, dK);
     }
     e.barrier(); // every warp is done with this slot before it is refilled
@@ -413,10 +405,6 @@ void BackwardGenerator::emitKeyBlockKernel() {
   }
   unflattenCarried(eachCarried, loop.getResults());
   e.cpAsyncWait(0);
-  auto keyOf = [&](int64_t i, int64_t h) {
-    return e.add(firstKey, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
-                                 e.add(quadRow, e.i32(i * 16 + h * 8))));
-  };
   if (computesDK())
     storeRows(dK, keyOf, seqK, kDK, kDKStride0, dkBase, arg(kScale));
   if (computesDV())
@@ -440,6 +428,9 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   v.headDimV = op.getHeadDimV();
   v.elementType = op.getElementType();
   v.causal = op.getMask() == flash::MaskKind::Causal;
+  v.window = op.getMask() == flash::MaskKind::Window;
+  v.softcap = static_cast<bool>(op.getSoftcap());
+  v.alibi = static_cast<bool>(op.getAlibiSlopes());
   v.hasLse = true;
   v.m = tile.getM();
   v.n = tile.getN();

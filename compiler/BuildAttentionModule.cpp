@@ -25,14 +25,39 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   };
   int64_t maxSmem = spec.maxSharedMemory ? spec.maxSharedMemory
                                          : documentedMaxSharedMemory(spec.arch);
-  auto mask = flash::MaskKindAttr::get(&context, spec.mask == Mask::Causal
-                                                     ? flash::MaskKind::Causal
-                                                     : flash::MaskKind::None);
+  auto mask = flash::MaskKindAttr::get(
+      &context, spec.mask == Mask::Causal   ? flash::MaskKind::Causal
+                : spec.mask == Mask::Window ? flash::MaskKind::Window
+                                            : flash::MaskKind::None);
   auto tile = flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
                                    spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
                                    spec.tile.warpSpecialized, spec.tile.persistent);
   auto target = flash::TargetAttr::get(&context, spec.arch, maxSmem);
   auto rowStats = MemRefType::get({dyn, dyn, dyn}, b.getF32Type()); // [batch, heads, seq_q]
+
+  // After the scale, the run-time values of the variant's score modifiers:
+  // window (left, right), softcap, ALiBi slopes [batch or 1, heads_q].
+  auto appendModifierTypes = [&](SmallVector<Type> &args) {
+    if (spec.mask == Mask::Window)
+      args.append({b.getI32Type(), b.getI32Type()});
+    if (spec.softcap)
+      args.push_back(b.getF32Type());
+    if (spec.alibi)
+      args.push_back(MemRefType::get({dyn, dyn}, b.getF32Type()));
+  };
+  struct Modifiers { Value windowLeft, windowRight, softcap, alibi; };
+  auto modifierValues = [&](Block *body, unsigned next) {
+    Modifiers m;
+    if (spec.mask == Mask::Window) {
+      m.windowLeft = body->getArgument(next++);
+      m.windowRight = body->getArgument(next++);
+    }
+    if (spec.softcap)
+      m.softcap = body->getArgument(next++);
+    if (spec.alibi)
+      m.alibi = body->getArgument(next++);
+    return m;
+  };
 
   if (spec.backward()) {
     // q, k, v, o, dO, lse, delta, then the gradients this kernel writes, then the scale.
@@ -49,16 +74,20 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     if (dv)
       args.push_back(tensorType(spec.headDimV));
     args.push_back(b.getF32Type());
+    const unsigned scaleIndex = args.size() - 1;
+    appendModifierTypes(args);
     auto func = func::FuncOp::create(b, loc, spec.variantName(), b.getFunctionType(args, {}));
     Block *body = func.addEntryBlock();
     b.setInsertionPointToStart(body);
     unsigned next = 7;
     auto gradient = [&](bool present) { return present ? body->getArgument(next++) : Value(); };
     Value gradQuery = gradient(dq), gradKey = gradient(dk), gradValue = gradient(dv);
+    Modifiers m = modifierValues(body, scaleIndex + 1);
     flash::AttentionBwdOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                                   body->getArgument(2), body->getArgument(3), body->getArgument(4),
                                   body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
-                                  gradValue, body->getArguments().back(), mask, tile, target);
+                                  gradValue, body->getArgument(scaleIndex), mask, tile, target,
+                                  m.windowLeft, m.windowRight, m.softcap, m.alibi);
     func::ReturnOp::create(b, loc);
     return module;
   }
@@ -68,14 +97,18 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   if (spec.withLse)
     args.push_back(rowStats);
   args.push_back(b.getF32Type());
+  const unsigned scaleIndex = args.size() - 1;
+  appendModifierTypes(args);
 
   auto func = func::FuncOp::create(b, loc, spec.variantName(), b.getFunctionType(args, {}));
   Block *body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
   Value lse = spec.withLse ? body->getArgument(4) : Value();
+  Modifiers m = modifierValues(body, scaleIndex + 1);
   flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                              body->getArgument(2), body->getArgument(3),
-                             body->getArguments().back(), lse, mask, tile, target);
+                             body->getArgument(scaleIndex), lse, mask, tile, target, m.windowLeft,
+                             m.windowRight, m.softcap, m.alibi);
   func::ReturnOp::create(b, loc);
   return module;
 }

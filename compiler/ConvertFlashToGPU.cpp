@@ -18,6 +18,16 @@ namespace {
 constexpr StringLiteral kGpuModuleName = "flashjit_kernels";
 constexpr StringLiteral kSharedMemorySymbol = "flashjit_smem";
 
+// The score-modifier parameters from `first` on (KernelABI.h's ScoreModifierParam).
+void setScoreModifierTypes(MutableArrayRef<Type> types, int first) {
+  MLIRContext *ctx = types[0].getContext();
+  auto i32 = IntegerType::get(ctx, 32);
+  types[first + abi::kWindowLeftParam] = types[first + abi::kWindowRightParam] = i32;
+  types[first + abi::kSoftcapInputScaleParam] = Float32Type::get(ctx);
+  types[first + abi::kAlibiSlopesParam] = LLVM::LLVMPointerType::get(ctx, 1);
+  types[first + abi::kAlibiBatchStrideParam] = IntegerType::get(ctx, 64);
+}
+
 // Kernel parameter types, in compiler/KernelABI.h order.
 SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
@@ -31,6 +41,7 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
     types[i] = i32;
   types[abi::kBatch] = i32;
   types[abi::kScaleLog2] = Float32Type::get(ctx);
+  setScoreModifierTypes(types, abi::kScoreModifiers0);
   return types;
 }
 
@@ -44,6 +55,7 @@ SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
     types[i] = i32;
   types[abi::bwd::kScaleLog2] = types[abi::bwd::kScale] = Float32Type::get(ctx);
   types[abi::bwd::kBatch] = i32;
+  setScoreModifierTypes(types, abi::bwd::kScoreModifiers0);
   return types;
 }
 

@@ -12,6 +12,23 @@
 
 namespace flashjit::abi {
 
+// The run-time values of the score modifiers, the last parameters of every
+// kernel (forward and backward); variants without a modifier ignore its value.
+// Window bounds: keys a query sees left / right of its diagonal, clamped by
+// the runtime to seq_k / seq_q (which mean unbounded), so no sum overflows.
+// The softmax's scaleLog2 is softcap · log2(e) for softcap variants, which
+// take tanh(s · softcapInputScale), softcapInputScale = scale / softcap.
+struct ScoreModifierParams {
+  int32_t windowLeft = 0, windowRight = 0;
+  float softcapInputScale = 0.0f;
+  const float *alibiSlopes = nullptr; // [batch or 1, heads_q] fp32
+  int64_t alibiBatchStride = 0;       // floats between batches' slopes; 0 = shared
+};
+enum ScoreModifierParam : int {
+  kWindowLeftParam = 0, kWindowRightParam, kSoftcapInputScaleParam, kAlibiSlopesParam,
+  kAlibiBatchStrideParam, kNumScoreModifierParams
+};
+
 // Strides are in elements, for [batch, seq, head]; the head dim is contiguous.
 struct AttentionKernelParams {
   const void *q, *k, *v;
@@ -21,13 +38,15 @@ struct AttentionKernelParams {
   int32_t seqQ, seqK, headsQ, groupSize; // groupSize = heads_q / heads_k
   float scaleLog2;                         // softmax scale * log2(e)
   int32_t batch;
+  ScoreModifierParams modifiers;
 };
 
 enum ParamIndex : int {
   kQ = 0, kK, kV, kO, kLse,
   kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
   kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kBatch,
-  kNumParams,
+  kScoreModifiers0, // ScoreModifierParam order
+  kNumParams = kScoreModifiers0 + kNumScoreModifierParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
@@ -69,6 +88,7 @@ struct BackwardKernelParams {
   float scaleLog2; // softmax scale * log2(e)
   float scale;     // softmax scale (dS -> dQ, dK)
   int32_t batch;
+  ScoreModifierParams modifiers;
 };
 
 namespace bwd {
@@ -78,7 +98,8 @@ enum ParamIndex : int {
   kDOStride0 = kOStride0 + 3, kDQStride0 = kDOStride0 + 3, kDKStride0 = kDQStride0 + 3,
   kDVStride0 = kDKStride0 + 3,
   kSeqQ = kDVStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
-  kNumParams
+  kScoreModifiers0, // ScoreModifierParam order
+  kNumParams = kScoreModifiers0 + kNumScoreModifierParams
 };
 } // namespace bwd
 

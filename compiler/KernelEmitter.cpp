@@ -69,6 +69,16 @@ Value KernelEmitter::log2Approx(Value x) {
   return callF32Intrinsic(b, loc, "llvm.nvvm.lg2.approx.f", x);
 }
 Value KernelEmitter::reciprocal(Value x) { return arith::DivFOp::create(b, loc, f32(1.0), x); }
+// llvm.tanh with approximate functions allowed: NVPTX selects tanh.approx.f32.
+Value KernelEmitter::tanhApprox(Value x) {
+  return LLVM::TanhOp::create(b, loc, x.getType(), x,
+                              LLVM::FastmathFlagsAttr::get(b.getContext(),
+                                                           LLVM::FastmathFlags::afn));
+}
+// max(x, -x): the GPU lowering wants llvm.fabs as a libdevice call; this is one max.f32
+// (ptxas folds the negation into an operand modifier).
+Value KernelEmitter::fabs(Value x) { return fmax(x, arith::NegFOp::create(b, loc, x)); }
+Value KernelEmitter::toF32(Value x) { return arith::SIToFPOp::create(b, loc, b.getF32Type(), x); }
 
 static gpu::Dimension dimension(int d) {
   return d == 0 ? gpu::Dimension::x : d == 1 ? gpu::Dimension::y : gpu::Dimension::z;

@@ -53,6 +53,9 @@ public:
   mlir::Value exp2Approx(mlir::Value x); // ex2.approx.ftz.f32
   mlir::Value log2Approx(mlir::Value x); // lg2.approx.f32
   mlir::Value reciprocal(mlir::Value x);
+  mlir::Value tanhApprox(mlir::Value x); // tanh.approx.f32
+  mlir::Value fabs(mlir::Value x);
+  mlir::Value toF32(mlir::Value i32Value); // signed
 
   // Thread geometry (i32).
   mlir::Value threadIdX();

@@ -144,7 +144,7 @@ void Generator::emitProducer() {
       Value emptyParity = arith::XOrIOp::create(
           b, loc, e.andi(e.divui(ring, e.i32(v.stages)), e.i32(1)), e.i32(1));
       Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
-      Value firstKey = e.mul(j, e.i32(v.n));
+      Value firstKey = keyBlockStart(j);
 
       e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
       Value keyFull = stageBarrier(slot, kKeyFull);
@@ -196,7 +196,7 @@ void Generator::emitConsumer() {
   // S_j = Q K_jᵀ, masked and turned into P_j; returns the rescale factors.
   auto scoresToP = [&](std::vector<Value> s, Value block) {
     auto frags = toFragments(s, v.nTilesS);
-    emitMask(frags, e.mul(block, e.i32(v.n)));
+    emitMask(frags, keyBlockStart(block));
     std::vector<Value> alpha = emitOnlineSoftmax(frags, rowMax, rowSum);
     p = packP(frags[0]);
     return alpha;

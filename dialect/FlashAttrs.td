@@ -10,8 +10,13 @@ def Flash_MaskNone   : I32EnumAttrCase<"None", 0, "none">;
 // Bottom-right aligned causal mask (FlashAttention-2 convention): query i sees
 // key j when j <= i + seqlen_k - seqlen_q.
 def Flash_MaskCausal : I32EnumAttrCase<"Causal", 1, "causal">;
+// Sliding window (FlashAttention-2's window_size): query i sees key j when
+// i + seqlen_k - seqlen_q - left <= j <= i + seqlen_k - seqlen_q + right, with
+// left and right the op's `window` operands (known at run time only); key
+// blocks outside the window of every row of a block are skipped.
+def Flash_MaskWindow : I32EnumAttrCase<"Window", 2, "window">;
 def Flash_MaskKind : I32EnumAttr<"MaskKind", "attention mask",
-    [Flash_MaskNone, Flash_MaskCausal]> {
+    [Flash_MaskNone, Flash_MaskCausal, Flash_MaskWindow]> {
   let cppNamespace = "::flashjit::flash";
   let genSpecializedAttr = 0;
 }

@@ -115,6 +115,23 @@ static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType typ
   return success();
 }
 
+// The window bounds come with mask = window and only then; the ALiBi slopes
+// are [batch or 1, heads_q] f32.
+static LogicalResult verifyScoreModifiers(Operation *op, MaskKind mask, Value windowLeft,
+                                          Value windowRight, Value alibiSlopes) {
+  bool window = mask == MaskKind::Window;
+  if (window != static_cast<bool>(windowLeft) || window != static_cast<bool>(windowRight))
+    return op->emitOpError("window(left, right) operands go with mask = window, and only then");
+  if (alibiSlopes) {
+    auto t = cast<MemRefType>(alibiSlopes.getType());
+    if (t.getRank() != 2 || !t.getElementType().isF32())
+      return op->emitOpError() << "alibi slopes must be a rank-2 f32 memref [batch or 1, heads], "
+                                  "got "
+                               << t;
+  }
+  return success();
+}
+
 int64_t AttentionOp::getHeadDimQK() { return headDimOf(getQuery()); }
 int64_t AttentionOp::getHeadDimV() { return headDimOf(getValue()); }
 Type AttentionOp::getElementType() { return cast<MemRefType>(getQuery().getType()).getElementType(); }
@@ -141,6 +158,9 @@ LogicalResult AttentionOp::verify() {
     if (l.getRank() != 3 || !l.getElementType().isF32())
       return emitOpError() << "lse must be a rank-3 f32 memref [batch, heads, seq_q], got " << l;
   }
+  if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
+                                  getAlibiSlopes())))
+    return failure();
 
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
@@ -209,6 +229,9 @@ LogicalResult AttentionBwdOp::verify() {
   if (dq == (dk || dv))
     return emitOpError("writes either grad_query (the query-block kernel) or grad_key and/or "
                        "grad_value (the key-block kernel)");
+  if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
+                                  getAlibiSlopes())))
+    return failure();
 
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))

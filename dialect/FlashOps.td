@@ -5,9 +5,30 @@
 include "dialect/FlashAttrs.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
-def Flash_AttentionOp : Flash_Op<"attention"> {
+// Run-time values of the score modifiers, shared by the forward and the
+// backward: the window bounds (with mask = window), the softcap and the ALiBi
+// slopes ([batch or 1, heads_q] f32).
+defvar ScoreModifierOperands = (ins
+    Optional<I32>:$window_left,
+    Optional<I32>:$window_right,
+    Optional<F32>:$softcap,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$alibi_slopes);
+defvar ScoreModifierFormat = [{
+    (`window` `(` $window_left^ `,` $window_right `)`)? (`softcap` $softcap^)?
+    (`alibi` `(` $alibi_slopes^ `:` type($alibi_slopes) `)`)?
+}];
+defvar ScoreModifierDescription = [{
+
+    Score modifiers, applied to s = Q·Kᵀ before the mask: with `softcap` c,
+    s ← c · tanh(scale · s / c) / scale (Gemma 2); with `alibi` slopes, the
+    logit of query i and key j gains −slope[b, h] · |i + seqlen_k − seqlen_q − j|
+    (BLOOM, MPT). `window(left, right)` (mask = window) keeps the keys from
+    left before to right after each query's diagonal; key blocks no row of a
+    block sees are skipped, not computed and masked.
+}];
+def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
   let summary = "exact fused forward attention, one kernel variant";
-  let description = [{
+  let description = !strconcat([{
     O = softmax(scale · Q Kᵀ + mask) V over memrefs in [batch, seq, heads, dim]
     layout with dynamic sizes and strides (last dimension contiguous). Query
     heads may outnumber key/value heads (GQA): query head h reads key/value
@@ -16,14 +37,14 @@ def Flash_AttentionOp : Flash_Op<"attention"> {
     output of 0 and an LSE of -inf.
 
     ```mlir
-    flash.attention %q, %k, %v -> %o scale %s
-        {mask = #flash.mask<causal>,
+    flash.attention %q, %k, %v -> %o scale %s window(%left, %right) softcap %cap
+        {mask = #flash.mask<window>,
          tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>, ... -> ...
     ```
-  }];
-  let arguments = (ins
+  }], ScoreModifierDescription);
+  let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
     Arg<AnyMemRef, "", [MemRead]>:$value,
@@ -32,12 +53,13 @@ def Flash_AttentionOp : Flash_Op<"attention"> {
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target);
-  let assemblyFormat = [{
+    Flash_TargetAttr:$target), ScoreModifierOperands);
+  let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `->` $output (`,` `lse` $lse^)? `scale` $softmax_scale
+  }], ScoreModifierFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($output)
     (`,` type($lse)^)?
-  }];
+  }]);
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     int64_t getHeadDimQK();
@@ -48,7 +70,7 @@ def Flash_AttentionOp : Flash_Op<"attention"> {
 
 def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]> {
   let summary = "exact fused attention backward, one kernel variant";
-  let description = [{
+  let description = !strconcat([{
     Gradients of `flash.attention` (same layouts, mask and scale) from the
     forward's output `output`, its LSE `lse` ([batch, heads_q, seq_q], natural
     log) and the output gradient `grad_output`, recomputing P block by block
@@ -66,14 +88,14 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
     rows are streamed per step; for `dq` as in the forward.
 
     ```mlir
-    flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk, dv %dv scale %s
+    flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s
         {mask = #flash.mask<causal>,
          tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
     ```
-  }];
-  let arguments = (ins
+  }], ScoreModifierDescription);
+  let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
     Arg<AnyMemRef, "", [MemRead]>:$value,
@@ -87,14 +109,15 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
     F32:$softmax_scale,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target);
-  let assemblyFormat = [{
+    Flash_TargetAttr:$target), ScoreModifierOperands);
+  let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
     `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
+  }], ScoreModifierFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
     (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?
-  }];
+  }]);
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     int64_t getHeadDimQK();

@@ -50,7 +50,8 @@ std::string describeRequest(const AttentionSpec &s) {
   if (s.backward())
     os << kernelKindName(s.kind) << " ";
   os << dtypeName(s.dtype) << " d_qk=" << s.headDimQK << " d_v=" << s.headDimV
-     << " mask=" << maskName(s.mask) << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
+     << " mask=" << maskName(s.mask) << (s.softcap ? " softcap" : "") << (s.alibi ? " alibi" : "")
+     << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
   return os.str();
 }
 
@@ -73,6 +74,8 @@ json::Value Bundle::manifest(const std::vector<BundleVariant> &variants,
     e["head_dim_qk"] = v.spec.headDimQK;
     e["head_dim_v"] = v.spec.headDimV;
     e["mask"] = maskName(v.spec.mask);
+    e["softcap"] = v.spec.softcap;
+    e["alibi"] = v.spec.alibi;
     e["lse"] = v.spec.withLse;
     e["tile"] = tileJson(v.spec.tile);
     e["max_shared_memory"] = v.spec.maxSharedMemory;
@@ -111,9 +114,9 @@ Status Bundle::parse(const std::string &text) {
     std::string where = origin_ + ": variant #" + std::to_string(index++);
     BundleVariant v;
     auto dtype = parseDType(str("dtype"));
-    std::string mask = str("mask");
+    auto mask = parseMask(str("mask"));
     const json::Value *lse = e.get("lse");
-    if (!dtype || (mask != "none" && mask != "causal") || !lse ||
+    if (!dtype || !mask || !lse ||
         lse->kind() != json::Value::Kind::Bool || !tileFrom(e.get("tile"), v.spec.tile))
       return Status::error(where + " has a missing or invalid dtype, mask, lse or tile");
     auto kind = parseKernelKind(e.stringOr("kind", "fwd"));
@@ -121,7 +124,9 @@ Status Bundle::parse(const std::string &text) {
       return Status::error(where + " has an unknown kind '" + str("kind") + "'");
     v.spec.kind = *kind;
     v.spec.dtype = *dtype;
-    v.spec.mask = mask == "causal" ? Mask::Causal : Mask::None;
+    v.spec.mask = *mask;
+    v.spec.softcap = e.boolOr("softcap", false);
+    v.spec.alibi = e.boolOr("alibi", false);
     v.spec.withLse = lse->boolean();
     v.spec.headDimQK = num("head_dim_qk");
     v.spec.headDimV = num("head_dim_v");
@@ -241,6 +246,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
   auto sameProblem = [&](const BundleVariant &v) {
     return v.spec.kind == spec.kind && v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&
            v.spec.headDimV == spec.headDimV && v.spec.mask == spec.mask &&
+           v.spec.softcap == spec.softcap && v.spec.alibi == spec.alibi &&
            v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
            v.sharedMemoryBytes <= spec.maxSharedMemory;
   };
@@ -272,7 +278,9 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
   for (const BundleVariant &v : variants_) {
     int score = (v.spec.kind == spec.kind) * 32 + (v.spec.arch == spec.arch) * 16 + (v.spec.dtype == spec.dtype) * 8 +
                 (v.spec.headDimQK == spec.headDimQK && v.spec.headDimV == spec.headDimV) * 4 +
-                (v.spec.mask == spec.mask) * 2 + (v.spec.withLse == spec.withLse);
+                (v.spec.mask == spec.mask && v.spec.softcap == spec.softcap &&
+                 v.spec.alibi == spec.alibi) * 2 +
+                (v.spec.withLse == spec.withLse);
     ranked.push_back({-score, &v});
   }
   std::stable_sort(ranked.begin(), ranked.end(),

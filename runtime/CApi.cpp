@@ -40,6 +40,13 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   }
   p.causal = c.causal != 0;
   p.softmaxScale = c.softmax_scale;
+  if (c.use_window) {
+    p.windowLeft = c.window_left;
+    p.windowRight = c.window_right;
+  }
+  p.softcap = c.softcap;
+  p.alibiSlopes = c.alibi_slopes;
+  p.alibiBatchStride = c.alibi_batch_stride;
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,

@@ -58,6 +58,15 @@ LoadedKernel::~LoadedKernel() {
     driver_->cuModuleUnload(module_);
 }
 
+// Points args[first...] at the score-modifier values (ScoreModifierParam order).
+static void pointAtModifiers(void **args, int first, const abi::ScoreModifierParams &m) {
+  args[first + abi::kWindowLeftParam] = const_cast<int32_t *>(&m.windowLeft);
+  args[first + abi::kWindowRightParam] = const_cast<int32_t *>(&m.windowRight);
+  args[first + abi::kSoftcapInputScaleParam] = const_cast<float *>(&m.softcapInputScale);
+  args[first + abi::kAlibiSlopesParam] = const_cast<const float **>(&m.alibiSlopes);
+  args[first + abi::kAlibiBatchStrideParam] = const_cast<int64_t *>(&m.alibiBatchStride);
+}
+
 Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::TensorMap *tensorMaps,
                             unsigned gridX, unsigned gridY, unsigned gridZ,
                             CUstream stream) const {
@@ -80,6 +89,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   args[abi::kGroupSize] = const_cast<int32_t *>(&p.groupSize);
   args[abi::kScaleLog2] = const_cast<float *>(&p.scaleLog2);
   args[abi::kBatch] = const_cast<int32_t *>(&p.batch);
+  pointAtModifiers(args, abi::kScoreModifiers0, p.modifiers);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < 3; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
@@ -110,6 +120,7 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   args[kScaleLog2] = const_cast<float *>(&p.scaleLog2);
   args[kScale] = const_cast<float *>(&p.scale);
   args[kBatch] = const_cast<int32_t *>(&p.batch);
+  pointAtModifiers(args, kScoreModifiers0, p.modifiers);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

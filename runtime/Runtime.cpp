@@ -108,12 +108,39 @@ static Status openTuningDatabase(Runtime::Impl &impl, const RuntimeOptions &opti
   return Status::ok();
 }
 
+// The score modifiers' kernel parameters. Unbounded window sides become
+// seq_k (left) and seq_q (right), which no diagonal distance exceeds.
+static abi::ScoreModifierParams scoreModifiersOf(const AttentionParams &p) {
+  abi::ScoreModifierParams m;
+  m.windowLeft = int32_t(p.windowLeft < 0 ? p.seqK : std::min(p.windowLeft, p.seqK));
+  m.windowRight = int32_t(p.windowRight < 0 ? p.seqQ : std::min(p.windowRight, p.seqQ));
+  m.softcapInputScale = p.softcap > 0.0f ? p.softmaxScale / p.softcap : 0.0f;
+  m.alibiSlopes = p.alibiSlopes;
+  m.alibiBatchStride = p.alibiBatchStride;
+  return m;
+}
+
+// softmax(scale' · s) runs in the log2 domain; with a softcap, s is already
+// tanh(scale · s / softcap) and scale' = softcap.
+static float scaleLog2Of(const AttentionParams &p) {
+  return (p.softcap > 0.0f ? p.softcap : p.softmaxScale) * float(M_LOG2E);
+}
+
+// Fills the variant fields that follow from the request's mask and modifiers.
+static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p) {
+  spec.mask = attentionMask(p);
+  spec.softcap = p.softcap > 0.0f;
+  spec.alibi = p.alibiSlopes != nullptr;
+}
+
+// Variants with score modifiers take the tile tuned (or chosen) for the same
+// shape without them: their blocks do the same work plus a few operations.
 static TuningProblem problemOf(const AttentionParams &p) {
   TuningProblem t;
   t.dtype = p.dtype;
   t.headDimQK = p.headDimQK;
   t.headDimV = p.headDimV;
-  t.causal = p.causal;
+  t.causal = attentionMask(p) != Mask::None;
   t.withLse = p.lse != nullptr;
   t.batch = p.batch;
   t.seqQ = p.seqQ;
@@ -187,7 +214,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
   spec.headDimV = p.headDimV;
-  spec.mask = p.causal ? Mask::Causal : Mask::None;
+  setScoreModifiers(spec, p);
   spec.withLse = p.lse != nullptr;
   spec.arch = impl.device.arch;
   spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
@@ -316,8 +343,9 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   k.seqK = int32_t(p.seqK);
   k.headsQ = int32_t(p.headsQ);
   k.groupSize = int32_t(p.headsQ / p.headsK);
-  k.scaleLog2 = p.softmaxScale * float(M_LOG2E);
+  k.scaleLog2 = scaleLog2Of(p);
   k.batch = int32_t(p.batch);
+  k.modifiers = scoreModifiersOf(p);
   const int64_t queryBlocks = (p.seqQ + provided.tile.m - 1) / provided.tile.m;
   if (!provided.tile.warpSpecialized)
     return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(p.headsQ),
@@ -348,7 +376,7 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
     spec.dtype = f.dtype;
     spec.headDimQK = f.headDimQK;
     spec.headDimV = f.headDimV;
-    spec.mask = f.causal ? Mask::Causal : Mask::None;
+    setScoreModifiers(spec, f);
     spec.arch = impl.device.arch;
     spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
     const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
@@ -413,9 +441,10 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   k.seqK = int32_t(f.seqK);
   k.headsQ = int32_t(f.headsQ);
   k.groupSize = int32_t(f.headsQ / f.headsK);
-  k.scaleLog2 = f.softmaxScale * float(M_LOG2E);
+  k.scaleLog2 = scaleLog2Of(f);
   k.scale = f.softmaxScale;
   k.batch = int32_t(f.batch);
+  k.modifiers = scoreModifiersOf(f);
 
   // Find every kernel before allocating or launching anything.
   std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);

@@ -68,6 +68,20 @@ Status normalizeAndValidate(AttentionParams &p) {
   if (!(p.softmaxScale > 0.0f) || !std::isfinite(p.softmaxScale))
     return Status::error("softmax scale must be a positive finite number");
 
+  if (p.causal)
+    p.windowRight = 0;
+  if (p.windowLeft < 0)
+    p.windowLeft = -1;
+  if (p.windowRight < 0)
+    p.windowRight = -1;
+  p.causal = attentionMask(p) == Mask::Causal; // a (-1, 0) window is causal
+  if (attentionMask(p) == Mask::Window && p.seqQ + p.seqK > int32Max)
+    return Status::error("sliding window: seq_q + seq_k must fit in int32");
+  if (!(p.softcap >= 0.0f) || !std::isfinite(p.softcap))
+    return Status::error("softcap must be 0 (off) or a positive finite number");
+  if (p.alibiBatchStride < 0)
+    return Status::error("alibi batch stride must be >= 0");
+
   fillContiguous(p.qStride, p.seqQ, p.headsQ, p.headDimQK);
   fillContiguous(p.kStride, p.seqK, p.headsK, p.headDimQK);
   fillContiguous(p.vStride, p.seqK, p.headsK, p.headDimV);
@@ -90,7 +104,18 @@ Status normalizeAndValidate(AttentionParams &p) {
       return Status::error(tensorStrides("o", p.oStride) + ": each must be a non-negative even number");
   if (p.lse && !aligned(p.lse, 4))
     return Status::error("lse is not 4-byte aligned");
+  if (p.alibiSlopes && !aligned(p.alibiSlopes, 4))
+    return Status::error("alibi slopes are not 4-byte aligned");
   return Status::ok();
+}
+
+Mask attentionMask(const AttentionParams &p) {
+  bool left = p.windowLeft >= 0, right = p.windowRight >= 0;
+  if (!left && !right)
+    return p.causal ? Mask::Causal : Mask::None;
+  if (!left && p.windowRight == 0)
+    return Mask::Causal;
+  return Mask::Window;
 }
 
 Status normalizeAndValidate(AttentionBackwardParams &p) {

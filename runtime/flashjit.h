@@ -39,8 +39,24 @@ struct AttentionParams {
           oStride[3] = {0, 0, 0};
   bool causal = false;        // bottom-right aligned (FlashAttention-2)
   float softmaxScale = 0.0f;  // 0 = 1/sqrt(headDimQK)
+  /// Sliding window, FlashAttention-2's window_size: query i sees keys j with
+  /// i + seq_k - seq_q - windowLeft <= j <= i + seq_k - seq_q + windowRight;
+  /// negative = unbounded on that side; causal forces windowRight = 0. Key
+  /// blocks outside every row's window are skipped.
+  int64_t windowLeft = -1, windowRight = -1;
+  /// > 0: scores s = scale q·k become softcap · tanh(s / softcap) (Gemma 2).
+  float softcap = 0.0f;
+  /// ALiBi: the logit of query i, key j gains −slope · |i + seq_k − seq_q − j|;
+  /// fp32 slopes [heads_q], or [batch, heads_q] with alibiBatchStride = heads_q
+  /// (floats between batches; 0 = one set for every batch).
+  const float *alibiSlopes = nullptr;
+  int64_t alibiBatchStride = 0;
   std::optional<TileConfig> tile; // override the default tile configuration
 };
+
+/// The mask variant of normalized params: None, Causal (a window of (-1, 0)
+/// is causal) or Window.
+Mask attentionMask(const AttentionParams &params);
 
 /// Gradients of `attention` for training: dQ, dK and dV from the output
 /// gradient dO, the forward's output O and its LSE. `forward` describes the

@@ -46,6 +46,15 @@ typedef struct flashjit_attention_params {
   int32_t tile_pv_wgmma; /* with an explicit tile: O += P V on wgmma (sm_90a) */
   int32_t tile_warp_specialized; /* with both wgmma switches: TMA producer warpgroup (sm_90a) */
   int32_t tile_persistent;       /* with warp_specialized: one block per SM walks the tiles */
+  /* Sliding window (FlashAttention-2's window_size), with use_window != 0:
+     query i sees keys i + seq_k - seq_q - window_left ... + window_right; a
+     negative bound is unbounded on that side. */
+  int32_t use_window, window_left, window_right;
+  float softcap; /* > 0: scores become softcap * tanh(scores / softcap) */
+  /* ALiBi: fp32 slopes [heads_q], or [batch, heads_q] with alibi_batch_stride
+     floats between batches (0: one set for all); NULL = off. */
+  const float *alibi_slopes;
+  int64_t alibi_batch_stride;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

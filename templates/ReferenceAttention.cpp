@@ -10,6 +10,23 @@ namespace flashjit {
 
 extern const char *const kReferenceAttentionSource; // generated from reference_attention.cu
 
+namespace {
+// reference_attention.cu's ScoreMods, passed by value.
+struct ReferenceScoreMods {
+  int32_t causal, useWindow, windowLeft, windowRight;
+  float softcap;
+  int32_t unused;
+  const float *alibi;
+  int64_t alibiBatchStride;
+};
+
+ReferenceScoreMods scoreModsOf(const AttentionParams &p) {
+  return {p.causal ? 1 : 0, p.windowLeft >= 0 || p.windowRight >= 0,
+          int32_t(p.windowLeft), int32_t(p.windowRight), p.softcap, 0, p.alibiSlopes,
+          p.alibiBatchStride};
+}
+} // namespace
+
 static Status nvrtcCheck(nvrtcResult r, const char *what) {
   if (r == NVRTC_SUCCESS)
     return Status::ok();
@@ -60,12 +77,13 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
   }
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
-      causal = p.causal, isF16 = p.dtype == DType::F16;
+      isF16 = p.dtype == DType::F16;
+  ReferenceScoreMods mods = scoreModsOf(p);
   float scale = p.softmaxScale;
   void *args[] = {const_cast<const void **>(&p.q), const_cast<const void **>(&p.k),
                   const_cast<const void **>(&p.v), &outF32, &lseF32,
                   &qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2], &vs[0], &vs[1], &vs[2],
-                  &seqQ, &seqK, &headsQ, &group, &dQK, &dV, &causal, &scale, &isF16};
+                  &seqQ, &seqK, &headsQ, &group, &dQK, &dV, &mods, &scale, &isF16};
   return kernel_.launchRaw(args, unsigned((seqQ + 3) / 4), unsigned(headsQ), unsigned(p.batch),
                            stream);
 }
@@ -83,11 +101,12 @@ Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
   }
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
-      causal = p.causal, isF16 = p.dtype == DType::F16;
+      isF16 = p.dtype == DType::F16;
+  ReferenceScoreMods mods = scoreModsOf(p);
   float scale = p.softmaxScale;
   void *strideArgs[] = {&qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2],
                         &vs[0], &vs[1], &vs[2], &os[0], &os[1], &os[2]};
-  void *shapeArgs[] = {&seqQ, &seqK, &headsQ, &group, &dQK, &dV, &causal, &scale, &isF16};
+  void *shapeArgs[] = {&seqQ, &seqK, &headsQ, &group, &dQK, &dV, &mods, &scale, &isF16};
   auto launch = [&](const LoadedKernel &kernel, std::vector<void *> args, int rows, int heads) {
     args.insert(args.end(), std::begin(strideArgs), std::end(strideArgs));
     args.insert(args.end(), std::begin(shapeArgs), std::end(shapeArgs));

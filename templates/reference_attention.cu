@@ -12,11 +12,48 @@ __device__ __forceinline__ float toFloat(u16 x, int isF16) {
   return __uint_as_float(((unsigned)x) << 16); // bf16 is the top half of an f32
 }
 
+// The mask and score modifiers, written from their definitions (flashjit.h's
+// AttentionParams), independently of the generated kernels' formulation.
+struct ScoreMods {
+  int causal, useWindow, windowLeft, windowRight; // a negative window side is unbounded
+  float softcap;                                  // > 0: on
+  int unused;
+  const float *alibi; // slopes [batch?, heads_q]; null = off
+  long long alibiBatchStride;
+};
+
+__device__ bool sees(const ScoreMods &m, int row, int key, int seqQ, int seqK) {
+  const int diagonal = row + seqK - seqQ; // bottom-right aligned
+  if (m.causal && key > diagonal)
+    return false;
+  if (m.useWindow && m.windowLeft >= 0 && key < diagonal - m.windowLeft)
+    return false;
+  if (m.useWindow && m.windowRight >= 0 && key > diagonal + m.windowRight)
+    return false;
+  return true;
+}
+
+// The logit of dot product s = q.k, and its derivative d logit / d s.
+__device__ float logitOf(const ScoreMods &m, float s, float scale, int row, int key, int b, int h,
+                         int seqQ, int seqK, float *derivative) {
+  float x = s * scale, g = scale;
+  if (m.softcap > 0.f) {
+    const float t = tanhf(x / m.softcap);
+    x = m.softcap * t;
+    g = scale * (1.f - t * t);
+  }
+  if (m.alibi)
+    x -= m.alibi[b * m.alibiBatchStride + h] * fabsf((float)(row + seqK - seqQ - key));
+  if (derivative)
+    *derivative = g;
+  return x;
+}
+
 extern "C" __global__ void reference_attention(
     const u16 *q, const u16 *k, const u16 *v, float *o, float *lse,
     long long qs0, long long qs1, long long qs2, long long ks0, long long ks1, long long ks2,
     long long vs0, long long vs1, long long vs2, int seqQ, int seqK, int headsQ, int group,
-    int dQK, int dV, int causal, float scale, int isF16) {
+    int dQK, int dV, ScoreMods mods, float scale, int isF16) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row = blockIdx.x * (blockDim.x / 32) + warp;
   if (row >= seqQ)
@@ -30,10 +67,9 @@ extern "C" __global__ void reference_attention(
     acc[i] = 0.f;
   }
   float m = -__int_as_float(0x7f800000), l = 0.f;
-  int limit = seqK;
-  if (causal)
-    limit = min(seqK, row + seqK - seqQ + 1); // bottom-right aligned
-  for (int j = 0; j < limit; ++j) {
+  for (int j = 0; j < seqK; ++j) {
+    if (!sees(mods, row, j, seqQ, seqK))
+      continue;
     const u16 *kr = k + b * ks0 + j * ks1 + hk * ks2;
     const u16 *vr = v + b * vs0 + j * vs1 + hk * vs2;
     float s = 0.f;
@@ -44,7 +80,7 @@ extern "C" __global__ void reference_attention(
     }
     for (int off = 16; off > 0; off >>= 1)
       s += __shfl_xor_sync(0xffffffffu, s, off);
-    s *= scale;
+    s = logitOf(mods, s, scale, row, j, b, h, seqQ, seqK, 0);
     float mNew = fmaxf(m, s);
     float corr = expf(m - mNew), p = expf(s - mNew);
     l = l * corr + p;
@@ -67,13 +103,13 @@ extern "C" __global__ void reference_attention(
 // Backward reference, fp32, from the inputs and the reference forward's fp32
 // O and LSE. dO has O's strides; gradients are written contiguous
 // ([batch, seq, heads, dim]) in fp32. Step 1, one warp per query row:
-// delta = rowsum(dO * O), dQ = scale * sum_j dS_ij k_j.
+// delta = rowsum(dO * O), dQ = sum_j dS_ij (d logit_ij / d s_ij) k_j.
 extern "C" __global__ void reference_attention_bwd_dq(
     const u16 *q, const u16 *k, const u16 *v, const u16 *dO, const float *o, const float *lse,
     float *delta, float *dq, long long qs0, long long qs1, long long qs2, long long ks0,
     long long ks1, long long ks2, long long vs0, long long vs1, long long vs2, long long os0,
     long long os1, long long os2, int seqQ, int seqK, int headsQ, int group, int dQK, int dV,
-    int causal, float scale, int isF16) {
+    ScoreMods mods, float scale, int isF16) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row = blockIdx.x * (blockDim.x / 32) + warp;
   if (row >= seqQ)
@@ -97,10 +133,9 @@ extern "C" __global__ void reference_attention_bwd_dq(
   const float l = lse[statRow];
   if (lane == 0)
     delta[statRow] = dl;
-  int limit = seqK;
-  if (causal)
-    limit = min(seqK, row + seqK - seqQ + 1);
-  for (int j = 0; j < limit && l > -__int_as_float(0x7f800000); ++j) {
+  for (int j = 0; j < seqK && l > -__int_as_float(0x7f800000); ++j) {
+    if (!sees(mods, row, j, seqQ, seqK))
+      continue;
     const u16 *kr = k + b * ks0 + j * ks1 + hk * ks2;
     const u16 *vr = v + b * vs0 + j * vs1 + hk * vs2;
     float s = 0.f, dp = 0.f;
@@ -115,7 +150,9 @@ extern "C" __global__ void reference_attention_bwd_dq(
       s += __shfl_xor_sync(0xffffffffu, s, off);
       dp += __shfl_xor_sync(0xffffffffu, dp, off);
     }
-    float p = expf(s * scale - l), ds = p * (dp - dl);
+    float g;
+    float p = expf(logitOf(mods, s, scale, row, j, b, h, seqQ, seqK, &g) - l);
+    float ds = p * (dp - dl) * g; // d loss / d (q.k)
     for (int i = 0; i < 8; ++i) {
       int d = lane + 32 * i;
       if (d < dQK)
@@ -126,18 +163,18 @@ extern "C" __global__ void reference_attention_bwd_dq(
   for (int i = 0; i < 8; ++i) {
     int d = lane + 32 * i;
     if (d < dQK)
-      dqr[d] = acc[i] * scale;
+      dqr[d] = acc[i];
   }
 }
 
 // Step 2, one warp per key row of a key/value head, summing over the query
-// heads of its group: dV = sum_i P_ij dO_i, dK = scale * sum_i dS_ij q_i.
+// heads of its group: dV = sum_i P_ij dO_i, dK = sum_i dS_ij (d logit_ij / d s_ij) q_i.
 extern "C" __global__ void reference_attention_bwd_dkv(
     const u16 *q, const u16 *k, const u16 *v, const u16 *dO, const float *lse,
     const float *delta, float *dk, float *dv, long long qs0, long long qs1, long long qs2,
     long long ks0, long long ks1, long long ks2, long long vs0, long long vs1, long long vs2,
     long long os0, long long os1, long long os2, int seqQ, int seqK, int headsQ, int group,
-    int dQK, int dV, int causal, float scale, int isF16) {
+    int dQK, int dV, ScoreMods mods, float scale, int isF16) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int key = blockIdx.x * (blockDim.x / 32) + warp;
   if (key >= seqK)
@@ -152,11 +189,11 @@ extern "C" __global__ void reference_attention_bwd_dkv(
     vv[i] = d < dV ? toFloat(vr[d], isF16) : 0.f;
     dkAcc[i] = dvAcc[i] = 0.f;
   }
-  // causal: query i sees this key when key <= i + seqK - seqQ.
-  const int first = causal ? max(0, key - (seqK - seqQ)) : 0;
   for (int g = 0; g < group; ++g) {
     const int h = hk * group + g;
-    for (int row = first; row < seqQ; ++row) {
+    for (int row = 0; row < seqQ; ++row) {
+      if (!sees(mods, row, key, seqQ, seqK))
+        continue;
       const long long statRow = ((long long)b * headsQ + h) * seqQ + row;
       const float l = lse[statRow];
       if (!(l > -__int_as_float(0x7f800000)))
@@ -175,7 +212,9 @@ extern "C" __global__ void reference_attention_bwd_dkv(
         s += __shfl_xor_sync(0xffffffffu, s, off);
         dp += __shfl_xor_sync(0xffffffffu, dp, off);
       }
-      float p = expf(s * scale - l), ds = p * (dp - delta[statRow]);
+      float gradLogit;
+      float p = expf(logitOf(mods, s, scale, row, key, b, h, seqQ, seqK, &gradLogit) - l);
+      float ds = p * (dp - delta[statRow]) * gradLogit;
       for (int i = 0; i < 8; ++i) {
         int d = lane + 32 * i;
         if (d < dQK)
@@ -189,7 +228,7 @@ extern "C" __global__ void reference_attention_bwd_dkv(
   for (int i = 0; i < 8; ++i) {
     int d = lane + 32 * i;
     if (d < dQK)
-      dk[outRow * dQK + d] = dkAcc[i] * scale;
+      dk[outRow * dQK + d] = dkAcc[i];
     if (d < dV)
       dv[outRow * dV + d] = dvAcc[i];
   }

@@ -21,6 +21,9 @@ class AttentionParams(ctypes.Structure):
         ("tile_warps", ctypes.c_int32), ("tile_stages", ctypes.c_int32),
         ("tile_qk_wgmma", ctypes.c_int32), ("tile_pv_wgmma", ctypes.c_int32),
         ("tile_warp_specialized", ctypes.c_int32), ("tile_persistent", ctypes.c_int32),
+        ("use_window", ctypes.c_int32), ("window_left", ctypes.c_int32),
+        ("window_right", ctypes.c_int32), ("softcap", ctypes.c_float),
+        ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
     ]
 
 

@@ -52,3 +52,35 @@ def check_qkv(q, k, v):
 
 def not_implemented(argument, what):
     raise NotImplementedError(f"flashjit: {argument} is not supported yet ({what})")
+
+
+def check_score_modifiers(window_size, softcap, alibi_slopes, batch, heads_q, device):
+    """(window_left, window_right, softcap, alibi_batch_stride) of FlashAttention-2's
+    window_size / softcap / alibi_slopes arguments; negative window sides are unbounded."""
+    try:
+        left, right = (int(x) for x in window_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"flashjit: window_size must be a pair (left, right) of ints, got "
+                         f"{window_size!r}") from None
+    softcap = float(softcap)
+    if not softcap >= 0.0 or softcap == float("inf"):
+        raise ValueError(f"flashjit: softcap must be 0 (off) or a positive finite number, got "
+                         f"{softcap}")
+    stride = 0
+    if alibi_slopes is not None:
+        if not hasattr(alibi_slopes, "shape") or not hasattr(alibi_slopes, "stride"):
+            raise TypeError("flashjit: alibi_slopes must be a float32 CUDA tensor of shape "
+                            f"(heads_q,) or (batch, heads_q), got {type(alibi_slopes).__name__}")
+        if _dtype_name(alibi_slopes) != "float32":
+            raise ValueError(f"flashjit: alibi_slopes must be float32, got "
+                             f"{_dtype_name(alibi_slopes)}")
+        if getattr(alibi_slopes, "device", None) != device:
+            raise ValueError(f"flashjit: alibi_slopes is on {alibi_slopes.device}, q on {device}")
+        shape = tuple(alibi_slopes.shape)
+        if shape not in ((heads_q,), (batch, heads_q)):
+            raise ValueError(f"flashjit: alibi_slopes must have shape ({heads_q},) or ({batch}, "
+                             f"{heads_q}), got {shape}")
+        if alibi_slopes.stride()[-1] != 1:
+            raise ValueError("flashjit: alibi_slopes must be contiguous along heads")
+        stride = alibi_slopes.stride()[0] if len(shape) == 2 else 0
+    return left, right, softcap, stride

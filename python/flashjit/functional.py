@@ -2,7 +2,7 @@
 import math
 
 from . import _library
-from ._validate import check_qkv, not_implemented
+from ._validate import check_qkv, check_score_modifiers, not_implemented
 
 
 _TILE_FIELDS = ("tile_m", "tile_n", "tile_warps", "tile_stages", "tile_qk_wgmma",
@@ -22,7 +22,26 @@ def _set_tile(p, tile):
         setattr(p, field, x)
 
 
-def _params(q, k, v, out, lse, causal, softmax_scale):
+class ScoreModifiers:
+    """Window, softcap and ALiBi of one call, FlashAttention-2's arguments."""
+
+    def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None):
+        self.window_size, self.softcap, self.alibi_slopes = window_size, softcap, alibi_slopes
+
+    def apply(self, p, b, hq, device):
+        left, right, softcap, stride = check_score_modifiers(
+            self.window_size, self.softcap, self.alibi_slopes, b, hq, device)
+        if left >= 0 or right >= 0:
+            p.use_window, p.window_left, p.window_right = 1, left, right
+        p.softcap = softcap
+        if self.alibi_slopes is not None:
+            p.alibi_slopes, p.alibi_batch_stride = self.alibi_slopes.data_ptr(), stride
+
+
+_NO_MODIFIERS = ScoreModifiers()
+
+
+def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS):
     """The C struct of one forward call (shapes checked by check_qkv)."""
     dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
     if softmax_scale is None:
@@ -40,6 +59,7 @@ def _params(q, k, v, out, lse, causal, softmax_scale):
         getattr(p, field)[:] = t.stride()[:3]
     p.causal = int(bool(causal))
     p.softmax_scale = float(softmax_scale)
+    modifiers.apply(p, b, hq, q.device)
     return p
 
 
@@ -53,19 +73,20 @@ def _run(q, call):
         call(lib, rt, torch.cuda.current_stream(q.device).cuda_stream)
 
 
-def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None):
+def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO_MODIFIERS):
     import torch
 
     _, b, sq, _, hq, _, _, dv = check_qkv(q, k, v)
     out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
-    p = _params(q, k, v, out, lse, causal, softmax_scale)
+    p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers)
     _set_tile(p, tile)
     _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
     return out, lse
 
 
-def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None):
+def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None,
+                     modifiers=_NO_MODIFIERS):
     """dQ, dK, dV of one forward call (flashjit's deterministic backward kernels)."""
     import torch
 
@@ -77,7 +98,7 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
         grad_out = grad_out.contiguous()
     dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     p = _library.AttentionBackwardParams()
-    p.forward = _params(q, k, v, out, lse, causal, softmax_scale)
+    p.forward = _params(q, k, v, out, lse, causal, softmax_scale, modifiers)
     p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
                                   dv.data_ptr())
     if backward_tiles is not None:
@@ -98,12 +119,13 @@ def _autograd_function():
 
     class Attention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles):
+        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
+                    modifiers):
             # The backward needs the LSE: always computed when gradients are wanted.
-            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile)
+            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers)
             ctx.save_for_backward(q, k, v, out, lse)
             ctx.causal, ctx.softmax_scale = causal, softmax_scale
-            ctx.backward_tiles = backward_tiles
+            ctx.backward_tiles, ctx.modifiers = backward_tiles, modifiers
             if return_lse:
                 ctx.mark_non_differentiable(lse)
                 return out, lse
@@ -113,8 +135,8 @@ def _autograd_function():
         def backward(ctx, grad_out, *unused_lse_grad):
             q, k, v, out, lse = ctx.saved_tensors
             dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
-                                          ctx.softmax_scale, ctx.backward_tiles)
-            return dq, dk, dv, None, None, None, None, None
+                                          ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers)
+            return dq, dk, dv, None, None, None, None, None, None
 
     return Attention
 
@@ -123,8 +145,8 @@ _Attention = None
 
 
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
-              backward_tiles=None):
-    """softmax(scale * q k^T [+ causal mask]) v.
+              backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None):
+    """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
     CUDA float16/bfloat16, last dimension contiguous (other strides free); heads_q a
@@ -139,15 +161,24 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     deterministic: the same inputs give bit-identical gradients); the LSE is
     not differentiable. backward_tiles: explicit (m, n, warps, stages) tiles of
     the backward's dQ kernel and dK/dV kernel(s), as a pair.
+
+    FlashAttention-2's score modifiers (forward and backward): window_size
+    (left, right) keeps the keys from left before to right after each query's
+    diagonal (-1: unbounded; key blocks outside the window are skipped);
+    softcap > 0 turns scores s = scale q.k into softcap * tanh(s / softcap);
+    alibi_slopes (float32, (heads_q,) or (batch, heads_q)) adds
+    -slope * |i + seq_k - seq_q - j| to the logit of query i, key j.
     """
     import torch
 
     global _Attention
+    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
-        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles)
-    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile)
+        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
+                                modifiers)
+    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers)
     return (out, lse) if return_lse else out
 
 
@@ -159,16 +190,11 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     built yet raise NotImplementedError."""
     if dropout_p != 0.0:
         not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
-    if tuple(window_size) != (-1, -1):
-        not_implemented("window_size", f"got {tuple(window_size)}; sliding windows are planned")
-    if softcap != 0.0:
-        not_implemented("softcap", f"got {softcap}")
-    if alibi_slopes is not None:
-        not_implemented("alibi_slopes", "ALiBi is planned")
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
     del deterministic  # flashjit's forward and backward are always deterministic
-    return attention(q, k, v, causal=causal, softmax_scale=softmax_scale)
+    return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
+                     softcap=softcap, alibi_slopes=alibi_slopes)
 
 
 def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=False,
@@ -183,7 +209,8 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
                            return_attn_probs)
 
 
-def variant(q, k, v, *, causal=False, return_lse=False, tile=None):
+def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(-1, -1),
+            softcap=0.0, alibi_slopes=None):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -195,6 +222,7 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None):
     p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
     p.head_dim_qk, p.head_dim_v = dqk, dv
     p.causal = int(bool(causal))
+    ScoreModifiers(window_size, softcap, alibi_slopes).apply(p, b, hq, q.device)
     _set_tile(p, tile)
     lib = _library.library()
     with torch.cuda.device(q.device):

@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import flashjit  # noqa: E402
-from flashjit._validate import check_qkv  # noqa: E402
+from flashjit._validate import check_qkv, check_score_modifiers  # noqa: E402
 
 
 class FakeTensor:
@@ -70,15 +70,35 @@ def test_bad_requests_name_the_argument(make, message):
 
 @pytest.mark.parametrize("kwargs, argument", [
     ({"dropout_p": 0.1}, "dropout_p"),
-    ({"window_size": (128, 0)}, "window_size"),
-    ({"softcap": 30.0}, "softcap"),
-    ({"alibi_slopes": [0.5]}, "alibi_slopes"),
     ({"return_attn_probs": True}, "return_attn_probs"),
 ])
 def test_features_not_built_yet_raise_not_implemented(kwargs, argument):
     with pytest.raises(NotImplementedError) as err:
         flashjit.flash_attn_func(*qkv(), **kwargs)
     assert argument in str(err.value)
+
+
+def test_score_modifiers_are_read_like_flash_attn():
+    slopes = FakeTensor((8,), "torch.float32")
+    assert check_score_modifiers((-1, -1), 0.0, None, 2, 8, "cuda:0") == (-1, -1, 0.0, 0)
+    assert check_score_modifiers([4096, 0], 30, slopes, 2, 8, "cuda:0") == (4096, 0, 30.0, 0)
+    per_batch = FakeTensor((2, 8), "torch.float32")
+    assert check_score_modifiers((-1, -1), 0.0, per_batch, 2, 8, "cuda:0")[3] == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    (((128,), 0.0, None), "window_size must be a pair"),
+    (((-1, -1), -1.0, None), "softcap must be 0 (off) or a positive finite number"),
+    (((-1, -1), float("nan"), None), "softcap must be 0"),
+    (((-1, -1), 0.0, FakeTensor((8,), "torch.float16")), "alibi_slopes must be float32"),
+    (((-1, -1), 0.0, FakeTensor((4,), "torch.float32")), "alibi_slopes must have shape (8,)"),
+    (((-1, -1), 0.0, FakeTensor((8,), "torch.float32", cuda=False)), "alibi_slopes is on cpu"),
+    (((-1, -1), 0.0, [0.5] * 8), "alibi_slopes must be a float32 CUDA tensor"),
+])
+def test_bad_score_modifiers_name_the_argument(args, message):
+    with pytest.raises((ValueError, TypeError)) as err:
+        check_score_modifiers(*args, 2, 8, "cuda:0")
+    assert message in str(err.value)
 
 
 def test_packed_qkv_shape_is_checked():

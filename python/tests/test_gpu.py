@@ -148,3 +148,59 @@ def test_multihead_attention_is_a_drop_in():
             assert rel < 2e-2, rel
     with pytest.raises(NotImplementedError, match="need_weights"):
         ours(x, x, x)
+
+
+def modified_reference(q, k, v, causal, window, softcap, slopes):
+    """float32 attention with FlashAttention-2's window_size, softcap and ALiBi, from
+    their definitions (bottom-right aligned; slopes [heads_q] or [batch, heads_q])."""
+    qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
+    group = qf.shape[1] // kf.shape[1]
+    kf, vf = kf.repeat_interleave(group, 1), vf.repeat_interleave(group, 1)
+    sq, sk = qf.shape[2], kf.shape[2]
+    s = (qf @ kf.transpose(-1, -2)) / math.sqrt(qf.shape[-1])
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    i = torch.arange(sq, device=q.device)[:, None]
+    j = torch.arange(sk, device=q.device)[None, :]
+    distance = (i + sk - sq - j).float()
+    if slopes is not None:
+        per_head = slopes if slopes.dim() == 2 else slopes[None].expand(qf.shape[0], -1)
+        s = s - per_head[:, :, None, None] * distance.abs()
+    left, right = window
+    if causal:
+        right = 0
+    keep = torch.ones(sq, sk, dtype=torch.bool, device=q.device)
+    if left >= 0:
+        keep &= distance <= left
+    if right >= 0:
+        keep &= distance >= -right
+    s = s.masked_fill(~keep, float("-inf"))
+    return (torch.softmax(s, -1).nan_to_num(0.0) @ vf).transpose(1, 2)
+
+
+@pytest.mark.parametrize("causal, window, softcap, alibi", [
+    (True, (256, -1), 0.0, None), (False, (100, 37), 0.0, None), (False, (0, 0), 0.0, None),
+    (False, (-1, -1), 0.5, None), (False, (-1, -1), 0.0, "head"), (True, (-1, -1), 0.0, "batch"),
+    (True, (64, -1), 2.0, "head")])
+@pytest.mark.parametrize("d", [64, 128])
+def test_score_modifiers_forward_and_gradients(causal, window, softcap, alibi, d):
+    b, sq, sk, hq, hk = 2, 1000, 777, 8, 2
+    dtype = torch.bfloat16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    slopes = None
+    if alibi:
+        slopes = torch.rand(hq if alibi == "head" else (b, hq), device="cuda") * 0.1
+    kwargs = dict(causal=causal, window_size=window, softcap=softcap, alibi_slopes=slopes)
+    grad_out = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    out, grads = _gradients(lambda q, k, v: flashjit.flash_attn_func(q, k, v, **kwargs),
+                            q, k, v, grad_out)
+    ref, want = _gradients(
+        lambda q, k, v: modified_reference(q.float(), k.float(), v.float(), causal, window,
+                                           softcap, slopes), q, k, v, grad_out.float())
+    rel = ((out.float() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-2, f"out: relative L2 error {rel}"
+    for name, got, exp in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - exp.float()).norm() / exp.float().norm().clamp_min(1e-6)).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"

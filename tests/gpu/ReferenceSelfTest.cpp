@@ -13,43 +13,78 @@ using flashjit::testing::Gpu;
 namespace {
 
 // GQA and causal with seq_q < seq_k, head dim 256 with seq_q > seq_k (queries
-// that see no key), fp16 with different head dims for Q/K and V.
+// that see no key), fp16 with different head dims for Q/K and V; then the
+// score modifiers: a two-sided window with ALiBi per batch, and a causal
+// sliding window with softcap.
 std::vector<CheckCase> referenceCases() {
-  std::vector<CheckCase> cases(3);
+  std::vector<CheckCase> cases(5);
   cases[0].seqQ = 37; cases[0].seqK = 91; cases[0].headsQ = 4; cases[0].headsK = 2;
   cases[0].headDimQK = 40; cases[0].causal = true;
   cases[1].seqQ = 130; cases[1].seqK = 65; cases[1].headDimQK = 256; cases[1].causal = true;
   cases[2].dtype = DType::F16; cases[2].batch = 2; cases[2].seqQ = 64; cases[2].seqK = 200;
   cases[2].headDimQK = 96; cases[2].headDimV = 64; cases[2].headsQ = 3;
+  cases[3].batch = 2; cases[3].seqQ = 70; cases[3].seqK = 50; cases[3].headsQ = 2;
+  cases[3].windowLeft = 9; cases[3].windowRight = 4; cases[3].alibi = cases[3].alibiPerBatch = true;
+  cases[4].seqQ = 60; cases[4].seqK = 80; cases[4].causal = true; cases[4].windowLeft = 20;
+  cases[4].softcap = 0.5f;
   return cases;
+}
+
+// The mask and the logit from their definitions (flashjit.h), in float64.
+bool sees(const CheckCase &c, int64_t i, int64_t j) {
+  const int64_t diagonal = i + c.seqK - c.seqQ;
+  if (c.causal && j > diagonal)
+    return false;
+  if (c.windowLeft >= 0 && j < diagonal - c.windowLeft)
+    return false;
+  if (c.windowRight >= 0 && j > diagonal + c.windowRight)
+    return false;
+  return true;
+}
+
+// Logit of dot product s for query i, key j of (batch b, head h), and d logit / d s.
+double logitOf(const CheckCase &c, double s, int64_t b, int64_t h, int64_t i, int64_t j,
+               double &derivative) {
+  const double scale = 1.0 / std::sqrt(double(c.headDimQK));
+  double x = s * scale;
+  derivative = scale;
+  if (c.softcap > 0) {
+    const double t = std::tanh(x / c.softcap);
+    x = c.softcap * t;
+    derivative = scale * (1 - t * t);
+  }
+  if (c.alibi)
+    x -= double(alibiSlopes(c)[size_t(b * c.headsQ + h)]) *
+         std::fabs(double(i + c.seqK - c.seqQ - j));
+  return x;
 }
 
 void cpuAttention(const CheckCase &c, const std::vector<float> &q, const std::vector<float> &k,
                   const std::vector<float> &v, std::vector<double> &o, std::vector<double> &lse) {
   const int64_t d = c.headDimQK, dv = c.headDimV ? c.headDimV : d, group = c.headsQ / c.headsK;
-  const double scale = 1.0 / std::sqrt(double(d));
   o.assign(size_t(c.batch * c.seqQ * c.headsQ * dv), 0.0);
   lse.assign(size_t(c.batch * c.headsQ * c.seqQ), -INFINITY);
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t h = 0; h < c.headsQ; ++h)
       for (int64_t i = 0; i < c.seqQ; ++i) {
-        int64_t limit = c.causal ? std::min(c.seqK, i + c.seqK - c.seqQ + 1) : c.seqK;
-        if (limit <= 0)
-          continue;
-        std::vector<double> s(static_cast<size_t>(limit));
+        std::vector<double> s(size_t(c.seqK), -INFINITY); // exp gives 0 for hidden keys
         double mx = -INFINITY;
-        for (int64_t j = 0; j < limit; ++j) {
-          double acc = 0;
+        for (int64_t j = 0; j < c.seqK; ++j) {
+          if (!sees(c, i, j))
+            continue;
+          double acc = 0, unused;
           for (int64_t x = 0; x < d; ++x)
             acc += double(q[size_t(((b * c.seqQ + i) * c.headsQ + h) * d + x)]) *
                    double(k[size_t(((b * c.seqK + j) * c.headsK + h / group) * d + x)]);
-          s[size_t(j)] = acc * scale;
+          s[size_t(j)] = logitOf(c, acc, b, h, i, j, unused);
           mx = std::max(mx, s[size_t(j)]);
         }
+        if (mx == -INFINITY)
+          continue; // sees no key: O = 0, LSE = -inf
         double sum = 0;
         for (double &x : s)
           sum += (x = std::exp(x - mx));
-        for (int64_t j = 0; j < limit; ++j)
+        for (int64_t j = 0; j < c.seqK; ++j)
           for (int64_t x = 0; x < dv; ++x)
             o[size_t(((b * c.seqQ + i) * c.headsQ + h) * dv + x)] +=
                 s[size_t(j)] / sum *
@@ -85,7 +120,6 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
                           const std::vector<float> &dO, std::vector<double> &dq,
                           std::vector<double> &dk, std::vector<double> &dv) {
   const int64_t d = c.headDimQK, dvDim = c.headDimV ? c.headDimV : d, group = c.headsQ / c.headsK;
-  const double scale = 1.0 / std::sqrt(double(d));
   dq.assign(size_t(c.batch * c.seqQ * c.headsQ * d), 0.0);
   dk.assign(size_t(c.batch * c.seqK * c.headsK * d), 0.0);
   dv.assign(size_t(c.batch * c.seqK * c.headsK * dvDim), 0.0);
@@ -95,14 +129,15 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t h = 0; h < c.headsQ; ++h)
       for (int64_t i = 0; i < c.seqQ; ++i) {
-        int64_t limit = c.causal ? std::min(c.seqK, i + c.seqK - c.seqQ + 1) : c.seqK;
-        if (limit <= 0)
-          continue;
+        const int64_t limit = c.seqK;
         const size_t qi = at(b, i, h, c.seqQ, c.headsQ, d);
         const size_t oi = at(b, i, h, c.seqQ, c.headsQ, dvDim);
-        std::vector<double> p(static_cast<size_t>(limit)), dp(static_cast<size_t>(limit));
+        std::vector<double> p(size_t(limit), -INFINITY), dp(size_t(limit), 0.0),
+            derivative(size_t(limit), 0.0);
         double mx = -INFINITY, sum = 0, delta = 0;
         for (int64_t j = 0; j < limit; ++j) {
+          if (!sees(c, i, j))
+            continue;
           const size_t kj = at(b, j, h / group, c.seqK, c.headsK, d);
           const size_t vj = at(b, j, h / group, c.seqK, c.headsK, dvDim);
           double s = 0, g = 0;
@@ -110,10 +145,12 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
             s += double(q[qi + size_t(x)]) * double(k[kj + size_t(x)]);
           for (int64_t x = 0; x < dvDim; ++x)
             g += double(dO[oi + size_t(x)]) * double(v[vj + size_t(x)]);
-          p[size_t(j)] = s * scale;
+          p[size_t(j)] = logitOf(c, s, b, h, i, j, derivative[size_t(j)]);
           dp[size_t(j)] = g;
           mx = std::max(mx, p[size_t(j)]);
         }
+        if (mx == -INFINITY)
+          continue; // sees no key: no gradient
         for (double &x : p)
           sum += (x = std::exp(x - mx));
         for (int64_t j = 0; j < limit; ++j) {
@@ -123,10 +160,10 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
         for (int64_t j = 0; j < limit; ++j) {
           const size_t kj = at(b, j, h / group, c.seqK, c.headsK, d);
           const size_t vj = at(b, j, h / group, c.seqK, c.headsK, dvDim);
-          double ds = p[size_t(j)] * (dp[size_t(j)] - delta);
+          double ds = p[size_t(j)] * (dp[size_t(j)] - delta) * derivative[size_t(j)];
           for (int64_t x = 0; x < d; ++x) {
-            dq[qi + size_t(x)] += scale * ds * double(k[kj + size_t(x)]);
-            dk[kj + size_t(x)] += scale * ds * double(q[qi + size_t(x)]);
+            dq[qi + size_t(x)] += ds * double(k[kj + size_t(x)]);
+            dk[kj + size_t(x)] += ds * double(q[qi + size_t(x)]);
           }
           for (int64_t x = 0; x < dvDim; ++x)
             dv[vj + size_t(x)] += p[size_t(j)] * double(dO[oi + size_t(x)]);

@@ -19,6 +19,9 @@ TEST(AttentionSpec, CanonicalTextChangesWithEveryField) {
   s = base; s.headDimV = 64; expectNew(s);
   s = base; s.mask = Mask::Causal; expectNew(s);
   s = base; s.withLse = true; expectNew(s);
+  s = base; s.mask = Mask::Window; expectNew(s);
+  s = base; s.softcap = true; expectNew(s);
+  s = base; s.alibi = true; expectNew(s);
   s = base; s.tile.m = 64; expectNew(s);
   s = base; s.tile.n = 32; expectNew(s);
   s = base; s.tile.warps = 8; expectNew(s);
@@ -40,6 +43,17 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   s.mask = Mask::None;
   s.dtype = DType::F16;
   EXPECT_EQ(s.variantName(), "flash_fwd_f16_d128v64_lse_m128n64w4s2_sm90a");
+  s.mask = Mask::Window;
+  s.softcap = s.alibi = true;
+  s.kind = KernelKind::BackwardDQ;
+  s.withLse = false;
+  EXPECT_EQ(s.variantName(), "flash_bwd_dq_f16_d128v64_window_softcap_alibi_m128n64w4s2_sm90a");
+}
+
+TEST(AttentionSpec, MaskNamesRoundTrip) {
+  for (Mask m : {Mask::None, Mask::Causal, Mask::Window})
+    EXPECT_EQ(parseMask(maskName(m)), m);
+  EXPECT_FALSE(parseMask("sliding").has_value());
 }
 
 TEST(AttentionSpec, DefaultTilesFitTheSharedMemoryTheyAreGiven) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 using namespace flashjit;
 
 namespace {
@@ -149,4 +151,44 @@ TEST(ValidateParams, BackwardWithoutQueriesNeedsOnlyKeyGradients) {
   EXPECT_EQ(errorOf(b), ""); // dK = dV = 0 are still written
   b.dK = nullptr;
   EXPECT_NE(errorOf(b), "");
+}
+
+TEST(ValidateParams, WindowsNormalizeToTheirMask) {
+  AttentionParams p = valid();
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(attentionMask(p), Mask::None);
+  p = valid();
+  p.causal = true;
+  p.windowLeft = 4096; // Mistral: causal with a sliding window
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(p.windowRight, 0);
+  EXPECT_EQ(attentionMask(p), Mask::Window);
+  p = valid();
+  p.windowLeft = -7; // (-1, 0) is causal, whatever the negative number
+  p.windowRight = 0;
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(attentionMask(p), Mask::Causal);
+  EXPECT_TRUE(p.causal);
+  EXPECT_EQ(p.windowLeft, -1);
+  p = valid();
+  p.windowRight = 3;
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(attentionMask(p), Mask::Window);
+}
+
+TEST(ValidateParams, BadScoreModifiersAreNamed) {
+  AttentionParams p = valid();
+  p.softcap = -1.0f;
+  EXPECT_NE(errorOf(p).find("softcap must be 0 (off) or a positive finite number"),
+            std::string::npos);
+  p = valid();
+  p.softcap = std::numeric_limits<float>::infinity();
+  EXPECT_NE(errorOf(p).find("softcap"), std::string::npos);
+  p = valid();
+  p.alibiSlopes = reinterpret_cast<const float *>(storage + 2);
+  EXPECT_NE(errorOf(p).find("alibi slopes are not 4-byte aligned"), std::string::npos);
+  p = valid();
+  p.alibiSlopes = reinterpret_cast<const float *>(storage);
+  p.alibiBatchStride = -8;
+  EXPECT_NE(errorOf(p).find("alibi batch stride must be >= 0"), std::string::npos);
 }

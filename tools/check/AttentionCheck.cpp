@@ -17,6 +17,12 @@ std::string CheckCase::describe() const {
   if (headDimV && headDimV != headDimQK)
     os << "/" << headDimV;
   os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "");
+  if (windowLeft >= 0 || windowRight >= 0)
+    os << " window" << windowLeft << "," << windowRight;
+  if (softcap > 0)
+    os << " softcap" << softcap;
+  if (alibi)
+    os << (alibiPerBatch ? " alibi-per-batch" : " alibi");
   if (tile)
     os << " tile " << tileName(*tile);
   if (tileDQ)
@@ -24,6 +30,15 @@ std::string CheckCase::describe() const {
   if (tileDKV)
     os << " dkv " << tileName(*tileDKV);
   return os.str();
+}
+
+std::vector<float> alibiSlopes(const CheckCase &c) {
+  std::vector<float> slopes;
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t h = 0; h < c.headsQ; ++h)
+      slopes.push_back(std::exp2(-8.0f * float(h + 1) / float(c.headsQ)) *
+                       (c.alibiPerBatch ? 1.0f + 0.25f * float(b) : 1.0f));
+  return slopes;
 }
 
 namespace {
@@ -122,7 +137,7 @@ Status AttentionChecker::create(Runtime &runtime, std::unique_ptr<AttentionCheck
 
 // Device inputs (random), poisoned outputs and the fp32 reference's outputs of one case.
 struct AttentionChecker::Prepared {
-  DeviceBuffer q, k, v, o, lse, refO, refLse;
+  DeviceBuffer q, k, v, o, lse, refO, refLse, alibi;
   std::vector<uint16_t> hq, hk, hv;
   AttentionParams params;
   size_t no = 0, nl = 0;
@@ -138,11 +153,16 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   x.no = size_t(c.batch * c.seqQ * c.headsQ * dv);
   x.nl = size_t(c.batch * c.headsQ * c.seqQ);
   const size_t no = x.no, nl = x.nl, guard = Prepared::guard;
+  const std::vector<float> slopes = alibiSlopes(c);
   for (auto [buf, bytes] : {std::pair{&x.q, nq * 2}, {&x.k, nk * 2}, {&x.v, nv * 2},
                             {&x.o, (no + guard) * 2}, {&x.lse, nl * 4}, {&x.refO, no * 4},
-                            {&x.refLse, nl * 4}})
+                            {&x.refLse, nl * 4}, {&x.alibi, slopes.size() * 4}})
     if (Status s = buf->allocate(d, bytes); !s)
       return s;
+  if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(x.alibi.ptr, slopes.data(),
+                                                       slopes.size() * 4));
+      !s)
+    return s;
   x.hq = randomTensor(nq, c.dtype, c.seed * 3 + 0);
   x.hk = randomTensor(nk, c.dtype, c.seed * 3 + 1);
   x.hv = randomTensor(nv, c.dtype, c.seed * 3 + 2);
@@ -171,6 +191,13 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   p.headDimQK = c.headDimQK;
   p.headDimV = dv;
   p.causal = c.causal;
+  p.windowLeft = c.windowLeft;
+  p.windowRight = c.windowRight;
+  p.softcap = c.softcap;
+  if (c.alibi) {
+    p.alibiSlopes = reinterpret_cast<const float *>(x.alibi.ptr);
+    p.alibiBatchStride = c.alibiPerBatch ? c.headsQ : 0;
+  }
   p.tile = c.tile;
   stridesFor(c.headMajor, c.seqQ, c.headsQ, c.headDimQK, p.qStride);
   stridesFor(c.headMajor, c.seqK, c.headsK, c.headDimQK, p.kStride);

@@ -22,6 +22,10 @@ struct CheckCase {
   int64_t batch = 1, seqQ = 128, seqK = 128, headsQ = 1, headsK = 1, headDimQK = 64,
           headDimV = 0;
   bool causal = false;
+  int64_t windowLeft = -1, windowRight = -1; // sliding window (negative: unbounded)
+  float softcap = 0.0f;
+  bool alibi = false;         // ALiBi with alibiSlopes(*this)
+  bool alibiPerBatch = false; // slopes [batch, heads_q] instead of [heads_q]
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   uint64_t seed = 1;
@@ -29,6 +33,10 @@ struct CheckCase {
   std::optional<TileConfig> tileDQ, tileDKV; // backward tiles (defaults when empty)
   std::string describe() const;
 };
+
+/// The ALiBi slopes of a case, [batch, heads_q] (equal rows unless
+/// alibiPerBatch): the usual geometric 2^(-8 (h + 1) / heads_q), scaled per batch.
+std::vector<float> alibiSlopes(const CheckCase &c);
 
 struct CheckResult {
   double relativeL2 = 0;     // ||o - ref|| / ||ref||

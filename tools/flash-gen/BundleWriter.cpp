@@ -191,9 +191,11 @@ Status addTunedVariants(const std::string &path, BundleRequest &request) {
     int lse = 0;
     if (sscanf(key.c_str(), "%7s d%ld v%ld %7s lse%d", dtype, &d, &dv, mask, &lse) != 5)
       continue;
+    // Window variants share the causal problem's tile (as the runtime's lookup does).
     for (const AttentionSpec &s : request.specs)
       if (s.arch == arch->str() && dtypeName(s.dtype) == std::string(dtype) &&
-          s.headDimQK == d && s.headDimV == dv && maskName(s.mask) == std::string(mask) &&
+          s.headDimQK == d && s.headDimV == dv &&
+          maskName(s.mask == Mask::Window ? Mask::Causal : s.mask) == std::string(mask) &&
           s.withLse == (lse != 0)) {
         AttentionSpec variant = s;
         variant.tile = tuned;

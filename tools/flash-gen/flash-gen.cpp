@@ -2,6 +2,7 @@
 //
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
+//             [--window] [--softcap] [--alibi]
 //             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
 // A bundle for deployments that must not compile (variants x architectures):
@@ -10,8 +11,10 @@
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "lse", "kind", "tile": [m, n, warps, stages]} (kind and tile
-// optional: fwd, the default tile).
+// "causal", "window", "softcap", "alibi", "lse", "kind", "tile": [m, n, warps,
+// stages]} (all but arch and head_dim optional: fwd, the default tile).
+// --window, --softcap and --alibi compile the score modifiers in (their values
+// are kernel parameters given at run time) and apply to every variant.
 //
 #include "compiler/Compiler.h"
 #include "runtime/Ptxas.h"
@@ -44,6 +47,11 @@ static cl::opt<int> headDimV("head-dim-v", cl::desc("head dim of V/O"), cl::init
 static cl::opt<std::string> causal("causal", cl::ValueOptional,
                                    cl::desc("bottom-right causal mask: yes (flag alone), no, both"),
                                    cl::init("no"));
+static cl::opt<bool> window("window",
+                           cl::desc("sliding-window mask (its bounds are run-time parameters); "
+                                    "replaces --causal"));
+static cl::opt<bool> softcap("softcap", cl::desc("softcap the scores (tanh; cap given at run time)"));
+static cl::opt<bool> alibi("alibi", cl::desc("ALiBi bias (slopes given at run time)"));
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
@@ -56,6 +64,13 @@ static cl::opt<std::string> tile("tile",
                                  cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]][;...] "
                                           "(default: per head dim)"),
                                  cl::init(""));
+// The mask and score modifiers of the command line.
+static void setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
+  spec.mask = window ? Mask::Window : causalMask ? Mask::Causal : Mask::None;
+  spec.softcap = softcap;
+  spec.alibi = alibi;
+}
+
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
                                       cl::init(""));
 static cl::opt<std::string> variantsFile("variants", cl::desc("JSON list of variants for --bundle"),
@@ -166,7 +181,9 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.arch = str("arch", "sm_80");
     spec.headDimQK = num("head_dim", 128);
     spec.headDimV = num("head_dim_v", spec.headDimQK);
-    spec.mask = flag("causal") ? Mask::Causal : Mask::None;
+    spec.mask = flag("window") ? Mask::Window : flag("causal") ? Mask::Causal : Mask::None;
+    spec.softcap = flag("softcap");
+    spec.alibi = flag("alibi");
     spec.withLse = flag("lse");
     auto k = parseKernelKind(str("kind", "fwd"));
     if (!k) {
@@ -227,7 +244,7 @@ static int generateBundle() {
               spec.arch = a;
               spec.headDimQK = std::stoll(d);
               spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
-              spec.mask = c ? Mask::Causal : Mask::None;
+              setMaskAndModifiers(spec, c);
               spec.withLse = l;
               spec.maxSharedMemory = documentedMaxSharedMemory(a);
               if (spec.maxSharedMemory == 0) {
@@ -316,7 +333,7 @@ int main(int argc, char **argv) {
   spec.dtype = *dt;
   spec.headDimQK = std::stoll(headDim);
   spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
-  spec.mask = masks[0] ? Mask::Causal : Mask::None;
+  setMaskAndModifiers(spec, masks[0]);
   spec.withLse = lses[0];
   spec.arch = arch;
   spec.maxSharedMemory = maxSmem ? maxSmem : documentedMaxSharedMemory(arch);

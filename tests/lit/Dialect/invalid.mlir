@@ -216,3 +216,39 @@ func.func @backward_mixed_types(%q: !t, %do: !h, %lse: !stats, %s: f32) {
       : !t, !t, !t, !t, !h, !stats, !stats -> dq !t
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @window_mask_without_bounds(%q: !t, %s: f32) {
+  // expected-error @+1 {{window(left, right) operands go with mask = window, and only then}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<window>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @bounds_without_window_mask(%q: !t, %s: f32, %l: i32) {
+  // expected-error @+1 {{window(left, right) operands go with mask = window, and only then}}
+  flash.attention %q, %q, %q -> %q scale %s window(%l, %l)
+      {mask = #flash.mask<causal>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @alibi_slopes_rank(%q: !t, %s: f32, %slopes: memref<?xf32>) {
+  // expected-error @+1 {{alibi slopes must be a rank-2 f32 memref [batch or 1, heads]}}
+  flash.attention %q, %q, %q -> %q scale %s alibi(%slopes : memref<?xf32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}

@@ -54,3 +54,23 @@ func.func @backward_dk_dv(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats,
       : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
   return
 }
+
+// The score modifiers: run-time window bounds, softcap and ALiBi slopes.
+// CHECK-LABEL: func.func @score_modifiers
+// CHECK: flash.attention %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}} scale %{{.*}} window(%{{.*}}, %{{.*}}) softcap %{{.*}} alibi(%{{.*}} : memref<?x?xf32>) {mask = #flash.mask<window>
+// CHECK-SAME: : {{.*}}
+// CHECK: flash.attention_bwd {{.*}} -> dk %{{.*}} dv %{{.*}} scale %{{.*}} softcap %{{.*}} {mask = #flash.mask<causal>
+func.func @score_modifiers(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats, %s: f32,
+                           %left: i32, %right: i32, %cap: f32, %slopes: memref<?x?xf32>) {
+  flash.attention %q, %q, %q -> %o scale %s window(%left, %right) softcap %cap alibi(%slopes : memref<?x?xf32>)
+      {mask = #flash.mask<window>,
+       tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  flash.attention_bwd %q, %q, %q, %o, %do, lse %lse, delta %delta -> dk %q dv %q scale %s softcap %cap
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
+  return
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""flashjit's attention variants vs the peers, in one process on the same tensors.
+
+Rows (issue #8): causal + sliding window 4096 at s = 16384 next to full causal;
+GQA 8:1 at Llama-3-8B shapes (32 query heads, 8 KV heads, d = 128); softcap and
+ALiBi next to plain attention. Peers: SDPA's CUDNN_ATTENTION and
+FLASH_ATTENTION (GQA through enable_gqa; neither takes a sliding window, a
+softcap or ALiBi, so those cells say n/a) and FlexAttention (torch.compile'd)
+with the same mask / score modifier. TFLOP/s count only the (query, key) pairs
+the mask keeps (4 d per pair); times are CUDA-event medians
+(triton.testing.do_bench). Every flashjit result is first checked against a
+float32 PyTorch computation of the same formula on 256 random query rows.
+
+  python3 bench/bench_variants.py --out results/NAME   (writes NAME.md, NAME.json)
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+
+if "--from-json" not in sys.argv:  # re-rendering needs neither torch nor a GPU
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from triton.testing import do_bench
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import flashjit  # noqa: E402
+
+
+def median_ms(fn):
+    return do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+def visible(i, j, sq, sk, causal, window):
+    """Boolean mask of the (query i, key j) pairs kept (bottom-right aligned)."""
+    diag = i + sk - sq
+    keep = torch.ones_like(i + j, dtype=torch.bool)
+    left, right = window
+    if causal:
+        right = 0
+    if left >= 0:
+        keep &= j >= diag - left
+    if right >= 0:
+        keep &= j <= diag + right
+    return keep
+
+
+def kept_pairs(sq, sk, causal, window):
+    i = torch.arange(sq, device="cuda")[:, None]
+    j = torch.arange(sk, device="cuda")[None, :]
+    return int(visible(i, j, sq, sk, causal, window).sum().item())
+
+
+def reference_rows(q, k, v, rows, causal, window, softcap, slopes):
+    """float32 attention of the query rows `rows` (q, k, v: [b, s, h, d])."""
+    b, sq, hq, d = q.shape
+    sk, hk = k.shape[1], k.shape[2]
+    kf = k.float().repeat_interleave(hq // hk, dim=2)
+    vf = v.float().repeat_interleave(hq // hk, dim=2)
+    s = torch.einsum("bihd,bjhd->bhij", q[:, rows].float(), kf) / math.sqrt(d)
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    i = rows[:, None]
+    j = torch.arange(sk, device="cuda")[None, :]
+    if slopes is not None:
+        s = s - slopes[None, :, None, None] * (i + sk - sq - j).abs()[None, None].float()
+    s = s.masked_fill(~visible(i, j, sq, sk, causal, window)[None, None], float("-inf"))
+    return torch.einsum("bhij,bjhd->bihd", torch.softmax(s, -1), vf)
+
+
+def flex(q, k, v, causal, window, softcap, slopes, gqa):
+    """FlexAttention with the same mask and score modifier, compiled; None if unsupported."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    import torch._dynamo
+    torch._dynamo.config.cache_size_limit = 256
+    sq, sk = q.shape[2], k.shape[2]
+    left, right = window
+    if causal:
+        right = 0
+
+    def mask_mod(b, h, qi, ki):
+        diag = qi + (sk - sq)
+        keep = qi >= 0
+        if left >= 0:
+            keep = keep & (ki >= diag - left)
+        if right >= 0:
+            keep = keep & (ki <= diag + right)
+        return keep
+
+    def score_mod(score, b, h, qi, ki):
+        if softcap > 0:
+            score = softcap * torch.tanh(score / softcap)
+        if slopes is not None:
+            score = score - slopes[h] * (qi + (sk - sq) - ki).abs()
+        return score
+
+    masked = causal or left >= 0 or right >= 0
+    block_mask = create_block_mask(mask_mod, None, None, sq, sk) if masked else None
+    modified = softcap > 0 or slopes is not None
+    compiled = torch.compile(flex_attention, dynamic=False)
+    return lambda: compiled(q, k, v, score_mod=score_mod if modified else None,
+                            block_mask=block_mask, enable_gqa=gqa)
+
+
+def run_row(name, b, sq, sk, hq, hk, d, causal=False, window=(-1, -1), softcap=0.0, alibi=False):
+    dtype = torch.bfloat16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k, v = (torch.randn(b, sk, hk, d, device="cuda", dtype=dtype) for _ in range(2))
+    slopes = (torch.tensor([2 ** (-8 * (h + 1) / hq) for h in range(hq)], device="cuda")
+              if alibi else None)
+    kwargs = dict(causal=causal, window_size=window, softcap=softcap, alibi_slopes=slopes)
+    row = {"name": name, "b": b, "sq": sq, "sk": sk, "hq": hq, "hk": hk, "d": d,
+           "causal": causal, "window": list(window), "softcap": softcap, "alibi": alibi,
+           "variant": flashjit.variant(q, k, v, **kwargs)}
+    out = flashjit.attention(q, k, v, **kwargs)
+    rows = torch.randperm(sq, device="cuda")[:256].sort().values
+    ref = reference_rows(q, k, v, rows, causal, window, softcap, slopes)
+    err = ((out[:, rows].float() - ref).norm() / ref.norm()).item()
+    row["rel_err"] = err
+    if not err < 1e-2:
+        raise RuntimeError(f"flashjit wrong for {name}: relative error {err}")
+    flops = 4.0 * b * hq * d * kept_pairs(sq, sk, causal, window)
+    cells = {"flashjit": lambda: flashjit.attention(q, k, v, **kwargs)}
+    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    gqa = hq != hk
+    plain = window == (-1, -1) and softcap == 0.0 and not alibi
+    for label, backend in (("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
+                           ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION)):
+        if plain:
+            def sdpa(backend=backend):
+                with sdpa_kernel(backend):
+                    return torch.nn.functional.scaled_dot_product_attention(
+                        qt, kt, vt, is_causal=causal, enable_gqa=gqa)
+            cells[label] = sdpa
+        else:
+            row[label] = {"error": "no sliding window / softcap / ALiBi in this backend"}
+    cells["flexattention"] = flex(qt, kt, vt, causal, window, softcap, slopes, gqa)
+    for label, fn in cells.items():
+        try:
+            fn()
+            ms = median_ms(fn)
+            row[label] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
+        except Exception as e:  # a peer that cannot run this case: recorded, not fatal
+            if label == "flashjit":
+                raise
+            row[label] = {"error": str(e).splitlines()[0][:120]}
+            torch.cuda.empty_cache()
+    print(f"{name}: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
+                                  for n in ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)",
+                                            "flexattention")), flush=True)
+    return row
+
+
+NAMES = ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)", "flexattention")
+
+
+def render(header, rows):
+    lines = [header, "",
+             "ms (TFLOP/s over the kept query-key pairs); flashjit's speed-up over each peer:", "",
+             "| case | b | s_q | s_k | h_q/h_k | d | " + " | ".join(NAMES) +
+             " | vs cuDNN | vs FA2 | vs Flex | variant |",
+             "| --- " * (6 + len(NAMES) + 4) + "|"]
+    for r in rows:
+        def cell(n):
+            c = r.get(n, {})
+            return f"{c['ms']:.3f} ({c['tflops']:.0f})" if "ms" in c else "n/a"
+
+        def ratio(n):
+            c = r.get(n, {})
+            return f"{c['ms'] / r['flashjit']['ms']:.2f}" if "ms" in c else "n/a"
+        lines.append(f"| {r['name']} | {r['b']} | {r['sq']} | {r['sk']} | {r['hq']}/{r['hk']} | "
+                     f"{r['d']} | " + " | ".join(cell(n) for n in NAMES) +
+                     f" | {ratio('sdpa-cudnn')} | {ratio('sdpa-flash (FA2)')} | "
+                     f"{ratio('flexattention')} | {r['variant']} |")
+    by_name = {r["name"]: r for r in rows}
+    full, sliding = by_name.get("causal s16384"), by_name.get("causal + window 4096 s16384")
+    if full and sliding:
+        lines += ["", f"Sliding window 4096 vs full causal at s = 16384 (flashjit): "
+                      f"{full['flashjit']['ms'] / sliding['flashjit']['ms']:.2f}x faster."]
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="")
+    ap.add_argument("--from-json", default="")
+    args = ap.parse_args()
+    if args.from_json:
+        data = json.load(open(args.from_json))
+        print("\n".join(render(data["header"], data["rows"])))
+        return
+    props = torch.cuda.get_device_properties(0)
+    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
+              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; bf16")
+    print(header, flush=True)
+    rows = [
+        run_row("causal s16384", 1, 16384, 16384, 16, 16, 128, causal=True),
+        run_row("causal + window 4096 s16384", 1, 16384, 16384, 16, 16, 128, causal=True,
+                window=(4096, 0)),
+        run_row("window (1024, 1024) s16384", 1, 16384, 16384, 16, 16, 128, window=(1024, 1024)),
+    ]
+    for s in (2048, 8192):
+        for causal in (False, True):
+            rows.append(run_row(f"GQA 8:1 (Llama-3-8B){' causal' if causal else ''} s{s}",
+                                16384 // s, s, s, 32, 8, 128, causal=causal))
+    rows += [
+        run_row("plain s4096", 4, 4096, 4096, 16, 16, 128),
+        run_row("softcap 50 s4096", 4, 4096, 4096, 16, 16, 128, softcap=50.0),
+        run_row("ALiBi causal s4096", 4, 4096, 4096, 16, 16, 128, causal=True, alibi=True),
+        run_row("causal s4096", 4, 4096, 4096, 16, 16, 128, causal=True),
+    ]
+    lines = render(header, rows)
+    print("\n".join(lines[2:]))
+    if args.out:
+        with open(args.out + ".md", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        with open(args.out + ".json", "w") as f:
+            json.dump({"header": header, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
