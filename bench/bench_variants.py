@@ -156,6 +156,38 @@ def run_row(name, b, sq, sk, hq, hk, d, causal=False, window=(-1, -1), softcap=0
 NAMES = ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)", "flexattention")
 
 
+def run_training_row(name, b, s, h, d, causal, window):
+    """Forward + backward (autograd) of flashjit and FlexAttention; 2.5x the forward's FLOPs."""
+    q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    grad = torch.randn_like(q)
+    flops = 2.5 * 4.0 * b * h * d * kept_pairs(s, s, causal, window)
+    row = {"name": name, "b": b, "s": s, "h": h, "d": d}
+
+    def step(fn):
+        def run():
+            fn().backward(grad)
+        return run
+    cells = {"flashjit": step(lambda: flashjit.attention(q, k, v, causal=causal,
+                                                         window_size=window))}
+    qt, kt, vt = (t.detach().transpose(1, 2).requires_grad_(True) for t in (q, k, v))
+    flex_fn = flex(qt, kt, vt, causal, window, 0.0, None, False)
+    gt = grad.transpose(1, 2)
+    cells["flexattention"] = lambda: flex_fn().backward(gt)
+    for label, fn in cells.items():
+        try:
+            fn()
+            ms = median_ms(fn)
+            row[label] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
+        except Exception as e:
+            if label == "flashjit":
+                raise
+            row[label] = {"error": str(e).splitlines()[0][:120]}
+    print(f"{name} fwd+bwd: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
+                                          for n in cells), flush=True)
+    return row
+
+
 def render(header, rows):
     lines = [header, "",
              "ms (TFLOP/s over the kept query-key pairs); flashjit's speed-up over each peer:", "",
@@ -178,7 +210,24 @@ def render(header, rows):
     full, sliding = by_name.get("causal s16384"), by_name.get("causal + window 4096 s16384")
     if full and sliding:
         lines += ["", f"Sliding window 4096 vs full causal at s = 16384 (flashjit): "
-                      f"{full['flashjit']['ms'] / sliding['flashjit']['ms']:.2f}x faster."]
+                      f"{full['flashjit']['ms'] / sliding['flashjit']['ms']:.2f}x faster "
+                      f"(it keeps {16384 * 4096 - 4096 * 4095 // 2} of "
+                      f"{16384 * 16385 // 2} query-key pairs: at most "
+                      f"{(16384 * 16385 // 2) / (16384 * 4096 - 4096 * 4095 // 2):.2f}x)."]
+    return lines
+
+
+def render_training(rows):
+    lines = ["", "Forward + backward, ms (TFLOP/s over the kept pairs, 2.5x the forward's):", "",
+             "| case | b | s | h | d | flashjit | flexattention | vs Flex |",
+             "| --- " * 8 + "|"]
+    for r in rows:
+        cell = lambda n: (f"{r[n]['ms']:.3f} ({r[n]['tflops']:.0f})" if "ms" in r.get(n, {})
+                          else "n/a")
+        ratio = (f"{r['flexattention']['ms'] / r['flashjit']['ms']:.2f}"
+                 if "ms" in r.get("flexattention", {}) else "n/a")
+        lines.append(f"| {r['name']} | {r['b']} | {r['s']} | {r['h']} | {r['d']} | "
+                     f"{cell('flashjit')} | {cell('flexattention')} | {ratio} |")
     return lines
 
 
@@ -189,7 +238,8 @@ def main():
     args = ap.parse_args()
     if args.from_json:
         data = json.load(open(args.from_json))
-        print("\n".join(render(data["header"], data["rows"])))
+        print("\n".join(render(data["header"], data["rows"]) +
+                        render_training(data.get("training", []))))
         return
     props = torch.cuda.get_device_properties(0)
     header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
@@ -211,13 +261,16 @@ def main():
         run_row("ALiBi causal s4096", 4, 4096, 4096, 16, 16, 128, causal=True, alibi=True),
         run_row("causal s4096", 4, 4096, 4096, 16, 16, 128, causal=True),
     ]
-    lines = render(header, rows)
+    training = [run_training_row("causal s16384", 1, 16384, 16, 128, True, (-1, -1)),
+                run_training_row("causal + window 4096 s16384", 1, 16384, 16, 128, True,
+                                 (4096, 0))]
+    lines = render(header, rows) + render_training(training)
     print("\n".join(lines[2:]))
     if args.out:
         with open(args.out + ".md", "w") as f:
             f.write("\n".join(lines) + "\n")
         with open(args.out + ".json", "w") as f:
-            json.dump({"header": header, "rows": rows}, f, indent=1)
+            json.dump({"header": header, "rows": rows, "training": training}, f, indent=1)
 
 
 if __name__ == "__main__":
