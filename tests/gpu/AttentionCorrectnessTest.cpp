@@ -46,14 +46,7 @@ class AttentionCorrectness : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(AttentionCorrectness, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  CheckResult r;
-  Status s = Gpu::get().checker->run(GetParam(), r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  SCOPED_TRACE("seed " + std::to_string(GetParam().seed));
-  EXPECT_EQ(r.unwritten, 0) << "output elements left unwritten by " << r.variant;
-  EXPECT_EQ(r.guardDamaged, 0) << "writes past the end of O by " << r.variant;
-  EXPECT_LT(r.relativeL2, 1e-2) << r.variant << " max abs error " << r.maxAbsError;
-  EXPECT_LT(r.maxLseError, 1e-3) << r.variant;
+  flashjit::testing::expectForwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
@@ -109,14 +102,7 @@ TEST_P(HopperQkWgmma, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
   if (Gpu::get().runtime->device().arch != "sm_90a")
     GTEST_SKIP() << "wgmma needs sm_90a; this GPU is " << Gpu::get().runtime->device().arch;
-  CheckResult r;
-  Status s = Gpu::get().checker->run(GetParam(), r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  SCOPED_TRACE("seed " + std::to_string(GetParam().seed));
-  EXPECT_EQ(r.unwritten, 0) << r.variant;
-  EXPECT_EQ(r.guardDamaged, 0) << r.variant;
-  EXPECT_LT(r.relativeL2, 1e-2) << r.variant << " max abs error " << r.maxAbsError;
-  EXPECT_LT(r.maxLseError, 1e-3) << r.variant;
+  flashjit::testing::expectForwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), caseName);

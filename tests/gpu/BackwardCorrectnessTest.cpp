@@ -70,18 +70,7 @@ class BackwardCorrectness : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(BackwardCorrectness, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  BackwardCheckResult r;
-  Status s = Gpu::get().checker->runBackward(GetParam(), r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  SCOPED_TRACE("seed " + std::to_string(GetParam().seed) + ", " + r.variants);
-  EXPECT_EQ(r.unwritten, 0) << "gradient elements left unwritten";
-  EXPECT_EQ(r.guardDamaged, 0) << "writes past the end of a gradient";
-  const char *names[] = {"dQ", "dK", "dV"};
-  const double bound = GetParam().dtype == DType::BF16 ? 6e-3 : 1.5e-3;
-  for (int i = 0; i < 3; ++i)
-    EXPECT_LT(r.relativeL2[i], bound) << names[i] << " max abs error " << r.maxAbsError[i];
-  printf("  %s: rel L2 dQ %.2e dK %.2e dV %.2e\n", GetParam().describe().c_str(), r.relativeL2[0],
-         r.relativeL2[1], r.relativeL2[2]);
+  flashjit::testing::expectBackwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, BackwardCorrectness, ::testing::ValuesIn(backwardGrid()), caseName);

@@ -82,6 +82,36 @@ inline CheckCase gridCase(const Shape &s, int64_t d, bool causal, uint64_t index
   return c;
 }
 
+/// The forward's checks of every grid: all of O written, nothing past it,
+/// rel L2 < 1e-2 against the fp32 reference, LSE within 1e-3.
+inline void expectForwardMatchesReference(const CheckCase &c) {
+  CheckResult r;
+  Status s = Gpu::get().checker->run(c, r);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  SCOPED_TRACE("seed " + std::to_string(c.seed));
+  EXPECT_EQ(r.unwritten, 0) << "output elements left unwritten by " << r.variant;
+  EXPECT_EQ(r.guardDamaged, 0) << "writes past the end of O by " << r.variant;
+  EXPECT_LT(r.relativeL2, 1e-2) << r.variant << " max abs error " << r.maxAbsError;
+  EXPECT_LT(r.maxLseError, 1e-3) << r.variant;
+}
+
+/// The backward's checks: every gradient written, nothing past them, rel L2
+/// of dQ, dK, dV below 6e-3 (bf16) / 1.5e-3 (f16); prints the errors.
+inline void expectBackwardMatchesReference(const CheckCase &c) {
+  BackwardCheckResult r;
+  Status s = Gpu::get().checker->runBackward(c, r);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  SCOPED_TRACE("seed " + std::to_string(c.seed) + ", " + r.variants);
+  EXPECT_EQ(r.unwritten, 0) << "gradient elements left unwritten";
+  EXPECT_EQ(r.guardDamaged, 0) << "writes past the end of a gradient";
+  const char *names[] = {"dQ", "dK", "dV"};
+  const double bound = c.dtype == DType::BF16 ? 6e-3 : 1.5e-3;
+  for (int i = 0; i < 3; ++i)
+    EXPECT_LT(r.relativeL2[i], bound) << names[i] << " max abs error " << r.maxAbsError[i];
+  printf("  %s: rel L2 dQ %.2e dK %.2e dV %.2e\n", c.describe().c_str(), r.relativeL2[0],
+         r.relativeL2[1], r.relativeL2[2]);
+}
+
 inline std::string caseName(const ::testing::TestParamInfo<CheckCase> &info) {
   std::string n = info.param.describe();
   for (char &c : n)

@@ -85,14 +85,7 @@ TEST_P(ScoreModifierForward, MatchesReference) {
   const CheckCase &c = GetParam();
   if (c.tile && c.tile->qkWgmma && !isHopper())
     GTEST_SKIP() << "wgmma needs sm_90a";
-  CheckResult r;
-  Status s = Gpu::get().checker->run(c, r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  SCOPED_TRACE("seed " + std::to_string(c.seed));
-  EXPECT_EQ(r.unwritten, 0) << r.variant;
-  EXPECT_EQ(r.guardDamaged, 0) << r.variant;
-  EXPECT_LT(r.relativeL2, 1e-2) << r.variant << " max abs error " << r.maxAbsError;
-  EXPECT_LT(r.maxLseError, 1e-3) << r.variant;
+  flashjit::testing::expectForwardMatchesReference(c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, ScoreModifierForward, ::testing::ValuesIn(forwardGrid()),
@@ -115,18 +108,7 @@ class ScoreModifierBackward : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(ScoreModifierBackward, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  BackwardCheckResult r;
-  Status s = Gpu::get().checker->runBackward(GetParam(), r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  SCOPED_TRACE("seed " + std::to_string(GetParam().seed) + ", " + r.variants);
-  EXPECT_EQ(r.unwritten, 0);
-  EXPECT_EQ(r.guardDamaged, 0);
-  const char *names[] = {"dQ", "dK", "dV"};
-  const double bound = GetParam().dtype == DType::BF16 ? 6e-3 : 1.5e-3;
-  for (int i = 0; i < 3; ++i)
-    EXPECT_LT(r.relativeL2[i], bound) << names[i] << " max abs error " << r.maxAbsError[i];
-  printf("  %s: rel L2 dQ %.2e dK %.2e dV %.2e\n", GetParam().describe().c_str(), r.relativeL2[0],
-         r.relativeL2[1], r.relativeL2[2]);
+  flashjit::testing::expectBackwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, ScoreModifierBackward, ::testing::ValuesIn(backwardGrid()),
