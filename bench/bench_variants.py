@@ -33,6 +33,29 @@ def median_ms(fn):
     return do_bench(fn, warmup=50, rep=300, return_mode="median")
 
 
+def time_cells(row, cells, flops, ours=lambda label: label == "flashjit"):
+    """row[label] = {ms, tflops} for each timed callable, or {error} for a peer
+    that cannot run the case (flashjit's own cells must run)."""
+    for label, fn in cells.items():
+        try:
+            fn()
+            ms = median_ms(fn)
+            row[label] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
+        except Exception as e:  # a peer that cannot run this case: recorded, not fatal
+            if ours(label):
+                raise
+            row[label] = {"error": str(e).splitlines()[0][:120]}
+            torch.cuda.empty_cache()
+
+
+def write_results(out, lines, data):
+    """OUT.md (the rendered table) and OUT.json (every measurement)."""
+    with open(out + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(out + ".json", "w") as f:
+        json.dump(data, f, indent=1)
+
+
 def visible(i, j, sq, sk, causal, window):
     """Boolean mask of the (query i, key j) pairs kept (bottom-right aligned)."""
     diag = i + sk - sq
@@ -137,16 +160,7 @@ def run_row(name, b, sq, sk, hq, hk, d, causal=False, window=(-1, -1), softcap=0
         else:
             row[label] = {"error": "no sliding window / softcap / ALiBi in this backend"}
     cells["flexattention"] = flex(qt, kt, vt, causal, window, softcap, slopes, gqa)
-    for label, fn in cells.items():
-        try:
-            fn()
-            ms = median_ms(fn)
-            row[label] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
-        except Exception as e:  # a peer that cannot run this case: recorded, not fatal
-            if label == "flashjit":
-                raise
-            row[label] = {"error": str(e).splitlines()[0][:120]}
-            torch.cuda.empty_cache()
+    time_cells(row, cells, flops)
     print(f"{name}: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
                                   for n in ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)",
                                             "flexattention")), flush=True)
@@ -174,15 +188,7 @@ def run_training_row(name, b, s, h, d, causal, window):
     flex_fn = flex(qt, kt, vt, causal, window, 0.0, None, False)
     gt = grad.transpose(1, 2)
     cells["flexattention"] = lambda: flex_fn().backward(gt)
-    for label, fn in cells.items():
-        try:
-            fn()
-            ms = median_ms(fn)
-            row[label] = {"ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
-        except Exception as e:
-            if label == "flashjit":
-                raise
-            row[label] = {"error": str(e).splitlines()[0][:120]}
+    time_cells(row, cells, flops)
     print(f"{name} fwd+bwd: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
                                           for n in cells), flush=True)
     return row
@@ -267,10 +273,7 @@ def main():
     lines = render(header, rows) + render_training(training)
     print("\n".join(lines[2:]))
     if args.out:
-        with open(args.out + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
-        with open(args.out + ".json", "w") as f:
-            json.dump({"header": header, "rows": rows, "training": training}, f, indent=1)
+        write_results(args.out, lines, {"header": header, "rows": rows, "training": training})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -43,10 +43,10 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
   FLASHJIT_DISABLE_JIT=1 /tmp/fj/host_app_embedded
   echo "host_app_embedded exit $?"
   # The test bundle holds the plain grids' variants; the score-modifier
-  # variants are JIT-tested only.
+  # and varlen variants are JIT-tested only.
   FLASHJIT_REQUIRE_GPU=1 FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 \
     FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests \
-    --gtest_filter="${GTEST_FILTER:-*}-*ScoreModifier*" > "$OUT/gpu-tests-bundle.log" 2>&1
+    --gtest_filter="${GTEST_FILTER:-*}-*ScoreModifier*:*VariableLength*:*ValidPackedBatch*" > "$OUT/gpu-tests-bundle.log" 2>&1
   echo "gpu tests from the bundle exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
 fi
@@ -86,6 +86,10 @@ fi
 if want bench-variants; then
   echo "== variants benchmark (sliding window, GQA, softcap, ALiBi)"
   python3 bench/bench_variants.py --out "$OUT/bench-variants" 2>&1 | tail -n 30
+fi
+if want bench-varlen; then
+  echo "== varlen benchmark (packed sequences)"
+  python3 bench/bench_varlen.py --out "$OUT/bench-varlen" 2>&1 | tail -n 16
 fi
 if want train; then
   echo "== training check"

@@ -50,6 +50,7 @@ struct Variant {
   bool causal, hasLse;
   bool window;             // sliding-window mask, bounds from the kernel parameters
   bool softcap, alibi;     // score modifiers (ScoreModifiers.cpp)
+  bool varlen;             // packed variable-length sequences (VariableLength.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -149,6 +150,22 @@ protected:
   Value quadReduce(Value x, bool isMax);
   Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
 
+  // VariableLength.cpp: where a tile's rows are, padded or packed.
+  Value varlenArg(int which); // a VarlenParam of this kernel
+  /// seqQ, seqK and (varlen) the sequences' first rows, of batch `batch`.
+  void emitSequenceBounds();
+  /// Element offset of (this batch, head `headIndex`, row 0) in a tensor
+  /// whose strides start at `strideArg`; querySide: a tensor of seq_q rows.
+  Value tensorBase(int strideArg, Value headIndex, bool querySide);
+  /// Offset of (this batch, head, row) in lse / delta.
+  Value rowStatsOffset(Value headIndex, Value row);
+  /// TMA coordinates (row, batch) of a tile's first row.
+  Value tensorMapRow(Value firstRow, bool querySide);
+  Value tensorMapBatch();
+  /// Runs `body` when the tile starting at `firstRow` lies inside its
+  /// sequence of `length` rows; always for padded batches, whose grid fits.
+  template <typename Fn> void emitInsideSequence(Value firstRow, Value length, Fn &&body);
+
   // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
   void emitWarpSpecializedMainLoop();
   void emitTileLoop(const std::function<Value(Value, Value)> &body);
@@ -169,6 +186,7 @@ protected:
   // Values computed once at kernel entry.
   Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
+  Value rowStartQ, rowStartK; // varlen: the sequence's first packed rows
   Value firstBlock;          // first key block of the tile (null: 0)
   Value alibiCoef;           // of the current query head (ALiBi variants)
 };
@@ -212,6 +230,14 @@ template <typename Fn> void Generator::emitIf(Value cond, Fn &&body) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
   body();
+}
+
+template <typename Fn>
+void Generator::emitInsideSequence(Value firstRow, Value length, Fn &&body) {
+  if (v.varlen)
+    emitIf(e.cmpi(arith::CmpIPredicate::slt, firstRow, length), body);
+  else
+    body();
 }
 
 template <typename MaskedScores>

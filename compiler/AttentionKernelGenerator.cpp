@@ -361,9 +361,9 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
             // lse = ln(sum) + max in natural-log units; -inf for rows that saw nothing.
             Value lse = e.fmul(e.fadd(rowMax[2 * i + h], e.log2Approx(l)), e.f32(M_LN2));
             lse = e.select(seen, lse, e.negInf());
-            Value headRow = e.add(e.mul(batch, arg(abi::kHeadsQ)), head);
-            Value off = e.add(e.mul(e.toI64(headRow), e.toI64(seqQ)), e.toI64(row));
-            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), off, b.getF32Type()), 4);
+            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), rowStatsOffset(head, row),
+                                                  b.getF32Type()),
+                          4);
           });
       });
     }
@@ -371,10 +371,10 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
 
 void Generator::emit() {
   emitSetup();
-  if (v.warpSpecialized)
+  if (v.warpSpecialized) // its tile loop skips tiles past their sequence itself
     emitWarpSpecializedMainLoop();
   else
-    emitSynchronousMainLoop();
+    emitInsideSequence(firstQueryRow, seqQ, [&] { emitSynchronousMainLoop(); });
   gpu::ReturnOp::create(b, loc);
 }
 
@@ -417,13 +417,11 @@ void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value bat
   head = headIndex;
   batch = batchIndex;
   headK = e.divui(head, arg(abi::kGroupSize));
-  auto baseOffset = [&](int strideArg, Value h) {
-    return e.add(e.mul(e.toI64(batch), arg(strideArg)), e.mul(e.toI64(h), arg(strideArg + 2)));
-  };
-  qBase = baseOffset(abi::kQStride0, head);
-  kBase = baseOffset(abi::kKStride0, headK);
-  vBase = baseOffset(abi::kVStride0, headK);
-  oBase = baseOffset(abi::kOStride0, head);
+  emitSequenceBounds();
+  qBase = tensorBase(abi::kQStride0, head, /*querySide=*/true);
+  kBase = tensorBase(abi::kKStride0, headK, /*querySide=*/false);
+  vBase = tensorBase(abi::kVStride0, headK, /*querySide=*/false);
+  oBase = tensorBase(abi::kOStride0, head, /*querySide=*/true);
   firstQueryRow = e.mul(queryBlock, e.i32(v.m));
   // The key blocks some row of this query block sees.
   emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
@@ -508,6 +506,7 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.window = op.getMask() == flash::MaskKind::Window;
   v.softcap = static_cast<bool>(op.getSoftcap());
   v.alibi = static_cast<bool>(op.getAlibiSlopes());
+  v.varlen = static_cast<bool>(op.getCuSeqlensQ());
   v.hasLse = static_cast<bool>(op.getLse());
   v.m = tile.getM();
   v.n = tile.getN();

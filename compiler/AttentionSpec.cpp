@@ -56,7 +56,7 @@ std::string AttentionSpec::canonical() const {
   std::ostringstream os;
   os << "flash.attention." << kernelKindName(kind) << " dtype=" << dtypeName(dtype) << " d_qk=" << headDimQK
      << " d_v=" << headDimV << " mask=" << maskName(mask) << " softcap=" << (softcap ? 1 : 0)
-     << " alibi=" << (alibi ? 1 : 0) << " lse=" << (withLse ? 1 : 0)
+     << " alibi=" << (alibi ? 1 : 0) << " varlen=" << (varlen ? 1 : 0) << " lse=" << (withLse ? 1 : 0)
      << " tile.m=" << tile.m << " tile.n=" << tile.n << " tile.warps=" << tile.warps
      << " tile.stages=" << tile.stages << " tile.qk_wgmma=" << (tile.qkWgmma ? 1 : 0)
      << " tile.pv_wgmma=" << (tile.pvWgmma ? 1 : 0)
@@ -77,6 +77,8 @@ std::string AttentionSpec::variantName() const {
     os << "_softcap";
   if (alibi)
     os << "_alibi";
+  if (varlen)
+    os << "_varlen";
   if (withLse)
     os << "_lse";
   os << "_" << tileName(tile);

@@ -68,13 +68,16 @@ struct AttentionSpec {
   // softcap · tanh(s / softcap) (Gemma 2), and ALiBi's −slope · |diagonal − key|.
   bool softcap = false;
   bool alibi = false;
+  // Packed variable-length sequences (flash_attn_varlen_func): batch b's rows
+  // are rows [cu_seqlens[b], cu_seqlens[b + 1]) of [total, heads, dim] tensors.
+  bool varlen = false;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
 
   std::string canonical() const;   // complete, stable text of every field
   std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a,
-                                   //      flash_bwd_dq_bf16_d128_window_softcap_m64n64w4s2_sm80
+                                   //      flash_bwd_dq_bf16_d128_window_softcap_varlen_m64n64w4s2_sm80
   bool backward() const { return kind != KernelKind::Forward; }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;

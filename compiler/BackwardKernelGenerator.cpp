@@ -49,14 +49,6 @@ private:
   bool computesDV() const {
     return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV;
   }
-  Value tensorBase(int strideArg, Value batchIndex, Value headIndex) {
-    return e.add(e.mul(e.toI64(batchIndex), arg(strideArg)),
-                 e.mul(e.toI64(headIndex), arg(strideArg + 2)));
-  }
-  Value rowStatsOffset(Value headIndex, Value row) { // [batch, heads_q, seq_q]
-    Value headRow = e.add(e.mul(batch, arg(abi::bwd::kHeadsQ)), headIndex);
-    return e.add(e.mul(e.toI64(headRow), e.toI64(seqQ)), e.toI64(row));
-  }
   Tiles zeros(int64_t rowTiles, int64_t colTiles) {
     Value z = e.f32(0.0);
     return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
@@ -105,15 +97,17 @@ private:
                  Value base, Value scale);
 
   void emitQueryBlockKernel();
+  void emitQueryBlockMainLoop();
   /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
   /// written to `delta` for the key-block kernels.
   std::vector<Value> emitDelta(Value headIndex);
   void emitKeyBlockKernel();
+  void emitKeyBlockMainLoop(Value firstKey);
 
   Value doBase, dqBase, dkBase, dvBase;
 };
 
-// Row `row`'s entry of the [batch, heads_q, seq_q] fp32 tensor `ptrArg`
+// Row `row`'s entry of the fp32 row statistic `ptrArg`
 // (lse or delta); `valid` says whether the row exists (else row 0 is read).
 Value BackwardGenerator::loadRowStat(int ptrArg, Value headIndex, Value row, Value &valid) {
   valid = e.cmpi(CmpIPredicate::slt, row, seqQ);
@@ -212,13 +206,19 @@ void BackwardGenerator::emitQueryBlockKernel() {
   head = e.blockId(1);
   batch = e.blockId(2);
   headK = e.divui(head, arg(kGroupSize));
-  qBase = tensorBase(kQStride0, batch, head);
-  kBase = tensorBase(kKStride0, batch, headK);
-  vBase = tensorBase(kVStride0, batch, headK);
-  oBase = tensorBase(kOStride0, batch, head);
-  doBase = tensorBase(kDOStride0, batch, head);
-  dqBase = tensorBase(kDQStride0, batch, head);
+  emitSequenceBounds();
   firstQueryRow = e.mul(queryBlock, e.i32(v.m));
+  emitInsideSequence(firstQueryRow, seqQ, [&] { emitQueryBlockMainLoop(); });
+}
+
+void BackwardGenerator::emitQueryBlockMainLoop() {
+  using namespace abi::bwd;
+  qBase = tensorBase(kQStride0, head, /*querySide=*/true);
+  kBase = tensorBase(kKStride0, headK, /*querySide=*/false);
+  vBase = tensorBase(kVStride0, headK, /*querySide=*/false);
+  oBase = tensorBase(kOStride0, head, /*querySide=*/true);
+  doBase = tensorBase(kDOStride0, head, /*querySide=*/true);
+  dqBase = tensorBase(kDQStride0, head, /*querySide=*/true);
   emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
   if (v.alibi)
     alibiCoef = alibiCoefficient(head, arg(kScaleLog2));
@@ -291,12 +291,18 @@ void BackwardGenerator::emitKeyBlockKernel() {
   Value keyBlock = e.blockId(0);
   headK = e.blockId(1);
   batch = e.blockId(2);
-  Value group = arg(kGroupSize);
-  kBase = tensorBase(kKStride0, batch, headK);
-  vBase = tensorBase(kVStride0, batch, headK);
-  dkBase = tensorBase(kDKStride0, batch, headK);
-  dvBase = tensorBase(kDVStride0, batch, headK);
+  emitSequenceBounds();
   Value firstKey = e.mul(keyBlock, e.i32(v.n));
+  emitInsideSequence(firstKey, seqK, [&] { emitKeyBlockMainLoop(firstKey); });
+}
+
+void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
+  using namespace abi::bwd;
+  Value group = arg(kGroupSize);
+  kBase = tensorBase(kKStride0, headK, /*querySide=*/false);
+  vBase = tensorBase(kVStride0, headK, /*querySide=*/false);
+  dkBase = tensorBase(kDKStride0, headK, /*querySide=*/false);
+  dvBase = tensorBase(kDVStride0, headK, /*querySide=*/false);
 
   // Query blocks that see any of these keys: from the one holding the first
   // query that sees the first key to the one holding the last query that
@@ -325,9 +331,9 @@ void BackwardGenerator::emitKeyBlockKernel() {
     Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value h = headOf(t), firstQuery = firstQueryOf(t);
     loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
-             tensorBase(kQStride0, batch, h), firstQuery, seqQ);
+             tensorBase(kQStride0, h, /*querySide=*/true), firstQuery, seqQ);
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
-             tensorBase(kDOStride0, batch, h), firstQuery, seqQ);
+             tensorBase(kDOStride0, h, /*querySide=*/true), firstQuery, seqQ);
   };
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per step, as the loop waits
     emitIf(e.cmpi(CmpIPredicate::slt, e.i32(s), steps), [&] { loadQueryStep(e.i32(s)); });
@@ -431,6 +437,7 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   v.window = op.getMask() == flash::MaskKind::Window;
   v.softcap = static_cast<bool>(op.getSoftcap());
   v.alibi = static_cast<bool>(op.getAlibiSlopes());
+  v.varlen = static_cast<bool>(op.getCuSeqlensQ());
   v.hasLse = true;
   v.m = tile.getM();
   v.n = tile.getN();

@@ -19,9 +19,12 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
 
   Type element = spec.dtype == DType::F16 ? Type(b.getF16Type()) : Type(b.getBF16Type());
   const int64_t dyn = ShapedType::kDynamic;
-  auto strided4 = StridedLayoutAttr::get(&context, dyn, {dyn, dyn, dyn, 1});
+  // [batch, seq, heads, dim], or packed [total, heads, dim] (varlen).
+  auto strided = spec.varlen ? StridedLayoutAttr::get(&context, dyn, {dyn, dyn, 1})
+                             : StridedLayoutAttr::get(&context, dyn, {dyn, dyn, dyn, 1});
   auto tensorType = [&](int64_t d) {
-    return MemRefType::get({dyn, dyn, dyn, d}, element, strided4);
+    return spec.varlen ? MemRefType::get({dyn, dyn, d}, element, strided)
+                       : MemRefType::get({dyn, dyn, dyn, d}, element, strided);
   };
   int64_t maxSmem = spec.maxSharedMemory ? spec.maxSharedMemory
                                          : documentedMaxSharedMemory(spec.arch);
@@ -33,10 +36,13 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                    spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
                                    spec.tile.warpSpecialized, spec.tile.persistent);
   auto target = flash::TargetAttr::get(&context, spec.arch, maxSmem);
-  auto rowStats = MemRefType::get({dyn, dyn, dyn}, b.getF32Type()); // [batch, heads, seq_q]
+  // [batch, heads, seq_q], or [heads, total_q] (varlen).
+  auto rowStats = spec.varlen ? MemRefType::get({dyn, dyn}, b.getF32Type())
+                              : MemRefType::get({dyn, dyn, dyn}, b.getF32Type());
 
   // After the scale, the run-time values of the variant's score modifiers:
-  // window (left, right), softcap, ALiBi slopes [batch or 1, heads_q].
+  // window (left, right), softcap, ALiBi slopes [batch or 1, heads_q]; then
+  // the varlen prefix sums.
   auto appendModifierTypes = [&](SmallVector<Type> &args) {
     if (spec.mask == Mask::Window)
       args.append({b.getI32Type(), b.getI32Type()});
@@ -44,8 +50,10 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       args.push_back(b.getF32Type());
     if (spec.alibi)
       args.push_back(MemRefType::get({dyn, dyn}, b.getF32Type()));
+    if (spec.varlen) // cu_seqlens_q, cu_seqlens_k
+      args.append(2, MemRefType::get({dyn}, b.getI32Type()));
   };
-  struct Modifiers { Value windowLeft, windowRight, softcap, alibi; };
+  struct Modifiers { Value windowLeft, windowRight, softcap, alibi, cuSeqlensQ, cuSeqlensK; };
   auto modifierValues = [&](Block *body, unsigned next) {
     Modifiers m;
     if (spec.mask == Mask::Window) {
@@ -56,6 +64,10 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       m.softcap = body->getArgument(next++);
     if (spec.alibi)
       m.alibi = body->getArgument(next++);
+    if (spec.varlen) {
+      m.cuSeqlensQ = body->getArgument(next++);
+      m.cuSeqlensK = body->getArgument(next++);
+    }
     return m;
   };
 
@@ -87,7 +99,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                   body->getArgument(2), body->getArgument(3), body->getArgument(4),
                                   body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
                                   gradValue, body->getArgument(scaleIndex), mask, tile, target,
-                                  m.windowLeft, m.windowRight, m.softcap, m.alibi);
+                                  m.windowLeft, m.windowRight, m.softcap, m.alibi,
+                                  m.cuSeqlensQ, m.cuSeqlensK);
     func::ReturnOp::create(b, loc);
     return module;
   }
@@ -108,7 +121,7 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                              body->getArgument(2), body->getArgument(3),
                              body->getArgument(scaleIndex), lse, mask, tile, target, m.windowLeft,
-                             m.windowRight, m.softcap, m.alibi);
+                             m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK);
   func::ReturnOp::create(b, loc);
   return module;
 }

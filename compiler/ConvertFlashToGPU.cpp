@@ -28,6 +28,14 @@ void setScoreModifierTypes(MutableArrayRef<Type> types, int first) {
   types[first + abi::kAlibiBatchStrideParam] = IntegerType::get(ctx, 64);
 }
 
+// The varlen parameters from `first` on (KernelABI.h's VarlenParam).
+void setVarlenTypes(MutableArrayRef<Type> types, int first) {
+  MLIRContext *ctx = types[0].getContext();
+  types[first + abi::kCuSeqlensQParam] = types[first + abi::kCuSeqlensKParam] =
+      LLVM::LLVMPointerType::get(ctx, 1);
+  types[first + abi::kTotalQParam] = IntegerType::get(ctx, 32);
+}
+
 // Kernel parameter types, in compiler/KernelABI.h order.
 SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
@@ -42,6 +50,7 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   types[abi::kBatch] = i32;
   types[abi::kScaleLog2] = Float32Type::get(ctx);
   setScoreModifierTypes(types, abi::kScoreModifiers0);
+  setVarlenTypes(types, abi::kVarlen0);
   return types;
 }
 
@@ -56,6 +65,7 @@ SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
   types[abi::bwd::kScaleLog2] = types[abi::bwd::kScale] = Float32Type::get(ctx);
   types[abi::bwd::kBatch] = i32;
   setScoreModifierTypes(types, abi::bwd::kScoreModifiers0);
+  setVarlenTypes(types, abi::bwd::kVarlen0);
   return types;
 }
 

@@ -29,6 +29,17 @@ enum ScoreModifierParam : int {
   kAlibiBatchStrideParam, kNumScoreModifierParams
 };
 
+// Packed variable-length sequences, the parameters after the score
+// modifiers (ignored by other variants): batch b owns rows [cuSeqlensQ[b],
+// cuSeqlensQ[b + 1]) of q and o, and likewise on the key side; the kernels'
+// seqQ / seqK are then the longest lengths (which size the grid), the batch
+// strides are unused and lse / delta are [heads_q, totalQ].
+struct VarlenParams {
+  const int32_t *cuSeqlensQ = nullptr, *cuSeqlensK = nullptr; // [batch + 1], device
+  int32_t totalQ = 0;
+};
+enum VarlenParam : int { kCuSeqlensQParam = 0, kCuSeqlensKParam, kTotalQParam, kNumVarlenParams };
+
 // Strides are in elements, for [batch, seq, head]; the head dim is contiguous.
 struct AttentionKernelParams {
   const void *q, *k, *v;
@@ -39,6 +50,7 @@ struct AttentionKernelParams {
   float scaleLog2;                         // softmax scale * log2(e)
   int32_t batch;
   ScoreModifierParams modifiers;
+  VarlenParams varlen;
 };
 
 enum ParamIndex : int {
@@ -46,7 +58,8 @@ enum ParamIndex : int {
   kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
   kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kBatch,
   kScoreModifiers0, // ScoreModifierParam order
-  kNumParams = kScoreModifiers0 + kNumScoreModifierParams,
+  kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
+  kNumParams = kVarlen0 + kNumVarlenParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
@@ -59,7 +72,7 @@ struct alignas(64) TensorMap {
 };
 
 // The tensor maps describe Q, K and V as 4-D [dim, seq, heads, batch]
-// tensors (innermost first) read in boxes of 64 head-dim columns (128 bytes,
+// tensors (varlen: [dim, total, heads, 1], rows offset by cu_seqlens) (innermost first) read in boxes of 64 head-dim columns (128 bytes,
 // 128-byte swizzled) by (tile m or n) rows; rows past the sequence and
 // columns past the head dim arrive as zeros.
 constexpr int64_t kTensorMapBoxColumns = 64;
@@ -89,6 +102,7 @@ struct BackwardKernelParams {
   float scale;     // softmax scale (dS -> dQ, dK)
   int32_t batch;
   ScoreModifierParams modifiers;
+  VarlenParams varlen;
 };
 
 namespace bwd {
@@ -99,7 +113,8 @@ enum ParamIndex : int {
   kDVStride0 = kDKStride0 + 3,
   kSeqQ = kDVStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
   kScoreModifiers0, // ScoreModifierParam order
-  kNumParams = kScoreModifiers0 + kNumScoreModifierParams
+  kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
+  kNumParams = kVarlen0 + kNumVarlenParams
 };
 } // namespace bwd
 

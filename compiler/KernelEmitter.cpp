@@ -144,6 +144,10 @@ Value KernelEmitter::loadGlobalF32(Value ptr) {
   return LLVM::LoadOp::create(b, loc, b.getF32Type(), ptr, /*alignment=*/4);
 }
 
+Value KernelEmitter::loadGlobalI32(Value ptr) {
+  return LLVM::LoadOp::create(b, loc, b.getI32Type(), ptr, /*alignment=*/4);
+}
+
 std::array<Value, 2> KernelEmitter::loadGlobalPair(Type elementType, Value ptr) {
   auto pairType = VectorType::get({2}, elementType);
   Value pair = LLVM::LoadOp::create(b, loc, pairType, ptr, /*alignment=*/4);

@@ -81,6 +81,7 @@ public:
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
   void storeGlobal(mlir::Value value, mlir::Value ptr, unsigned alignment);
   mlir::Value loadGlobalF32(mlir::Value ptr);
+  mlir::Value loadGlobalI32(mlir::Value ptr);
   /// Two adjacent 16-bit elements (4-byte aligned) widened to f32.
   std::array<mlir::Value, 2> loadGlobalPair(mlir::Type elementType, mlir::Value ptr);
 

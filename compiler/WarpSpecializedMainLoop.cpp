@@ -58,17 +58,35 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
 // for (tile = blockIdx.x; tile < tiles; tile += gridDim.x), carrying the key
 // blocks and tiles this block has done (for the barrier phases); `body` sets
 // the tile's coordinates up and returns how many key blocks it had.
+// Varlen tiles past their sequence's end (the grid fits the longest) are
+// skipped and count neither blocks nor tiles.
 void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
-  Value queryBlocks = e.ceilDiv(seqQ, v.m);
+  Value queryBlocks = e.ceilDiv(arg(abi::kSeqQ), v.m); // of the longest sequence when varlen
   Value headsQ = arg(abi::kHeadsQ);
   auto setTile = [&](Value tile) {
     Value headBatch = e.divui(tile, queryBlocks);
     Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
     emitTileCoordinates(heaviestFirst, e.remui(headBatch, headsQ), e.divui(headBatch, headsQ));
   };
+  // (key blocks, tiles) the tile adds to the counts.
+  auto runTile = [&](Value blocksDone, Value tileParity) -> std::pair<Value, Value> {
+    if (!v.varlen)
+      return {body(blocksDone, tileParity), e.i32(1)};
+    Type i32 = b.getI32Type();
+    auto ifOp = scf::IfOp::create(b, loc, TypeRange{i32, i32},
+                                  e.cmpi(CmpIPredicate::slt, firstQueryRow, seqQ),
+                                  /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, ValueRange{e.i32(0), e.i32(0)});
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    Value blocks = body(blocksDone, tileParity);
+    scf::YieldOp::create(b, loc, ValueRange{blocks, e.i32(1)});
+    return {ifOp.getResult(0), ifOp.getResult(1)};
+  };
   if (!v.persistent) { // one tile a block: no loop (measured faster than a one-trip loop)
     setTile(e.blockId(0));
-    body(e.i32(0), e.i32(0));
+    runTile(e.i32(0), e.i32(0));
     return;
   }
   Value tiles = e.mul(e.mul(queryBlocks, headsQ), arg(abi::kBatch));
@@ -78,8 +96,8 @@ void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
   Value tile = loop.getInductionVar();
   Value blocksDone = loop.getRegionIterArgs()[0], tilesDone = loop.getRegionIterArgs()[1];
   setTile(tile);
-  Value tileBlocks = body(blocksDone, e.andi(tilesDone, e.i32(1)));
-  scf::YieldOp::create(b, loc, ValueRange{e.add(blocksDone, tileBlocks), e.add(tilesDone, e.i32(1))});
+  auto [tileBlocks, tileCount] = runTile(blocksDone, e.andi(tilesDone, e.i32(1)));
+  scf::YieldOp::create(b, loc, ValueRange{e.add(blocksDone, tileBlocks), e.add(tilesDone, tileCount)});
 }
 
 // One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
@@ -88,12 +106,13 @@ void Generator::emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlo
                                int64_t headDim, Value firstRow, Value headIndex, Value barrier) {
   const int64_t rows = tensorMapArg == abi::kTensorMapQ ? v.m : v.n;
   const int64_t boxes = (headDim + abi::kTensorMapBoxColumns - 1) / abi::kTensorMapBoxColumns;
+  Value row = tensorMapRow(firstRow, /*querySide=*/tensorMapArg == abi::kTensorMapQ);
   for (int64_t c = 0; c < boxes; ++c) {
     Value dst = e.i32(dstOffset + c * rows * 128);
     if (dstSlotOffset)
       dst = e.add(dst, dstSlotOffset);
     e.tmaLoad(sharedAt(dst), arg(tensorMapArg),
-              {e.i32(c * abi::kTensorMapBoxColumns), firstRow, headIndex, batch}, barrier);
+              {e.i32(c * abi::kTensorMapBoxColumns), row, headIndex, tensorMapBatch()}, barrier);
   }
 }
 

@@ -82,7 +82,8 @@ static LogicalResult verifySharedMemory(Operation *op, TileAttr tile, TargetAttr
 }
 
 static int64_t headDimOf(Value tensor) {
-  return cast<MemRefType>(tensor.getType()).getDimSize(3);
+  auto type = cast<MemRefType>(tensor.getType());
+  return type.getDimSize(type.getRank() - 1);
 }
 
 // Attributes built in C++ (flash-gen, the runtime) skip the parser's check.
@@ -94,12 +95,17 @@ static LogicalResult verifyTileAttr(Operation *op, TileAttr tile) {
 
 static bool isAttentionElementType(Type t) { return t.isF16() || t.isBF16(); }
 
-// Q, K, V, O: rank 4 [batch, seq, heads, dim], static last dim with unit stride.
-static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType type) {
-  if (type.getRank() != 4)
-    return op->emitOpError() << name << " must be a rank-4 memref [batch, seq, heads, dim], got "
-                            << type;
-  int64_t dim = type.getDimSize(3);
+// Q, K, V, O: rank 4 [batch, seq, heads, dim] (packed varlen: rank 3 [total,
+// heads, dim]), static last dim with unit stride.
+static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType type, bool varlen) {
+  const int64_t rank = varlen ? 3 : 4;
+  if (type.getRank() != rank)
+    return op->emitOpError() << name
+                             << (varlen ? " must be a rank-3 memref [total, heads, dim] (packed, "
+                                          "seqlens given), got "
+                                        : " must be a rank-4 memref [batch, seq, heads, dim], got ")
+                             << type;
+  int64_t dim = type.getDimSize(rank - 1);
   if (ShapedType::isDynamic(dim))
     return op->emitOpError() << name << ": the head dimension must be static";
   if (dim % 8 != 0 || dim < 8 || dim > 256)
@@ -107,7 +113,7 @@ static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType typ
                             << " is not supported (must be a multiple of 8 in [8, 256])";
   SmallVector<int64_t> strides;
   int64_t offset;
-  if (failed(type.getStridesAndOffset(strides, offset)) || strides[3] != 1)
+  if (failed(type.getStridesAndOffset(strides, offset)) || strides[rank - 1] != 1)
     return op->emitOpError() << name << ": the head dimension must be contiguous (stride 1)";
   if (!isAttentionElementType(type.getElementType()))
     return op->emitOpError() << name << ": element type must be f16 or bf16, got "
@@ -132,6 +138,31 @@ static LogicalResult verifyScoreModifiers(Operation *op, MaskKind mask, Value wi
   return success();
 }
 
+// Both prefix sums or neither, rank-1 i32; the row statistics (lse, delta)
+// are [batch, heads, seq_q], or [heads, total_q] when packed.
+static LogicalResult verifyVarlen(Operation *op, Value cuSeqlensQ, Value cuSeqlensK) {
+  if (static_cast<bool>(cuSeqlensQ) != static_cast<bool>(cuSeqlensK))
+    return op->emitOpError("seqlens needs both cu_seqlens_q and cu_seqlens_k");
+  for (Value cu : {cuSeqlensQ, cuSeqlensK}) {
+    if (!cu)
+      continue;
+    auto t = cast<MemRefType>(cu.getType());
+    if (t.getRank() != 1 || !t.getElementType().isInteger(32))
+      return op->emitOpError() << "cu_seqlens must be rank-1 i32 memrefs [batch + 1], got " << t;
+  }
+  return success();
+}
+
+static LogicalResult verifyRowStatistics(Operation *op, StringRef name, Value stats, bool varlen) {
+  auto t = cast<MemRefType>(stats.getType());
+  if (t.getRank() != (varlen ? 2 : 3) || !t.getElementType().isF32())
+    return op->emitOpError() << name
+                             << (varlen ? " must be a rank-2 f32 memref [heads, total_q], got "
+                                        : " must be a rank-3 f32 memref [batch, heads, seq_q], got ")
+                             << t;
+  return success();
+}
+
 int64_t AttentionOp::getHeadDimQK() { return headDimOf(getQuery()); }
 int64_t AttentionOp::getHeadDimV() { return headDimOf(getValue()); }
 Type AttentionOp::getElementType() { return cast<MemRefType>(getQuery().getType()).getElementType(); }
@@ -141,23 +172,27 @@ LogicalResult AttentionOp::verify() {
   auto k = cast<MemRefType>(getKey().getType());
   auto v = cast<MemRefType>(getValue().getType());
   auto o = cast<MemRefType>(getOutput().getType());
-  if (failed(verifyOperand(*this, "query", q)) || failed(verifyOperand(*this, "key", k)) ||
-      failed(verifyOperand(*this, "value", v)) || failed(verifyOperand(*this, "output", o)))
+  if (failed(verifyVarlen(*this, getCuSeqlensQ(), getCuSeqlensK())))
     return failure();
+  const bool varlen = static_cast<bool>(getCuSeqlensQ());
+  if (failed(verifyOperand(*this, "query", q, varlen)) ||
+      failed(verifyOperand(*this, "key", k, varlen)) ||
+      failed(verifyOperand(*this, "value", v, varlen)) ||
+      failed(verifyOperand(*this, "output", o, varlen)))
+    return failure();
+  const int64_t headDim = q.getRank() - 1;
   if (k.getElementType() != q.getElementType() || v.getElementType() != q.getElementType() ||
       o.getElementType() != q.getElementType())
     return emitOpError("query, key, value and output must have the same element type");
-  if (k.getDimSize(3) != q.getDimSize(3))
-    return emitOpError() << "key head dim " << k.getDimSize(3) << " differs from query head dim "
-                         << q.getDimSize(3);
-  if (o.getDimSize(3) != v.getDimSize(3))
-    return emitOpError() << "output head dim " << o.getDimSize(3)
-                         << " differs from value head dim " << v.getDimSize(3);
-  if (Value lse = getLse()) {
-    auto l = cast<MemRefType>(lse.getType());
-    if (l.getRank() != 3 || !l.getElementType().isF32())
-      return emitOpError() << "lse must be a rank-3 f32 memref [batch, heads, seq_q], got " << l;
-  }
+  if (k.getDimSize(headDim) != q.getDimSize(headDim))
+    return emitOpError() << "key head dim " << k.getDimSize(headDim)
+                         << " differs from query head dim " << q.getDimSize(headDim);
+  if (o.getDimSize(headDim) != v.getDimSize(headDim))
+    return emitOpError() << "output head dim " << o.getDimSize(headDim)
+                         << " differs from value head dim " << v.getDimSize(headDim);
+  if (Value lse = getLse())
+    if (failed(verifyRowStatistics(*this, "lse", lse, varlen)))
+      return failure();
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())))
     return failure();
@@ -175,13 +210,13 @@ LogicalResult AttentionOp::verify() {
   if (tile.getQkWgmma()) {
     if (arch != "sm_90a")
       return emitOpError() << "tile: qk_wgmma needs target sm_90a (wgmma), not " << arch;
-    if (q.getDimSize(3) % 16 != 0)
+    if (getHeadDimQK() % 16 != 0)
       return emitOpError() << "tile: qk_wgmma needs a Q/K head dim that is a multiple of 16 "
                               "(the wgmma k-step), got "
-                           << q.getDimSize(3);
+                           << getHeadDimQK();
   }
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
-  auto layout = SharedMemoryLayout::compute(q.getDimSize(3), v.getDimSize(3), elementBytes,
+  auto layout = SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(), elementBytes,
                                             tile.getM(), tile.getN(), tile.getStages(),
                                             tile.getQkWgmma(), tile.getPvWgmma(),
                                             tile.getWarpSpecialized());
@@ -195,35 +230,36 @@ Type AttentionBwdOp::getElementType() { return cast<MemRefType>(getQuery().getTy
 LogicalResult AttentionBwdOp::verify() {
   auto type = [](Value x) { return cast<MemRefType>(x.getType()); };
   auto q = type(getQuery());
-  auto v = type(getValue());
+  if (failed(verifyVarlen(*this, getCuSeqlensQ(), getCuSeqlensK())))
+    return failure();
+  const bool varlen = static_cast<bool>(getCuSeqlensQ());
+  if (failed(verifyOperand(*this, "query", q, varlen)) ||
+      failed(verifyOperand(*this, "value", type(getValue()), varlen)))
+    return failure();
+  const int64_t dQK = getHeadDimQK(), dV = getHeadDimV();
   struct Named { StringRef name; Value value; int64_t headDim; };
-  SmallVector<Named> tensors = {{"query", getQuery(), q.getDimSize(3)},
-                                {"key", getKey(), q.getDimSize(3)},
-                                {"value", getValue(), v.getDimSize(3)},
-                                {"output", getOutput(), v.getDimSize(3)},
-                                {"grad_output", getGradOutput(), v.getDimSize(3)}};
+  SmallVector<Named> tensors = {{"key", getKey(), dQK},
+                                {"output", getOutput(), dV},
+                                {"grad_output", getGradOutput(), dV}};
   if (getGradQuery())
-    tensors.push_back({"grad_query", getGradQuery(), q.getDimSize(3)});
+    tensors.push_back({"grad_query", getGradQuery(), dQK});
   if (getGradKey())
-    tensors.push_back({"grad_key", getGradKey(), q.getDimSize(3)});
+    tensors.push_back({"grad_key", getGradKey(), dQK});
   if (getGradValue())
-    tensors.push_back({"grad_value", getGradValue(), v.getDimSize(3)});
+    tensors.push_back({"grad_value", getGradValue(), dV});
   for (const Named &t : tensors) {
-    if (failed(verifyOperand(*this, t.name, type(t.value))))
+    if (failed(verifyOperand(*this, t.name, type(t.value), varlen)))
       return failure();
     if (type(t.value).getElementType() != q.getElementType())
       return emitOpError() << t.name << " must have the element type of query ("
                            << q.getElementType() << ")";
-    if (type(t.value).getDimSize(3) != t.headDim)
-      return emitOpError() << t.name << ": head dim " << type(t.value).getDimSize(3)
-                           << " differs from " << t.headDim;
+    if (headDimOf(t.value) != t.headDim)
+      return emitOpError() << t.name << ": head dim " << headDimOf(t.value) << " differs from "
+                           << t.headDim;
   }
-  for (auto [name, value] : {std::pair<StringRef, Value>{"lse", getLse()}, {"delta", getDelta()}}) {
-    auto l = type(value);
-    if (l.getRank() != 3 || !l.getElementType().isF32())
-      return emitOpError() << name << " must be a rank-3 f32 memref [batch, heads, seq_q], got "
-                           << l;
-  }
+  for (auto [name, value] : {std::pair<StringRef, Value>{"lse", getLse()}, {"delta", getDelta()}})
+    if (failed(verifyRowStatistics(*this, name, value, varlen)))
+      return failure();
   bool dq = static_cast<bool>(getGradQuery()), dk = static_cast<bool>(getGradKey()),
        dv = static_cast<bool>(getGradValue());
   if (dq == (dk || dv))
@@ -245,7 +281,7 @@ LogicalResult AttentionBwdOp::verify() {
       failed(verifyTargetArch(*this, getTarget())))
     return failure();
   auto layout = SharedMemoryLayout::computeBackward(
-      q.getDimSize(3), v.getDimSize(3), q.getElementType().getIntOrFloatBitWidth() / 8,
+      dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8,
       dq ? tile.getM() : tile.getN(), dq ? tile.getN() : tile.getM(), tile.getStages());
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

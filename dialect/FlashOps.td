@@ -26,6 +26,24 @@ defvar ScoreModifierDescription = [{
     left before to right after each query's diagonal; key blocks no row of a
     block sees are skipped, not computed and masked.
 }];
+// Packed variable-length sequences (flash_attn_varlen_func): with
+// `seqlens(%cu_q, %cu_k)` ([batch + 1] i32 prefix sums, on the device) the
+// tensors are rank 3, [total, heads, dim], batch b owning rows
+// [cu[b], cu[b + 1]), and the row statistics (lse, delta) are [heads, total_q].
+defvar VarlenOperands = (ins
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$cu_seqlens_q,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$cu_seqlens_k);
+defvar VarlenFormat = [{
+    (`seqlens` `(` $cu_seqlens_q^ `,` $cu_seqlens_k `:` type($cu_seqlens_q) `,`
+     type($cu_seqlens_k) `)`)?
+}];
+defvar VarlenDescription = [{
+
+    Variable length: with `seqlens(%cu_q, %cu_k)` ([batch + 1] i32 prefix
+    sums of the sequence lengths) the tensors are packed, rank 3 [total,
+    heads, dim], batch b owning rows [cu[b], cu[b + 1]); `lse` and `delta` are
+    [heads, total_q]. Query blocks past a sequence's end exit at once.
+}];
 def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
   let summary = "exact fused forward attention, one kernel variant";
   let description = !strconcat([{
@@ -43,7 +61,7 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>, ... -> ...
     ```
-  }], ScoreModifierDescription);
+  }], ScoreModifierDescription, VarlenDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -53,10 +71,10 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `->` $output (`,` `lse` $lse^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($output)
     (`,` type($lse)^)?
   }]);
@@ -94,7 +112,7 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
     ```
-  }], ScoreModifierDescription);
+  }], ScoreModifierDescription, VarlenDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -109,11 +127,11 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
     F32:$softmax_scale,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
     `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
     (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?

@@ -51,7 +51,7 @@ std::string describeRequest(const AttentionSpec &s) {
     os << kernelKindName(s.kind) << " ";
   os << dtypeName(s.dtype) << " d_qk=" << s.headDimQK << " d_v=" << s.headDimV
      << " mask=" << maskName(s.mask) << (s.softcap ? " softcap" : "") << (s.alibi ? " alibi" : "")
-     << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
+     << (s.varlen ? " varlen" : "") << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
   return os.str();
 }
 
@@ -76,6 +76,7 @@ json::Value Bundle::manifest(const std::vector<BundleVariant> &variants,
     e["mask"] = maskName(v.spec.mask);
     e["softcap"] = v.spec.softcap;
     e["alibi"] = v.spec.alibi;
+    e["varlen"] = v.spec.varlen;
     e["lse"] = v.spec.withLse;
     e["tile"] = tileJson(v.spec.tile);
     e["max_shared_memory"] = v.spec.maxSharedMemory;
@@ -127,6 +128,7 @@ Status Bundle::parse(const std::string &text) {
     v.spec.mask = *mask;
     v.spec.softcap = e.boolOr("softcap", false);
     v.spec.alibi = e.boolOr("alibi", false);
+    v.spec.varlen = e.boolOr("varlen", false);
     v.spec.withLse = lse->boolean();
     v.spec.headDimQK = num("head_dim_qk");
     v.spec.headDimV = num("head_dim_v");
@@ -247,7 +249,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
     return v.spec.kind == spec.kind && v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&
            v.spec.headDimV == spec.headDimV && v.spec.mask == spec.mask &&
            v.spec.softcap == spec.softcap && v.spec.alibi == spec.alibi &&
-           v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
+           v.spec.varlen == spec.varlen && v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
            v.sharedMemoryBytes <= spec.maxSharedMemory;
   };
   std::vector<const BundleVariant *> candidates;
@@ -279,7 +281,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
     int score = (v.spec.kind == spec.kind) * 32 + (v.spec.arch == spec.arch) * 16 + (v.spec.dtype == spec.dtype) * 8 +
                 (v.spec.headDimQK == spec.headDimQK && v.spec.headDimV == spec.headDimV) * 4 +
                 (v.spec.mask == spec.mask && v.spec.softcap == spec.softcap &&
-                 v.spec.alibi == spec.alibi) * 2 +
+                 v.spec.alibi == spec.alibi && v.spec.varlen == spec.varlen) * 2 +
                 (v.spec.withLse == spec.withLse);
     ranked.push_back({-score, &v});
   }

@@ -47,6 +47,11 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   p.softcap = c.softcap;
   p.alibiSlopes = c.alibi_slopes;
   p.alibiBatchStride = c.alibi_batch_stride;
+  p.cuSeqlensQ = c.cu_seqlens_q;
+  p.cuSeqlensK = c.cu_seqlens_k;
+  p.totalQ = c.total_q;
+  p.totalK = c.total_k;
+  p.seqlensTrusted = c.seqlens_trusted != 0;
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,

@@ -67,6 +67,13 @@ static void pointAtModifiers(void **args, int first, const abi::ScoreModifierPar
   args[first + abi::kAlibiBatchStrideParam] = const_cast<int64_t *>(&m.alibiBatchStride);
 }
 
+// Points args[first...] at the varlen values (VarlenParam order).
+static void pointAtVarlen(void **args, int first, const abi::VarlenParams &v) {
+  args[first + abi::kCuSeqlensQParam] = const_cast<const int32_t **>(&v.cuSeqlensQ);
+  args[first + abi::kCuSeqlensKParam] = const_cast<const int32_t **>(&v.cuSeqlensK);
+  args[first + abi::kTotalQParam] = const_cast<int32_t *>(&v.totalQ);
+}
+
 Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::TensorMap *tensorMaps,
                             unsigned gridX, unsigned gridY, unsigned gridZ,
                             CUstream stream) const {
@@ -90,6 +97,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   args[abi::kScaleLog2] = const_cast<float *>(&p.scaleLog2);
   args[abi::kBatch] = const_cast<int32_t *>(&p.batch);
   pointAtModifiers(args, abi::kScoreModifiers0, p.modifiers);
+  pointAtVarlen(args, abi::kVarlen0, p.varlen);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < 3; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
@@ -121,6 +129,7 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   args[kScale] = const_cast<float *>(&p.scale);
   args[kBatch] = const_cast<int32_t *>(&p.batch);
   pointAtModifiers(args, kScoreModifiers0, p.modifiers);
+  pointAtVarlen(args, kVarlen0, p.varlen);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <cstdio>
@@ -131,10 +132,16 @@ static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p) {
   spec.mask = attentionMask(p);
   spec.softcap = p.softcap > 0.0f;
   spec.alibi = p.alibiSlopes != nullptr;
+  spec.varlen = p.varlen();
+}
+
+static abi::VarlenParams varlenOf(const AttentionParams &p) {
+  return {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
 }
 
 // Variants with score modifiers take the tile tuned (or chosen) for the same
 // shape without them: their blocks do the same work plus a few operations.
+// Varlen requests take the padded shape's (batch x the longest lengths).
 static TuningProblem problemOf(const AttentionParams &p) {
   TuningProblem t;
   t.dtype = p.dtype;
@@ -305,6 +312,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
     return s;
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok();
+  if (Status s = checkPackedSequences(p, stream); !s)
+    return s;
   const TuningProblem problem = problemOf(p);
   const std::string key = tuningKey(problem);
   if (impl_->autotune && !p.tile) {
@@ -346,6 +355,7 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   k.scaleLog2 = scaleLog2Of(p);
   k.batch = int32_t(p.batch);
   k.modifiers = scoreModifiersOf(p);
+  k.varlen = varlenOf(p);
   const int64_t queryBlocks = (p.seqQ + provided.tile.m - 1) / provided.tile.m;
   if (!provided.tile.warpSpecialized)
     return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(p.headsQ),
@@ -415,6 +425,8 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     return Status::ok();
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
+  if (Status s = checkPackedSequences(f, stream); !s)
+    return s;
   const CudaDriver &d = *impl_->driver;
 
   abi::BackwardKernelParams k{};
@@ -445,6 +457,7 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   k.scale = f.softmaxScale;
   k.batch = int32_t(f.batch);
   k.modifiers = scoreModifiersOf(f);
+  k.varlen = varlenOf(f);
 
   // Find every kernel before allocating or launching anything.
   std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);
@@ -456,7 +469,8 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   CUdeviceptr workspace = 0;
   k.delta = p.delta;
   if (!k.delta && f.seqQ > 0) {
-    size_t bytes = size_t(f.batch) * size_t(f.headsQ) * size_t(f.seqQ) * sizeof(float);
+    size_t rows = f.varlen() ? size_t(f.totalQ) : size_t(f.batch) * size_t(f.seqQ);
+    size_t bytes = std::max<size_t>(rows * size_t(f.headsQ) * sizeof(float), 4);
     if (Status s = d.check("allocating the backward's delta workspace (cuMemAllocAsync)",
                            d.cuMemAllocAsync(&workspace, bytes, stream));
         !s)

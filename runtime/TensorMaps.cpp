@@ -45,15 +45,20 @@ Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
   if (!driver.cuTensorMapEncodeTiled)
     return Status::error("the CUDA driver lacks cuTensorMapEncodeTiled (needed by the "
                          "warp-specialized Hopper kernels; CUDA 12 or newer)");
-  if (Status s = encode(driver, "q", p.dtype, p.q, p.headDimQK, p.seqQ, p.headsQ, p.batch,
+  // Packed (varlen) tensors are one batch of all rows; the kernel adds the
+  // sequence's first row to the row coordinate.
+  const bool packed = p.varlen();
+  const int64_t rowsQ = packed ? p.totalQ : p.seqQ, rowsK = packed ? p.totalK : p.seqK;
+  const int64_t batch = packed ? 1 : p.batch;
+  if (Status s = encode(driver, "q", p.dtype, p.q, p.headDimQK, rowsQ, p.headsQ, batch,
                         p.qStride, tile.m, maps[0]);
       !s)
     return s;
-  if (Status s = encode(driver, "k", p.dtype, p.k, p.headDimQK, p.seqK, p.headsK, p.batch,
+  if (Status s = encode(driver, "k", p.dtype, p.k, p.headDimQK, rowsK, p.headsK, batch,
                         p.kStride, tile.n, maps[1]);
       !s)
     return s;
-  return encode(driver, "v", p.dtype, p.v, p.headDimV, p.seqK, p.headsK, p.batch, p.vStride,
+  return encode(driver, "v", p.dtype, p.v, p.headDimV, rowsK, p.headsK, batch, p.vStride,
                 tile.n, maps[2]);
 }
 

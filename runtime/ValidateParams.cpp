@@ -27,6 +27,32 @@ void fillContiguous(int64_t stride[3], int64_t seq, int64_t heads, int64_t dim) 
 
 bool aligned(const void *p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// Packed (varlen) tensors have no batch stride: rows of every sequence follow each other.
+void fillStrides(const AttentionParams &p, int64_t stride[3], int64_t seq, int64_t heads,
+                 int64_t dim) {
+  fillContiguous(stride, seq, heads, dim);
+  if (p.varlen())
+    stride[0] = 0;
+}
+
+Status validatePackedShape(const AttentionParams &p) {
+  if (!p.varlen())
+    return Status::ok();
+  if (!p.cuSeqlensQ || !p.cuSeqlensK)
+    return Status::error("varlen: both cu_seqlens_q and cu_seqlens_k must be given");
+  if (!aligned(p.cuSeqlensQ, 4) || !aligned(p.cuSeqlensK, 4))
+    return Status::error("varlen: cu_seqlens_q and cu_seqlens_k must be 4-byte aligned int32");
+  const int64_t int32Max = std::numeric_limits<int32_t>::max();
+  if (p.totalQ < 0 || p.totalK < 0 || p.totalQ > int32Max || p.totalK > int32Max)
+    return Status::error("varlen: total_q and total_k must be in [0, 2^31) (got " +
+                         std::to_string(p.totalQ) + ", " + std::to_string(p.totalK) + ")");
+  if (p.batch > 0 && (p.seqQ > p.totalQ || p.seqK > p.totalK))
+    return Status::error("varlen: the longest lengths (seq_q " + std::to_string(p.seqQ) +
+                         ", seq_k " + std::to_string(p.seqK) + ") exceed the totals (" +
+                         std::to_string(p.totalQ) + ", " + std::to_string(p.totalK) + ")");
+  return Status::ok();
+}
+
 struct Input { const char *name; const void *ptr; const int64_t *stride; };
 
 // Read with 16-byte cp.async: base and every row start must be 16-byte aligned.
@@ -82,10 +108,12 @@ Status normalizeAndValidate(AttentionParams &p) {
   if (p.alibiBatchStride < 0)
     return Status::error("alibi batch stride must be >= 0");
 
-  fillContiguous(p.qStride, p.seqQ, p.headsQ, p.headDimQK);
-  fillContiguous(p.kStride, p.seqK, p.headsK, p.headDimQK);
-  fillContiguous(p.vStride, p.seqK, p.headsK, p.headDimV);
-  fillContiguous(p.oStride, p.seqQ, p.headsQ, p.headDimV);
+  if (Status s = validatePackedShape(p); !s)
+    return s;
+  fillStrides(p, p.qStride, p.seqQ, p.headsQ, p.headDimQK);
+  fillStrides(p, p.kStride, p.seqK, p.headsK, p.headDimQK);
+  fillStrides(p, p.vStride, p.seqK, p.headsK, p.headDimV);
+  fillStrides(p, p.oStride, p.seqQ, p.headsQ, p.headDimV);
 
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok(); // nothing to compute
@@ -122,10 +150,10 @@ Status normalizeAndValidate(AttentionBackwardParams &p) {
   AttentionParams &f = p.forward;
   if (Status s = normalizeAndValidate(f); !s)
     return s;
-  fillContiguous(p.dOStride, f.seqQ, f.headsQ, f.headDimV);
-  fillContiguous(p.dQStride, f.seqQ, f.headsQ, f.headDimQK);
-  fillContiguous(p.dKStride, f.seqK, f.headsK, f.headDimQK);
-  fillContiguous(p.dVStride, f.seqK, f.headsK, f.headDimV);
+  fillStrides(f, p.dOStride, f.seqQ, f.headsQ, f.headDimV);
+  fillStrides(f, p.dQStride, f.seqQ, f.headsQ, f.headDimQK);
+  fillStrides(f, p.dKStride, f.seqK, f.headsK, f.headDimQK);
+  fillStrides(f, p.dVStride, f.seqK, f.headsK, f.headDimV);
   if (f.batch == 0 || (f.seqQ == 0 && f.seqK == 0))
     return Status::ok(); // nothing to compute
   if (!p.dK || !p.dV || (f.seqQ > 0 && (!p.dQ || !p.dO || !f.lse || !f.q || !f.o)) ||

@@ -51,7 +51,22 @@ struct AttentionParams {
   /// (floats between batches; 0 = one set for every batch).
   const float *alibiSlopes = nullptr;
   int64_t alibiBatchStride = 0;
+  /// Packed variable-length sequences (flash_attn_varlen_func): with the
+  /// device int32 prefix sums cuSeqlensQ / cuSeqlensK ([batch + 1]), sequence
+  /// b's queries are rows [cuSeqlensQ[b], cuSeqlensQ[b + 1]) of q and o, now
+  /// [totalQ, heads_q, dim] (keys likewise in k and v, [totalK, heads_k,
+  /// dim]); the strides' batch entries are unused, seqQ / seqK are the
+  /// longest lengths and lse is [heads_q, totalQ]. Masks, window and ALiBi
+  /// apply per sequence.
+  const int32_t *cuSeqlensQ = nullptr, *cuSeqlensK = nullptr;
+  int64_t totalQ = 0, totalK = 0;
+  /// The prefix sums must start at >= 0, not decrease, end at most at the
+  /// totals and give lengths up to seqQ / seqK. The runtime checks that with
+  /// one small copy to the host (a stream synchronization) unless this is
+  /// set, when the caller vouches for them (wrong ones are then undefined).
+  bool seqlensTrusted = false;
   std::optional<TileConfig> tile; // override the default tile configuration
+  bool varlen() const { return cuSeqlensQ != nullptr || cuSeqlensK != nullptr; }
 };
 
 /// The mask variant of normalized params: None, Causal (a window of (-1, 0)
@@ -72,7 +87,8 @@ struct AttentionBackwardParams {
   void *dV = nullptr;       // [batch, seq_k, heads_k, head_dim_v]
   int64_t dOStride[3] = {0, 0, 0}, dQStride[3] = {0, 0, 0}, dKStride[3] = {0, 0, 0},
           dVStride[3] = {0, 0, 0}; // 0 = contiguous
-  /// Workspace for rowsum(dO∘O), [batch, heads_q, seq_q] fp32; null = the
+  /// Workspace for rowsum(dO∘O), [batch, heads_q, seq_q] fp32 ([heads_q,
+  /// totalQ] when varlen); null = the
   /// runtime allocates it on the stream (cuMemAllocAsync).
   float *delta = nullptr;
   /// Override the tiles of the dQ kernel and of the key-block kernel(s).
@@ -151,9 +167,14 @@ private:
 };
 
 /// Fills defaults (strides, headDimV, scale) and checks every field; the
-/// message names the offending field. Needs no GPU.
+/// message names the offending field. Needs no GPU (the varlen prefix sums,
+/// which live on the device, are checked by checkPackedSequences).
 Status normalizeAndValidate(AttentionParams &params);
 Status normalizeAndValidate(AttentionBackwardParams &params);
+
+/// For varlen params: copies the prefix sums to the host (after `stream`'s
+/// work) and checks them against the totals and longest lengths.
+Status checkPackedSequences(const AttentionParams &params, CUstream stream);
 
 } // namespace flashjit
 

@@ -55,6 +55,15 @@ typedef struct flashjit_attention_params {
      floats between batches (0: one set for all); NULL = off. */
   const float *alibi_slopes;
   int64_t alibi_batch_stride;
+  /* Packed variable-length sequences (flash_attn_varlen_func), when
+     cu_seqlens_q and cu_seqlens_k (device int32 [batch + 1] prefix sums) are
+     set: q/o are [total_q, heads_q, dim], k/v [total_k, heads_k, dim] (batch
+     strides unused), seq_q/seq_k the longest lengths, lse [heads_q, total_q].
+     The sums are checked on the host (one stream sync) unless
+     seqlens_trusted != 0. */
+  const int32_t *cu_seqlens_q, *cu_seqlens_k;
+  int64_t total_q, total_k;
+  int32_t seqlens_trusted;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's
@@ -66,7 +75,8 @@ typedef struct flashjit_attention_backward_params {
   const void *d_o; /* [batch, seq_q, heads_q, head_dim_v] */
   void *d_q, *d_k, *d_v;
   int64_t d_o_stride[3], d_q_stride[3], d_k_stride[3], d_v_stride[3]; /* 0 = contiguous */
-  float *delta; /* optional fp32 workspace [batch, heads_q, seq_q]; NULL = allocated on the stream */
+  float *delta; /* optional fp32 workspace [batch, heads_q, seq_q] ([heads_q, total_q] when
+                   varlen); NULL = allocated on the stream */
   int32_t tile_dq[4];  /* m, n, warps, stages of the dQ kernel; all 0 = default */
   int32_t tile_dkv[4]; /* the same for the dK/dV kernel(s) */
 } flashjit_attention_backward_params;

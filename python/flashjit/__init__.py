@@ -4,7 +4,8 @@
     out = flashjit.attention(q, k, v, causal=True)   # [batch, seq, heads, head_dim]
 """
 from ._library import FlashJitError, library_path
-from .functional import (attention, flash_attn_func, flash_attn_qkvpacked_func, variant)
+from .functional import (attention, flash_attn_func, flash_attn_qkvpacked_func,
+                         flash_attn_varlen_func, variant)
 
 __version__ = "0.1.0"
 
@@ -18,5 +19,6 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "variant",
+__all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
+           "variant",
            "FlashJitError", "library_path", "nn"]

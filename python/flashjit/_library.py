@@ -24,6 +24,9 @@ class AttentionParams(ctypes.Structure):
         ("use_window", ctypes.c_int32), ("window_left", ctypes.c_int32),
         ("window_right", ctypes.c_int32), ("softcap", ctypes.c_float),
         ("alibi_slopes", ctypes.c_void_p), ("alibi_batch_stride", ctypes.c_int64),
+        ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
+        ("total_q", ctypes.c_int64), ("total_k", ctypes.c_int64),
+        ("seqlens_trusted", ctypes.c_int32),
     ]
 
 

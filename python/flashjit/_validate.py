@@ -84,3 +84,32 @@ def check_score_modifiers(window_size, softcap, alibi_slopes, batch, heads_q, de
             raise ValueError("flashjit: alibi_slopes must be contiguous along heads")
         stride = alibi_slopes.stride()[0] if len(shape) == 2 else 0
     return left, right, softcap, stride
+
+
+def check_packed(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+    """Checks flash_attn_varlen_func's arguments; returns the number of sequences.
+    q [total_q, heads_q, d], k/v [total_k, heads_k, d]; cu_seqlens int32 [batch + 1]."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if hasattr(t, "shape") and len(t.shape) != 3:
+            raise ValueError(f"flashjit: varlen {name} must be 3-D [total, heads, head_dim], "
+                             f"got shape {tuple(t.shape)}")
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if not hasattr(cu, "shape") or not hasattr(cu, "stride"):
+            raise TypeError(f"flashjit: {name} must be an int32 CUDA tensor, got "
+                            f"{type(cu).__name__}")
+        if _dtype_name(cu) != "int32":
+            raise ValueError(f"flashjit: {name} must be int32, got {_dtype_name(cu)}")
+        if len(cu.shape) != 1 or cu.shape[0] < 1:
+            raise ValueError(f"flashjit: {name} must be 1-D [batch + 1], got shape "
+                             f"{tuple(cu.shape)}")
+        if cu.shape[0] > 1 and cu.stride(0) != 1:
+            raise ValueError(f"flashjit: {name} must be contiguous")
+        if getattr(cu, "device", None) != getattr(q, "device", None):
+            raise ValueError(f"flashjit: {name} is on {cu.device}, q on {q.device}")
+    if cu_seqlens_q.shape[0] != cu_seqlens_k.shape[0]:
+        raise ValueError(f"flashjit: cu_seqlens_q and cu_seqlens_k must have the same length "
+                         f"(batch + 1), got {cu_seqlens_q.shape[0]} and {cu_seqlens_k.shape[0]}")
+    for name, x in (("max_seqlen_q", max_seqlen_q), ("max_seqlen_k", max_seqlen_k)):
+        if int(x) != x or x < 0:
+            raise ValueError(f"flashjit: {name} must be a non-negative int, got {x!r}")
+    return cu_seqlens_q.shape[0] - 1

@@ -2,7 +2,7 @@
 import math
 
 from . import _library
-from ._validate import check_qkv, check_score_modifiers, not_implemented
+from ._validate import check_packed, check_qkv, check_score_modifiers, not_implemented
 
 
 _TILE_FIELDS = ("tile_m", "tile_n", "tile_warps", "tile_stages", "tile_qk_wgmma",
@@ -41,7 +41,26 @@ class ScoreModifiers:
 _NO_MODIFIERS = ScoreModifiers()
 
 
-def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS):
+class Packing:
+    """flash_attn_varlen_func's packed batch: q/k/v arrive as one batch of all
+    rows, [1, total, heads, head_dim] views; the prefix sums say where each
+    sequence's rows are. check: let the library verify the sums (one stream
+    synchronization per call)."""
+
+    def __init__(self, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, check=True):
+        self.cu_seqlens_q, self.cu_seqlens_k = cu_seqlens_q, cu_seqlens_k
+        self.max_seqlen_q, self.max_seqlen_k = int(max_seqlen_q), int(max_seqlen_k)
+        self.check = check
+
+    def apply(self, p, q, k):
+        p.batch = self.cu_seqlens_q.shape[0] - 1
+        p.seq_q, p.seq_k = self.max_seqlen_q, self.max_seqlen_k
+        p.total_q, p.total_k = q.shape[1], k.shape[1]
+        p.cu_seqlens_q, p.cu_seqlens_k = self.cu_seqlens_q.data_ptr(), self.cu_seqlens_k.data_ptr()
+        p.seqlens_trusted = 0 if self.check else 1
+
+
+def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, packing=None):
     """The C struct of one forward call (shapes checked by check_qkv)."""
     dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
     if softmax_scale is None:
@@ -59,7 +78,9 @@ def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS):
         getattr(p, field)[:] = t.stride()[:3]
     p.causal = int(bool(causal))
     p.softmax_scale = float(softmax_scale)
-    modifiers.apply(p, b, hq, q.device)
+    if packing is not None:
+        packing.apply(p, q, k)
+    modifiers.apply(p, p.batch, hq, q.device)
     return p
 
 
@@ -73,20 +94,23 @@ def _run(q, call):
         call(lib, rt, torch.cuda.current_stream(q.device).cuda_stream)
 
 
-def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO_MODIFIERS):
+def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO_MODIFIERS,
+            packing=None):
     import torch
 
+    # Packed: b = 1 and sq = total_q here, so lse is [1, heads_q, total_q], the layout
+    # the library writes for packed batches.
     _, b, sq, _, hq, _, _, dv = check_qkv(q, k, v)
     out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
-    p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers)
+    p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
     _set_tile(p, tile)
     _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
     return out, lse
 
 
 def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None,
-                     modifiers=_NO_MODIFIERS):
+                     modifiers=_NO_MODIFIERS, packing=None):
     """dQ, dK, dV of one forward call (flashjit's deterministic backward kernels)."""
     import torch
 
@@ -98,7 +122,7 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
         grad_out = grad_out.contiguous()
     dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     p = _library.AttentionBackwardParams()
-    p.forward = _params(q, k, v, out, lse, causal, softmax_scale, modifiers)
+    p.forward = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
     p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
                                   dv.data_ptr())
     if backward_tiles is not None:
@@ -120,12 +144,12 @@ def _autograd_function():
     class Attention(torch.autograd.Function):
         @staticmethod
         def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                    modifiers):
+                    modifiers, packing):
             # The backward needs the LSE: always computed when gradients are wanted.
-            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers)
+            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers, packing)
             ctx.save_for_backward(q, k, v, out, lse)
             ctx.causal, ctx.softmax_scale = causal, softmax_scale
-            ctx.backward_tiles, ctx.modifiers = backward_tiles, modifiers
+            ctx.backward_tiles, ctx.modifiers, ctx.packing = backward_tiles, modifiers, packing
             if return_lse:
                 ctx.mark_non_differentiable(lse)
                 return out, lse
@@ -135,8 +159,9 @@ def _autograd_function():
         def backward(ctx, grad_out, *unused_lse_grad):
             q, k, v, out, lse = ctx.saved_tensors
             dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
-                                          ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers)
-            return dq, dk, dv, None, None, None, None, None, None
+                                          ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers,
+                                          ctx.packing)
+            return dq, dk, dv, None, None, None, None, None, None, None
 
     return Attention
 
@@ -145,7 +170,8 @@ _Attention = None
 
 
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
-              backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None):
+              backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
+              _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -168,6 +194,7 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     softcap > 0 turns scores s = scale q.k into softcap * tanh(s / softcap);
     alibi_slopes (float32, (heads_q,) or (batch, heads_q)) adds
     -slope * |i + seq_k - seq_q - j| to the logit of query i, key j.
+    (Packed variable-length batches: flash_attn_varlen_func.)
     """
     import torch
 
@@ -177,8 +204,8 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
         if _Attention is None:
             _Attention = _autograd_function()
         return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                                modifiers)
-    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers)
+                                modifiers, _packing)
+    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing)
     return (out, lse) if return_lse else out
 
 
@@ -195,6 +222,41 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     del deterministic  # flashjit's forward and backward are always deterministic
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
                      softcap=softcap, alibi_slopes=alibi_slopes)
+
+
+def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                           dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),
+                           softcap=0.0, alibi_slopes=None, deterministic=False,
+                           return_attn_probs=False, block_table=None, *, check_seqlens=True,
+                           return_lse=False, tile=None):
+    """FlashAttention-2's flash_attn_varlen_func: sequences of different lengths
+    packed into q [total_q, heads_q, head_dim] and k, v [total_k, heads_k,
+    head_dim]; sequence b owns rows cu_seqlens_q[b] : cu_seqlens_q[b + 1] (int32
+    CUDA prefix sums, [batch + 1]), likewise for keys. Masks, window and ALiBi
+    (slopes (heads_q,) or (batch, heads_q)) apply per sequence. Returns out
+    [total_q, heads_q, head_dim_v] (and, with return_lse, the float32 LSE
+    [heads_q, total_q]); differentiable like flash_attn_func.
+
+    check_seqlens (default True): the library reads the prefix sums back and
+    rejects ones that leave the tensors or exceed max_seqlen (one stream
+    synchronization per call); pass False when they are known to be right."""
+    if dropout_p != 0.0:
+        not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
+    if return_attn_probs:
+        not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
+    if block_table is not None:
+        not_implemented("block_table", "paged KV caches are not built")
+    del deterministic  # flashjit's forward and backward are always deterministic
+    check_packed(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    packing = Packing(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, check_seqlens)
+    result = attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), causal=causal,
+                       softmax_scale=softmax_scale, return_lse=return_lse, tile=tile,
+                       window_size=window_size, softcap=softcap, alibi_slopes=alibi_slopes,
+                       _packing=packing)
+    if return_lse:
+        out, lse = result
+        return out.squeeze(0), lse.squeeze(0)
+    return result.squeeze(0)
 
 
 def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=False,

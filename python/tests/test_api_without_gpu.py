@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import flashjit  # noqa: E402
-from flashjit._validate import check_qkv, check_score_modifiers  # noqa: E402
+from flashjit._validate import check_packed, check_qkv, check_score_modifiers  # noqa: E402
 
 
 class FakeTensor:
@@ -99,6 +99,38 @@ def test_bad_score_modifiers_name_the_argument(args, message):
     with pytest.raises((ValueError, TypeError)) as err:
         check_score_modifiers(*args, 2, 8, "cuda:0")
     assert message in str(err.value)
+
+
+def test_varlen_arguments_are_checked_like_flash_attn():
+    q = FakeTensor((100, 8, 64))
+    cu = FakeTensor((4,), "torch.int32")
+    assert check_packed(q, q, q, cu, cu, 60, 60) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    ((FakeTensor((1, 100, 8, 64)), FakeTensor((4,), "torch.int32"), 60),
+     "varlen q must be 3-D [total, heads, head_dim]"),
+    ((FakeTensor((100, 8, 64)), FakeTensor((4,), "torch.int64"), 60),
+     "cu_seqlens_q must be int32"),
+    ((FakeTensor((100, 8, 64)), FakeTensor((4,), "torch.int32", cuda=False), 60),
+     "cu_seqlens_q is on cpu"),
+    ((FakeTensor((100, 8, 64)), FakeTensor((4, 1), "torch.int32"), 60),
+     "cu_seqlens_q must be 1-D [batch + 1]"),
+    ((FakeTensor((100, 8, 64)), FakeTensor((4,), "torch.int32"), -1),
+     "max_seqlen_q must be a non-negative int"),
+])
+def test_bad_varlen_arguments_name_the_argument(args, message):
+    q, cu, max_len = args
+    with pytest.raises((ValueError, TypeError)) as err:
+        check_packed(q, q, q, cu, cu, max_len, 60)
+    assert message in str(err.value)
+
+
+def test_varlen_lengths_must_pair_up():
+    q = FakeTensor((100, 8, 64))
+    with pytest.raises(ValueError, match="must have the same length"):
+        check_packed(q, q, q, FakeTensor((4,), "torch.int32"), FakeTensor((5,), "torch.int32"),
+                     60, 60)
 
 
 def test_packed_qkv_shape_is_checked():

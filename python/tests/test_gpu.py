@@ -206,3 +206,50 @@ def test_score_modifiers_forward_and_gradients(causal, window, softcap, alibi, d
         # there the error is taken absolutely (norm 1), as the C++ checker does for 0.
         rel = ((got.float() - exp.float()).norm() / exp.float().norm().clamp_min(1.0)).item()
         assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+@pytest.mark.parametrize("causal, window, alibi", [
+    (False, (-1, -1), False), (True, (-1, -1), False), (True, (300, -1), True)])
+def test_varlen_matches_each_sequence_alone(causal, window, alibi):
+    """flash_attn_varlen_func on sequences of lengths 1, 7, 1000, 4097 packed in one
+    batch (keys of other lengths): each sequence's rows and gradients equal the
+    float32 reference run on that sequence alone."""
+    lengths_q, lengths_k = [1, 7, 1000, 4097], [3, 7, 1000, 4100]
+    hq, hk, d, dtype = 8, 2, 128, torch.bfloat16
+    cu_q = torch.tensor([0] + lengths_q, device="cuda").cumsum(0).to(torch.int32)
+    cu_k = torch.tensor([0] + lengths_k, device="cuda").cumsum(0).to(torch.int32)
+    q = torch.randn(sum(lengths_q), hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(sum(lengths_k), hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(sum(lengths_k), hk, d, device="cuda", dtype=dtype)
+    slopes = torch.rand(len(lengths_q), hq, device="cuda") * 0.1 if alibi else None
+    grad_out = torch.randn(sum(lengths_q), hq, d, device="cuda", dtype=dtype)
+    out, grads = _gradients(
+        lambda q, k, v: flashjit.flash_attn_varlen_func(
+            q, k, v, cu_q, cu_k, max(lengths_q), max(lengths_k), causal=causal,
+            window_size=window, alibi_slopes=slopes), q, k, v, grad_out)
+    assert out.shape == (sum(lengths_q), hq, d)
+    for b in range(len(lengths_q)):
+        rq = slice(int(cu_q[b]), int(cu_q[b + 1]))
+        rk = slice(int(cu_k[b]), int(cu_k[b + 1]))
+        one = (t[r][None] for t, r in ((q, rq), (k, rk), (v, rk)))
+        ref, want = _gradients(
+            lambda q, k, v: modified_reference(q.float(), k.float(), v.float(), causal, window,
+                                               0.0, None if slopes is None else slopes[b]),
+            *one, grad_out[rq][None].float())
+        rel = ((out[rq].float() - ref[0]).norm() / ref.norm()).item()
+        assert rel < 1e-2, f"sequence {b}: out relative L2 error {rel}"
+        for name, got, exp, r in zip(("dq", "dk", "dv"), grads, want, (rq, rk, rk)):
+            err = (got[r].float() - exp[0].float()).norm() / exp.float().norm().clamp_min(1.0)
+            assert err.item() < 1e-2, f"sequence {b}: {name} relative L2 error {err.item()}"
+
+
+def test_varlen_lse_layout_and_bad_prefix_sums():
+    q = torch.randn(10, 2, 64, device="cuda", dtype=torch.float16)
+    cu = torch.tensor([0, 3, 10], device="cuda", dtype=torch.int32)
+    out, lse = flashjit.flash_attn_varlen_func(q, q, q, cu, cu, 7, 7, return_lse=True)
+    assert lse.shape == (2, 10)  # [heads_q, total_q], as FlashAttention-2's varlen LSE
+    ref = modified_reference(q[3:][None], q[3:][None], q[3:][None], False, (-1, -1), 0.0, None)
+    assert ((out[3:].float() - ref[0]).norm() / ref.norm()).item() < 1e-2
+    bad = torch.tensor([0, 8, 10], device="cuda", dtype=torch.int32)  # length 8 > max 7
+    with pytest.raises(flashjit.FlashJitError, match="longer than the longest given"):
+        flashjit.flash_attn_varlen_func(q, q, q, bad, bad, 7, 7)

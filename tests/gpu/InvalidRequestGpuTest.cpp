@@ -75,4 +75,55 @@ TEST(InvalidRequest, TileTooLargeForSharedMemoryIsRejectedByTheVerifier) {
       << s.message();
 }
 
+// Packed batches: the prefix sums live on the device; the runtime reads and
+// checks them before launching (a wrong one would read past the tensors).
+struct PackedBuffers : Buffers {
+  AttentionParams packed(std::vector<int32_t> cuQ, std::vector<int32_t> cuK, int64_t total) {
+    AttentionParams p = params();
+    auto *sums = reinterpret_cast<int32_t *>(base + (1000 << 10));
+    d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(sums), cuQ.data(), cuQ.size() * 4);
+    d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(sums + 64), cuK.data(), cuK.size() * 4);
+    p.cuSeqlensQ = sums;
+    p.cuSeqlensK = sums + 64;
+    p.batch = int64_t(cuQ.size()) - 1;
+    p.totalQ = p.totalK = total;
+    return p; // seq_q = seq_k = 64: the longest length allowed
+  }
+};
+
+TEST(InvalidRequest, ValidPackedBatchRuns) {
+  FLASHJIT_REQUIRE_GPU();
+  PackedBuffers b;
+  Status s = Gpu::get().runtime->attention(b.packed({0, 40, 64}, {0, 1, 64}, 64), nullptr);
+  EXPECT_TRUE(s.isOk()) << s.message();
+}
+
+TEST(InvalidRequest, BadPrefixSumsAreRejected) {
+  FLASHJIT_REQUIRE_GPU();
+  PackedBuffers b;
+  struct Bad { std::vector<int32_t> cuQ, cuK; int64_t total; const char *message; };
+  const Bad bad[] = {
+      {{0, 10, 80}, {0, 10, 64}, 80, "sequence 1 of cu_seqlens_q has length 70, longer than the "
+                                      "longest given (64)"},
+      {{0, 40, 64}, {0, 40, 30}, 64, "sequence 1 of cu_seqlens_k has length -10 (the prefix "
+                                      "sums decrease)"},
+      {{0, 64, 128}, {0, 64, 128}, 100, "cu_seqlens_q ends at 128, past the 100 packed rows"},
+      {{-8, 0, 64}, {0, 0, 64}, 64, "cu_seqlens_q[0] = -8 is negative"},
+  };
+  for (const Bad &c : bad) {
+    AttentionParams p = b.packed(c.cuQ, c.cuK, c.total);
+    Status s = Gpu::get().runtime->attention(p, nullptr);
+    ASSERT_FALSE(s.isOk()) << c.message;
+    EXPECT_NE(s.message().find(c.message), std::string::npos) << s.message();
+    AttentionBackwardParams bp;
+    bp.forward = p;
+    bp.forward.lse = reinterpret_cast<float *>(b.base + (900 << 10));
+    bp.dO = p.o;
+    bp.dQ = bp.dK = bp.dV = p.o;
+    s = Gpu::get().runtime->attentionBackward(bp, nullptr);
+    ASSERT_FALSE(s.isOk()) << c.message;
+    EXPECT_NE(s.message().find(c.message), std::string::npos) << s.message();
+  }
+}
+
 } // namespace

@@ -131,19 +131,8 @@ class GroupedQueryAttention : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(GroupedQueryAttention, ForwardAndBackwardMatchReference) {
   FLASHJIT_REQUIRE_GPU();
-  CheckResult f;
-  Status s = Gpu::get().checker->run(GetParam(), f);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  EXPECT_EQ(f.unwritten, 0) << f.variant;
-  EXPECT_LT(f.relativeL2, 1e-2) << f.variant;
-  EXPECT_LT(f.maxLseError, 1e-3) << f.variant;
-  BackwardCheckResult r;
-  s = Gpu::get().checker->runBackward(GetParam(), r);
-  ASSERT_TRUE(s.isOk()) << s.message();
-  EXPECT_EQ(r.unwritten, 0);
-  const double bound = GetParam().dtype == DType::BF16 ? 6e-3 : 1.5e-3;
-  for (int i = 0; i < 3; ++i)
-    EXPECT_LT(r.relativeL2[i], bound) << "gradient " << i << " of " << r.variants;
+  flashjit::testing::expectForwardMatchesReference(GetParam());
+  flashjit::testing::expectBackwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Ratios, GroupedQueryAttention, ::testing::ValuesIn(groupGrid()),

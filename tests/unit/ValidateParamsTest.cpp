@@ -192,3 +192,40 @@ TEST(ValidateParams, BadScoreModifiersAreNamed) {
   p.alibiBatchStride = -8;
   EXPECT_NE(errorOf(p).find("alibi batch stride must be >= 0"), std::string::npos);
 }
+
+TEST(ValidateParams, PackedBatchesHaveNoBatchStride) {
+  AttentionParams p = valid();
+  p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 1024);
+  p.cuSeqlensK = reinterpret_cast<const int32_t *>(storage + 1040);
+  p.totalQ = 150;
+  p.totalK = 300;
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_EQ(p.qStride[0], 0);
+  EXPECT_EQ(p.qStride[1], 8 * 64);
+  EXPECT_EQ(p.kStride[0], 0);
+  EXPECT_EQ(p.kStride[1], 2 * 64);
+}
+
+TEST(ValidateParams, BadPackedShapesAreNamed) {
+  auto packed = [] {
+    AttentionParams p = valid();
+    p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 1024);
+    p.cuSeqlensK = reinterpret_cast<const int32_t *>(storage + 1040);
+    p.totalQ = 150;
+    p.totalK = 300;
+    return p;
+  };
+  AttentionParams p = packed();
+  p.cuSeqlensK = nullptr;
+  EXPECT_NE(errorOf(p).find("both cu_seqlens_q and cu_seqlens_k must be given"), std::string::npos);
+  p = packed();
+  p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 1026);
+  EXPECT_NE(errorOf(p).find("must be 4-byte aligned int32"), std::string::npos);
+  p = packed();
+  p.totalK = -1;
+  EXPECT_NE(errorOf(p).find("total_q and total_k must be in [0, 2^31)"), std::string::npos);
+  p = packed();
+  p.totalQ = 99; // shorter than the longest sequence (seq_q = 100)
+  EXPECT_NE(errorOf(p).find("the longest lengths (seq_q 100, seq_k 200) exceed the totals"),
+            std::string::npos);
+}

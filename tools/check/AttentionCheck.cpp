@@ -4,6 +4,7 @@
 #include "runtime/Sha256.h"
 #include "tools/check/HalfFloat.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <vector>
@@ -17,6 +18,17 @@ std::string CheckCase::describe() const {
   if (headDimV && headDimV != headDimQK)
     os << "/" << headDimV;
   os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "");
+  auto list = [&](const char *name, const std::vector<int64_t> &lengths) {
+    os << " " << name << "[";
+    for (size_t i = 0; i < lengths.size(); ++i)
+      os << (i ? "," : "") << lengths[i];
+    os << "]";
+  };
+  if (varlen()) {
+    list("varlen q", seqlensQ);
+    if (seqlensK != seqlensQ)
+      list("k", seqlensK);
+  }
   if (windowLeft >= 0 || windowRight >= 0)
     os << " window" << windowLeft << "," << windowRight;
   if (softcap > 0)
@@ -30,6 +42,14 @@ std::string CheckCase::describe() const {
   if (tileDKV)
     os << " dkv " << tileName(*tileDKV);
   return os.str();
+}
+
+void CheckCase::setSeqlens(std::vector<int64_t> q, std::vector<int64_t> k) {
+  seqlensQ = std::move(q);
+  seqlensK = std::move(k);
+  batch = int64_t(seqlensQ.size());
+  seqQ = seqlensQ.empty() ? 0 : *std::max_element(seqlensQ.begin(), seqlensQ.end());
+  seqK = seqlensK.empty() ? 0 : *std::max_element(seqlensK.begin(), seqlensK.end());
 }
 
 std::vector<float> alibiSlopes(const CheckCase &c) {
@@ -120,7 +140,71 @@ Comparison compareWithReference(const std::vector<uint16_t> &got, const int64_t 
   return c;
 }
 
+// The tensors' outer extent: [batch, seq] padded, or one batch of all rows
+// packed (varlen); and each sequence's first packed rows.
+struct Extent {
+  int64_t batch, rowsQ, rowsK;
+  std::vector<int32_t> cuQ, cuK; // prefix sums (varlen)
+};
+Extent extentOf(const CheckCase &c) {
+  if (!c.varlen())
+    return {c.batch, c.seqQ, c.seqK, {}, {}};
+  Extent e{1, 0, 0, {0}, {0}};
+  for (size_t b = 0; b < c.seqlensQ.size(); ++b) {
+    e.cuQ.push_back(int32_t(e.cuQ.back() + c.seqlensQ[b]));
+    e.cuK.push_back(int32_t(e.cuK.back() + c.seqlensK[b]));
+  }
+  e.rowsQ = e.cuQ.back();
+  e.rowsK = e.cuK.back();
+  return e;
+}
+
+// The reference's LSE of sequence b is [heads, length] at heads · cuQ[b];
+// flashjit's packed LSE is [heads, totalQ].
+std::vector<float> packedLse(const std::vector<float> &ref, const Extent &e, int64_t heads) {
+  std::vector<float> out(ref.size());
+  for (size_t b = 0; b + 1 < e.cuQ.size(); ++b) {
+    const int64_t first = e.cuQ[b], length = e.cuQ[b + 1] - first;
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < length; ++i)
+        out[size_t(h * e.rowsQ + first + i)] = ref[size_t(heads * first + h * length + i)];
+  }
+  return out;
+}
+
 } // namespace
+
+// Runs `run(params)` for the whole batch, or (varlen) once per sequence
+// with batch-1 params whose pointers start at its rows; `offsets` gives the
+// sequence's first query and key rows for offsetting the caller's buffers.
+template <typename Run>
+static Status forEachSequence(const CheckCase &c, const AttentionParams &packed, Run &&run) {
+  if (!c.varlen())
+    return run(packed, int64_t(0), int64_t(0));
+  Extent e = extentOf(c);
+  for (size_t b = 0; b < c.seqlensQ.size(); ++b) {
+    AttentionParams p = packed;
+    const int64_t firstQ = e.cuQ[b], firstK = e.cuK[b];
+    auto advance = [](const void *base, int64_t rows, const int64_t stride[3]) {
+      return static_cast<const void *>(static_cast<const uint16_t *>(base) + rows * stride[1]);
+    };
+    p.q = advance(packed.q, firstQ, packed.qStride);
+    p.k = advance(packed.k, firstK, packed.kStride);
+    p.v = advance(packed.v, firstK, packed.vStride);
+    p.batch = 1;
+    p.seqQ = c.seqlensQ[b];
+    p.seqK = c.seqlensK[b];
+    p.cuSeqlensQ = p.cuSeqlensK = nullptr;
+    p.totalQ = p.totalK = 0;
+    if (p.alibiSlopes) {
+      p.alibiSlopes += int64_t(b) * packed.alibiBatchStride;
+      p.alibiBatchStride = 0;
+    }
+    if (Status s = run(p, firstQ, firstK); !s)
+      return s;
+  }
+  return Status::ok();
+}
 
 Status AttentionChecker::create(Runtime &runtime, std::unique_ptr<AttentionChecker> &out) {
   auto c = std::make_unique<AttentionChecker>();
@@ -137,7 +221,7 @@ Status AttentionChecker::create(Runtime &runtime, std::unique_ptr<AttentionCheck
 
 // Device inputs (random), poisoned outputs and the fp32 reference's outputs of one case.
 struct AttentionChecker::Prepared {
-  DeviceBuffer q, k, v, o, lse, refO, refLse, alibi;
+  DeviceBuffer q, k, v, o, lse, refO, refLse, alibi, cuSeqlens;
   std::vector<uint16_t> hq, hk, hv;
   AttentionParams params;
   size_t no = 0, nl = 0;
@@ -147,22 +231,35 @@ struct AttentionChecker::Prepared {
 Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   const CudaDriver &d = *driver_;
   const int64_t dv = c.headDimV ? c.headDimV : c.headDimQK;
-  const size_t nq = size_t(c.batch * c.seqQ * c.headsQ * c.headDimQK);
-  const size_t nk = size_t(c.batch * c.seqK * c.headsK * c.headDimQK);
-  const size_t nv = size_t(c.batch * c.seqK * c.headsK * dv);
-  x.no = size_t(c.batch * c.seqQ * c.headsQ * dv);
-  x.nl = size_t(c.batch * c.headsQ * c.seqQ);
+  const Extent ext = extentOf(c);
+  if (c.varlen()) { // batch and the longest lengths must follow the lengths
+    CheckCase expected = c;
+    expected.setSeqlens(c.seqlensQ, c.seqlensK);
+    if (c.seqlensK.size() != c.seqlensQ.size() || c.batch != expected.batch ||
+        c.seqQ != expected.seqQ || c.seqK != expected.seqK)
+      return Status::error("check case: set varlen lengths with CheckCase::setSeqlens");
+  }
+  const size_t nq = size_t(ext.batch * ext.rowsQ * c.headsQ * c.headDimQK);
+  const size_t nk = size_t(ext.batch * ext.rowsK * c.headsK * c.headDimQK);
+  const size_t nv = size_t(ext.batch * ext.rowsK * c.headsK * dv);
+  x.no = size_t(ext.batch * ext.rowsQ * c.headsQ * dv);
+  x.nl = size_t(ext.batch * c.headsQ * ext.rowsQ);
   const size_t no = x.no, nl = x.nl, guard = Prepared::guard;
   const std::vector<float> slopes = alibiSlopes(c);
+  std::vector<int32_t> prefixSums = ext.cuQ;
+  prefixSums.insert(prefixSums.end(), ext.cuK.begin(), ext.cuK.end());
   for (auto [buf, bytes] : {std::pair{&x.q, nq * 2}, {&x.k, nk * 2}, {&x.v, nv * 2},
                             {&x.o, (no + guard) * 2}, {&x.lse, nl * 4}, {&x.refO, no * 4},
-                            {&x.refLse, nl * 4}, {&x.alibi, slopes.size() * 4}})
+                            {&x.refLse, nl * 4}, {&x.alibi, slopes.size() * 4},
+                            {&x.cuSeqlens, prefixSums.size() * 4}})
     if (Status s = buf->allocate(d, bytes); !s)
       return s;
-  if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(x.alibi.ptr, slopes.data(),
-                                                       slopes.size() * 4));
-      !s)
-    return s;
+  for (auto [buf, host, bytes] :
+       {std::tuple{&x.alibi, (const void *)slopes.data(), slopes.size() * 4},
+        {&x.cuSeqlens, (const void *)prefixSums.data(), prefixSums.size() * 4}})
+    if (bytes)
+      if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(buf->ptr, host, bytes)); !s)
+        return s;
   x.hq = randomTensor(nq, c.dtype, c.seed * 3 + 0);
   x.hk = randomTensor(nk, c.dtype, c.seed * 3 + 1);
   x.hv = randomTensor(nv, c.dtype, c.seed * 3 + 2);
@@ -199,14 +296,25 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     p.alibiBatchStride = c.alibiPerBatch ? c.headsQ : 0;
   }
   p.tile = c.tile;
-  stridesFor(c.headMajor, c.seqQ, c.headsQ, c.headDimQK, p.qStride);
-  stridesFor(c.headMajor, c.seqK, c.headsK, c.headDimQK, p.kStride);
-  stridesFor(c.headMajor, c.seqK, c.headsK, dv, p.vStride);
-  stridesFor(c.headMajor, c.seqQ, c.headsQ, dv, p.oStride);
+  if (c.varlen()) {
+    p.cuSeqlensQ = reinterpret_cast<const int32_t *>(x.cuSeqlens.ptr);
+    p.cuSeqlensK = p.cuSeqlensQ + ext.cuQ.size();
+    p.totalQ = ext.rowsQ;
+    p.totalK = ext.rowsK;
+  }
+  stridesFor(c.headMajor, ext.rowsQ, c.headsQ, c.headDimQK, p.qStride);
+  stridesFor(c.headMajor, ext.rowsK, c.headsK, c.headDimQK, p.kStride);
+  stridesFor(c.headMajor, ext.rowsK, c.headsK, dv, p.vStride);
+  stridesFor(c.headMajor, ext.rowsQ, c.headsQ, dv, p.oStride);
   AttentionParams normalized = p;
   if (Status s = normalizeAndValidate(normalized); !s)
     return s;
-  return reference_->run(normalized, x.refO.ptr, x.refLse.ptr, nullptr);
+  // The reference knows no packing: it runs each sequence on its own, its O
+  // rows landing packed ([total, heads, d_v] contiguous).
+  return forEachSequence(c, normalized, [&](const AttentionParams &q, int64_t firstQ, int64_t) {
+    return reference_->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
+                           x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr);
+  });
 }
 
 Status AttentionChecker::referenceOnly(const CheckCase &c, std::vector<float> &q,
@@ -258,7 +366,10 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
   r = CheckResult{0, 0, 0, 0, 0, r.variant, Sha256::hex(std::string(
                                                 reinterpret_cast<const char *>(ho.data()), no * 2)),
                   r.kernelSource};
-  Comparison cmp = compareWithReference(ho, p.oStride, hRef, c.dtype, c.batch, c.seqQ,
+  const Extent ext = extentOf(c);
+  if (c.varlen())
+    hRefLse = packedLse(hRefLse, ext, c.headsQ);
+  Comparison cmp = compareWithReference(ho, p.oStride, hRef, c.dtype, ext.batch, ext.rowsQ,
                                         c.headsQ, dv);
   r.relativeL2 = cmp.relativeL2;
   r.maxAbsError = cmp.maxAbsError;
@@ -286,9 +397,10 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
                                          PreparedBackward &y) {
   const CudaDriver &d = *driver_;
   const AttentionParams &p = x.params;
-  y.nq = size_t(c.batch * c.seqQ * c.headsQ * p.headDimQK);
-  y.nk = size_t(c.batch * c.seqK * c.headsK * p.headDimQK);
-  y.nv = size_t(c.batch * c.seqK * c.headsK * p.headDimV);
+  const Extent ext = extentOf(c);
+  y.nq = size_t(ext.batch * ext.rowsQ * c.headsQ * p.headDimQK);
+  y.nk = size_t(ext.batch * ext.rowsK * c.headsK * p.headDimQK);
+  y.nv = size_t(ext.batch * ext.rowsK * c.headsK * p.headDimV);
   for (auto [buf, bytes] : {std::pair{&y.dO, x.no * 2}, {&y.refDelta, x.nl * 4},
                             {&y.refDQ, y.nq * 4}, {&y.refDK, y.nk * 4}, {&y.refDV, y.nv * 4}})
     if (Status s = buf->allocate(d, bytes); !s)
@@ -299,9 +411,18 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
   AttentionParams normalized = p;
   if (Status s = normalizeAndValidate(normalized); !s)
     return s;
-  return reference_->runBackward(normalized, reinterpret_cast<const void *>(y.dO.ptr),
-                                 normalized.oStride, x.refO.ptr, x.refLse.ptr, y.refDelta.ptr,
-                                 y.refDQ.ptr, y.refDK.ptr, y.refDV.ptr, nullptr);
+  // Per sequence when packed (see prepare): every buffer starts at its rows.
+  const int64_t dqk = p.headDimQK, dv = p.headDimV, hq = c.headsQ, hk = c.headsK;
+  return forEachSequence(c, normalized, [&](const AttentionParams &q, int64_t firstQ,
+                                            int64_t firstK) {
+    auto f32 = [](CUdeviceptr base, int64_t elements) { return base + size_t(elements) * 4; };
+    const void *dO = reinterpret_cast<const uint16_t *>(y.dO.ptr) + firstQ * normalized.oStride[1];
+    return reference_->runBackward(q, dO, normalized.oStride, f32(x.refO.ptr, firstQ * hq * dv),
+                                   f32(x.refLse.ptr, firstQ * hq), f32(y.refDelta.ptr, firstQ * hq),
+                                   f32(y.refDQ.ptr, firstQ * hq * dqk),
+                                   f32(y.refDK.ptr, firstK * hk * dqk),
+                                   f32(y.refDV.ptr, firstK * hk * dv), nullptr);
+  });
 }
 
 Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckResult &r) {
@@ -338,9 +459,10 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   bp.dV = reinterpret_cast<void *>(grads[2].ptr);
   for (int i = 0; i < 3; ++i)
     bp.dOStride[i] = p.oStride[i];
-  stridesFor(c.headMajor, c.seqQ, c.headsQ, p.headDimQK, bp.dQStride);
-  stridesFor(c.headMajor, c.seqK, c.headsK, p.headDimQK, bp.dKStride);
-  stridesFor(c.headMajor, c.seqK, c.headsK, p.headDimV, bp.dVStride);
+  const Extent ext = extentOf(c);
+  stridesFor(c.headMajor, ext.rowsQ, c.headsQ, p.headDimQK, bp.dQStride);
+  stridesFor(c.headMajor, ext.rowsK, c.headsK, p.headDimQK, bp.dKStride);
+  stridesFor(c.headMajor, ext.rowsK, c.headsK, p.headDimV, bp.dVStride);
   bp.tileDQ = original.tileDQ;
   bp.tileDKV = original.tileDKV;
   std::vector<AttentionSpec> specs;
@@ -356,7 +478,8 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
 
   const CUdeviceptr refs[3] = {y.refDQ.ptr, y.refDK.ptr, y.refDV.ptr};
   const int64_t *strides[3] = {bp.dQStride, bp.dKStride, bp.dVStride};
-  const int64_t seqs[3] = {c.seqQ, c.seqK, c.seqK}, heads[3] = {c.headsQ, c.headsK, c.headsK};
+  const int64_t seqs[3] = {ext.rowsQ, ext.rowsK, ext.rowsK},
+                heads[3] = {c.headsQ, c.headsK, c.headsK};
   const int64_t dims[3] = {p.headDimQK, p.headDimQK, p.headDimV};
   std::string bytes;
   for (int i = 0; i < 3; ++i) {
@@ -368,7 +491,7 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
     if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(ref.data(), refs[i], ref.size() * 4));
         !s)
       return s;
-    Comparison cmp = compareWithReference(got, strides[i], ref, c.dtype, c.batch, seqs[i],
+    Comparison cmp = compareWithReference(got, strides[i], ref, c.dtype, ext.batch, seqs[i],
                                           heads[i], dims[i]);
     r.relativeL2[i] = cmp.relativeL2;
     r.maxAbsError[i] = cmp.maxAbsError;

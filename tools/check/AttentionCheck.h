@@ -28,6 +28,12 @@ struct CheckCase {
   bool alibiPerBatch = false; // slopes [batch, heads_q] instead of [heads_q]
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
+  /// Packed variable-length sequences when non-empty (set with setSeqlens):
+  /// the tensors are [total, heads, dim] (head-major: [heads, total, dim]).
+  std::vector<int64_t> seqlensQ, seqlensK;
+  bool varlen() const { return !seqlensQ.empty(); }
+  /// Makes the case varlen: batch = the number of sequences, seqQ / seqK the longest.
+  void setSeqlens(std::vector<int64_t> q, std::vector<int64_t> k);
   uint64_t seed = 1;
   std::optional<TileConfig> tile; // the runtime's default when empty
   std::optional<TileConfig> tileDQ, tileDKV; // backward tiles (defaults when empty)

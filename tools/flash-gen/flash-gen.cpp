@@ -2,7 +2,7 @@
 //
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
-//             [--window] [--softcap] [--alibi]
+//             [--window] [--softcap] [--alibi] [--varlen]
 //             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
 // A bundle for deployments that must not compile (variants x architectures):
@@ -11,10 +11,11 @@
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "window", "softcap", "alibi", "lse", "kind", "tile": [m, n, warps,
+// "causal", "window", "softcap", "alibi", "varlen", "lse", "kind", "tile": [m, n, warps,
 // stages]} (all but arch and head_dim optional: fwd, the default tile).
 // --window, --softcap and --alibi compile the score modifiers in (their values
-// are kernel parameters given at run time) and apply to every variant.
+// are kernel parameters given at run time), --varlen makes packed
+// variable-length kernels (cu_seqlens); they apply to every variant.
 //
 #include "compiler/Compiler.h"
 #include "runtime/Ptxas.h"
@@ -52,6 +53,8 @@ static cl::opt<bool> window("window",
                                     "replaces --causal"));
 static cl::opt<bool> softcap("softcap", cl::desc("softcap the scores (tanh; cap given at run time)"));
 static cl::opt<bool> alibi("alibi", cl::desc("ALiBi bias (slopes given at run time)"));
+static cl::opt<bool> varlen("varlen", cl::desc("packed variable-length sequences (cu_seqlens "
+                                               "given at run time)"));
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
@@ -69,6 +72,7 @@ static void setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.mask = window ? Mask::Window : causalMask ? Mask::Causal : Mask::None;
   spec.softcap = softcap;
   spec.alibi = alibi;
+  spec.varlen = varlen;
 }
 
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
@@ -184,6 +188,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.mask = flag("window") ? Mask::Window : flag("causal") ? Mask::Causal : Mask::None;
     spec.softcap = flag("softcap");
     spec.alibi = flag("alibi");
+    spec.varlen = flag("varlen");
     spec.withLse = flag("lse");
     auto k = parseKernelKind(str("kind", "fwd"));
     if (!k) {

@@ -252,3 +252,39 @@ func.func @alibi_slopes_rank(%q: !t, %s: f32, %slopes: memref<?xf32>) {
       : !t, !t, !t -> !t
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @varlen_needs_packed_tensors(%q: !t, %s: f32, %cu: memref<?xi32>) {
+  // expected-error @+1 {{query must be a rank-3 memref [total, heads, dim] (packed, seqlens given)}}
+  flash.attention %q, %q, %q -> %q scale %s seqlens(%cu, %cu : memref<?xi32>, memref<?xi32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!p = memref<?x?x64xbf16, strided<[?, ?, 1]>>
+func.func @varlen_prefix_sums_are_i32(%q: !p, %s: f32, %cu: memref<?xi64>) {
+  // expected-error @+1 {{cu_seqlens must be rank-1 i32 memrefs [batch + 1]}}
+  flash.attention %q, %q, %q -> %q scale %s seqlens(%cu, %cu : memref<?xi64>, memref<?xi64>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !p, !p, !p -> !p
+  return
+}
+
+// -----
+
+!p = memref<?x?x64xbf16, strided<[?, ?, 1]>>
+func.func @varlen_lse_is_heads_by_total(%q: !p, %s: f32, %cu: memref<?xi32>, %lse: memref<?x?x?xf32>) {
+  // expected-error @+1 {{lse must be a rank-2 f32 memref [heads, total_q]}}
+  flash.attention %q, %q, %q -> %q, lse %lse scale %s seqlens(%cu, %cu : memref<?xi32>, memref<?xi32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !p, !p, !p -> !p, memref<?x?x?xf32>
+  return
+}

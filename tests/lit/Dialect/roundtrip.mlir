@@ -74,3 +74,24 @@ func.func @score_modifiers(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats
       : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
   return
 }
+
+// Packed variable-length sequences: rank-3 [total, heads, dim] tensors, the
+// prefix sums as operands, row statistics [heads, total_q].
+!packed = memref<?x?x64xbf16, strided<[?, ?, 1]>>
+!cu = memref<?xi32>
+// CHECK-LABEL: func.func @varlen
+// CHECK: flash.attention %{{.*}}, %{{.*}}, %{{.*}} -> %{{.*}}, lse %{{.*}} scale %{{.*}} seqlens(%{{.*}}, %{{.*}} : memref<?xi32>, memref<?xi32>) {mask = #flash.mask<causal>
+// CHECK: flash.attention_bwd {{.*}} -> dq %{{.*}} scale %{{.*}} seqlens(%{{.*}}, %{{.*}} : memref<?xi32>, memref<?xi32>)
+func.func @varlen(%q: !packed, %o: !packed, %lse: memref<?x?xf32>, %s: f32, %cuq: !cu, %cuk: !cu) {
+  flash.attention %q, %q, %q -> %o, lse %lse scale %s seqlens(%cuq, %cuk : !cu, !cu)
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !packed, !packed, !packed -> !packed, memref<?x?xf32>
+  flash.attention_bwd %q, %q, %q, %o, %o, lse %lse, delta %lse -> dq %q scale %s seqlens(%cuq, %cuk : !cu, !cu)
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !packed, !packed, !packed, !packed, !packed, memref<?x?xf32>, memref<?x?xf32> -> dq !packed
+  return
+}
