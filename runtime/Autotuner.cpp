@@ -26,15 +26,51 @@ std::string TuningProblem::describe() const {
   if (headsK != headsQ)
     os << "/" << headsK;
   os << " sq" << seqQ << " sk" << seqK;
+  if (windowLeft >= 0 || windowRight >= 0)
+    os << " window(" << windowLeft << "," << windowRight << ")";
+  os << (softcap ? " softcap" : "") << (alibi ? " alibi" : "");
   return os.str();
 }
 
+void TuningProblem::setWindow(int64_t left, int64_t right) {
+  left = left < 0 ? -1 : left;
+  right = causal ? 0 : (right < 0 ? -1 : right);
+  windowLeft = windowRight = -1;
+  if (left < 0 && right == 0) {
+    causal = true;
+  } else if (left >= 0 || right >= 0) {
+    causal = false;
+    windowLeft = left;
+    windowRight = right;
+  }
+}
+
+TuningProblem TuningProblem::withoutModifiers() const {
+  TuningProblem p = *this;
+  p.causal = causal || windowLeft >= 0 || windowRight >= 0;
+  p.windowLeft = p.windowRight = -1;
+  p.softcap = p.alibi = false;
+  return p;
+}
+
+// (query, key) pairs the mask keeps: bottom-right aligned, one interval a row.
+static double keptPairs(const TuningProblem &p) {
+  if (!p.causal && p.windowLeft < 0 && p.windowRight < 0)
+    return double(p.seqQ) * double(p.seqK);
+  const int64_t right = p.causal ? 0 : p.windowRight;
+  double pairs = 0;
+  for (int64_t i = 0; i < p.seqQ; ++i) {
+    const int64_t diagonal = i + p.seqK - p.seqQ;
+    const int64_t lo = p.windowLeft >= 0 ? std::max<int64_t>(0, diagonal - p.windowLeft) : 0;
+    const int64_t hi = right >= 0 ? std::min(p.seqK - 1, diagonal + right) : p.seqK - 1;
+    pairs += double(std::max<int64_t>(0, hi - lo + 1));
+  }
+  return pairs;
+}
+
 double TuningProblem::flops() const {
-  double f = 2.0 * double(batch) * double(headsQ) * double(seqQ) * double(seqK) *
-             double(headDimQK + headDimV);
-  if (kind != KernelKind::Forward)
-    f *= 2.5;
-  return causal ? f / 2 : f;
+  double f = 2.0 * double(batch) * double(headsQ) * keptPairs(*this) * double(headDimQK + headDimV);
+  return kind != KernelKind::Forward ? f * 2.5 : f;
 }
 
 static int64_t bucket(int64_t n) {
@@ -51,6 +87,10 @@ std::string tuningKey(const TuningProblem &p) {
   os << dtypeName(p.dtype) << " d" << p.headDimQK << " v" << p.headDimV
      << (p.causal ? " causal" : " none") << " lse" << (p.withLse ? 1 : 0) << " sq<=" << bucket(p.seqQ)
      << " sk<=" << bucket(p.seqK);
+  auto side = [](int64_t w) { return w < 0 ? std::string("inf") : std::to_string(bucket(w)); };
+  if (p.windowLeft >= 0 || p.windowRight >= 0)
+    os << " window<=" << side(p.windowLeft) << "," << side(p.windowRight);
+  os << (p.softcap ? " softcap" : "") << (p.alibi ? " alibi" : "");
   return os.str();
 }
 

@@ -26,6 +26,19 @@ struct TuningProblem {
   int64_t headDimQK = 128, headDimV = 128;
   bool causal = false, withLse = false;
   int64_t batch = 1, seqQ = 1, seqK = 1, headsQ = 1, headsK = 1;
+  // Score modifiers (AttentionParams' meaning; -1 = unbounded window side):
+  // their variants do more work per block, or (window) fewer blocks.
+  int64_t windowLeft = -1, windowRight = -1;
+  bool softcap = false, alibi = false;
+  bool hasModifiers() const {
+    return windowLeft >= 0 || windowRight >= 0 || softcap || alibi;
+  }
+  /// Sets a window as the runtime classifies it (with `causal` its right
+  /// side is 0; (-1, 0) is plain causal, (-1, -1) no window).
+  void setWindow(int64_t left, int64_t right);
+  /// The same shape without score modifiers (a window counts as causal):
+  /// whose tuned tile a modifier problem falls back to.
+  TuningProblem withoutModifiers() const;
   std::string describe() const;
   /// 4*b*h*sq*sk*d (2*...*(d_qk+d_v)), about half when causal; a backward
   /// kind counts the whole backward pass (2.5x), which is what it times.
@@ -33,7 +46,8 @@ struct TuningProblem {
 };
 
 /// Problems that share a key share a tuned configuration: dtype, head dims,
-/// mask, LSE and the sequence lengths rounded up to powers of two.
+/// mask, LSE and the sequence lengths rounded up to powers of two; then the
+/// score modifiers (window sides rounded up likewise), when there are any.
 std::string tuningKey(const TuningProblem &p);
 
 struct DeviceLimits {

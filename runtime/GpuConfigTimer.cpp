@@ -61,6 +61,17 @@ Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
             !st)
           return st;
     }
+  if (p.alibi) { // the usual geometric slopes
+    std::vector<float> slopes(size_t(p.headsQ));
+    for (size_t h = 0; h < slopes.size(); ++h)
+      slopes[h] = std::exp2(-8.0f * float(h + 1) / float(p.headsQ));
+    if (Status st = d->check("cuMemAlloc", d->cuMemAlloc(&t->alibiSlopes_, slopes.size() * 4)); !st)
+      return st;
+    if (Status st = d->check("cuMemcpyHtoD", d->cuMemcpyHtoD(t->alibiSlopes_, slopes.data(),
+                                                            slopes.size() * 4));
+        !st)
+      return st;
+  }
   // A backward needs the forward's O and LSE of its inputs.
   for (int set = 0; backward && set < t->sets_; ++set) {
     AttentionParams a = t->forwardParams(set);
@@ -79,6 +90,8 @@ Status GpuConfigTimer::create(Runtime &runtime, const TuningProblem &p,
 GpuConfigTimer::~GpuConfigTimer() {
   for (CUdeviceptr p : buffers_)
     driver_.cuMemFree(p);
+  if (alibiSlopes_)
+    driver_.cuMemFree(alibiSlopes_);
   if (start_)
     driver_.cuEventDestroy(start_);
   if (stop_)
@@ -96,6 +109,10 @@ AttentionParams GpuConfigTimer::forwardParams(int set) const {
   a.headDimQK = problem_.headDimQK;
   a.headDimV = problem_.headDimV;
   a.causal = problem_.causal;
+  a.windowLeft = problem_.windowLeft;
+  a.windowRight = problem_.windowRight;
+  a.softcap = problem_.softcap ? 30.0f : 0.0f; // any cap: the work does not depend on it
+  a.alibiSlopes = reinterpret_cast<const float *>(alibiSlopes_);
   const CUdeviceptr *b = &buffers_[buffersPerSet_ * size_t(set)];
   a.q = reinterpret_cast<const void *>(b[0]);
   a.k = reinterpret_cast<const void *>(b[1]);

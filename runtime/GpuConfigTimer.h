@@ -32,6 +32,7 @@ private:
   TuningProblem problem_;
   std::vector<CUdeviceptr> buffers_; // per set: q, k, v, o (backward: + dO, lse, dQ, dK, dV)
   size_t buffersPerSet_ = 4;
+  CUdeviceptr alibiSlopes_ = 0; // [heads_q] fp32, for ALiBi problems
   int sets_ = 0;
   CUevent start_ = nullptr, stop_ = nullptr;
 };

@@ -139,15 +139,21 @@ static abi::VarlenParams varlenOf(const AttentionParams &p) {
   return {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
 }
 
-// Variants with score modifiers take the tile tuned (or chosen) for the same
-// shape without them: their blocks do the same work plus a few operations.
-// Varlen requests take the padded shape's (batch x the longest lengths).
+// The tuning problem of normalized params. Varlen requests are tuned as the
+// padded shape (batch x the longest lengths).
 static TuningProblem problemOf(const AttentionParams &p) {
   TuningProblem t;
   t.dtype = p.dtype;
   t.headDimQK = p.headDimQK;
   t.headDimV = p.headDimV;
-  t.causal = attentionMask(p) != Mask::None;
+  const Mask mask = attentionMask(p);
+  t.causal = mask == Mask::Causal;
+  if (mask == Mask::Window) {
+    t.windowLeft = p.windowLeft;
+    t.windowRight = p.windowRight;
+  }
+  t.softcap = p.softcap > 0.0f;
+  t.alibi = p.alibiSlopes != nullptr;
   t.withLse = p.lse != nullptr;
   t.batch = p.batch;
   t.seqQ = p.seqQ;
@@ -215,6 +221,20 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
 }
 
 // The variant for already-normalized params whose tuning key is `key`.
+// The tile tuned for `problem` (key `key`), else, for a problem with score
+// modifiers that was not tuned itself, the one tuned for the same shape
+// without them (their blocks do the same work plus a few operations).
+static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
+                                             const TuningProblem &problem,
+                                             const std::string &key) {
+  std::lock_guard<std::mutex> lock(impl.tuningMutex);
+  if (auto tuned = impl.tuning->lookup(key))
+    return tuned;
+  if (!problem.hasModifiers())
+    return std::nullopt;
+  return impl.tuning->lookup(tuningKey(problem.withoutModifiers()));
+}
+
 static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p,
                              const std::string &key) {
   AttentionSpec spec;
@@ -228,8 +248,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
   if (p.tile) {
     spec.tile = *p.tile;
   } else {
-    std::lock_guard<std::mutex> lock(impl.tuningMutex);
-    auto tuned = impl.tuning->lookup(key);
+    std::optional<TileConfig> tuned = lookupTuned(impl, problemOf(p), key);
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
@@ -396,8 +415,7 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
       TuningProblem problem = problemOf(f);
       problem.kind = kind;
       problem.withLse = false;
-      std::lock_guard<std::mutex> lock(impl.tuningMutex);
-      auto tuned = impl.tuning->lookup(tuningKey(problem));
+      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
       spec.tile = tuned ? *tuned
                         : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
                                               impl.device.maxSharedMemoryPerBlock);

@@ -107,6 +107,44 @@ TEST(AutotuneGpu, TunesOnFirstUseAndRecordsTheChoice) {
   EXPECT_EQ(tileName(spec.tile), tileName(*tuned));
 }
 
+// A score-modifier problem (window + softcap) is tuned with its modifiers
+// compiled in and recorded under its own key, which a later request with
+// those modifiers uses; the plain shape's key stays untuned.
+TEST(AutotuneGpu, TunesScoreModifierProblemsUnderTheirOwnKeys) {
+  FLASHJIT_REQUIRE_GPU();
+  std::string dir = freshCache("tune-modifiers");
+  std::unique_ptr<Runtime> rt;
+  ASSERT_TRUE(Runtime::create(rt, optionsFor(dir)).isOk());
+  TuningProblem tp;
+  tp.headDimQK = tp.headDimV = 64;
+  tp.batch = 2;
+  tp.seqQ = tp.seqK = 256;
+  tp.headsQ = tp.headsK = 4;
+  tp.causal = true;
+  tp.setWindow(100, -1);
+  tp.softcap = true;
+  TuningResult result;
+  size_t timed = 0;
+  Status s = rt->tune(tp, result, [&](size_t, size_t, const TimedConfig &) { ++timed; });
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_GT(timed, 1u);
+  ASSERT_TRUE(rt->tuningDatabase().lookup(tuningKey(tp)).has_value());
+  EXPECT_FALSE(rt->tuningDatabase().lookup(tuningKey(tp.withoutModifiers())).has_value());
+
+  std::unique_ptr<Runtime> later;
+  ASSERT_TRUE(Runtime::create(later, optionsFor(dir)).isOk());
+  Problem prob(64);
+  prob.p.causal = true;
+  prob.p.windowLeft = 100;
+  prob.p.softcap = 30.0f;
+  AttentionSpec spec;
+  ASSERT_TRUE(later->selectVariant(prob.p, spec).isOk());
+  EXPECT_EQ(tileName(spec.tile), tileName(result.best));
+  EXPECT_NE(spec.variantName().find("_window_softcap_"), std::string::npos) << spec.variantName();
+  s = later->attention(prob.p, nullptr);
+  EXPECT_TRUE(s.isOk()) << s.message();
+}
+
 // The backward's key-block kernel tuned on its own (timing the whole backward),
 // recorded under its own key and used by a later runtime's backward.
 TEST(AutotuneGpu, TunesABackwardKernelAndTheBackwardUsesIt) {

@@ -210,3 +210,45 @@ TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
       EXPECT_EQ(tuningKey(p).rfind(kernelKindName(kind), 0), 0u) << tuningKey(p);
     }
 }
+
+TEST(Autotuner, ScoreModifierProblemsHaveTheirOwnKeys) {
+  TuningProblem plain = problem();
+  plain.causal = true;
+  const std::string plainKey = tuningKey(plain);
+  EXPECT_EQ(plainKey, "bf16 d128 v128 causal lse0 sq<=4096 sk<=4096"); // unchanged by modifiers
+
+  TuningProblem softcap = plain;
+  softcap.softcap = true;
+  EXPECT_EQ(tuningKey(softcap), plainKey + " softcap");
+  TuningProblem alibi = plain;
+  alibi.alibi = true;
+  EXPECT_EQ(tuningKey(alibi), plainKey + " alibi");
+  EXPECT_EQ(tuningKey(softcap.withoutModifiers()), plainKey);
+
+  // A causal window keeps its right side at 0 and is a window problem; its
+  // fallback is the causal shape. (-1, 0) is plain causal.
+  TuningProblem window = plain;
+  window.setWindow(3000, 17);
+  EXPECT_FALSE(window.causal);
+  EXPECT_EQ(window.windowRight, 0);
+  EXPECT_EQ(tuningKey(window), "bf16 d128 v128 none lse0 sq<=4096 sk<=4096 window<=4096,128");
+  EXPECT_EQ(tuningKey(window.withoutModifiers()), plainKey);
+  TuningProblem causal = plain;
+  causal.setWindow(-1, 5);
+  EXPECT_TRUE(causal.causal);
+  EXPECT_FALSE(causal.hasModifiers());
+  TuningProblem leftOnly = problem();
+  leftOnly.setWindow(100, -1);
+  EXPECT_EQ(tuningKey(leftOnly), "bf16 d128 v128 none lse0 sq<=4096 sk<=4096 window<=128,inf");
+  EXPECT_EQ(tuningKey(leftOnly.withoutModifiers()), plainKey); // a window counts as causal
+
+  // FLOPs count the pairs the window keeps: 4 * b * h * d * pairs.
+  TuningProblem small = problem(64);
+  small.batch = small.headsQ = small.headsK = 1;
+  small.seqQ = small.seqK = 4;
+  EXPECT_DOUBLE_EQ(small.flops(), 2.0 * 128 * 16);
+  small.causal = true;
+  EXPECT_DOUBLE_EQ(small.flops(), 2.0 * 128 * 10);
+  small.setWindow(1, -1); // rows keep 1, 2, 2, 2 keys
+  EXPECT_DOUBLE_EQ(small.flops(), 2.0 * 128 * 7);
+}

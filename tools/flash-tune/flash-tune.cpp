@@ -2,11 +2,15 @@
 //
 //   flash-tune [--dtype bf16,f16] [--dims 64,128] [--seqs 512,...,16384]
 //              [--causal no|yes|both] [--pass fwd|bwd|both] [--shapes FILE.json] [--out table.md]
+//              [--window LEFT,RIGHT] [--softcap] [--alibi]
 //              [--export FILE] [--import FILE] [--cache-dir DIR] [--quiet]
 //
 // Shapes default to the standard grid: b = 16384/s, h = 2048/d. A shapes file
 // is a JSON array of {"dtype", "d", "d_v", "seq_q", "seq_k", "batch", "heads",
-// "heads_k", "causal"}. --pass bwd tunes the backward's kernels of each shape
+// "heads_k", "causal", "window": [left, right], "softcap", "alibi"}. The score
+// modifiers (also as flags, for every grid shape) tune their own variants,
+// recorded under their own keys; untuned modifier problems use the tile of
+// the same shape without them. --pass bwd tunes the backward's kernels of each shape
 // (each kernel's tiles, timing the whole backward). Prints progress, then a table of default vs tuned;
 // writes the tuning database (<cache>/tune/<arch>.json).
 //
@@ -74,6 +78,15 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
     p.headsQ = num("heads", 16);
     p.headsK = num("heads_k", p.headsQ);
     p.causal = s.boolOr("causal", false);
+    if (const json::Value *w = s.get("window")) {
+      if (!w->isArray() || w->items().size() != 2) {
+        error = path + ": \"window\" must be [left, right]";
+        return false;
+      }
+      p.setWindow(int64_t(w->items()[0].number()), int64_t(w->items()[1].number()));
+    }
+    p.softcap = s.boolOr("softcap", false);
+    p.alibi = s.boolOr("alibi", false);
     out.push_back(p);
   }
   return true;
@@ -84,7 +97,8 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
 int main(int argc, char **argv) {
   std::string dtypes = "bf16", dims = "64,128", seqs = "512,1024,2048,4096,8192,16384",
               causal = "both", pass = "fwd", shapesFile, out, exportPath, importPath, cacheDir;
-  bool quiet = false, gridRequested = false;
+  std::string window;
+  bool quiet = false, gridRequested = false, softcap = false, alibi = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](std::string &dst) {
@@ -106,6 +120,9 @@ int main(int argc, char **argv) {
     else if (a == "--export") ok = value(exportPath);
     else if (a == "--import") ok = value(importPath);
     else if (a == "--cache-dir") ok = value(cacheDir);
+    else if (a == "--window") ok = value(window);
+    else if (a == "--softcap") softcap = true;
+    else if (a == "--alibi") alibi = true;
     else if (a == "--quiet") quiet = true;
     else return usage(("unknown argument " + a).c_str());
     if (!ok)
@@ -163,6 +180,19 @@ int main(int argc, char **argv) {
             p.causal = c == "yes";
             problems.push_back(p);
           }
+  }
+
+  // Modifier flags apply to every shape.
+  int64_t windowLeft = -1, windowRight = -1;
+  if (!window.empty() && std::sscanf(window.c_str(), "%lld,%lld",
+                                     reinterpret_cast<long long *>(&windowLeft),
+                                     reinterpret_cast<long long *>(&windowRight)) != 2)
+    return usage(("--window wants LEFT,RIGHT (-1 = unbounded), got " + window).c_str());
+  for (TuningProblem &p : problems) {
+    if (!window.empty())
+      p.setWindow(windowLeft, windowRight);
+    p.softcap = p.softcap || softcap;
+    p.alibi = p.alibi || alibi;
   }
 
   if (pass != "fwd" && pass != "bwd" && pass != "both")
