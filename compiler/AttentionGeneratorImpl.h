@@ -11,6 +11,7 @@
 
 #include "compiler/AttentionSpec.h"
 #include "compiler/KernelEmitter.h"
+#include "dialect/FlashDialect.h"
 #include "dialect/SharedMemoryLayout.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -63,6 +64,27 @@ struct Variant {
   bool persistent;         // warp-specialized blocks walk many tiles (grid = SMs)
   flash::SharedMemoryLayout smem;
 };
+
+/// The fields every kernel of flash.attention / flash.attention_bwd reads
+/// the same way off its op: head dims, element type, mask, score modifiers,
+/// packing and the tile's sizes.
+template <typename AttentionLikeOp> Variant variantOf(AttentionLikeOp op) {
+  Variant v;
+  flash::TileAttr tile = op.getTile();
+  v.headDimQK = op.getHeadDimQK();
+  v.headDimV = op.getHeadDimV();
+  v.elementType = op.getElementType();
+  v.causal = op.getMask() == flash::MaskKind::Causal;
+  v.window = op.getMask() == flash::MaskKind::Window;
+  v.softcap = static_cast<bool>(op.getSoftcap());
+  v.alibi = static_cast<bool>(op.getAlibiSlopes());
+  v.varlen = static_cast<bool>(op.getCuSeqlensQ());
+  v.m = tile.getM();
+  v.n = tile.getN();
+  v.warps = tile.getWarps();
+  v.stages = tile.getStages();
+  return v;
+}
 
 class Generator {
 public:

@@ -498,20 +498,8 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
                                       StringRef sharedMemorySymbol) {
   using namespace detail;
   flash::TileAttr tile = op.getTile();
-  Variant v;
-  v.headDimQK = op.getHeadDimQK();
-  v.headDimV = op.getHeadDimV();
-  v.elementType = op.getElementType();
-  v.causal = op.getMask() == flash::MaskKind::Causal;
-  v.window = op.getMask() == flash::MaskKind::Window;
-  v.softcap = static_cast<bool>(op.getSoftcap());
-  v.alibi = static_cast<bool>(op.getAlibiSlopes());
-  v.varlen = static_cast<bool>(op.getCuSeqlensQ());
+  Variant v = variantOf(op);
   v.hasLse = static_cast<bool>(op.getLse());
-  v.m = tile.getM();
-  v.n = tile.getN();
-  v.warps = tile.getWarps();
-  v.stages = tile.getStages();
   v.mTilesPerWarp = v.m / (16 * v.warps);
   v.nTilesS = v.n / 8;
   v.nTilesO = v.headDimV / 8;

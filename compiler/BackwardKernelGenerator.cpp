@@ -423,26 +423,13 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
 LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPUFuncOp kernel,
                                               StringRef sharedMemorySymbol) {
   using namespace detail;
-  flash::TileAttr tile = op.getTile();
-  Variant v;
+  Variant v = variantOf(op);
   bool dq = static_cast<bool>(op.getGradQuery());
   bool dk = static_cast<bool>(op.getGradKey()), dv = static_cast<bool>(op.getGradValue());
   v.kind = dq ? KernelKind::BackwardDQ
               : (dk && dv ? KernelKind::BackwardDKV
                           : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV));
-  v.headDimQK = op.getHeadDimQK();
-  v.headDimV = op.getHeadDimV();
-  v.elementType = op.getElementType();
-  v.causal = op.getMask() == flash::MaskKind::Causal;
-  v.window = op.getMask() == flash::MaskKind::Window;
-  v.softcap = static_cast<bool>(op.getSoftcap());
-  v.alibi = static_cast<bool>(op.getAlibiSlopes());
-  v.varlen = static_cast<bool>(op.getCuSeqlensQ());
   v.hasLse = true;
-  v.m = tile.getM();
-  v.n = tile.getN();
-  v.warps = tile.getWarps();
-  v.stages = tile.getStages();
   v.qkWgmma = v.pvWgmma = v.warpSpecialized = v.persistent = false;
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
   int64_t ownedRows = dq ? v.m : v.n, streamedRows = dq ? v.n : v.m;

@@ -4,8 +4,7 @@
 // prefix sum would read or write out of bounds. The sums live on the device,
 // so checking them costs one small copy after the caller's stream work.
 //
-#include "runtime/CudaDriver.h"
-#include "runtime/flashjit.h"
+#include "runtime/PackedSequences.h"
 
 #include <string>
 #include <vector>
@@ -45,19 +44,16 @@ Status checkPrefixSums(const char *name, const std::vector<int32_t> &cu, int64_t
 
 } // namespace
 
-Status checkPackedSequences(const AttentionParams &p, CUstream stream) {
+Status checkPackedSequences(const CudaDriver &d, const AttentionParams &p, CUstream stream) {
   if (!p.varlen() || p.seqlensTrusted || p.batch == 0)
     return Status::ok();
-  const CudaDriver *d = nullptr;
-  if (Status s = CudaDriver::get(d); !s)
-    return s;
-  if (Status s = d->check("synchronizing before reading cu_seqlens", d->cuStreamSynchronize(stream));
+  if (Status s = d.check("synchronizing before reading cu_seqlens", d.cuStreamSynchronize(stream));
       !s)
     return s;
   std::vector<int32_t> cuQ, cuK;
-  if (Status s = readPrefixSums(*d, p.cuSeqlensQ, p.batch + 1, cuQ); !s)
+  if (Status s = readPrefixSums(d, p.cuSeqlensQ, p.batch + 1, cuQ); !s)
     return s;
-  if (Status s = readPrefixSums(*d, p.cuSeqlensK, p.batch + 1, cuK); !s)
+  if (Status s = readPrefixSums(d, p.cuSeqlensK, p.batch + 1, cuK); !s)
     return s;
   if (Status s = checkPrefixSums("cu_seqlens_q", cuQ, p.totalQ, p.seqQ); !s)
     return s;

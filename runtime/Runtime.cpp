@@ -5,6 +5,7 @@
 #include "runtime/DiskCache.h"
 #include "runtime/GpuConfigTimer.h"
 #include "runtime/KernelProvider.h"
+#include "runtime/PackedSequences.h"
 #include "runtime/TensorMaps.h"
 
 #include <sys/stat.h>
@@ -135,8 +136,29 @@ static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p) {
   spec.varlen = p.varlen();
 }
 
-static abi::VarlenParams varlenOf(const AttentionParams &p) {
-  return {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
+// The kernel parameters the forward and backward kernels share, from the
+// forward's normalized params (both ABI structs name them alike).
+template <typename KernelParams>
+static void setForwardFields(KernelParams &k, const AttentionParams &p) {
+  k.q = p.q;
+  k.k = p.k;
+  k.v = p.v;
+  k.o = p.o;
+  k.lse = p.lse;
+  for (int i = 0; i < 3; ++i) {
+    k.qStride[i] = p.qStride[i];
+    k.kStride[i] = p.kStride[i];
+    k.vStride[i] = p.vStride[i];
+    k.oStride[i] = p.oStride[i];
+  }
+  k.seqQ = int32_t(p.seqQ);
+  k.seqK = int32_t(p.seqK);
+  k.headsQ = int32_t(p.headsQ);
+  k.groupSize = int32_t(p.headsQ / p.headsK);
+  k.scaleLog2 = scaleLog2Of(p);
+  k.batch = int32_t(p.batch);
+  k.modifiers = scoreModifiersOf(p);
+  k.varlen = {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
 }
 
 // The tuning problem of normalized params. Varlen requests are tuned as the
@@ -236,7 +258,7 @@ static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
 }
 
 static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p,
-                             const std::string &key) {
+                             const TuningProblem &problem, const std::string &key) {
   AttentionSpec spec;
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
@@ -248,7 +270,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
   if (p.tile) {
     spec.tile = *p.tile;
   } else {
-    std::optional<TileConfig> tuned = lookupTuned(impl, problemOf(p), key);
+    std::optional<TileConfig> tuned = lookupTuned(impl, problem, key);
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
@@ -260,7 +282,8 @@ Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec
   AttentionParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
     return s;
-  spec = specFor(*impl_, p, tuningKey(problemOf(p)));
+  const TuningProblem problem = problemOf(p);
+  spec = specFor(*impl_, p, problem, tuningKey(problem));
   return Status::ok();
 }
 
@@ -331,7 +354,10 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
     return s;
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok();
-  if (Status s = checkPackedSequences(p, stream); !s)
+  if (Status s = bindContext(*impl_->driver, impl_->context); !s)
+    return s;
+  // Read in the runtime's context, before tuning or compiling anything.
+  if (Status s = checkPackedSequences(*impl_->driver, p, stream); !s)
     return s;
   const TuningProblem problem = problemOf(p);
   const std::string key = tuningKey(problem);
@@ -346,35 +372,15 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
       if (Status s = tune(problem, result); !s)
         return s;
   }
-  const AttentionSpec spec = specFor(*impl_, p, key);
+  const AttentionSpec spec = specFor(*impl_, p, problem, key);
 
-  if (Status s = bindContext(*impl_->driver, impl_->context); !s)
-    return s;
   ProvidedKernel provided;
   if (Status s = findKernel(*impl_, spec, p.tile.has_value(), key, provided); !s)
     return s;
   const LoadedKernel *kernel = provided.kernel;
 
   abi::AttentionKernelParams k{};
-  k.q = p.q;
-  k.k = p.k;
-  k.v = p.v;
-  k.o = p.o;
-  k.lse = p.lse;
-  for (int i = 0; i < 3; ++i) {
-    k.qStride[i] = p.qStride[i];
-    k.kStride[i] = p.kStride[i];
-    k.vStride[i] = p.vStride[i];
-    k.oStride[i] = p.oStride[i];
-  }
-  k.seqQ = int32_t(p.seqQ);
-  k.seqK = int32_t(p.seqK);
-  k.headsQ = int32_t(p.headsQ);
-  k.groupSize = int32_t(p.headsQ / p.headsK);
-  k.scaleLog2 = scaleLog2Of(p);
-  k.batch = int32_t(p.batch);
-  k.modifiers = scoreModifiersOf(p);
-  k.varlen = varlenOf(p);
+  setForwardFields(k, p);
   const int64_t queryBlocks = (p.seqQ + provided.tile.m - 1) / provided.tile.m;
   if (!provided.tile.warpSpecialized)
     return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(p.headsQ),
@@ -443,39 +449,23 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     return Status::ok();
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
-  if (Status s = checkPackedSequences(f, stream); !s)
-    return s;
   const CudaDriver &d = *impl_->driver;
+  if (Status s = checkPackedSequences(d, f, stream); !s)
+    return s;
 
   abi::BackwardKernelParams k{};
-  k.q = f.q;
-  k.k = f.k;
-  k.v = f.v;
-  k.o = f.o;
+  setForwardFields(k, f);
   k.dO = p.dO;
-  k.lse = f.lse;
   k.dQ = p.dQ;
   k.dK = p.dK;
   k.dV = p.dV;
   for (int i = 0; i < 3; ++i) {
-    k.qStride[i] = f.qStride[i];
-    k.kStride[i] = f.kStride[i];
-    k.vStride[i] = f.vStride[i];
-    k.oStride[i] = f.oStride[i];
     k.dOStride[i] = p.dOStride[i];
     k.dQStride[i] = p.dQStride[i];
     k.dKStride[i] = p.dKStride[i];
     k.dVStride[i] = p.dVStride[i];
   }
-  k.seqQ = int32_t(f.seqQ);
-  k.seqK = int32_t(f.seqK);
-  k.headsQ = int32_t(f.headsQ);
-  k.groupSize = int32_t(f.headsQ / f.headsK);
-  k.scaleLog2 = scaleLog2Of(f);
   k.scale = f.softmaxScale;
-  k.batch = int32_t(f.batch);
-  k.modifiers = scoreModifiersOf(f);
-  k.varlen = varlenOf(f);
 
   // Find every kernel before allocating or launching anything.
   std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);

@@ -168,13 +168,9 @@ private:
 
 /// Fills defaults (strides, headDimV, scale) and checks every field; the
 /// message names the offending field. Needs no GPU (the varlen prefix sums,
-/// which live on the device, are checked by checkPackedSequences).
+/// which live on the device, are checked at launch unless seqlensTrusted).
 Status normalizeAndValidate(AttentionParams &params);
 Status normalizeAndValidate(AttentionBackwardParams &params);
-
-/// For varlen params: copies the prefix sums to the host (after `stream`'s
-/// work) and checks them against the totals and longest lengths.
-Status checkPackedSequences(const AttentionParams &params, CUstream stream);
 
 } // namespace flashjit
 

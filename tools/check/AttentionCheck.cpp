@@ -174,14 +174,14 @@ std::vector<float> packedLse(const std::vector<float> &ref, const Extent &e, int
 
 } // namespace
 
-// Runs `run(params)` for the whole batch, or (varlen) once per sequence
-// with batch-1 params whose pointers start at its rows; `offsets` gives the
-// sequence's first query and key rows for offsetting the caller's buffers.
+// Runs `run(params, firstQ, firstK)` for the whole batch (0, 0), or (varlen)
+// once per sequence with batch-1 params whose pointers start at its rows and
+// that sequence's first query and key rows, for offsetting other buffers.
 template <typename Run>
-static Status forEachSequence(const CheckCase &c, const AttentionParams &packed, Run &&run) {
+static Status forEachSequence(const CheckCase &c, const Extent &e, const AttentionParams &packed,
+                              Run &&run) {
   if (!c.varlen())
     return run(packed, int64_t(0), int64_t(0));
-  Extent e = extentOf(c);
   for (size_t b = 0; b < c.seqlensQ.size(); ++b) {
     AttentionParams p = packed;
     const int64_t firstQ = e.cuQ[b], firstK = e.cuK[b];
@@ -224,6 +224,7 @@ struct AttentionChecker::Prepared {
   DeviceBuffer q, k, v, o, lse, refO, refLse, alibi, cuSeqlens;
   std::vector<uint16_t> hq, hk, hv;
   AttentionParams params;
+  Extent ext;
   size_t no = 0, nl = 0;
   static constexpr size_t guard = 4096; // elements after O that nothing may touch
 };
@@ -231,7 +232,8 @@ struct AttentionChecker::Prepared {
 Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   const CudaDriver &d = *driver_;
   const int64_t dv = c.headDimV ? c.headDimV : c.headDimQK;
-  const Extent ext = extentOf(c);
+  x.ext = extentOf(c);
+  const Extent &ext = x.ext;
   if (c.varlen()) { // batch and the longest lengths must follow the lengths
     CheckCase expected = c;
     expected.setSeqlens(c.seqlensQ, c.seqlensK);
@@ -311,7 +313,8 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     return s;
   // The reference knows no packing: it runs each sequence on its own, its O
   // rows landing packed ([total, heads, d_v] contiguous).
-  return forEachSequence(c, normalized, [&](const AttentionParams &q, int64_t firstQ, int64_t) {
+  return forEachSequence(c, ext, normalized, [&](const AttentionParams &q, int64_t firstQ,
+                                                 int64_t) {
     return reference_->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
                            x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr);
   });
@@ -366,7 +369,7 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
   r = CheckResult{0, 0, 0, 0, 0, r.variant, Sha256::hex(std::string(
                                                 reinterpret_cast<const char *>(ho.data()), no * 2)),
                   r.kernelSource};
-  const Extent ext = extentOf(c);
+  const Extent &ext = x.ext;
   if (c.varlen())
     hRefLse = packedLse(hRefLse, ext, c.headsQ);
   Comparison cmp = compareWithReference(ho, p.oStride, hRef, c.dtype, ext.batch, ext.rowsQ,
@@ -397,7 +400,7 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
                                          PreparedBackward &y) {
   const CudaDriver &d = *driver_;
   const AttentionParams &p = x.params;
-  const Extent ext = extentOf(c);
+  const Extent &ext = x.ext;
   y.nq = size_t(ext.batch * ext.rowsQ * c.headsQ * p.headDimQK);
   y.nk = size_t(ext.batch * ext.rowsK * c.headsK * p.headDimQK);
   y.nv = size_t(ext.batch * ext.rowsK * c.headsK * p.headDimV);
@@ -413,8 +416,8 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
     return s;
   // Per sequence when packed (see prepare): every buffer starts at its rows.
   const int64_t dqk = p.headDimQK, dv = p.headDimV, hq = c.headsQ, hk = c.headsK;
-  return forEachSequence(c, normalized, [&](const AttentionParams &q, int64_t firstQ,
-                                            int64_t firstK) {
+  return forEachSequence(c, ext, normalized, [&](const AttentionParams &q, int64_t firstQ,
+                                                 int64_t firstK) {
     auto f32 = [](CUdeviceptr base, int64_t elements) { return base + size_t(elements) * 4; };
     const void *dO = reinterpret_cast<const uint16_t *>(y.dO.ptr) + firstQ * normalized.oStride[1];
     return reference_->runBackward(q, dO, normalized.oStride, f32(x.refO.ptr, firstQ * hq * dv),
@@ -459,7 +462,7 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   bp.dV = reinterpret_cast<void *>(grads[2].ptr);
   for (int i = 0; i < 3; ++i)
     bp.dOStride[i] = p.oStride[i];
-  const Extent ext = extentOf(c);
+  const Extent &ext = x.ext;
   stridesFor(c.headMajor, ext.rowsQ, c.headsQ, p.headDimQK, bp.dQStride);
   stridesFor(c.headMajor, ext.rowsK, c.headsK, p.headDimQK, bp.dKStride);
   stridesFor(c.headMajor, ext.rowsK, c.headsK, p.headDimV, bp.dVStride);
