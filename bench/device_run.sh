@@ -5,12 +5,13 @@
 # flash-tune (TUNE_ARGS), the Python package's tests and example, and the
 # benchmark against PyTorch's attention (arguments go to bench_attention.py),
 # the forward+backward benchmark (BWD_ARGS go to bench_backward.py), the
-# variants benchmark (bench_variants.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
+# variants benchmark (bench_variants.py), the user modifier benchmark
+# (bench_user_modifiers.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -31,7 +32,7 @@ if want flash-run; then
 fi
 if want gpu-tests; then
   echo "== GPU tests"
-  FLASHJIT_REQUIRE_GPU=1 timeout 420 /tmp/fj/flashjit-gpu-tests --gtest_filter="${GTEST_FILTER:-*}" \
+  FLASHJIT_REQUIRE_GPU=1 timeout ${GPU_TESTS_TIMEOUT:-540} /tmp/fj/flashjit-gpu-tests --gtest_filter="${GTEST_FILTER:-*}" \
     > "$OUT/gpu-tests.log" 2>&1
   echo "gpu tests exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests.log" | head -60
@@ -42,11 +43,11 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
   echo "host_app exit $?"
   FLASHJIT_DISABLE_JIT=1 /tmp/fj/host_app_embedded
   echo "host_app_embedded exit $?"
-  # The test bundle holds the plain grids' variants; the score-modifier
-  # and varlen variants are JIT-tested only.
+  # The test bundle holds the plain grids' variants; the score-modifier,
+  # user-modifier and varlen variants are JIT-tested only.
   FLASHJIT_REQUIRE_GPU=1 FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 \
     FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests \
-    --gtest_filter="${GTEST_FILTER:-*}-*ScoreModifier*:*VariableLength*:*ValidPackedBatch*" > "$OUT/gpu-tests-bundle.log" 2>&1
+    --gtest_filter="${GTEST_FILTER:-*}-*ScoreModifier*:*UserModifier*:*VariableLength*:*ValidPackedBatch*" > "$OUT/gpu-tests-bundle.log" 2>&1
   echo "gpu tests from the bundle exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
 fi
@@ -70,7 +71,7 @@ if want tune && [ -n "${TUNE_ARGS:-}" ]; then
 fi
 if want python; then
   echo "== Python package: pytest (GPU) and examples/pytorch_block.py"
-  python3 -m pytest -q python/tests > "$OUT/pytest.log" 2>&1
+  python3 -m pytest -q python/tests ${PYTEST_ARGS:-} > "$OUT/pytest.log" 2>&1
   echo "pytest exit $?"
   tail -n 8 "$OUT/pytest.log"
   python3 examples/pytorch_block.py 2>&1 | tail -n 5
@@ -90,6 +91,10 @@ fi
 if want bench-varlen; then
   echo "== varlen benchmark (packed sequences)"
   python3 bench/bench_varlen.py --out "$OUT/bench-varlen" 2>&1 | tail -n 16
+fi
+if want bench-modifiers; then
+  echo "== user modifier benchmark (score_mod / mask_mod expressions vs FlexAttention)"
+  python3 bench/bench_user_modifiers.py --out "$OUT/bench-modifiers" 2>&1 | tail -n 24
 fi
 if want train; then
   echo "== training check"

@@ -33,6 +33,7 @@ using Tiles = std::vector<std::vector<Fragment>>; // [16-row tile][8-column tile
 /// rows [firstRow, lastRow] and columns [firstColumn, firstColumn + columns).
 struct ScorePlacement {
   std::vector<Value> rows;
+  Value head; // the query head (for the modifier regions)
   Value columnBase;
   Value firstRow, lastRow, firstColumn;
   int64_t columns;
@@ -52,6 +53,7 @@ struct Variant {
   bool window;             // sliding-window mask, bounds from the kernel parameters
   bool softcap, alibi;     // score modifiers (ScoreModifiers.cpp)
   bool varlen;             // packed variable-length sequences (VariableLength.cpp)
+  Region *scoreMod = nullptr, *maskMod = nullptr; // user regions (ModifierRegions.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -79,6 +81,8 @@ template <typename AttentionLikeOp> Variant variantOf(AttentionLikeOp op) {
   v.softcap = static_cast<bool>(op.getSoftcap());
   v.alibi = static_cast<bool>(op.getAlibiSlopes());
   v.varlen = static_cast<bool>(op.getCuSeqlensQ());
+  v.scoreMod = op.getScoreMod().empty() ? nullptr : &op.getScoreMod();
+  v.maskMod = op.getMaskMod().empty() ? nullptr : &op.getMaskMod();
   v.m = tile.getM();
   v.n = tile.getN();
   v.warps = tile.getWarps();
@@ -126,9 +130,11 @@ protected:
   /// −slope · log2(e) / scaleLog2 for query head `headIndex` of this batch:
   /// ALiBi's bias in the units of the raw scores.
   Value alibiCoefficient(Value headIndex, Value scaleLog2);
-  /// Softcap (tanh) and ALiBi on every score; with `capped`, the tanh values
-  /// (for the softcap's derivative in the backward).
-  void emitScoreModifiers(Tiles &s, const ScorePlacement &at, Tiles *capped = nullptr);
+  /// Softcap (tanh), ALiBi and the user's regions on every score; with
+  /// `slope`, d logit / d s over the softmax scale (for the backward's chain
+  /// rule), left empty where it is 1.
+  void emitScoreModifiers(Tiles &s, const ScorePlacement &at, Tiles *slope = nullptr);
+  void emitAlibi(Tiles &s, const ScorePlacement &at);
   /// −inf where a row may not see a column (bounds, causal, window); only
   /// blocks that straddle a boundary pay for it.
   void emitPlacedMask(Tiles &s, const ScorePlacement &at);
@@ -171,6 +177,13 @@ protected:
                     const std::vector<Value> &rowSum);
   Value quadReduce(Value x, bool isMax);
   Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
+
+  // ModifierRegions.cpp: the user's score_mod and mask_mod, inlined.
+  /// log2(e) times what turns a score into a logit: the softmax's exponent scale.
+  Value softmaxScaleLog2();
+  /// score_mod on the logit of every score (leaving a logit), mask_mod's
+  /// −inf; `slope` (non-empty or sized here) times d score_mod / d logit.
+  void emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *slope);
 
   // VariableLength.cpp: where a tile's rows are, padded or packed.
   Value varlenArg(int which); // a VarlenParam of this kernel

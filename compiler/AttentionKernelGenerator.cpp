@@ -194,6 +194,7 @@ ScorePlacement Generator::queryRowPlacement(Value kvStart) {
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h)
       at.rows.push_back(rowOf(i, h));
+  at.head = head;
   at.columnBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
   at.firstRow = firstQueryRow;
   at.lastRow = e.add(firstQueryRow, e.i32(v.m - 1));
@@ -223,7 +224,7 @@ Value Generator::quadReduce(Value x, bool isMax) {
 std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
                                                 std::vector<Value> &rowMax,
                                                 std::vector<Value> &rowSum) {
-  Value scaleLog2 = arg(abi::kScaleLog2);
+  Value scaleLog2 = softmaxScaleLog2();
   Value zero = e.f32(0.0);
   Value minusInf = e.negInf();
   std::vector<Value> alphas;

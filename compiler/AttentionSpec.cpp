@@ -1,5 +1,6 @@
 //===- AttentionSpec.cpp --------------------------------------------------===//
 #include "compiler/AttentionSpec.h"
+#include "compiler/ModifierExpression.h"
 
 #include "dialect/SharedMemoryLayout.h"
 
@@ -63,6 +64,11 @@ std::string AttentionSpec::canonical() const {
      << " tile.warp_specialized=" << (tile.warpSpecialized ? 1 : 0)
      << " tile.persistent=" << (tile.persistent ? 1 : 0)
      << " arch=" << arch << " max_smem=" << maxSharedMemory;
+  // Appended only when present, so the keys of plain variants stay as they were.
+  if (!scoreMod.empty())
+    os << " score_mod=" << scoreMod;
+  if (!maskMod.empty())
+    os << " mask_mod=" << maskMod;
   return os.str();
 }
 
@@ -77,6 +83,10 @@ std::string AttentionSpec::variantName() const {
     os << "_softcap";
   if (alibi)
     os << "_alibi";
+  if (!scoreMod.empty())
+    os << "_smod" << modifierHash(scoreMod);
+  if (!maskMod.empty())
+    os << "_mmod" << modifierHash(maskMod);
   if (varlen)
     os << "_varlen";
   if (withLse)

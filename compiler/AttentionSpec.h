@@ -71,13 +71,17 @@ struct AttentionSpec {
   // Packed variable-length sequences (flash_attn_varlen_func): batch b's rows
   // are rows [cu_seqlens[b], cu_seqlens[b + 1]) of [total, heads, dim] tensors.
   bool varlen = false;
+  // User modifiers (ModifierExpression.h), in canonical text; empty = none.
+  // score_mod rewrites every logit, mask_mod drops keys (after `mask`).
+  std::string scoreMod, maskMod;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
 
   std::string canonical() const;   // complete, stable text of every field
   std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a,
-                                   //      flash_bwd_dq_bf16_d128_window_softcap_varlen_m64n64w4s2_sm80
+                                   //      flash_bwd_dq_bf16_d128_window_softcap_varlen_m64n64w4s2_sm80,
+                                   //      flash_fwd_f16_d64_smod3fa9c2d1e0_mmod..._m128n128w4s2_sm80
   bool backward() const { return kind != KernelKind::Forward; }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;

@@ -64,25 +64,23 @@ private:
   /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
   /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
   template <typename NegLse> void exponentiate(Tiles &s, NegLse &&negLse) {
-    Value scaleLog2 = arg(abi::bwd::kScaleLog2);
+    Value scaleLog2 = softmaxScaleLog2();
     for (size_t i = 0; i < s.size(); ++i)
       for (size_t t = 0; t < s[i].size(); ++t)
         for (int64_t c = 0; c < 4; ++c)
           s[i][t][c] = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negLse(i, t, c)));
   }
-  /// dS = P ∘ (dP − Δ), into dP; softcap variants also take the derivative
-  /// of tanh, 1 − x², for the tanh values x in `capped`.
+  /// dS = P ∘ (dP − Δ), into dP, times the modifiers' `slope` (softcap's
+  /// tanh, the score region's derivative) where emitScoreModifiers gave one.
   template <typename Delta>
-  void gradScores(const Tiles &p, Tiles &dP, Delta &&delta, const Tiles &capped) {
+  void gradScores(const Tiles &p, Tiles &dP, Delta &&delta, const Tiles &slope) {
     for (size_t i = 0; i < p.size(); ++i)
       for (size_t t = 0; t < p[i].size(); ++t)
         for (int64_t c = 0; c < 4; ++c) {
           Value ds = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
                                                               delta(i, t, c)));
-          if (v.softcap) {
-            Value x = capped[i][t][c];
-            ds = e.fmul(ds, e.fma(arith::NegFOp::create(b, loc, x), x, e.f32(1.0)));
-          }
+          if (!slope.empty())
+            ds = e.fmul(ds, slope[i][t][c]);
           dP[i][t][c] = ds;
         }
   }
@@ -267,14 +265,14 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, kTile, v.smem.pitchQK,
                           v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
     ScorePlacement at = queryRowPlacement(keyBlockStart(j));
-    Tiles capped;
-    emitScoreModifiers(p, at, &capped);
+    Tiles slope;
+    emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);
     exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
     Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
                            v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
     gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
-               capped);
+               slope);
     warpGemmPB(packTiles(dS), kTile, v.smem.pitchQK, dQ);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
@@ -385,6 +383,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
       for (int64_t h = 0; h < 2; ++h)
         at.rows.push_back(keyOf(i, h));
+    at.head = h;
     at.columnBase = colBase;
     at.firstRow = firstKey;
     at.lastRow = lastKey;
@@ -393,8 +392,8 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     at.transposed = true;
     if (v.alibi)
       alibiCoef = alibiCoefficient(h, arg(kScaleLog2));
-    Tiles capped;
-    emitScoreModifiers(p, at, &capped);
+    Tiles slope;
+    emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);
     exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
     if (computesDV())
@@ -403,7 +402,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
       Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
                              v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
       gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
-                 capped);
+                 slope);
       warpGemmPB(packTiles(dS), qTile, v.smem.pitchQK, dK);
     }
     e.barrier(); // every warp is done with this slot before it is refilled

@@ -1,4 +1,5 @@
 //===- BuildAttentionModule.cpp - AttentionSpec -> flash dialect ----------===//
+#include "compiler/BuildModifierRegion.h"
 #include "compiler/Compiler.h"
 #include "dialect/FlashDialect.h"
 
@@ -54,6 +55,24 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       args.append(2, MemRefType::get({dyn}, b.getI32Type()));
   };
   struct Modifiers { Value windowLeft, windowRight, softcap, alibi, cuSeqlensQ, cuSeqlensK; };
+  // The user modifiers' regions, from their expressions (already checked by
+  // the runtime; flash-gen's reach here unchecked).
+  ModifierTree scoreMod, maskMod;
+  for (auto [text, tree, kind] :
+       {std::tuple{&spec.scoreMod, &scoreMod, ModifierKind::Score},
+        std::tuple{&spec.maskMod, &maskMod, ModifierKind::Mask}}) {
+    std::string error;
+    if (!text->empty() && !(*tree = parseModifier(*text, kind, error))) {
+      emitError(loc) << error;
+      return nullptr;
+    }
+  }
+  auto fillRegions = [&](Region &scoreRegion, Region &maskRegion) {
+    if (scoreMod)
+      buildModifierRegion(b, loc, scoreRegion, scoreMod, ModifierKind::Score);
+    if (maskMod)
+      buildModifierRegion(b, loc, maskRegion, maskMod, ModifierKind::Mask);
+  };
   auto modifierValues = [&](Block *body, unsigned next) {
     Modifiers m;
     if (spec.mask == Mask::Window) {
@@ -95,12 +114,13 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     auto gradient = [&](bool present) { return present ? body->getArgument(next++) : Value(); };
     Value gradQuery = gradient(dq), gradKey = gradient(dk), gradValue = gradient(dv);
     Modifiers m = modifierValues(body, scaleIndex + 1);
-    flash::AttentionBwdOp::create(b, loc, body->getArgument(0), body->getArgument(1),
+    auto op = flash::AttentionBwdOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                                   body->getArgument(2), body->getArgument(3), body->getArgument(4),
                                   body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
                                   gradValue, body->getArgument(scaleIndex), mask, tile, target,
                                   m.windowLeft, m.windowRight, m.softcap, m.alibi,
                                   m.cuSeqlensQ, m.cuSeqlensK);
+    fillRegions(op.getScoreMod(), op.getMaskMod());
     func::ReturnOp::create(b, loc);
     return module;
   }
@@ -118,10 +138,11 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   b.setInsertionPointToStart(body);
   Value lse = spec.withLse ? body->getArgument(4) : Value();
   Modifiers m = modifierValues(body, scaleIndex + 1);
-  flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
+  auto op = flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                              body->getArgument(2), body->getArgument(3),
                              body->getArgument(scaleIndex), lse, mask, tile, target, m.windowLeft,
                              m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK);
+  fillRegions(op.getScoreMod(), op.getMaskMod());
   func::ReturnOp::create(b, loc);
   return module;
 }

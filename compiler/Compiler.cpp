@@ -81,7 +81,7 @@ llvm::Expected<std::string> compileToStage(const AttentionSpec &spec, Stage last
   };
 
   OwningOpRef<ModuleOp> module = buildAttentionModule(spec, context);
-  if (failed(verify(*module)))
+  if (!module || failed(verify(*module)))
     return fail("invalid variant");
   std::string flashText = printToString(**module);
   dumpStage(options, spec, Stage::FlashIR, flashText);

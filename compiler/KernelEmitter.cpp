@@ -51,6 +51,7 @@ Value KernelEmitter::fmul(Value x, Value y) { return arith::MulFOp::create(b, lo
 // LLVM intrinsics directly: convert-gpu-to-nvvm would turn the arith/math
 // forms into libdevice calls.
 Value KernelEmitter::fmax(Value x, Value y) { return LLVM::MaxNumOp::create(b, loc, x, y); }
+Value KernelEmitter::fmin(Value x, Value y) { return LLVM::MinNumOp::create(b, loc, x, y); }
 Value KernelEmitter::fma(Value x, Value y, Value z) { return LLVM::FMAOp::create(b, loc, x, y, z); }
 Value KernelEmitter::cmpf(arith::CmpFPredicate p, Value x, Value y) {
   return arith::CmpFOp::create(b, loc, p, x, y);
@@ -67,6 +68,9 @@ Value KernelEmitter::exp2Approx(Value x) {
 }
 Value KernelEmitter::log2Approx(Value x) {
   return callF32Intrinsic(b, loc, "llvm.nvvm.lg2.approx.f", x);
+}
+Value KernelEmitter::sqrtApprox(Value x) {
+  return callF32Intrinsic(b, loc, "llvm.nvvm.sqrt.approx.f", x);
 }
 Value KernelEmitter::reciprocal(Value x) { return arith::DivFOp::create(b, loc, f32(1.0), x); }
 // llvm.tanh with approximate functions allowed: NVPTX selects tanh.approx.f32.

@@ -48,10 +48,12 @@ public:
   mlir::Value fadd(mlir::Value a, mlir::Value b);
   mlir::Value fmul(mlir::Value a, mlir::Value b);
   mlir::Value fmax(mlir::Value a, mlir::Value b);
+  mlir::Value fmin(mlir::Value a, mlir::Value b);
   mlir::Value fma(mlir::Value a, mlir::Value b, mlir::Value c);
   mlir::Value cmpf(mlir::arith::CmpFPredicate p, mlir::Value a, mlir::Value b);
   mlir::Value exp2Approx(mlir::Value x); // ex2.approx.ftz.f32
   mlir::Value log2Approx(mlir::Value x); // lg2.approx.f32
+  mlir::Value sqrtApprox(mlir::Value x); // sqrt.approx.f32
   mlir::Value reciprocal(mlir::Value x);
   mlir::Value tanhApprox(mlir::Value x); // tanh.approx.f32
   mlir::Value fabs(mlir::Value x);

@@ -82,15 +82,23 @@ Value Generator::alibiCoefficient(Value headIndex, Value scaleLog2) {
                                               e.reciprocal(scaleLog2)));
 }
 
-void Generator::emitScoreModifiers(Tiles &s, const ScorePlacement &at, Tiles *capped) {
+void Generator::emitScoreModifiers(Tiles &s, const ScorePlacement &at, Tiles *slope) {
   if (v.softcap) {
     Value inputScale = modifierArg(abi::kSoftcapInputScaleParam);
     eachValue(s, [&](Value &x) { x = e.tanhApprox(e.fmul(x, inputScale)); });
-    if (capped)
-      *capped = s;
+    if (slope) { // d tanh = 1 − tanh²
+      *slope = s;
+      eachValue(*slope, [&](Value &x) {
+        x = e.fma(arith::NegFOp::create(b, loc, x), x, e.f32(1.0));
+      });
+    }
   }
-  if (!v.alibi)
-    return;
+  if (v.alibi)
+    emitAlibi(s, at);
+  emitModifierRegions(s, at, slope);
+}
+
+void Generator::emitAlibi(Tiles &s, const ScorePlacement &at) {
   // Distance to the diagonal, query + seq_k − seq_q − key, as a float: one
   // base per fragment row, a constant offset per element (exact below 2^24).
   Value shift = e.sub(seqK, seqQ);

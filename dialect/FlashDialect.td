@@ -13,6 +13,8 @@ def Flash_Dialect : Dialect {
     The variants (mask, tile configuration, target) are attributes, not new ops.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // The score_mod / mask_mod regions hold arith and math ops.
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::math::MathDialect"];
 }
 
 class Flash_Op<string mnemonic, list<Trait> traits = []>

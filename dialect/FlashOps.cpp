@@ -2,6 +2,8 @@
 #include "dialect/FlashDialect.h"
 #include "dialect/SharedMemoryLayout.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -163,6 +165,63 @@ static LogicalResult verifyRowStatistics(Operation *op, StringRef name, Value st
   return success();
 }
 
+// The ops a modifier region may hold: what the kernel generator can inline
+// element by element and (score_mod) differentiate.
+static bool isModifierRegionOp(Operation &op) {
+  return isa<YieldOp, arith::ConstantOp, arith::AddIOp, arith::SubIOp, arith::MulIOp,
+             arith::DivSIOp, arith::RemSIOp, arith::MaxSIOp, arith::MinSIOp, arith::AddFOp,
+             arith::SubFOp, arith::MulFOp, arith::DivFOp, arith::NegFOp, arith::MaxNumFOp,
+             arith::MinNumFOp, arith::CmpIOp, arith::CmpFOp, arith::SelectOp, arith::SIToFPOp,
+             arith::AndIOp, arith::OrIOp, arith::XOrIOp, math::TanhOp, math::ExpOp,
+             math::Exp2Op, math::LogOp, math::Log2Op, math::SqrtOp, math::AbsFOp,
+             math::AbsIOp>(op);
+}
+
+// score_mod: (f32, i32 x 4) -> f32; mask_mod: (i32 x 4) -> i1; one block of
+// allowed ops on i1 / i32 / f32 values.
+static LogicalResult verifyModifierRegion(Operation *op, Region &region, StringRef name,
+                                          bool withScore) {
+  if (region.empty())
+    return success();
+  if (!region.hasOneBlock())
+    return op->emitOpError() << name << " must have one block";
+  Block &block = region.front();
+  Builder b(op->getContext());
+  SmallVector<Type> expected;
+  if (withScore)
+    expected.push_back(b.getF32Type());
+  expected.append(4, b.getI32Type());
+  if (block.getArgumentTypes() != TypeRange(expected))
+    return op->emitOpError() << name << " takes ("
+                             << (withScore ? "%score: f32, " : "")
+                             << "%b, %h, %q_idx, %kv_idx: i32)";
+  auto scalar = [](Type t) { return t.isF32() || t.isInteger(32) || t.isInteger(1); };
+  for (Operation &inner : block) {
+    if (!isModifierRegionOp(inner))
+      return inner.emitOpError() << "is not allowed in " << name
+                                 << " (side-effect-free arith ops and math tanh, exp, exp2, log, "
+                                    "log2, sqrt, absf, absi only)";
+    for (Type t : inner.getResultTypes())
+      if (!scalar(t))
+        return inner.emitOpError() << "in " << name << ": results must be i1, i32 or f32, got "
+                                   << t;
+  }
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op->emitOpError() << name << " must end in flash.yield";
+  Type want = withScore ? Type(b.getF32Type()) : Type(b.getI1Type());
+  if (yield.getValue().getType() != want)
+    return yield.emitOpError() << name << " yields " << want << ", not "
+                               << yield.getValue().getType();
+  return success();
+}
+
+static LogicalResult verifyModifierRegions(Operation *op, Region &scoreMod, Region &maskMod) {
+  if (failed(verifyModifierRegion(op, scoreMod, "score_mod", /*withScore=*/true)))
+    return failure();
+  return verifyModifierRegion(op, maskMod, "mask_mod", /*withScore=*/false);
+}
+
 int64_t AttentionOp::getHeadDimQK() { return headDimOf(getQuery()); }
 int64_t AttentionOp::getHeadDimV() { return headDimOf(getValue()); }
 Type AttentionOp::getElementType() { return cast<MemRefType>(getQuery().getType()).getElementType(); }
@@ -194,7 +253,8 @@ LogicalResult AttentionOp::verify() {
     if (failed(verifyRowStatistics(*this, "lse", lse, varlen)))
       return failure();
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
-                                  getAlibiSlopes())))
+                                  getAlibiSlopes())) ||
+      failed(verifyModifierRegions(*this, getScoreMod(), getMaskMod())))
     return failure();
 
   TileAttr tile = getTile();
@@ -266,7 +326,8 @@ LogicalResult AttentionBwdOp::verify() {
     return emitOpError("writes either grad_query (the query-block kernel) or grad_key and/or "
                        "grad_value (the key-block kernel)");
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
-                                  getAlibiSlopes())))
+                                  getAlibiSlopes())) ||
+      failed(verifyModifierRegions(*this, getScoreMod(), getMaskMod())))
     return failure();
 
   TileAttr tile = getTile();

@@ -3,6 +3,7 @@
 #define FLASH_OPS_TD
 
 include "dialect/FlashAttrs.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 // Run-time values of the score modifiers, shared by the forward and the
@@ -26,6 +27,25 @@ defvar ScoreModifierDescription = [{
     left before to right after each query's diagonal; key blocks no row of a
     block sees are skipped, not computed and masked.
 }];
+// User score and mask modifiers (FlexAttention's score_mod / mask_mod) as
+// regions of arith and math ops, compiled into the kernel element by element.
+defvar ModifierRegions = (region AnyRegion:$score_mod, AnyRegion:$mask_mod);
+defvar ModifierRegionFormat = [{
+    (`score_mod` $score_mod^)? (`mask_mod` $mask_mod^)?
+}];
+defvar ModifierRegionDescription = [{
+
+    Modifier regions: `score_mod` takes `(%score: f32, %b: i32, %h: i32,
+    %q_idx: i32, %kv_idx: i32)` and yields the new score (f32); `mask_mod`
+    takes `(%b, %h, %q_idx, %kv_idx: i32)` and yields whether the key is kept
+    (i1). `%score` is the logit, scale · q·k after the built-in modifiers;
+    `%b`, `%h` are the batch and query head, `%q_idx`, `%kv_idx` positions in
+    their sequences. The regions hold only side-effect-free `arith` ops on
+    i1/i32/f32 and `math` tanh, exp, exp2, log, log2, sqrt, absf, absi, and
+    end in `flash.yield`; they run on every score of every block visited (the
+    mask after the built-in mask), and the backward differentiates
+    `score_mod` with respect to `%score`.
+}];
 // Packed variable-length sequences (flash_attn_varlen_func): with
 // `seqlens(%cu_q, %cu_k)` ([batch + 1] i32 prefix sums, on the device) the
 // tensors are rank 3, [total, heads, dim], batch b owning rows
@@ -44,7 +64,7 @@ defvar VarlenDescription = [{
     heads, dim], batch b owning rows [cu[b], cu[b + 1]); `lse` and `delta` are
     [heads, total_q]. Query blocks past a sequence's end exit at once.
 }];
-def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
+def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, IsolatedFromAbove]> {
   let summary = "exact fused forward attention, one kernel variant";
   let description = !strconcat([{
     O = softmax(scale · Q Kᵀ + mask) V over memrefs in [batch, seq, heads, dim]
@@ -61,7 +81,7 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>, ... -> ...
     ```
-  }], ScoreModifierDescription, VarlenDescription);
+  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -72,9 +92,10 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
     Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
+  let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `->` $output (`,` `lse` $lse^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($output)
     (`,` type($lse)^)?
   }]);
@@ -86,7 +107,8 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments]> {
   }];
 }
 
-def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]> {
+def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
+                                                      IsolatedFromAbove]> {
   let summary = "exact fused attention backward, one kernel variant";
   let description = !strconcat([{
     Gradients of `flash.attention` (same layouts, mask and scale) from the
@@ -112,7 +134,7 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
     ```
-  }], ScoreModifierDescription, VarlenDescription);
+  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -128,10 +150,11 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
     Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
+  let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
     `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
     (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?
@@ -144,6 +167,13 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments]>
     /// True for the dQ kernel (query blocks outer).
     bool isQueryBlockKernel() { return static_cast<bool>(getGradQuery()); }
   }];
+}
+
+def Flash_YieldOp : Flash_Op<"yield", [Pure, ReturnLike, Terminator,
+    ParentOneOf<["AttentionOp", "AttentionBwdOp"]>]> {
+  let summary = "the result of a score_mod or mask_mod region";
+  let arguments = (ins AnyTypeOf<[F32, I1]>:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
 }
 
 #endif // FLASH_OPS_TD

@@ -1,4 +1,5 @@
 //===- Autotuner.cpp ------------------------------------------------------===//
+#include "compiler/ModifierExpression.h"
 #include "runtime/Autotuner.h"
 
 #include "runtime/Bundle.h"
@@ -29,6 +30,10 @@ std::string TuningProblem::describe() const {
   if (windowLeft >= 0 || windowRight >= 0)
     os << " window(" << windowLeft << "," << windowRight << ")";
   os << (softcap ? " softcap" : "") << (alibi ? " alibi" : "");
+  if (!scoreMod.empty())
+    os << " score_mod " << scoreMod;
+  if (!maskMod.empty())
+    os << " mask_mod " << maskMod;
   return os.str();
 }
 
@@ -50,6 +55,8 @@ TuningProblem TuningProblem::withoutModifiers() const {
   p.causal = causal || windowLeft >= 0 || windowRight >= 0;
   p.windowLeft = p.windowRight = -1;
   p.softcap = p.alibi = false;
+  p.scoreMod.clear();
+  p.maskMod.clear();
   return p;
 }
 
@@ -91,6 +98,10 @@ std::string tuningKey(const TuningProblem &p) {
   if (p.windowLeft >= 0 || p.windowRight >= 0)
     os << " window<=" << side(p.windowLeft) << "," << side(p.windowRight);
   os << (p.softcap ? " softcap" : "") << (p.alibi ? " alibi" : "");
+  if (!p.scoreMod.empty())
+    os << " smod" << modifierHash(p.scoreMod);
+  if (!p.maskMod.empty())
+    os << " mmod" << modifierHash(p.maskMod);
   return os.str();
 }
 

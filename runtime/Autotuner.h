@@ -30,8 +30,10 @@ struct TuningProblem {
   // their variants do more work per block, or (window) fewer blocks.
   int64_t windowLeft = -1, windowRight = -1;
   bool softcap = false, alibi = false;
+  std::string scoreMod, maskMod; // user modifiers, canonical text (AttentionSpec's)
   bool hasModifiers() const {
-    return windowLeft >= 0 || windowRight >= 0 || softcap || alibi;
+    return windowLeft >= 0 || windowRight >= 0 || softcap || alibi || !scoreMod.empty() ||
+           !maskMod.empty();
   }
   /// Sets a window as the runtime classifies it (with `causal` its right
   /// side is 0; (-1, 0) is plain causal, (-1, -1) no window).

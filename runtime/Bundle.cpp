@@ -77,6 +77,10 @@ json::Value Bundle::manifest(const std::vector<BundleVariant> &variants,
     e["softcap"] = v.spec.softcap;
     e["alibi"] = v.spec.alibi;
     e["varlen"] = v.spec.varlen;
+    if (!v.spec.scoreMod.empty())
+      e["score_mod"] = v.spec.scoreMod;
+    if (!v.spec.maskMod.empty())
+      e["mask_mod"] = v.spec.maskMod;
     e["lse"] = v.spec.withLse;
     e["tile"] = tileJson(v.spec.tile);
     e["max_shared_memory"] = v.spec.maxSharedMemory;
@@ -129,6 +133,8 @@ Status Bundle::parse(const std::string &text) {
     v.spec.softcap = e.boolOr("softcap", false);
     v.spec.alibi = e.boolOr("alibi", false);
     v.spec.varlen = e.boolOr("varlen", false);
+    v.spec.scoreMod = e.stringOr("score_mod");
+    v.spec.maskMod = e.stringOr("mask_mod");
     v.spec.withLse = lse->boolean();
     v.spec.headDimQK = num("head_dim_qk");
     v.spec.headDimV = num("head_dim_v");

@@ -112,6 +112,8 @@ AttentionParams GpuConfigTimer::forwardParams(int set) const {
   a.windowLeft = problem_.windowLeft;
   a.windowRight = problem_.windowRight;
   a.softcap = problem_.softcap ? 30.0f : 0.0f; // any cap: the work does not depend on it
+  a.scoreMod = problem_.scoreMod.c_str();
+  a.maskMod = problem_.maskMod.c_str();
   a.alibiSlopes = reinterpret_cast<const float *>(alibiSlopes_);
   const CUdeviceptr *b = &buffers_[buffersPerSet_ * size_t(set)];
   a.q = reinterpret_cast<const void *>(b[0]);

@@ -1,6 +1,7 @@
 //===- Runtime.cpp - bind to a device, JIT-compile, cache, launch ---------===//
 #include "runtime/flashjit.h"
 
+#include "compiler/ModifierExpression.h"
 #include "runtime/CudaDriver.h"
 #include "runtime/DiskCache.h"
 #include "runtime/GpuConfigTimer.h"
@@ -134,6 +135,8 @@ static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p) {
   spec.softcap = p.softcap > 0.0f;
   spec.alibi = p.alibiSlopes != nullptr;
   spec.varlen = p.varlen();
+  spec.scoreMod = canonicalModifierText(p.scoreMod, ModifierKind::Score);
+  spec.maskMod = canonicalModifierText(p.maskMod, ModifierKind::Mask);
 }
 
 // The kernel parameters the forward and backward kernels share, from the
@@ -176,6 +179,8 @@ static TuningProblem problemOf(const AttentionParams &p) {
   }
   t.softcap = p.softcap > 0.0f;
   t.alibi = p.alibiSlopes != nullptr;
+  t.scoreMod = canonicalModifierText(p.scoreMod, ModifierKind::Score);
+  t.maskMod = canonicalModifierText(p.maskMod, ModifierKind::Mask);
   t.withLse = p.lse != nullptr;
   t.batch = p.batch;
   t.seqQ = p.seqQ;

@@ -1,6 +1,7 @@
 //===- ValidateParams.cpp - check an attention request before any launch --===//
 #include "runtime/flashjit.h"
 
+#include "compiler/ModifierExpression.h"
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -107,6 +108,12 @@ Status normalizeAndValidate(AttentionParams &p) {
     return Status::error("softcap must be 0 (off) or a positive finite number");
   if (p.alibiBatchStride < 0)
     return Status::error("alibi batch stride must be >= 0");
+  for (auto [text, kind] : {std::pair{p.scoreMod, ModifierKind::Score},
+                            std::pair{p.maskMod, ModifierKind::Mask}}) {
+    std::string error;
+    if (text && *text && !parseModifier(text, kind, error))
+      return Status::error(error);
+  }
 
   if (Status s = validatePackedShape(p); !s)
     return s;

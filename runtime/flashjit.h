@@ -51,6 +51,16 @@ struct AttentionParams {
   /// (floats between batches; 0 = one set for every batch).
   const float *alibiSlopes = nullptr;
   int64_t alibiBatchStride = 0;
+  /// User modifiers, C expressions compiled into the kernel (FlexAttention's
+  /// score_mod / mask_mod; grammar in compiler/ModifierExpression.h and the
+  /// README). scoreMod maps `score` (the logit: scale · q·k after softcap and
+  /// ALiBi) and b, h, q_idx, kv_idx to a new logit, e.g. "score - 0.1 *
+  /// abs(q_idx - kv_idx)"; maskMod keeps a key where it is true, e.g.
+  /// "q_idx / 256 == kv_idx / 256", on top of causal / window. Null or empty:
+  /// none. Each distinct expression is its own kernel variant (compiled once,
+  /// then cached); the backward differentiates scoreMod itself.
+  const char *scoreMod = nullptr;
+  const char *maskMod = nullptr;
   /// Packed variable-length sequences (flash_attn_varlen_func): with the
   /// device int32 prefix sums cuSeqlensQ / cuSeqlensK ([batch + 1]), sequence
   /// b's queries are rows [cuSeqlensQ[b], cuSeqlensQ[b + 1]) of q and o, now

@@ -64,6 +64,10 @@ typedef struct flashjit_attention_params {
   const int32_t *cu_seqlens_q, *cu_seqlens_k;
   int64_t total_q, total_k;
   int32_t seqlens_trusted;
+  /* User modifiers, C expressions compiled into the kernel (NULL or "" =
+     none): score_mod maps score, b, h, q_idx, kv_idx to a new logit, mask_mod
+     keeps a key where true. See flashjit.h's AttentionParams. */
+  const char *score_mod, *mask_mod;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

@@ -15,14 +15,14 @@ namespace {
 struct ReferenceScoreMods {
   int32_t causal, useWindow, windowLeft, windowRight;
   float softcap;
-  int32_t unused;
+  int32_t batchBase;
   const float *alibi;
   int64_t alibiBatchStride;
 };
 
-ReferenceScoreMods scoreModsOf(const AttentionParams &p) {
+ReferenceScoreMods scoreModsOf(const AttentionParams &p, int batchBase) {
   return {p.causal ? 1 : 0, p.windowLeft >= 0 || p.windowRight >= 0,
-          int32_t(p.windowLeft), int32_t(p.windowRight), p.softcap, 0, p.alibiSlopes,
+          int32_t(p.windowLeft), int32_t(p.windowRight), p.softcap, batchBase, p.alibiSlopes,
           p.alibiBatchStride};
 }
 } // namespace
@@ -34,7 +34,8 @@ static Status nvrtcCheck(nvrtcResult r, const char *what) {
 }
 
 Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccMinor,
-                                  std::unique_ptr<ReferenceAttention> &out) {
+                                  std::unique_ptr<ReferenceAttention> &out,
+                                  const std::string &scoreMod, const std::string &maskMod) {
   nvrtcProgram prog;
   if (Status s = nvrtcCheck(nvrtcCreateProgram(&prog, kReferenceAttentionSource,
                                                "reference_attention.cu", 0, nullptr, nullptr),
@@ -42,8 +43,15 @@ Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccM
       !s)
     return s;
   std::string arch = "--gpu-architecture=sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
-  const char *opts[] = {arch.c_str()};
-  nvrtcResult compiled = nvrtcCompileProgram(prog, 1, opts);
+  std::vector<std::string> options = {arch};
+  if (!scoreMod.empty())
+    options.push_back("-DFLASHJIT_SCORE_MOD=" + scoreMod);
+  if (!maskMod.empty())
+    options.push_back("-DFLASHJIT_MASK_MOD=" + maskMod);
+  std::vector<const char *> opts;
+  for (const std::string &o : options)
+    opts.push_back(o.c_str());
+  nvrtcResult compiled = nvrtcCompileProgram(prog, int(opts.size()), opts.data());
   if (compiled != NVRTC_SUCCESS) {
     size_t size = 0;
     nvrtcGetProgramLogSize(prog, &size);
@@ -68,7 +76,7 @@ Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccM
 }
 
 Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUdeviceptr lseF32,
-                               CUstream stream) const {
+                               CUstream stream, int batchBase) const {
   long long qs[3], ks[3], vs[3];
   for (int i = 0; i < 3; ++i) {
     qs[i] = p.qStride[i];
@@ -78,7 +86,7 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
       isF16 = p.dtype == DType::F16;
-  ReferenceScoreMods mods = scoreModsOf(p);
+  ReferenceScoreMods mods = scoreModsOf(p, batchBase);
   float scale = p.softmaxScale;
   if (seqQ == 0 || p.batch == 0) // an empty grid is a launch error
     return Status::ok();
@@ -93,7 +101,8 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
 Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
                                        const int64_t dOStride[3], CUdeviceptr refO,
                                        CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
-                                       CUdeviceptr dk, CUdeviceptr dv, CUstream stream) const {
+                                       CUdeviceptr dk, CUdeviceptr dv, CUstream stream,
+                                       int batchBase) const {
   long long qs[3], ks[3], vs[3], os[3];
   for (int i = 0; i < 3; ++i) {
     qs[i] = p.qStride[i];
@@ -104,7 +113,7 @@ Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
       isF16 = p.dtype == DType::F16;
-  ReferenceScoreMods mods = scoreModsOf(p);
+  ReferenceScoreMods mods = scoreModsOf(p, batchBase);
   float scale = p.softmaxScale;
   void *strideArgs[] = {&qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2],
                         &vs[0], &vs[1], &vs[2], &os[0], &os[1], &os[2]};

@@ -15,20 +15,26 @@ namespace flashjit {
 
 class ReferenceAttention {
 public:
-  /// Compiles the reference for the device of the current context (cc major.minor).
+  /// Compiles the reference for the device of the current context (cc
+  /// major.minor), with the user modifier expressions `scoreMod` / `maskMod`
+  /// (empty: none) compiled in as the C++ they are.
   static Status create(const CudaDriver &driver, int ccMajor, int ccMinor,
-                       std::unique_ptr<ReferenceAttention> &out);
+                       std::unique_ptr<ReferenceAttention> &out,
+                       const std::string &scoreMod = "", const std::string &maskMod = "");
   /// O (fp32, [batch, seq_q, heads_q, d_v] contiguous) and optional LSE
   /// ([batch, heads_q, seq_q]) for normalized `params` (q/k/v as given).
+  /// `batchBase`: the batch index the modifiers see for batch 0 (the
+  /// sequence of a packed batch run alone).
   Status run(const AttentionParams &params, CUdeviceptr outF32, CUdeviceptr lseF32,
-             CUstream stream) const;
+             CUstream stream, int batchBase = 0) const;
 
   /// fp32 gradients (contiguous [batch, seq, heads, dim]) of the same
   /// attention for output gradient `dO` (strides `dOStride`), from the
   /// reference forward's O and LSE; `delta` ([batch, heads_q, seq_q]) is scratch.
   Status runBackward(const AttentionParams &params, const void *dO, const int64_t dOStride[3],
                      CUdeviceptr refO, CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
-                     CUdeviceptr dk, CUdeviceptr dv, CUstream stream) const;
+                     CUdeviceptr dk, CUdeviceptr dv, CUstream stream,
+                     int batchBase = 0) const;
 
 private:
   LoadedKernel kernel_, backwardDQ_, backwardDKV_;

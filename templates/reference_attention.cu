@@ -12,17 +12,92 @@ __device__ __forceinline__ float toFloat(u16 x, int isF16) {
   return __uint_as_float(((unsigned)x) << 16); // bf16 is the top half of an f32
 }
 
+// User modifiers (AttentionParams::scoreMod / maskMod). Their expressions
+// are C++ with the meaning flashjit gives them, so the checker compiles this
+// file with -DFLASHJIT_SCORE_MOD=<expression> / -DFLASHJIT_MASK_MOD=... and
+// they run here as written: in double precision, with `score` a dual number
+// whose second part is d/d score (the backward's chain rule), independently
+// of the generator's regions and their symbolic derivative.
+namespace usermod {
+struct Dual {
+  double v, d;
+  __device__ Dual(double value = 0.0, double slope = 0.0) : v(value), d(slope) {}
+};
+// d · f, and 0 where d is 0 (a constant stays constant where f is 0/0 or inf,
+// e.g. sqrt at 0), as flashjit's symbolic derivative has it.
+__device__ double chain(double d, double f) { return d == 0.0 ? 0.0 : d * f; }
+__device__ Dual operator+(Dual a, Dual b) { return Dual(a.v + b.v, a.d + b.d); }
+__device__ Dual operator-(Dual a, Dual b) { return Dual(a.v - b.v, a.d - b.d); }
+__device__ Dual operator*(Dual a, Dual b) { return Dual(a.v * b.v, chain(a.d, b.v) + chain(b.d, a.v)); }
+__device__ Dual operator/(Dual a, Dual b) {
+  const double r = a.v / b.v;
+  return Dual(r, chain(a.d, 1.0 / b.v) - chain(b.d, r / b.v));
+}
+__device__ Dual operator-(Dual a) { return Dual(-a.v, -a.d); }
+__device__ Dual operator+(Dual a) { return a; }
+__device__ bool operator<(Dual a, Dual b) { return a.v < b.v; }
+__device__ bool operator<=(Dual a, Dual b) { return a.v <= b.v; }
+__device__ bool operator>(Dual a, Dual b) { return a.v > b.v; }
+__device__ bool operator>=(Dual a, Dual b) { return a.v >= b.v; }
+__device__ bool operator==(Dual a, Dual b) { return a.v == b.v; }
+__device__ bool operator!=(Dual a, Dual b) { return a.v != b.v; }
+__device__ Dual tanh(Dual a) {
+  double t = ::tanh(a.v);
+  return Dual(t, chain(a.d, 1.0 - t * t));
+}
+__device__ Dual exp(Dual a) { double e = ::exp(a.v); return Dual(e, chain(a.d, e)); }
+__device__ Dual exp2(Dual a) {
+  double e = ::exp2(a.v);
+  return Dual(e, chain(a.d, e * 0.6931471805599453));
+}
+__device__ Dual log(Dual a) { return Dual(::log(a.v), chain(a.d, 1.0 / a.v)); }
+__device__ Dual log2(Dual a) {
+  return Dual(::log2(a.v), chain(a.d, 1.0 / (a.v * 0.6931471805599453)));
+}
+__device__ Dual sqrt(Dual a) { double r = ::sqrt(a.v); return Dual(r, chain(a.d, 0.5 / r)); }
+__device__ Dual abs(Dual a) { return a.v < 0 ? -a : a; }
+__device__ Dual abs(double a) { return Dual(a < 0 ? -a : a); }
+__device__ int abs(int a) { return a < 0 ? -a : a; }
+// min / max: int with int stays int, anything with a float is float (as flashjit).
+__device__ Dual min(Dual a, Dual b) { return b.v < a.v ? b : a; }
+__device__ Dual max(Dual a, Dual b) { return b.v > a.v ? b : a; }
+__device__ int min(int a, int b) { return b < a ? b : a; }
+__device__ int max(int a, int b) { return b > a ? b : a; }
+__device__ Dual min(double a, double b) { return min(Dual(a), Dual(b)); }
+__device__ Dual max(double a, double b) { return max(Dual(a), Dual(b)); }
+__device__ Dual min(int a, double b) { return min(Dual(a), Dual(b)); }
+__device__ Dual max(int a, double b) { return max(Dual(a), Dual(b)); }
+__device__ Dual min(double a, int b) { return min(Dual(a), Dual(b)); }
+__device__ Dual max(double a, int b) { return max(Dual(a), Dual(b)); }
+#ifdef FLASHJIT_SCORE_MOD
+__device__ Dual scoreMod(Dual score, int b, int h, int q_idx, int kv_idx) {
+  const double inf = __longlong_as_double(0x7ff0000000000000LL);
+  return Dual(FLASHJIT_SCORE_MOD);
+}
+#endif
+#ifdef FLASHJIT_MASK_MOD
+__device__ bool maskMod(int b, int h, int q_idx, int kv_idx) {
+  const double inf = __longlong_as_double(0x7ff0000000000000LL);
+  return FLASHJIT_MASK_MOD;
+}
+#endif
+} // namespace usermod
+
 // The mask and score modifiers, written from their definitions (flashjit.h's
 // AttentionParams), independently of the generated kernels' formulation.
 struct ScoreMods {
   int causal, useWindow, windowLeft, windowRight; // a negative window side is unbounded
   float softcap;                                  // > 0: on
-  int unused;
+  int batchBase; // the batch index of blockIdx.z = 0 (a packed batch's sequence)
   const float *alibi; // slopes [batch?, heads_q]; null = off
   long long alibiBatchStride;
 };
 
-__device__ bool sees(const ScoreMods &m, int row, int key, int seqQ, int seqK) {
+__device__ bool sees(const ScoreMods &m, int row, int key, int b, int h, int seqQ, int seqK) {
+#ifdef FLASHJIT_MASK_MOD
+  if (!usermod::maskMod(b + m.batchBase, h, row, key))
+    return false;
+#endif
   const int diagonal = row + seqK - seqQ; // bottom-right aligned
   if (m.causal && key > diagonal)
     return false;
@@ -44,6 +119,11 @@ __device__ float logitOf(const ScoreMods &m, float s, float scale, int row, int 
   }
   if (m.alibi)
     x -= m.alibi[b * m.alibiBatchStride + h] * fabsf((float)(row + seqK - seqQ - key));
+#ifdef FLASHJIT_SCORE_MOD
+  const usermod::Dual y = usermod::scoreMod(usermod::Dual(x, 1.0), b + m.batchBase, h, row, key);
+  x = (float)y.v;
+  g *= (float)y.d;
+#endif
   if (derivative)
     *derivative = g;
   return x;
@@ -68,7 +148,7 @@ extern "C" __global__ void reference_attention(
   }
   float m = -__int_as_float(0x7f800000), l = 0.f;
   for (int j = 0; j < seqK; ++j) {
-    if (!sees(mods, row, j, seqQ, seqK))
+    if (!sees(mods, row, j, b, h, seqQ, seqK))
       continue;
     const u16 *kr = k + b * ks0 + j * ks1 + hk * ks2;
     const u16 *vr = v + b * vs0 + j * vs1 + hk * vs2;
@@ -81,6 +161,8 @@ extern "C" __global__ void reference_attention(
     for (int off = 16; off > 0; off >>= 1)
       s += __shfl_xor_sync(0xffffffffu, s, off);
     s = logitOf(mods, s, scale, row, j, b, h, seqQ, seqK, 0);
+    if (s == -__int_as_float(0x7f800000)) // a score_mod's -inf: a masked key
+      continue;
     float mNew = fmaxf(m, s);
     float corr = expf(m - mNew), p = expf(s - mNew);
     l = l * corr + p;
@@ -134,7 +216,7 @@ extern "C" __global__ void reference_attention_bwd_dq(
   if (lane == 0)
     delta[statRow] = dl;
   for (int j = 0; j < seqK && l > -__int_as_float(0x7f800000); ++j) {
-    if (!sees(mods, row, j, seqQ, seqK))
+    if (!sees(mods, row, j, b, h, seqQ, seqK))
       continue;
     const u16 *kr = k + b * ks0 + j * ks1 + hk * ks2;
     const u16 *vr = v + b * vs0 + j * vs1 + hk * vs2;
@@ -192,7 +274,7 @@ extern "C" __global__ void reference_attention_bwd_dkv(
   for (int g = 0; g < group; ++g) {
     const int h = hk * group + g;
     for (int row = 0; row < seqQ; ++row) {
-      if (!sees(mods, row, key, seqQ, seqK))
+      if (!sees(mods, row, key, b, h, seqQ, seqK))
         continue;
       const long long statRow = ((long long)b * headsQ + h) * seqQ + row;
       const float l = lse[statRow];

@@ -4,6 +4,7 @@
     out = flashjit.attention(q, k, v, causal=True)   # [batch, seq, heads, head_dim]
 """
 from ._library import FlashJitError, library_path
+from . import modifiers
 from .functional import (attention, flash_attn_func, flash_attn_qkvpacked_func,
                          flash_attn_varlen_func, variant)
 
@@ -20,5 +21,5 @@ def __getattr__(name):
 
 
 __all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
-           "variant",
+           "variant", "modifiers",
            "FlashJitError", "library_path", "nn"]

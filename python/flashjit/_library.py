@@ -27,6 +27,7 @@ class AttentionParams(ctypes.Structure):
         ("cu_seqlens_q", ctypes.c_void_p), ("cu_seqlens_k", ctypes.c_void_p),
         ("total_q", ctypes.c_int64), ("total_k", ctypes.c_int64),
         ("seqlens_trusted", ctypes.c_int32),
+        ("score_mod", ctypes.c_char_p), ("mask_mod", ctypes.c_char_p),
     ]
 
 

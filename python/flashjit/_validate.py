@@ -54,6 +54,20 @@ def not_implemented(argument, what):
     raise NotImplementedError(f"flashjit: {argument} is not supported yet ({what})")
 
 
+def check_expression(text, name):
+    """A user modifier as the C struct's bytes (None: none); its grammar is
+    checked by the library, which names the position of an error."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"flashjit: {name} must be a string expression (see "
+                        f"flashjit.modifiers), got {type(text).__name__}")
+    try:
+        return text.encode("ascii") if text.strip() else None
+    except UnicodeEncodeError:
+        raise ValueError(f"flashjit: {name} must be ASCII, got {text!r}") from None
+
+
 def check_score_modifiers(window_size, softcap, alibi_slopes, batch, heads_q, device):
     """(window_left, window_right, softcap, alibi_batch_stride) of FlashAttention-2's
     window_size / softcap / alibi_slopes arguments; negative window sides are unbounded."""

@@ -2,7 +2,8 @@
 import math
 
 from . import _library
-from ._validate import check_packed, check_qkv, check_score_modifiers, not_implemented
+from ._validate import (check_expression, check_packed, check_qkv, check_score_modifiers,
+                        not_implemented)
 
 
 _TILE_FIELDS = ("tile_m", "tile_n", "tile_warps", "tile_stages", "tile_qk_wgmma",
@@ -23,10 +24,14 @@ def _set_tile(p, tile):
 
 
 class ScoreModifiers:
-    """Window, softcap and ALiBi of one call, FlashAttention-2's arguments."""
+    """Window, softcap and ALiBi of one call (FlashAttention-2's arguments) and the
+    user's score_mod / mask_mod expressions (flashjit.modifiers)."""
 
-    def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None):
+    def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, score_mod=None,
+                 mask_mod=None):
         self.window_size, self.softcap, self.alibi_slopes = window_size, softcap, alibi_slopes
+        self.score_mod = check_expression(score_mod, "score_mod")
+        self.mask_mod = check_expression(mask_mod, "mask_mod")
 
     def apply(self, p, b, hq, device):
         left, right, softcap, stride = check_score_modifiers(
@@ -36,6 +41,9 @@ class ScoreModifiers:
         p.softcap = softcap
         if self.alibi_slopes is not None:
             p.alibi_slopes, p.alibi_batch_stride = self.alibi_slopes.data_ptr(), stride
+        # The library parses them (errors name the position) and compiles one
+        # kernel per distinct expression.
+        p.score_mod, p.mask_mod = self.score_mod, self.mask_mod
 
 
 _NO_MODIFIERS = ScoreModifiers()
@@ -171,7 +179,7 @@ _Attention = None
 
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
-              _packing=None):
+              score_mod=None, mask_mod=None, _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -195,11 +203,17 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     alibi_slopes (float32, (heads_q,) or (batch, heads_q)) adds
     -slope * |i + seq_k - seq_q - j| to the logit of query i, key j.
     (Packed variable-length batches: flash_attn_varlen_func.)
+
+    User modifiers, compiled into the kernels (see flashjit.modifiers for the
+    grammar and named ones): score_mod, an expression of score, b, h, q_idx,
+    kv_idx giving the new logit, e.g. "score - 0.02 * abs(q_idx - kv_idx)";
+    mask_mod, a condition of b, h, q_idx, kv_idx keeping a key, e.g.
+    "q_idx / 1024 == kv_idx / 1024". Gradients flow through score_mod.
     """
     import torch
 
     global _Attention
-    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes)
+    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
@@ -211,24 +225,26 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 
 def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
                     window_size=(-1, -1), softcap=0.0, alibi_slopes=None, deterministic=False,
-                    return_attn_probs=False):
+                    return_attn_probs=False, *, score_mod=None, mask_mod=None):
     """FlashAttention-2's flash_attn_func: same arguments, defaults and layout
     ([batch, seq, heads, head_dim]); returns out. Arguments whose feature is not
-    built yet raise NotImplementedError."""
+    built yet raise NotImplementedError. score_mod / mask_mod: flashjit's user
+    modifiers (see attention and flashjit.modifiers)."""
     if dropout_p != 0.0:
         not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
     del deterministic  # flashjit's forward and backward are always deterministic
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
-                     softcap=softcap, alibi_slopes=alibi_slopes)
+                     softcap=softcap, alibi_slopes=alibi_slopes, score_mod=score_mod,
+                     mask_mod=mask_mod)
 
 
 def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                            dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),
                            softcap=0.0, alibi_slopes=None, deterministic=False,
                            return_attn_probs=False, block_table=None, *, check_seqlens=True,
-                           return_lse=False, tile=None):
+                           return_lse=False, tile=None, score_mod=None, mask_mod=None):
     """FlashAttention-2's flash_attn_varlen_func: sequences of different lengths
     packed into q [total_q, heads_q, head_dim] and k, v [total_k, heads_k,
     head_dim]; sequence b owns rows cu_seqlens_q[b] : cu_seqlens_q[b + 1] (int32
@@ -239,7 +255,9 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
 
     check_seqlens (default True): the library reads the prefix sums back and
     rejects ones that leave the tensors or exceed max_seqlen (one stream
-    synchronization per call); pass False when they are known to be right."""
+    synchronization per call); pass False when they are known to be right.
+    score_mod / mask_mod as in attention, with b the sequence's index and q_idx,
+    kv_idx positions within the sequence."""
     if dropout_p != 0.0:
         not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
     if return_attn_probs:
@@ -252,7 +270,7 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     result = attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), causal=causal,
                        softmax_scale=softmax_scale, return_lse=return_lse, tile=tile,
                        window_size=window_size, softcap=softcap, alibi_slopes=alibi_slopes,
-                       _packing=packing)
+                       score_mod=score_mod, mask_mod=mask_mod, _packing=packing)
     if return_lse:
         out, lse = result
         return out.squeeze(0), lse.squeeze(0)
@@ -272,7 +290,7 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 
 def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(-1, -1),
-            softcap=0.0, alibi_slopes=None):
+            softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -284,7 +302,8 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(
     p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
     p.head_dim_qk, p.head_dim_v = dqk, dv
     p.causal = int(bool(causal))
-    ScoreModifiers(window_size, softcap, alibi_slopes).apply(p, b, hq, q.device)
+    ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod).apply(
+        p, b, hq, q.device)
     _set_tile(p, tile)
     lib = _library.library()
     with torch.cuda.device(q.device):

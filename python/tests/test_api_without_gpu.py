@@ -159,3 +159,28 @@ def test_library_loads_when_built():
     rc = lib.lib.flashjit_runtime_create(_library.ctypes.byref(handle))
     if rc != 0:  # no GPU here: the error must say so, not crash
         assert "CUDA" in lib.error() or "GPU" in lib.error() or "device" in lib.error()
+
+
+def test_named_modifiers_are_expressions():
+    from flashjit import modifiers as mods
+    assert mods.relative_position_bias(0.5) == "score - 0.5 * abs(q_idx - kv_idx)"
+    assert mods.softcap(30) == "30.0 * tanh(score / 30.0)"
+    assert mods.chunked(1024) == "q_idx / 1024 == kv_idx / 1024"
+    assert mods.prefix_lm(0) == "kv_idx < 0 || q_idx >= kv_idx"
+    assert mods.all_of(mods.causal(), mods.dilated(2)) == \
+        "(q_idx >= kv_idx) && ((q_idx - kv_idx) % 2 == 0)"
+    assert mods.temperature_per_head([1, 2]) == "(h == 0 ? score / 1.0 : score / 2.0)"
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1"):
+        mods.chunked(0)
+    with pytest.raises(ValueError, match="slope must be finite"):
+        mods.relative_position_bias(float("nan"))
+
+
+def test_user_modifiers_must_be_ascii_strings():
+    from flashjit.functional import ScoreModifiers
+    assert ScoreModifiers(score_mod=" ").score_mod is None  # blank: none
+    assert ScoreModifiers(mask_mod="q_idx >= kv_idx").mask_mod == b"q_idx >= kv_idx"
+    with pytest.raises(TypeError, match="score_mod must be a string expression"):
+        ScoreModifiers(score_mod=lambda score, b, h, q, k: score)
+    with pytest.raises(ValueError, match="mask_mod must be ASCII"):
+        ScoreModifiers(mask_mod="q_idx \u2265 kv_idx")

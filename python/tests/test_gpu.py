@@ -253,3 +253,72 @@ def test_varlen_lse_layout_and_bad_prefix_sums():
     bad = torch.tensor([0, 8, 10], device="cuda", dtype=torch.int32)  # length 8 > max 7
     with pytest.raises(flashjit.FlashJitError, match="longer than the longest given"):
         flashjit.flash_attn_varlen_func(q, q, q, bad, bad, 7, 7)
+
+
+def user_modified_reference(q, k, v, causal, score_fn, mask_fn):
+    """float32 attention with a score / mask function of (score, b, h, i, j) written
+    in torch (the same formula as the flashjit expression it is compared with)."""
+    qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
+    group = qf.shape[1] // kf.shape[1]
+    kf, vf = kf.repeat_interleave(group, 1), vf.repeat_interleave(group, 1)
+    b, h, sq, sk = qf.shape[0], qf.shape[1], qf.shape[2], kf.shape[2]
+    s = (qf @ kf.transpose(-1, -2)) / math.sqrt(qf.shape[-1])
+    bi = torch.arange(b, device=q.device)[:, None, None, None]
+    hi = torch.arange(h, device=q.device)[None, :, None, None]
+    i = torch.arange(sq, device=q.device)[None, None, :, None]
+    j = torch.arange(sk, device=q.device)[None, None, None, :]
+    if score_fn is not None:
+        s = score_fn(s, bi, hi, i, j)
+    keep = torch.ones_like(s, dtype=torch.bool)
+    if mask_fn is not None:
+        keep &= mask_fn(bi, hi, i, j)
+    if causal:
+        keep &= j <= i + (sk - sq)
+    s = s.masked_fill(~keep, float("-inf"))
+    return (torch.softmax(s, -1).nan_to_num(0.0) @ vf).transpose(1, 2)
+
+
+from flashjit import modifiers as mods  # noqa: E402
+
+USER_MODIFIERS = [  # (score_mod, its torch form, mask_mod, its torch form, causal)
+    (mods.relative_position_bias(0.05), lambda s, b, h, i, j: s - 0.05 * (i - j).abs(),
+     None, None, False),
+    (mods.softcap(20), lambda s, b, h, i, j: 20 * torch.tanh(s / 20), None, None, True),
+    (mods.alibi(8), lambda s, b, h, i, j: s - torch.exp2(-8.0 * (h + 1) / 8) * (i - j).abs(),
+     None, None, False),
+    (None, None, mods.chunked(64), lambda b, h, i, j: i // 64 == j // 64, True),
+    (None, None, mods.prefix_lm(100), lambda b, h, i, j: (j < 100) | (i >= j), False),
+    (mods.temperature_per_head([1, 2, 0.5, 4, 1, 1, 3, 0.25]),
+     lambda s, b, h, i, j: s / torch.tensor([1, 2, 0.5, 4, 1, 1, 3, 0.25],
+                                            device=s.device)[h],
+     mods.any_of(mods.sliding_window(128), "b == 1"),
+     lambda b, h, i, j: ((i >= j) & (i - j < 128)) | (b == 1), False),
+]
+
+
+@pytest.mark.parametrize("score_mod, score_fn, mask_mod, mask_fn, causal", USER_MODIFIERS)
+def test_user_modifiers_forward_and_gradients(score_mod, score_fn, mask_mod, mask_fn, causal):
+    b, sq, sk, hq, hk, d = 2, 700, 900, 8, 2, 64
+    dtype = torch.bfloat16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    grad_out = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    out, grads = _gradients(
+        lambda q, k, v: flashjit.flash_attn_func(q, k, v, causal=causal, score_mod=score_mod,
+                                                 mask_mod=mask_mod), q, k, v, grad_out)
+    ref, want = _gradients(
+        lambda q, k, v: user_modified_reference(q.float(), k.float(), v.float(), causal,
+                                                score_fn, mask_fn), q, k, v, grad_out.float())
+    rel = ((out.float() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-2, f"out: relative L2 error {rel}"
+    for name, got, exp in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - exp.float()).norm() / exp.float().norm().clamp_min(1.0)).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_bad_user_modifier_is_a_clear_error():
+    q = torch.randn(1, 64, 2, 64, device="cuda", dtype=torch.bfloat16)
+    with pytest.raises(flashjit.FlashJitError, match=r"unknown name 'bias' .* at column 9"):
+        flashjit.flash_attn_func(q, q, q, score_mod="score + bias")
+    assert "_smod" in flashjit.variant(q, q, q, score_mod="score * 0.5")

@@ -15,9 +15,13 @@ namespace {
 // GQA and causal with seq_q < seq_k, head dim 256 with seq_q > seq_k (queries
 // that see no key), fp16 with different head dims for Q/K and V; then the
 // score modifiers: a two-sided window with ALiBi per batch, and a causal
-// sliding window with softcap.
+// sliding window with softcap; user modifiers (the expressions below, which
+// the reference compiles as C++ and this file spells out by hand).
+const char *const kScoreMod = "20 * tanh(score / 20) - 0.1 * abs(q_idx - kv_idx) + 0.5 * h";
+const char *const kMaskMod = "q_idx / 16 == kv_idx / 16 || kv_idx < 3";
+
 std::vector<CheckCase> referenceCases() {
-  std::vector<CheckCase> cases(5);
+  std::vector<CheckCase> cases(6);
   cases[0].seqQ = 37; cases[0].seqK = 91; cases[0].headsQ = 4; cases[0].headsK = 2;
   cases[0].headDimQK = 40; cases[0].causal = true;
   cases[1].seqQ = 130; cases[1].seqK = 65; cases[1].headDimQK = 256; cases[1].causal = true;
@@ -27,11 +31,15 @@ std::vector<CheckCase> referenceCases() {
   cases[3].windowLeft = 9; cases[3].windowRight = 4; cases[3].alibi = cases[3].alibiPerBatch = true;
   cases[4].seqQ = 60; cases[4].seqK = 80; cases[4].causal = true; cases[4].windowLeft = 20;
   cases[4].softcap = 0.5f;
+  cases[5].seqQ = 50; cases[5].seqK = 70; cases[5].headsQ = 2; cases[5].causal = true;
+  cases[5].scoreMod = kScoreMod; cases[5].maskMod = kMaskMod;
   return cases;
 }
 
 // The mask and the logit from their definitions (flashjit.h), in float64.
 bool sees(const CheckCase &c, int64_t i, int64_t j) {
+  if (!c.maskMod.empty() && !(i / 16 == j / 16 || j < 3)) // kMaskMod
+    return false;
   const int64_t diagonal = i + c.seqK - c.seqQ;
   if (c.causal && j > diagonal)
     return false;
@@ -56,6 +64,11 @@ double logitOf(const CheckCase &c, double s, int64_t b, int64_t h, int64_t i, in
   if (c.alibi)
     x -= double(alibiSlopes(c)[size_t(b * c.headsQ + h)]) *
          std::fabs(double(i + c.seqK - c.seqQ - j));
+  if (!c.scoreMod.empty()) { // kScoreMod
+    const double t = std::tanh(x / 20);
+    x = 20 * t - 0.1 * double(std::abs(i - j)) + 0.5 * double(h);
+    derivative *= 1 - t * t;
+  }
   return x;
 }
 

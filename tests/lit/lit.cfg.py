@@ -14,6 +14,8 @@ tools = config.flashjit_tools_dir
 config.substitutions.append(("%flash-opt", os.path.join(tools, "flash-opt", "flash-opt")))
 config.substitutions.append(("%flash-gen", os.path.join(tools, "flash-gen", "flash-gen")))
 config.substitutions.append(("FileCheck", config.filecheck))
+# LLVM's `not` (inverts the exit status), next to FileCheck in llvm-22-tools.
+config.substitutions.append(("%not", os.path.join(os.path.dirname(config.filecheck), "not")))
 
 # ptxas assembles generated PTX where the CUDA toolkit is installed.
 if config.ptxas and os.path.exists(config.ptxas):

@@ -193,6 +193,24 @@ TEST(ValidateParams, BadScoreModifiersAreNamed) {
   EXPECT_NE(errorOf(p).find("alibi batch stride must be >= 0"), std::string::npos);
 }
 
+TEST(ValidateParams, BadUserModifiersAreNamed) {
+  AttentionParams p = valid();
+  p.scoreMod = "score + bias";
+  EXPECT_EQ(errorOf(p), "score_mod \"score + bias\": unknown name 'bias' (names: score, b, h, "
+                        "q_idx, kv_idx, inf) at column 9");
+  p = valid();
+  p.maskMod = "q_idx - kv_idx";
+  EXPECT_NE(errorOf(p).find("mask_mod \"q_idx - kv_idx\": a mask_mod must be a condition"),
+            std::string::npos);
+  p = valid();
+  p.scoreMod = "";
+  p.maskMod = "";
+  EXPECT_EQ(errorOf(p), ""); // empty means none
+  p.scoreMod = "score * 0.5";
+  p.maskMod = "q_idx >= kv_idx";
+  EXPECT_EQ(errorOf(p), "");
+}
+
 TEST(ValidateParams, PackedBatchesHaveNoBatchStride) {
   AttentionParams p = valid();
   p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 1024);

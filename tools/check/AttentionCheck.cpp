@@ -35,6 +35,10 @@ std::string CheckCase::describe() const {
     os << " softcap" << softcap;
   if (alibi)
     os << (alibiPerBatch ? " alibi-per-batch" : " alibi");
+  if (!scoreMod.empty())
+    os << " score_mod{" << scoreMod << "}";
+  if (!maskMod.empty())
+    os << " mask_mod{" << maskMod << "}";
   if (tile)
     os << " tile " << tileName(*tile);
   if (tileDQ)
@@ -181,7 +185,7 @@ template <typename Run>
 static Status forEachSequence(const CheckCase &c, const Extent &e, const AttentionParams &packed,
                               Run &&run) {
   if (!c.varlen())
-    return run(packed, int64_t(0), int64_t(0));
+    return run(packed, int64_t(0), int64_t(0), 0);
   for (size_t b = 0; b < c.seqlensQ.size(); ++b) {
     AttentionParams p = packed;
     const int64_t firstQ = e.cuQ[b], firstK = e.cuK[b];
@@ -200,7 +204,7 @@ static Status forEachSequence(const CheckCase &c, const Extent &e, const Attenti
       p.alibiSlopes += int64_t(b) * packed.alibiBatchStride;
       p.alibiBatchStride = 0;
     }
-    if (Status s = run(p, firstQ, firstK); !s)
+    if (Status s = run(p, firstQ, firstK, int(b)); !s)
       return s;
   }
   return Status::ok();
@@ -211,11 +215,22 @@ Status AttentionChecker::create(Runtime &runtime, std::unique_ptr<AttentionCheck
   c->runtime_ = &runtime;
   if (Status s = CudaDriver::get(c->driver_); !s)
     return s;
-  if (Status s = ReferenceAttention::create(*c->driver_, runtime.device().ccMajor,
-                                            runtime.device().ccMinor, c->reference_);
-      !s)
+  const ReferenceAttention *plain = nullptr; // compiled up front: setup errors show early
+  if (Status s = c->referenceFor(CheckCase{}, plain); !s)
     return s;
   out = std::move(c);
+  return Status::ok();
+}
+
+Status AttentionChecker::referenceFor(const CheckCase &c, const ReferenceAttention *&out) {
+  std::unique_ptr<ReferenceAttention> &ref = references_[{c.scoreMod, c.maskMod}];
+  if (!ref)
+    if (Status s = ReferenceAttention::create(*driver_, runtime_->device().ccMajor,
+                                              runtime_->device().ccMinor, ref, c.scoreMod,
+                                              c.maskMod);
+        !s)
+      return s;
+  out = ref.get();
   return Status::ok();
 }
 
@@ -297,6 +312,8 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     p.alibiSlopes = reinterpret_cast<const float *>(x.alibi.ptr);
     p.alibiBatchStride = c.alibiPerBatch ? c.headsQ : 0;
   }
+  p.scoreMod = c.scoreMod.empty() ? nullptr : c.scoreMod.c_str();
+  p.maskMod = c.maskMod.empty() ? nullptr : c.maskMod.c_str();
   p.tile = c.tile;
   if (c.varlen()) {
     p.cuSeqlensQ = reinterpret_cast<const int32_t *>(x.cuSeqlens.ptr);
@@ -313,10 +330,13 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     return s;
   // The reference knows no packing: it runs each sequence on its own, its O
   // rows landing packed ([total, heads, d_v] contiguous).
+  const ReferenceAttention *reference = nullptr;
+  if (Status s = referenceFor(c, reference); !s)
+    return s;
   return forEachSequence(c, ext, normalized, [&](const AttentionParams &q, int64_t firstQ,
-                                                 int64_t) {
-    return reference_->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
-                           x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr);
+                                                 int64_t, int sequence) {
+    return reference->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
+                          x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr, sequence);
   });
 }
 
@@ -416,15 +436,18 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
     return s;
   // Per sequence when packed (see prepare): every buffer starts at its rows.
   const int64_t dqk = p.headDimQK, dv = p.headDimV, hq = c.headsQ, hk = c.headsK;
+  const ReferenceAttention *reference = nullptr;
+  if (Status s = referenceFor(c, reference); !s)
+    return s;
   return forEachSequence(c, ext, normalized, [&](const AttentionParams &q, int64_t firstQ,
-                                                 int64_t firstK) {
+                                                 int64_t firstK, int sequence) {
     auto f32 = [](CUdeviceptr base, int64_t elements) { return base + size_t(elements) * 4; };
     const void *dO = reinterpret_cast<const uint16_t *>(y.dO.ptr) + firstQ * normalized.oStride[1];
-    return reference_->runBackward(q, dO, normalized.oStride, f32(x.refO.ptr, firstQ * hq * dv),
+    return reference->runBackward(q, dO, normalized.oStride, f32(x.refO.ptr, firstQ * hq * dv),
                                    f32(x.refLse.ptr, firstQ * hq), f32(y.refDelta.ptr, firstQ * hq),
                                    f32(y.refDQ.ptr, firstQ * hq * dqk),
                                    f32(y.refDK.ptr, firstK * hk * dqk),
-                                   f32(y.refDV.ptr, firstK * hk * dv), nullptr);
+                                   f32(y.refDV.ptr, firstK * hk * dv), nullptr, sequence);
   });
 }
 

@@ -11,6 +11,7 @@
 #include "templates/ReferenceAttention.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct CheckCase {
   float softcap = 0.0f;
   bool alibi = false;         // ALiBi with alibiSlopes(*this)
   bool alibiPerBatch = false; // slopes [batch, heads_q] instead of [heads_q]
+  /// User modifier expressions (AttentionParams::scoreMod / maskMod); the
+  /// reference compiles the same text as C++.
+  std::string scoreMod, maskMod;
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   /// Packed variable-length sequences when non-empty (set with setSeqlens):
@@ -89,9 +93,11 @@ private:
   struct PreparedBackward;
   Status prepare(const CheckCase &c, Prepared &x);
   Status prepareBackward(const CheckCase &c, const Prepared &x, PreparedBackward &y);
+  /// The reference with the case's user modifiers compiled in (built once per pair).
+  Status referenceFor(const CheckCase &c, const ReferenceAttention *&out);
   Runtime *runtime_ = nullptr;
   const CudaDriver *driver_ = nullptr;
-  std::unique_ptr<ReferenceAttention> reference_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ReferenceAttention>> references_;
 };
 
 } // namespace flashjit

@@ -3,6 +3,7 @@
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
 //             [--window] [--softcap] [--alibi] [--varlen]
+//             [--score-mod EXPR] [--mask-mod EXPR]
 //             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
 // A bundle for deployments that must not compile (variants x architectures):
@@ -11,13 +12,15 @@
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "window", "softcap", "alibi", "varlen", "lse", "kind", "tile": [m, n, warps,
-// stages]} (all but arch and head_dim optional: fwd, the default tile).
+// "causal", "window", "softcap", "alibi", "varlen", "score_mod", "mask_mod", "lse", "kind",
+// "tile": [m, n, warps, stages]} (all but arch and head_dim optional: fwd, the default tile).
 // --window, --softcap and --alibi compile the score modifiers in (their values
 // are kernel parameters given at run time), --varlen makes packed
-// variable-length kernels (cu_seqlens); they apply to every variant.
+// variable-length kernels (cu_seqlens), --score-mod / --mask-mod compile user
+// modifier expressions in (compiler/ModifierExpression.h); they apply to every variant.
 //
 #include "compiler/Compiler.h"
+#include "compiler/ModifierExpression.h"
 #include "runtime/Ptxas.h"
 #include "tools/flash-gen/BundleWriter.h"
 
@@ -67,12 +70,39 @@ static cl::opt<std::string> tile("tile",
                                  cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]][;...] "
                                           "(default: per head dim)"),
                                  cl::init(""));
+static cl::opt<std::string> scoreMod("score-mod",
+                                     cl::desc("user score modifier, a C expression of score, b, "
+                                              "h, q_idx, kv_idx (e.g. \"score - abs(q_idx - "
+                                              "kv_idx) * 0.01\")"),
+                                     cl::init(""));
+static cl::opt<std::string> maskMod("mask-mod",
+                                    cl::desc("user mask modifier, a C condition of b, h, q_idx, "
+                                             "kv_idx (e.g. \"q_idx / 64 == kv_idx / 64\")"),
+                                    cl::init(""));
+
+// `text` as a spec's canonical modifier; false (with a message) when it does not parse.
+static bool userModifier(const std::string &text, ModifierKind kind, std::string &canonical) {
+  canonical.clear();
+  if (text.empty())
+    return true;
+  std::string error;
+  ModifierTree tree = parseModifier(text, kind, error);
+  if (!tree) {
+    llvm::errs() << "flash-gen: " << error << "\n";
+    return false;
+  }
+  canonical = canonicalModifier(tree);
+  return true;
+}
+
 // The mask and score modifiers of the command line.
-static void setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
+static bool setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.mask = window ? Mask::Window : causalMask ? Mask::Causal : Mask::None;
   spec.softcap = softcap;
   spec.alibi = alibi;
   spec.varlen = varlen;
+  return userModifier(scoreMod, ModifierKind::Score, spec.scoreMod) &&
+         userModifier(maskMod, ModifierKind::Mask, spec.maskMod);
 }
 
 static cl::opt<std::string> bundleDir("bundle", cl::desc("write a bundle to this directory"),
@@ -189,6 +219,9 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.softcap = flag("softcap");
     spec.alibi = flag("alibi");
     spec.varlen = flag("varlen");
+    if (!userModifier(str("score_mod", ""), ModifierKind::Score, spec.scoreMod) ||
+        !userModifier(str("mask_mod", ""), ModifierKind::Mask, spec.maskMod))
+      return false;
     spec.withLse = flag("lse");
     auto k = parseKernelKind(str("kind", "fwd"));
     if (!k) {
@@ -249,7 +282,8 @@ static int generateBundle() {
               spec.arch = a;
               spec.headDimQK = std::stoll(d);
               spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
-              setMaskAndModifiers(spec, c);
+              if (!setMaskAndModifiers(spec, c))
+                return 2;
               spec.withLse = l;
               spec.maxSharedMemory = documentedMaxSharedMemory(a);
               if (spec.maxSharedMemory == 0) {
@@ -338,7 +372,8 @@ int main(int argc, char **argv) {
   spec.dtype = *dt;
   spec.headDimQK = std::stoll(headDim);
   spec.headDimV = headDimV ? int64_t(headDimV) : spec.headDimQK;
-  setMaskAndModifiers(spec, masks[0]);
+  if (!setMaskAndModifiers(spec, masks[0]))
+    return 2;
   spec.withLse = lses[0];
   spec.arch = arch;
   spec.maxSharedMemory = maxSmem ? maxSmem : documentedMaxSharedMemory(arch);

@@ -2,18 +2,20 @@
 //
 //   flash-tune [--dtype bf16,f16] [--dims 64,128] [--seqs 512,...,16384]
 //              [--causal no|yes|both] [--pass fwd|bwd|both] [--shapes FILE.json] [--out table.md]
-//              [--window LEFT,RIGHT] [--softcap] [--alibi]
+//              [--window LEFT,RIGHT] [--softcap] [--alibi] [--score-mod EXPR] [--mask-mod EXPR]
 //              [--export FILE] [--import FILE] [--cache-dir DIR] [--quiet]
 //
 // Shapes default to the standard grid: b = 16384/s, h = 2048/d. A shapes file
 // is a JSON array of {"dtype", "d", "d_v", "seq_q", "seq_k", "batch", "heads",
 // "heads_k", "causal", "window": [left, right], "softcap", "alibi"}. The score
-// modifiers (also as flags, for every grid shape) tune their own variants,
+// modifiers and user modifier expressions (--score-mod / --mask-mod, for every shape)
+// tune their own variants,
 // recorded under their own keys; untuned modifier problems use the tile of
 // the same shape without them. --pass bwd tunes the backward's kernels of each shape
 // (each kernel's tiles, timing the whole backward). Prints progress, then a table of default vs tuned;
 // writes the tuning database (<cache>/tune/<arch>.json).
 //
+#include "compiler/ModifierExpression.h"
 #include "runtime/Json.h"
 #include "runtime/flashjit.h"
 
@@ -97,7 +99,7 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
 int main(int argc, char **argv) {
   std::string dtypes = "bf16", dims = "64,128", seqs = "512,1024,2048,4096,8192,16384",
               causal = "both", pass = "fwd", shapesFile, out, exportPath, importPath, cacheDir;
-  std::string window;
+  std::string window, scoreMod, maskMod;
   bool quiet = false, gridRequested = false, softcap = false, alibi = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -121,6 +123,8 @@ int main(int argc, char **argv) {
     else if (a == "--import") ok = value(importPath);
     else if (a == "--cache-dir") ok = value(cacheDir);
     else if (a == "--window") ok = value(window);
+    else if (a == "--score-mod") ok = value(scoreMod);
+    else if (a == "--mask-mod") ok = value(maskMod);
     else if (a == "--softcap") softcap = true;
     else if (a == "--alibi") alibi = true;
     else if (a == "--quiet") quiet = true;
@@ -188,11 +192,19 @@ int main(int argc, char **argv) {
                                      reinterpret_cast<long long *>(&windowLeft),
                                      reinterpret_cast<long long *>(&windowRight)) != 2)
     return usage(("--window wants LEFT,RIGHT (-1 = unbounded), got " + window).c_str());
+  for (auto [text, kind] : {std::pair{&scoreMod, ModifierKind::Score},
+                            std::pair{&maskMod, ModifierKind::Mask}}) {
+    std::string error;
+    if (!text->empty() && !parseModifier(*text, kind, error))
+      return usage(error.c_str());
+  }
   for (TuningProblem &p : problems) {
     if (!window.empty())
       p.setWindow(windowLeft, windowRight);
     p.softcap = p.softcap || softcap;
     p.alibi = p.alibi || alibi;
+    p.scoreMod = canonicalModifierText(scoreMod.c_str(), ModifierKind::Score);
+    p.maskMod = canonicalModifierText(maskMod.c_str(), ModifierKind::Mask);
   }
 
   if (pass != "fwd" && pass != "bwd" && pass != "both")

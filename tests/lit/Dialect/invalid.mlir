@@ -288,3 +288,58 @@ func.func @varlen_lse_is_heads_by_total(%q: !p, %s: f32, %cu: memref<?xi32>, %ls
       : !p, !p, !p -> !p, memref<?x?x?xf32>
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @score_mod_arguments(%q: !t, %s: f32) {
+  // expected-error @+1 {{score_mod takes (%score: f32, %b, %h, %q_idx, %kv_idx: i32)}}
+  flash.attention %q, %q, %q -> %q scale %s score_mod {
+  ^bb0(%score: f32, %qi: i32, %ki: i32):
+    flash.yield %score : f32
+  } {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @mask_mod_yields_i1(%q: !t, %s: f32) {
+  flash.attention %q, %q, %q -> %q scale %s mask_mod {
+  ^bb0(%b: i32, %h: i32, %qi: i32, %ki: i32):
+    // expected-error @+1 {{mask_mod yields 'i1', not 'i32'}}
+    flash.yield %qi : i32
+  } {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @modifier_ops_are_arith_and_math(%q: !t, %s: f32) {
+  flash.attention %q, %q, %q -> %q scale %s score_mod {
+  ^bb0(%score: f32, %b: i32, %h: i32, %qi: i32, %ki: i32):
+    // expected-error @+1 {{is not allowed in score_mod}}
+    %c = math.cos %score : f32
+    flash.yield %c : f32
+  } {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @modifiers_see_no_outer_values(%q: !t, %s: f32) {
+  // expected-note @+1 {{required by region isolation constraints}}
+  flash.attention %q, %q, %q -> %q scale %s score_mod {
+  ^bb0(%score: f32, %b: i32, %h: i32, %qi: i32, %ki: i32):
+    // expected-error @+1 {{using value defined outside the region}}
+    %r = arith.mulf %score, %s : f32
+    flash.yield %r : f32
+  } {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}

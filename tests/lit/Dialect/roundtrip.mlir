@@ -95,3 +95,50 @@ func.func @varlen(%q: !packed, %o: !packed, %lse: memref<?x?xf32>, %s: f32, %cuq
       : !packed, !packed, !packed, !packed, !packed, memref<?x?xf32>, memref<?x?xf32> -> dq !packed
   return
 }
+
+// User modifiers: a score region (relative-position bias) and a mask region
+// (chunked attention), on the forward and the backward.
+// CHECK-LABEL: func.func @modifier_regions
+// CHECK: flash.attention {{.*}} score_mod {
+// CHECK-NEXT: ^bb0(%{{[^:]*}}: f32, %{{[^:]*}}: i32, %{{[^:]*}}: i32, %[[Q:arg[0-9]+]]: i32, %[[K:arg[0-9]+]]: i32):
+// CHECK: arith.subi %[[Q]], %[[K]] : i32
+// CHECK: math.tanh
+// CHECK: flash.yield %{{.*}} : f32
+// CHECK: } mask_mod {
+// CHECK: arith.divsi
+// CHECK: flash.yield %{{.*}} : i1
+// CHECK: } {mask = #flash.mask<causal>
+// CHECK: flash.attention_bwd {{.*}} score_mod {
+// CHECK: flash.yield %{{.*}} : f32
+func.func @modifier_regions(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats, %dq: !t, %s: f32) {
+  flash.attention %q, %q, %q -> %o scale %s score_mod {
+  ^bb0(%score: f32, %b: i32, %h: i32, %qi: i32, %ki: i32):
+    %d = arith.subi %qi, %ki : i32
+    %df = arith.sitofp %d : i32 to f32
+    %c = arith.constant 0.125 : f32
+    %bias = arith.mulf %df, %c : f32
+    %t = math.tanh %bias : f32
+    %r = arith.addf %score, %t : f32
+    flash.yield %r : f32
+  } mask_mod {
+  ^bb0(%b: i32, %h: i32, %qi: i32, %ki: i32):
+    %c128 = arith.constant 128 : i32
+    %qc = arith.divsi %qi, %c128 : i32
+    %kc = arith.divsi %ki, %c128 : i32
+    %same = arith.cmpi eq, %qc, %kc : i32
+    flash.yield %same : i1
+  } {mask = #flash.mask<causal>,
+     tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  flash.attention_bwd %q, %q, %q, %o, %do, lse %lse, delta %delta -> dq %dq scale %s score_mod {
+  ^bb0(%score: f32, %b: i32, %h: i32, %qi: i32, %ki: i32):
+    %half = arith.constant 0.5 : f32
+    %r = arith.mulf %score, %half : f32
+    flash.yield %r : f32
+  } {mask = #flash.mask<none>,
+     tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
