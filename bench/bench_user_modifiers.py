@@ -7,9 +7,9 @@ and, where flashjit has the same thing built in (softcap, ALiBi), the built-in;
 plain attention of the same shape is the first row. TFLOP/s count the kept
 (query, key) pairs (4 d per pair; 2.5x that forward + backward). Every flashjit
 result is first checked against float32 PyTorch on 256 random query rows.
-A mask_mod is evaluated on every key block (no block mask is derived from it
-yet), so masks that hide whole blocks do not get faster; FlexAttention skips
-them through create_block_mask.
+flashjit derives its block mask from the mask_mod in the compiler (interval
+evaluation per block, compiler/MaskIntervals.cpp); FlexAttention's comes from
+create_block_mask (made once, outside the timing).
 
   python3 bench/bench_user_modifiers.py --out results/NAME   (NAME.md, NAME.json)
 """

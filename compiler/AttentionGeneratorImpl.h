@@ -185,6 +185,16 @@ protected:
   /// −inf; `slope` (non-empty or sized here) times d score_mod / d logit.
   void emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *slope);
 
+  // MaskIntervals.cpp: the block mask derived from the mask region.
+  struct BlockMaskTruth {
+    Value mayKeep, keepsAll; // i1: some / every (query, key) pair of the block may be kept
+  };
+  /// The mask region over a block: queries [q0, q1], keys [k0, k1] (i32).
+  BlockMaskTruth userMaskOverBlock(Value headIndex, Value q0, Value q1, Value k0, Value k1);
+  /// Narrows [firstBlock, firstBlock + numBlocks) to the key blocks from the
+  /// first to the last the mask region may keep, for rows [firstRow, lastRow].
+  void trimKeyBlocksByUserMask(Value firstRow, Value lastRow);
+
   // VariableLength.cpp: where a tile's rows are, padded or packed.
   Value varlenArg(int which); // a VarlenParam of this kernel
   /// seqQ, seqK and (varlen) the sequences' first rows, of batch `batch`.

@@ -180,24 +180,25 @@ Value Generator::softmaxScaleLog2() {
 void Generator::emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *slope) {
   if (!v.scoreMod && !v.maskMod)
     return;
-  // Raw scores times this are logits (scale, or softcap after the tanh).
-  Value logitScale;
-  if (v.scoreMod)
-    logitScale = e.fmul(arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2)
-                                                          : int(abi::bwd::kScaleLog2)),
-                        e.f32(M_LN2));
-  Value minusInf = e.negInf();
-  if (slope && slope->empty() && v.scoreMod) // null entries: 1 until the region's derivative
-    *slope = Tiles(s.size(), std::vector<Fragment>(s.empty() ? 0 : s[0].size()));
-  for (size_t i = 0; i < s.size(); ++i)
-    for (size_t t = 0; t < s[i].size(); ++t)
-      for (int64_t c = 0; c < 4; ++c) {
-        Value row = at.rows[2 * i + c / 2];
-        Value column = e.add(at.columnBase, e.i32(int64_t(t) * 8 + (c & 1)));
-        Value query = at.transposed ? column : row, key = at.transposed ? row : column;
-        Value &x = s[i][t][c];
-        if (v.scoreMod) {
+  // Query and key of fragment element (i, t, c).
+  auto indices = [&](size_t i, size_t t, int64_t c) {
+    Value row = at.rows[2 * i + c / 2];
+    Value column = e.add(at.columnBase, e.i32(int64_t(t) * 8 + (c & 1)));
+    return at.transposed ? std::pair{column, row} : std::pair{row, column};
+  };
+  if (v.scoreMod) {
+    // Raw scores times this are logits (scale, or softcap after the tanh).
+    Value logitScale = e.fmul(arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2)
+                                                                : int(abi::bwd::kScaleLog2)),
+                              e.f32(M_LN2));
+    if (slope && slope->empty()) // null entries: 1 until the region's derivative
+      *slope = Tiles(s.size(), std::vector<Fragment>(s.empty() ? 0 : s[0].size()));
+    for (size_t i = 0; i < s.size(); ++i)
+      for (size_t t = 0; t < s[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c) {
+          auto [query, key] = indices(i, t, c);
           Value derivative;
+          Value &x = s[i][t][c];
           x = RegionInliner(e, b, loc)
                   .inlineRegion(*v.scoreMod, {e.fmul(x, logitScale), batch, at.head, query, key},
                                 slope ? &derivative : nullptr);
@@ -206,12 +207,32 @@ void Generator::emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *s
             g = g ? e.fmul(g, derivative) : derivative;
           }
         }
-        if (v.maskMod) {
+  }
+  if (!v.maskMod)
+    return;
+  // Element by element only where the block mask cannot tell that the
+  // region keeps every pair of the block.
+  Value blockLastColumn = e.add(at.firstColumn, e.i32(at.columns - 1));
+  BlockMaskTruth block =
+      at.transposed ? userMaskOverBlock(at.head, at.firstColumn, blockLastColumn, at.firstRow,
+                                        at.lastRow)
+                    : userMaskOverBlock(at.head, at.firstRow, at.lastRow, at.firstColumn,
+                                        blockLastColumn);
+  Value partial = arith::XOrIOp::create(b, loc, block.keepsAll,
+                                        arith::ConstantIntOp::create(b, loc, 1, 1));
+  emitMaskBranch(s, partial, [&] {
+    SmallVector<Value> masked;
+    Value minusInf = e.negInf();
+    for (size_t i = 0; i < s.size(); ++i)
+      for (size_t t = 0; t < s[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c) {
+          auto [query, key] = indices(i, t, c);
           Value keep = RegionInliner(e, b, loc)
                            .inlineRegion(*v.maskMod, {batch, at.head, query, key}, nullptr);
-          x = e.select(keep, x, minusInf);
+          masked.push_back(e.select(keep, s[i][t][c], minusInf));
         }
-      }
+    return masked;
+  });
 }
 
 } // namespace flashjit::detail

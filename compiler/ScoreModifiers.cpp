@@ -67,6 +67,8 @@ void Generator::emitKeyBlockRange(Value firstRow, Value lastRow) {
   } else {
     numBlocks = endBlock;
   }
+  if (v.maskMod)
+    trimKeyBlocksByUserMask(firstRow, lastRow);
 }
 
 Value Generator::keyBlockStart(Value j) {

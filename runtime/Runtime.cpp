@@ -251,12 +251,16 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
 // The tile tuned for `problem` (key `key`), else, for a problem with score
 // modifiers that was not tuned itself, the one tuned for the same shape
 // without them (their blocks do the same work plus a few operations).
+// The tile tuned for this problem, else (modifier problems) the one tuned
+// for the same shape without modifiers; `exact` says which.
 static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
                                              const TuningProblem &problem,
-                                             const std::string &key) {
+                                             const std::string &key, bool &exact) {
   std::lock_guard<std::mutex> lock(impl.tuningMutex);
+  exact = true;
   if (auto tuned = impl.tuning->lookup(key))
     return tuned;
+  exact = false;
   if (!problem.hasModifiers())
     return std::nullopt;
   return impl.tuning->lookup(tuningKey(problem.withoutModifiers()));
@@ -275,10 +279,15 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
   if (p.tile) {
     spec.tile = *p.tile;
   } else {
-    std::optional<TileConfig> tuned = lookupTuned(impl, problem, key);
+    bool exact = false;
+    std::optional<TileConfig> tuned = lookupTuned(impl, problem, key, exact);
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
+    // A user mask's block test and second mask branch spill the 176-key
+    // warp-specialized consumers (ptxas: ~200 B at d = 128); 128 keys do not.
+    if (!exact && !spec.maskMod.empty() && spec.tile.warpSpecialized && spec.tile.n > 128)
+      spec.tile.n = 128;
   }
   return spec;
 }
@@ -426,7 +435,8 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
       TuningProblem problem = problemOf(f);
       problem.kind = kind;
       problem.withLse = false;
-      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
+      bool exact = false;
+      auto tuned = lookupTuned(impl, problem, tuningKey(problem), exact);
       spec.tile = tuned ? *tuned
                         : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
                                               impl.device.maxSharedMemoryPerBlock);

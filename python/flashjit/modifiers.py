@@ -21,8 +21,9 @@ truncating / and %); a score_mod is a number, a mask_mod a condition.
 
 Masks written here are top-left aligned (q_idx and kv_idx count from the
 start of both sequences); causal=True is bottom-right aligned, as in
-FlashAttention-2, and skips the key blocks it hides (a mask_mod alone is
-evaluated on every block).
+FlashAttention-2. Key blocks a mask hides are skipped: the compiler evaluates
+the mask over whole blocks (position intervals); a mask it cannot decide that
+way (e.g. `(q_idx + kv_idx) % 3 != 0`) is evaluated on every visited block.
 """
 import math
 

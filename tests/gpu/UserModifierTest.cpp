@@ -38,6 +38,17 @@ const UserModifiers kUserModifiers[] = {
      "b == 0 || kv_idx % 2 == 0", true},                             // both at once
 };
 
+// Masks whose block test decides whole blocks (MaskIntervals.cpp): key
+// blocks trimmed at either end, blocks kept entirely (no element-wise mask),
+// per-head answers; long enough for several blocks each way.
+const UserModifiers kBlockMasks[] = {
+    {"", "q_idx / 256 == kv_idx / 256", true},             // chunks of whole blocks
+    {"", "kv_idx < 256 || q_idx >= kv_idx", false},        // prefix LM: full, gap, triangle
+    {"", "abs(q_idx - kv_idx) <= 300", false},             // a window, trimmed both ends
+    {"", "h % 2 == 0 || (q_idx / 128 == kv_idx / 128)", false}, // all kept on even heads
+    {"", "(q_idx - 7) % 512 < 384 && kv_idx >= q_idx / 4", false}, // remainders, scaled
+};
+
 CheckCase withUserModifiers(CheckCase c, const UserModifiers &m) {
   c.scoreMod = m.scoreMod;
   c.maskMod = m.maskMod;
@@ -80,6 +91,13 @@ std::vector<CheckCase> forwardGrid() {
   packed.setSeqlens({1, 7, 1000, 333}, {5, 7, 1000, 1});
   packed.maskMod = "b != 2 || q_idx / 128 == kv_idx / 128";
   cases.push_back(packed);
+  for (const UserModifiers &m : kBlockMasks) {
+    CheckCase c = withUserModifiers(gridCase({2, 1100, 1300, 4, 2}, 128, false, seed++), m);
+    cases.push_back(c);
+    c.seed = baseSeed() + seed++;
+    c.tile = TileConfig{64, 64, 4, 2};
+    cases.push_back(c);
+  }
   return cases;
 }
 
@@ -117,6 +135,8 @@ std::vector<CheckCase> backwardGrid() {
                                        kUserModifiers[2]);
   packed.setSeqlens({1, 7, 300, 129}, {5, 7, 300, 1});
   cases.push_back(packed);
+  for (const UserModifiers &m : kBlockMasks)
+    cases.push_back(withUserModifiers(gridCase({1, 1100, 1300, 4, 2}, 64, false, seed++), m));
   return cases;
 }
 
