@@ -13,7 +13,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionGeneratorImpl.h"
 
-#include "mlir/IR/IRMapping.h"
+
+#include <limits>
 
 using namespace mlir;
 using arith::CmpIPredicate;
@@ -84,8 +85,16 @@ private:
     if (result.getType().isInteger(1))
       truths[result] = truthOf(op);
     else if (result.getType().isInteger(32))
-      ranges[result] = rangeOf(op);
+      ranges[result] = inInt32(rangeOf(op));
     // f32 values: unknown (comparisons of them give unknown truths).
+  }
+
+  // The kernel computes in i32: a range leaving it may have wrapped there, so
+  // it becomes unknown.
+  Range inInt32(Range r) {
+    Value fits = andi(le(i64(std::numeric_limits<int32_t>::min()), r.lo),
+                      le(r.hi, i64(std::numeric_limits<int32_t>::max())));
+    return {e.select(fits, r.lo, i64(-kUnbounded)), e.select(fits, r.hi, i64(kUnbounded))};
   }
 
   Range rangeOf(Operation &op) {
@@ -116,7 +125,8 @@ private:
     }
     std::optional<int64_t> c = op.getNumOperands() == 2 ? constantOf(op.getOperand(1))
                                                         : std::nullopt;
-    if (isa<arith::MulIOp>(op) && c) { // by a constant: monotone
+    // By a constant: monotone. |c| <= 2^22 keeps |bound · c| below 2^62.
+    if (isa<arith::MulIOp>(op) && c && *c >= -(int64_t(1) << 22) && *c <= (int64_t(1) << 22)) {
       Range x = operand(0);
       Value lo = clamp(arith::MulIOp::create(b, loc, x.lo, i64(*c)));
       Value hi = clamp(arith::MulIOp::create(b, loc, x.hi, i64(*c)));
