@@ -124,12 +124,13 @@ protected:
 
   // ScoreModifiers.cpp: the mask, window, softcap and ALiBi of every kernel.
   Value modifierArg(int which); // a ScoreModifierParam of this kernel
+  Value scaleLog2Arg();         // this kernel's scaleLog2 parameter (the runtime's)
   VisibleColumns visibleColumns(Value row, bool transposed);
   /// Sets the key blocks this query block visits: firstBlock (null = 0) and numBlocks.
   void emitKeyBlockRange(Value firstRow, Value lastRow);
   /// −slope · log2(e) / scaleLog2 for query head `headIndex` of this batch:
   /// ALiBi's bias in the units of the raw scores.
-  Value alibiCoefficient(Value headIndex, Value scaleLog2);
+  Value alibiCoefficient(Value headIndex);
   /// Softcap (tanh), ALiBi and the user's regions on every score; with
   /// `slope`, d logit / d s over the softmax scale (for the backward's chain
   /// rule), left empty where it is 1.

@@ -427,7 +427,7 @@ void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value bat
   // The key blocks some row of this query block sees.
   emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
   if (v.alibi)
-    alibiCoef = alibiCoefficient(head, arg(abi::kScaleLog2));
+    alibiCoef = alibiCoefficient(head);
 }
 
 // Every warp loads (cp.async ring) and computes; block barriers between steps.

@@ -219,7 +219,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
   dqBase = tensorBase(kDQStride0, head, /*querySide=*/true);
   emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
   if (v.alibi)
-    alibiCoef = alibiCoefficient(head, arg(kScaleLog2));
+    alibiCoef = alibiCoefficient(head);
 
   // Resident Q and dO, then the first stages-1 K/V blocks.
   loadTile(0, Value(), v.m, false, kQ, kQStride0, qBase, firstQueryRow, seqQ);
@@ -391,7 +391,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     at.columns = v.m;
     at.transposed = true;
     if (v.alibi)
-      alibiCoef = alibiCoefficient(h, arg(kScaleLog2));
+      alibiCoef = alibiCoefficient(h);
     Tiles slope;
     emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);

@@ -41,6 +41,9 @@ Value KernelEmitter::cmpi(arith::CmpIPredicate p, Value x, Value y) {
 Value KernelEmitter::select(Value c, Value x, Value y) {
   return arith::SelectOp::create(b, loc, c, x, y);
 }
+Value KernelEmitter::logicalNot(Value x) {
+  return arith::XOrIOp::create(b, loc, x, arith::ConstantIntOp::create(b, loc, 1, 1));
+}
 Value KernelEmitter::toI64(Value v) { return arith::ExtSIOp::create(b, loc, b.getI64Type(), v); }
 Value KernelEmitter::ceilDiv(Value x, int64_t d) {
   return arith::DivSIOp::create(b, loc, add(x, i32(d - 1)), i32(d));

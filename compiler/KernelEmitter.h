@@ -41,6 +41,7 @@ public:
   mlir::Value shrui(mlir::Value a, int64_t bits);
   mlir::Value cmpi(mlir::arith::CmpIPredicate p, mlir::Value a, mlir::Value b);
   mlir::Value select(mlir::Value cond, mlir::Value a, mlir::Value b);
+  mlir::Value logicalNot(mlir::Value i1Value);
   mlir::Value toI64(mlir::Value i32Value);
   mlir::Value ceilDiv(mlir::Value a, int64_t b);
 

@@ -212,8 +212,7 @@ Generator::BlockMaskTruth Generator::userMaskOverBlock(Value headIndex, Value q0
                                                         Value k0, Value k1) {
   IntervalEvaluator::Truth t =
       IntervalEvaluator(e, b, loc).evaluate(*v.maskMod, batch, headIndex, q0, q1, k0, k1);
-  Value keepsAll = arith::XOrIOp::create(b, loc, t.canFalse,
-                                         arith::ConstantIntOp::create(b, loc, 1, 1));
+  Value keepsAll = e.logicalNot(t.canFalse);
   return {t.canTrue, keepsAll};
 }
 
@@ -224,7 +223,6 @@ void Generator::trimKeyBlocksByUserMask(Value firstRow, Value lastRow) {
     Value k0 = e.mul(block, e.i32(v.n));
     return userMaskOverBlock(head, firstRow, lastRow, k0, e.add(k0, e.i32(v.n - 1))).mayKeep;
   };
-  Value notTrue = arith::ConstantIntOp::create(b, loc, 1, 1);
   // x, stepped by `step` while `inRange(x)` and the mask keeps nothing in
   // block `blockOf(x)` (evaluated past the range too: harmless, the loop
   // stops on inRange).
@@ -233,7 +231,7 @@ void Generator::trimKeyBlocksByUserMask(Value firstRow, Value lastRow) {
         b, loc, TypeRange{b.getI32Type()}, ValueRange{x},
         [&](OpBuilder &, Location, ValueRange args) {
           Value inside = inRange(args[0]);
-          Value empty = arith::XOrIOp::create(b, loc, mayKeep(blockOf(args[0])), notTrue);
+          Value empty = e.logicalNot(mayKeep(blockOf(args[0])));
           Value skip = arith::AndIOp::create(b, loc, inside, empty);
           scf::ConditionOp::create(b, loc, skip, ValueRange{args[0]});
         },

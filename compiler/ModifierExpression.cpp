@@ -408,11 +408,20 @@ std::string canonicalModifier(const ModifierTree &tree) {
   return out;
 }
 
+bool canonicalizeModifier(const std::string &text, ModifierKind kind, std::string &canonical,
+                          std::string &error) {
+  canonical.clear();
+  if (text.empty())
+    return true;
+  ModifierTree tree = parseModifier(text, kind, error);
+  canonical = canonicalModifier(tree);
+  return tree != nullptr;
+}
+
 std::string canonicalModifierText(const char *text, ModifierKind kind) {
-  if (!text || !*text)
-    return "";
-  std::string error;
-  return canonicalModifier(parseModifier(text, kind, error));
+  std::string canonical, error;
+  canonicalizeModifier(text ? text : "", kind, canonical, error);
+  return canonical;
 }
 
 std::string modifierHash(const std::string &canonicalText) {

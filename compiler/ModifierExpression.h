@@ -48,6 +48,11 @@ ModifierTree parseModifier(const std::string &text, ModifierKind kind, std::stri
 /// for texts that differ only in spacing or redundant parentheses.
 std::string canonicalModifier(const ModifierTree &tree);
 
+/// Checks `text` and sets `canonical` to its canonical spelling; empty text
+/// is no modifier (canonical ""). False, with `error` set, when it does not parse.
+bool canonicalizeModifier(const std::string &text, ModifierKind kind, std::string &canonical,
+                          std::string &error);
+
 /// canonicalModifier of `text` (null or empty: ""; text that does not parse,
 /// which validation rejects first: "").
 std::string canonicalModifierText(const char *text, ModifierKind kind);

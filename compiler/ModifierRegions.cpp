@@ -9,7 +9,6 @@
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionGeneratorImpl.h"
-#include "compiler/KernelABI.h"
 
 #include "mlir/IR/IRMapping.h"
 
@@ -174,7 +173,7 @@ private:
 Value Generator::softmaxScaleLog2() {
   if (v.scoreMod) // the score region's results are logits already
     return e.f32(M_LOG2E);
-  return arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2) : int(abi::bwd::kScaleLog2));
+  return scaleLog2Arg();
 }
 
 void Generator::emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *slope) {
@@ -188,9 +187,7 @@ void Generator::emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *s
   };
   if (v.scoreMod) {
     // Raw scores times this are logits (scale, or softcap after the tanh).
-    Value logitScale = e.fmul(arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2)
-                                                                : int(abi::bwd::kScaleLog2)),
-                              e.f32(M_LN2));
+    Value logitScale = e.fmul(scaleLog2Arg(), e.f32(M_LN2));
     if (slope && slope->empty()) // null entries: 1 until the region's derivative
       *slope = Tiles(s.size(), std::vector<Fragment>(s.empty() ? 0 : s[0].size()));
     for (size_t i = 0; i < s.size(); ++i)
@@ -218,8 +215,7 @@ void Generator::emitModifierRegions(Tiles &s, const ScorePlacement &at, Tiles *s
                                         at.lastRow)
                     : userMaskOverBlock(at.head, at.firstRow, at.lastRow, at.firstColumn,
                                         blockLastColumn);
-  Value partial = arith::XOrIOp::create(b, loc, block.keepsAll,
-                                        arith::ConstantIntOp::create(b, loc, 1, 1));
+  Value partial = e.logicalNot(block.keepsAll);
   emitMaskBranch(s, partial, [&] {
     SmallVector<Value> masked;
     Value minusInf = e.negInf();

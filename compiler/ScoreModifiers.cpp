@@ -75,7 +75,12 @@ Value Generator::keyBlockStart(Value j) {
   return e.mul(firstBlock ? e.add(firstBlock, j) : j, e.i32(v.n));
 }
 
-Value Generator::alibiCoefficient(Value headIndex, Value scaleLog2) {
+Value Generator::scaleLog2Arg() {
+  return arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2) : int(abi::bwd::kScaleLog2));
+}
+
+Value Generator::alibiCoefficient(Value headIndex) {
+  Value scaleLog2 = scaleLog2Arg();
   Value slopes = modifierArg(abi::kAlibiSlopesParam);
   Value offset = e.add(e.mul(e.toI64(batch), modifierArg(abi::kAlibiBatchStrideParam)),
                        e.toI64(headIndex));

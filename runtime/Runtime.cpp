@@ -129,14 +129,17 @@ static float scaleLog2Of(const AttentionParams &p) {
   return (p.softcap > 0.0f ? p.softcap : p.softmaxScale) * float(M_LOG2E);
 }
 
-// Fills the variant fields that follow from the request's mask and modifiers.
-static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p) {
+// Fills the variant fields that follow from the request's mask and modifiers;
+// the user modifiers' canonical text comes from the call's tuning problem
+// (parsed once per call).
+static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p,
+                              const TuningProblem &problem) {
   spec.mask = attentionMask(p);
   spec.softcap = p.softcap > 0.0f;
   spec.alibi = p.alibiSlopes != nullptr;
   spec.varlen = p.varlen();
-  spec.scoreMod = canonicalModifierText(p.scoreMod, ModifierKind::Score);
-  spec.maskMod = canonicalModifierText(p.maskMod, ModifierKind::Mask);
+  spec.scoreMod = problem.scoreMod;
+  spec.maskMod = problem.maskMod;
 }
 
 // The kernel parameters the forward and backward kernels share, from the
@@ -252,15 +255,18 @@ Status Runtime::create(std::unique_ptr<Runtime> &out, const RuntimeOptions &opti
 // modifiers that was not tuned itself, the one tuned for the same shape
 // without them (their blocks do the same work plus a few operations).
 // The tile tuned for this problem, else (modifier problems) the one tuned
-// for the same shape without modifiers; `exact` says which.
+// for the same shape without modifiers; `exact` (when given) says which.
 static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
                                              const TuningProblem &problem,
-                                             const std::string &key, bool &exact) {
+                                             const std::string &key, bool *exact = nullptr) {
   std::lock_guard<std::mutex> lock(impl.tuningMutex);
-  exact = true;
-  if (auto tuned = impl.tuning->lookup(key))
+  if (auto tuned = impl.tuning->lookup(key)) {
+    if (exact)
+      *exact = true;
     return tuned;
-  exact = false;
+  }
+  if (exact)
+    *exact = false;
   if (!problem.hasModifiers())
     return std::nullopt;
   return impl.tuning->lookup(tuningKey(problem.withoutModifiers()));
@@ -272,7 +278,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
   spec.headDimV = p.headDimV;
-  setScoreModifiers(spec, p);
+  setScoreModifiers(spec, p, problem);
   spec.withLse = p.lse != nullptr;
   spec.arch = impl.device.arch;
   spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
@@ -280,7 +286,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
     spec.tile = *p.tile;
   } else {
     bool exact = false;
-    std::optional<TileConfig> tuned = lookupTuned(impl, problem, key, exact);
+    std::optional<TileConfig> tuned = lookupTuned(impl, problem, key, &exact);
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
@@ -419,24 +425,24 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
                                                 const AttentionBackwardParams &p) {
   std::vector<AttentionSpec> specs;
   const AttentionParams &f = p.forward;
+  const TuningProblem forwardProblem = problemOf(f);
   for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV)) {
     AttentionSpec spec;
     spec.kind = kind;
     spec.dtype = f.dtype;
     spec.headDimQK = f.headDimQK;
     spec.headDimV = f.headDimV;
-    setScoreModifiers(spec, f);
+    setScoreModifiers(spec, f, forwardProblem);
     spec.arch = impl.device.arch;
     spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
     const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
     if (given) {
       spec.tile = *given;
     } else {
-      TuningProblem problem = problemOf(f);
+      TuningProblem problem = forwardProblem;
       problem.kind = kind;
       problem.withLse = false;
-      bool exact = false;
-      auto tuned = lookupTuned(impl, problem, tuningKey(problem), exact);
+      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
       spec.tile = tuned ? *tuned
                         : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
                                               impl.device.maxSharedMemoryPerBlock);

@@ -110,8 +110,8 @@ Status normalizeAndValidate(AttentionParams &p) {
     return Status::error("alibi batch stride must be >= 0");
   for (auto [text, kind] : {std::pair{p.scoreMod, ModifierKind::Score},
                             std::pair{p.maskMod, ModifierKind::Mask}}) {
-    std::string error;
-    if (text && *text && !parseModifier(text, kind, error))
+    std::string canonical, error;
+    if (!canonicalizeModifier(text ? text : "", kind, canonical, error))
       return Status::error(error);
   }
 

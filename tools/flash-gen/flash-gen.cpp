@@ -82,17 +82,11 @@ static cl::opt<std::string> maskMod("mask-mod",
 
 // `text` as a spec's canonical modifier; false (with a message) when it does not parse.
 static bool userModifier(const std::string &text, ModifierKind kind, std::string &canonical) {
-  canonical.clear();
-  if (text.empty())
-    return true;
   std::string error;
-  ModifierTree tree = parseModifier(text, kind, error);
-  if (!tree) {
-    llvm::errs() << "flash-gen: " << error << "\n";
-    return false;
-  }
-  canonical = canonicalModifier(tree);
-  return true;
+  if (canonicalizeModifier(text, kind, canonical, error))
+    return true;
+  llvm::errs() << "flash-gen: " << error << "\n";
+  return false;
 }
 
 // The mask and score modifiers of the command line.

@@ -192,19 +192,17 @@ int main(int argc, char **argv) {
                                      reinterpret_cast<long long *>(&windowLeft),
                                      reinterpret_cast<long long *>(&windowRight)) != 2)
     return usage(("--window wants LEFT,RIGHT (-1 = unbounded), got " + window).c_str());
-  for (auto [text, kind] : {std::pair{&scoreMod, ModifierKind::Score},
-                            std::pair{&maskMod, ModifierKind::Mask}}) {
-    std::string error;
-    if (!text->empty() && !parseModifier(*text, kind, error))
-      return usage(error.c_str());
-  }
+  std::string canonicalScoreMod, canonicalMaskMod, error;
+  if (!canonicalizeModifier(scoreMod, ModifierKind::Score, canonicalScoreMod, error) ||
+      !canonicalizeModifier(maskMod, ModifierKind::Mask, canonicalMaskMod, error))
+    return usage(error.c_str());
   for (TuningProblem &p : problems) {
     if (!window.empty())
       p.setWindow(windowLeft, windowRight);
     p.softcap = p.softcap || softcap;
     p.alibi = p.alibi || alibi;
-    p.scoreMod = canonicalModifierText(scoreMod.c_str(), ModifierKind::Score);
-    p.maskMod = canonicalModifierText(maskMod.c_str(), ModifierKind::Mask);
+    p.scoreMod = canonicalScoreMod;
+    p.maskMod = canonicalMaskMod;
   }
 
   if (pass != "fwd" && pass != "bwd" && pass != "both")
