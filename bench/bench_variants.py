@@ -48,6 +48,32 @@ def time_cells(row, cells, flops, ours=lambda label: label == "flashjit"):
             torch.cuda.empty_cache()
 
 
+def gpu_header(dtype="bf16"):
+    """The results' first line: GPU, torch and cuDNN versions, date, dtype; printed."""
+    props = torch.cuda.get_device_properties(0)
+    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
+              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; {dtype}")
+    print(header, flush=True)
+    return header
+
+
+def cell_text(row, name):
+    """A table cell: "ms (TFLOP/s)", or n/a for a peer that could not run."""
+    c = row.get(name, {})
+    return f"{c['ms']:.3f} ({c['tflops']:.0f})" if "ms" in c else "n/a"
+
+
+def speedup_text(row, name, ours="flashjit"):
+    """How many times faster `ours` ran than `name` in this row, or n/a."""
+    c = row.get(name, {})
+    return f"{c['ms'] / row[ours]['ms']:.2f}" if "ms" in c else "n/a"
+
+
+def print_times(title, row, names):
+    print(f"{title}: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms" for n in names),
+          flush=True)
+
+
 def write_results(out, lines, data):
     """OUT.md (the rendered table) and OUT.json (every measurement)."""
     with open(out + ".md", "w") as f:
@@ -161,9 +187,7 @@ def run_row(name, b, sq, sk, hq, hk, d, causal=False, window=(-1, -1), softcap=0
             row[label] = {"error": "no sliding window / softcap / ALiBi in this backend"}
     cells["flexattention"] = flex(qt, kt, vt, causal, window, softcap, slopes, gqa)
     time_cells(row, cells, flops)
-    print(f"{name}: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
-                                  for n in ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)",
-                                            "flexattention")), flush=True)
+    print_times(name, row, ("flashjit", "sdpa-cudnn", "sdpa-flash (FA2)", "flexattention"))
     return row
 
 
@@ -189,8 +213,7 @@ def run_training_row(name, b, s, h, d, causal, window):
     gt = grad.transpose(1, 2)
     cells["flexattention"] = lambda: flex_fn().backward(gt)
     time_cells(row, cells, flops)
-    print(f"{name} fwd+bwd: " + ", ".join(f"{n} {row[n].get('ms', float('nan')):.3f} ms"
-                                          for n in cells), flush=True)
+    print_times(f"{name} fwd+bwd", row, cells)
     return row
 
 
@@ -201,17 +224,10 @@ def render(header, rows):
              " | vs cuDNN | vs FA2 | vs Flex | variant |",
              "| --- " * (6 + len(NAMES) + 4) + "|"]
     for r in rows:
-        def cell(n):
-            c = r.get(n, {})
-            return f"{c['ms']:.3f} ({c['tflops']:.0f})" if "ms" in c else "n/a"
-
-        def ratio(n):
-            c = r.get(n, {})
-            return f"{c['ms'] / r['flashjit']['ms']:.2f}" if "ms" in c else "n/a"
         lines.append(f"| {r['name']} | {r['b']} | {r['sq']} | {r['sk']} | {r['hq']}/{r['hk']} | "
-                     f"{r['d']} | " + " | ".join(cell(n) for n in NAMES) +
-                     f" | {ratio('sdpa-cudnn')} | {ratio('sdpa-flash (FA2)')} | "
-                     f"{ratio('flexattention')} | {r['variant']} |")
+                     f"{r['d']} | " + " | ".join(cell_text(r, n) for n in NAMES) +
+                     f" | {speedup_text(r, 'sdpa-cudnn')} | {speedup_text(r, 'sdpa-flash (FA2)')} | "
+                     f"{speedup_text(r, 'flexattention')} | {r['variant']} |")
     by_name = {r["name"]: r for r in rows}
     full, sliding = by_name.get("causal s16384"), by_name.get("causal + window 4096 s16384")
     if full and sliding:
@@ -228,12 +244,9 @@ def render_training(rows):
              "| case | b | s | h | d | flashjit | flexattention | vs Flex |",
              "| --- " * 8 + "|"]
     for r in rows:
-        cell = lambda n: (f"{r[n]['ms']:.3f} ({r[n]['tflops']:.0f})" if "ms" in r.get(n, {})
-                          else "n/a")
-        ratio = (f"{r['flexattention']['ms'] / r['flashjit']['ms']:.2f}"
-                 if "ms" in r.get("flexattention", {}) else "n/a")
         lines.append(f"| {r['name']} | {r['b']} | {r['s']} | {r['h']} | {r['d']} | "
-                     f"{cell('flashjit')} | {cell('flexattention')} | {ratio} |")
+                     f"{cell_text(r, 'flashjit')} | {cell_text(r, 'flexattention')} | "
+                     f"{speedup_text(r, 'flexattention')} |")
     return lines
 
 
@@ -247,10 +260,7 @@ def main():
         print("\n".join(render(data["header"], data["rows"]) +
                         render_training(data.get("training", []))))
         return
-    props = torch.cuda.get_device_properties(0)
-    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
-              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; bf16")
-    print(header, flush=True)
+    header = gpu_header()
     rows = [
         run_row("causal s16384", 1, 16384, 16384, 16, 16, 128, causal=True),
         run_row("causal + window 4096 s16384", 1, 16384, 16384, 16, 16, 128, causal=True,

@@ -14,7 +14,6 @@ a float32 computation of three sequences taken alone.
   python3 bench/bench_varlen.py --out results/NAME   (writes NAME.md, NAME.json)
 """
 import argparse
-import datetime
 import os
 import sys
 
@@ -23,7 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import flashjit  # noqa: E402
-from bench_variants import reference_rows, time_cells, write_results  # noqa: E402
+from bench_variants import gpu_header, reference_rows, time_cells, write_results  # noqa: E402
 
 NAMES = ("flashjit varlen", "flashjit varlen (checked)", "sdpa-cudnn padded",
          "sdpa-flash (FA2) padded", "torch varlen_attn", "flex document mask")
@@ -126,10 +125,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    props = torch.cuda.get_device_properties(0)
-    header = (f"GPU: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
-              f"cuDNN {torch.backends.cudnn.version()}; {datetime.date.today()}; bf16")
-    print(header, flush=True)
+    header = gpu_header()
     g = torch.Generator().manual_seed(8)
     serving = [int(x) for x in torch.randint(16, 8192, (32,), generator=g)]
     rows = []

@@ -6,12 +6,12 @@
 # benchmark against PyTorch's attention (arguments go to bench_attention.py),
 # the forward+backward benchmark (BWD_ARGS go to bench_backward.py), the
 # variants benchmark (bench_variants.py), the user modifier benchmark
-# (bench_user_modifiers.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
+# (bench_user_modifiers.py), the dropout benchmark (bench_dropout.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers bench-dropout train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -95,6 +95,10 @@ fi
 if want bench-modifiers; then
   echo "== user modifier benchmark (score_mod / mask_mod expressions vs FlexAttention)"
   python3 bench/bench_user_modifiers.py --out "$OUT/bench-modifiers" 2>&1 | tail -n 24
+fi
+if want bench-dropout; then
+  echo "== dropout benchmark (vs flashjit without dropout and SDPA's dropout backends)"
+  python3 bench/bench_dropout.py --out "$OUT/bench-dropout" 2>&1 | tail -n 16
 fi
 if want train; then
   echo "== training check"

@@ -54,6 +54,7 @@ struct Variant {
   bool softcap, alibi;     // score modifiers (ScoreModifiers.cpp)
   bool varlen;             // packed variable-length sequences (VariableLength.cpp)
   Region *scoreMod = nullptr, *maskMod = nullptr; // user regions (ModifierRegions.cpp)
+  bool dropout;            // dropout on P (Dropout.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -83,6 +84,7 @@ template <typename AttentionLikeOp> Variant variantOf(AttentionLikeOp op) {
   v.varlen = static_cast<bool>(op.getCuSeqlensQ());
   v.scoreMod = op.getScoreMod().empty() ? nullptr : &op.getScoreMod();
   v.maskMod = op.getMaskMod().empty() ? nullptr : &op.getMaskMod();
+  v.dropout = static_cast<bool>(op.getDropoutP());
   v.m = tile.getM();
   v.n = tile.getN();
   v.warps = tile.getWarps();
@@ -117,8 +119,6 @@ protected:
   std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
   /// The forward's placement of S for the key block starting at kvStart.
   ScorePlacement queryRowPlacement(Value kvStart);
-  /// Masks the forward's S of the key block at `kvStart`, after its modifiers.
-  void emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart);
   /// First key of the j-th key block this tile visits.
   Value keyBlockStart(Value j);
 
@@ -145,6 +145,10 @@ protected:
   template <typename MaskedScores>
   void emitMaskBranch(std::vector<std::vector<Fragment>> &s, Value needMask,
                       MaskedScores &&maskedScores);
+  /// The forward's S of the key block at `kvStart` to the P that multiplies
+  /// V: modifiers, mask, online softmax, dropout; returns emitOnlineSoftmax's.
+  std::vector<Value> emitProbabilities(std::vector<std::vector<Fragment>> &s, Value kvStart,
+                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum);
   /// Turns S into P in place and updates the row max and sum; returns the
   /// factor per fragment row (2 per 16-row tile) by which O must be rescaled.
   std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
@@ -195,6 +199,22 @@ protected:
   /// Narrows [firstBlock, firstBlock + numBlocks) to the key blocks from the
   /// first to the last the mask region may keep, for rows [firstRow, lastRow].
   void trimKeyBlocksByUserMask(Value firstRow, Value lastRow);
+
+  // Dropout.cpp: which probabilities are dropped (Philox-4x32-10).
+  Value dropoutArg(int which); // a DropoutParam of this kernel
+  Value dropoutKeepScale();    // 1 / (1 − p)
+  /// Philox-4x32-10 of counter `c` under this kernel's seed.
+  std::array<Value, 4> philox(std::array<Value, 4> c);
+  /// f(i, t, c, kept) for every element (tile i, tile t, register c) of a
+  /// block placed at `at`, a counter's elements at a time (short live ranges).
+  void forEachDropoutKeep(const ScorePlacement &at, size_t rowTiles, size_t columnTiles,
+                          llvm::function_ref<void(size_t, size_t, int64_t, Value)> f);
+  /// The same as i1 tiles, for uses far apart.
+  Tiles dropoutKeeps(const ScorePlacement &at, size_t rowTiles, size_t columnTiles);
+  /// x · scale (x when scale is null) where kept, 0 where dropped.
+  Value keptOrZero(Value keep, Value x, Value scale);
+  void applyDropout(Tiles &x, const ScorePlacement &at, Value scale);
+  void applyDropout(Tiles &x, const Tiles &keep, Value scale);
 
   // VariableLength.cpp: where a tile's rows are, padded or packed.
   Value varlenArg(int which); // a VarlenParam of this kernel

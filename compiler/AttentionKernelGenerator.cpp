@@ -204,10 +204,16 @@ ScorePlacement Generator::queryRowPlacement(Value kvStart) {
   return at;
 }
 
-void Generator::emitMask(std::vector<std::vector<Fragment>> &s, Value kvStart) {
+std::vector<Value> Generator::emitProbabilities(std::vector<std::vector<Fragment>> &s,
+                                                Value kvStart, std::vector<Value> &rowMax,
+                                                std::vector<Value> &rowSum) {
   ScorePlacement at = queryRowPlacement(kvStart);
   emitScoreModifiers(s, at);
   emitPlacedMask(s, at);
+  std::vector<Value> alpha = emitOnlineSoftmax(s, rowMax, rowSum);
+  if (v.dropout) // after the row sums; 1 / (1 − p) waits for the epilogue
+    applyDropout(s, at, Value());
+  return alpha;
 }
 
 Value Generator::quadReduce(Value x, bool isMax) {
@@ -347,6 +353,8 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
       Value l = quadReduce(rowSum[2 * i + h], /*isMax=*/false);
       Value seen = e.cmpf(CmpFPredicate::OGT, l, zero);
       Value inv = e.select(seen, e.reciprocal(l), zero);
+      if (v.dropout)
+        inv = e.fmul(inv, dropoutKeepScale());
       Value row = rowOf(i, h);
       emitIf(e.cmpi(CmpIPredicate::slt, row, seqQ), [&] {
         Value rowOffset = e.add(oBase, e.mul(e.toI64(row), arg(abi::kOStride0 + 1)));
@@ -479,8 +487,7 @@ void Generator::emitSynchronousMainLoop() {
     Value slot = v.stages == 1 ? e.i32(0) : e.remui(j, e.i32(v.stages));
     Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
     auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
-    emitMask(s, keyBlockStart(j));
-    rescale(o, emitOnlineSoftmax(s, rowMax, rowSum));
+    rescale(o, emitProbabilities(s, keyBlockStart(j), rowMax, rowSum));
     if (v.pvWgmma)
       emitPVWgmma(s, o, slotOffset);
     else

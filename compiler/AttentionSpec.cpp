@@ -69,6 +69,8 @@ std::string AttentionSpec::canonical() const {
     os << " score_mod=" << scoreMod;
   if (!maskMod.empty())
     os << " mask_mod=" << maskMod;
+  if (dropout)
+    os << " dropout=1";
   return os.str();
 }
 
@@ -89,6 +91,8 @@ std::string AttentionSpec::variantName() const {
     os << "_mmod" << modifierHash(maskMod);
   if (varlen)
     os << "_varlen";
+  if (dropout)
+    os << "_dropout";
   if (withLse)
     os << "_lse";
   os << "_" << tileName(tile);
@@ -135,6 +139,21 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   if (arch == "sm_90" || arch == "sm_90a" || arch == "sm_100" || arch == "sm_100a")
     return 227 * 1024;
   return 0;
+}
+
+// A user mask's block test and second mask branch spill the 176-key
+// warp-specialized consumers (ptxas: ~200 B at d = 128), dropout's Philox
+// words 20 B at 176 keys (d = 128) and at 80 (d = 256), 60 B when
+// persistent; these narrower tiles do not (ptxas -v, sm_90a).
+void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
+  if (spec.backward() || !t.warpSpecialized)
+    return;
+  if (!spec.maskMod.empty())
+    t.n = std::min<int64_t>(t.n, 128);
+  if (spec.dropout) {
+    t.n = std::min<int64_t>(t.n, std::max(spec.headDimQK, spec.headDimV) > 128 ? 64 : 128);
+    t.persistent = false;
+  }
 }
 
 std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV) {

@@ -74,6 +74,9 @@ struct AttentionSpec {
   // User modifiers (ModifierExpression.h), in canonical text; empty = none.
   // score_mod rewrites every logit, mask_mod drops keys (after `mask`).
   std::string scoreMod, maskMod;
+  // Dropout on the probabilities (its p, seed and offset are run-time kernel
+  // parameters; KernelABI.h's DropoutParams).
+  bool dropout = false;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit
@@ -100,6 +103,13 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
                                int64_t maxSharedMemory);
 /// {BackwardDQ, BackwardDKV} up to d = 128, {BackwardDQ, BackwardDK, BackwardDV} above.
 std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV);
+
+/// Narrows a forward tile that fits the plain variant's registers but would
+/// spill with `spec`'s extra work per score (a user mask's block test,
+/// dropout's Philox words): warp-specialized tiles to 128 keys (64 above d =
+/// 128 with dropout), and not persistent with dropout. For tiles not tuned
+/// for `spec` itself (defaults, fallbacks).
+void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 
 /// A tile configuration measured to do well for this head dim and target
 /// (until the autotuner has something better for a shape).

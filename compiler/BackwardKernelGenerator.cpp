@@ -8,6 +8,8 @@
 //     rows; Q and dO stay in shared memory, K/V stream through the cp.async
 //     ring. Per key block: S = Q Kᵀ, P, dP = dO Vᵀ, dS = P ∘ (dP − Δ),
 //     dQ += dS K. It first writes Δ = rowsum(dO ∘ O) for its rows.
+//   With dropout, dP (and P for dV) is multiplied by keep / (1 − p) of
+//   the forward's mask (Dropout.cpp), drawn again from the same counters.
 //   dK/dV kernel (key blocks outer): the warps own the key rows; K and V stay,
 //     Q and dO of every query head of the GQA group stream. Per query block:
 //     Sᵀ = K Qᵀ, Pᵀ, dV += Pᵀ dO, dPᵀ = V dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − Δ),
@@ -271,6 +273,8 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
     Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
                            v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+    if (v.dropout) // dP of the dropped P: dO Vᵀ · keep / (1 − p)
+      applyDropout(dS, at, dropoutKeepScale());
     gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
                slope);
     warpGemmPB(packTiles(dS), kTile, v.smem.pitchQK, dQ);
@@ -396,11 +400,18 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);
     exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
-    if (computesDV())
-      warpGemmPB(packTiles(p), dOTile, v.smem.pitchV, dV);
+    Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
+    if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
+      Tiles dropped = p;
+      if (v.dropout)
+        applyDropout(dropped, keep, dropoutKeepScale());
+      warpGemmPB(packTiles(dropped), dOTile, v.smem.pitchV, dV);
+    }
     if (computesDK()) {
       Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
                              v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+      if (v.dropout)
+        applyDropout(dS, keep, dropoutKeepScale());
       gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
                  slope);
       warpGemmPB(packTiles(dS), qTile, v.smem.pitchQK, dK);

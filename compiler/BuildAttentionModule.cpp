@@ -53,8 +53,13 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       args.push_back(MemRefType::get({dyn, dyn}, b.getF32Type()));
     if (spec.varlen) // cu_seqlens_q, cu_seqlens_k
       args.append(2, MemRefType::get({dyn}, b.getI32Type()));
+    if (spec.dropout) // p, seed, offset
+      args.append({b.getF32Type(), b.getI64Type(), b.getI32Type()});
   };
-  struct Modifiers { Value windowLeft, windowRight, softcap, alibi, cuSeqlensQ, cuSeqlensK; };
+  struct Modifiers {
+    Value windowLeft, windowRight, softcap, alibi, cuSeqlensQ, cuSeqlensK;
+    Value dropoutP, dropoutSeed, dropoutOffset;
+  };
   // The user modifiers' regions, from their expressions (already checked by
   // the runtime; flash-gen's reach here unchecked).
   ModifierTree scoreMod, maskMod;
@@ -86,6 +91,11 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     if (spec.varlen) {
       m.cuSeqlensQ = body->getArgument(next++);
       m.cuSeqlensK = body->getArgument(next++);
+    }
+    if (spec.dropout) {
+      m.dropoutP = body->getArgument(next++);
+      m.dropoutSeed = body->getArgument(next++);
+      m.dropoutOffset = body->getArgument(next++);
     }
     return m;
   };
@@ -119,7 +129,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                   body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
                                   gradValue, body->getArgument(scaleIndex), mask, tile, target,
                                   m.windowLeft, m.windowRight, m.softcap, m.alibi,
-                                  m.cuSeqlensQ, m.cuSeqlensK);
+                                  m.cuSeqlensQ, m.cuSeqlensK, m.dropoutP, m.dropoutSeed,
+                                  m.dropoutOffset);
     fillRegions(op.getScoreMod(), op.getMaskMod());
     func::ReturnOp::create(b, loc);
     return module;
@@ -141,7 +152,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   auto op = flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                              body->getArgument(2), body->getArgument(3),
                              body->getArgument(scaleIndex), lse, mask, tile, target, m.windowLeft,
-                             m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK);
+                             m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK,
+                             m.dropoutP, m.dropoutSeed, m.dropoutOffset);
   fillRegions(op.getScoreMod(), op.getMaskMod());
   func::ReturnOp::create(b, loc);
   return module;

@@ -1,5 +1,6 @@
 //===- Compiler.cpp - the compile driver: stages, dumps, errors -----------===//
 #include "compiler/Compiler.h"
+#include "compiler/KernelABI.h"
 
 #include "compiler/NVPTXTarget.h"
 #include "compiler/Pipeline.h"
@@ -127,7 +128,8 @@ llvm::Expected<std::string> compileToStage(const AttentionSpec &spec, Stage last
 
 std::string compilerIdentity(const CompileOptions &options) {
   NVPTXOptions target;
-  return std::string("flashjit ") + FLASHJIT_VERSION_STRING + "; LLVM " + LLVM_VERSION_STRING +
+  return std::string("flashjit ") + FLASHJIT_VERSION_STRING + "; kernel ABI " +
+         std::to_string(abi::kVersion) + "; LLVM " + LLVM_VERSION_STRING +
          "; ptx" + std::to_string(target.ptxVersion) + "; O" + std::to_string(options.optLevel);
 }
 

@@ -36,6 +36,15 @@ void setVarlenTypes(MutableArrayRef<Type> types, int first) {
   types[first + abi::kTotalQParam] = IntegerType::get(ctx, 32);
 }
 
+// The dropout parameters from `first` on (KernelABI.h's DropoutParam).
+void setDropoutTypes(MutableArrayRef<Type> types, int first) {
+  MLIRContext *ctx = types[0].getContext();
+  types[first + abi::kDropoutSeedParam] = IntegerType::get(ctx, 64);
+  types[first + abi::kDropoutOffsetParam] = types[first + abi::kDropoutThresholdParam] =
+      IntegerType::get(ctx, 32);
+  types[first + abi::kDropoutKeepScaleParam] = Float32Type::get(ctx);
+}
+
 // Kernel parameter types, in compiler/KernelABI.h order.
 SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
@@ -51,6 +60,7 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   types[abi::kScaleLog2] = Float32Type::get(ctx);
   setScoreModifierTypes(types, abi::kScoreModifiers0);
   setVarlenTypes(types, abi::kVarlen0);
+  setDropoutTypes(types, abi::kDropout0);
   return types;
 }
 
@@ -66,6 +76,7 @@ SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
   types[abi::bwd::kBatch] = i32;
   setScoreModifierTypes(types, abi::bwd::kScoreModifiers0);
   setVarlenTypes(types, abi::bwd::kVarlen0);
+  setDropoutTypes(types, abi::bwd::kDropout0);
   return types;
 }
 

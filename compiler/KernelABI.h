@@ -12,6 +12,11 @@
 
 namespace flashjit::abi {
 
+// Bumped whenever a kernel's parameter list changes: part of the disk cache's
+// compiler identity and checked in bundle manifests, so no kernel compiled
+// for another list is ever launched with this one.
+constexpr int kVersion = 2;
+
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
 // Window bounds: keys a query sees left / right of its diagonal, clamped by
@@ -40,6 +45,22 @@ struct VarlenParams {
 };
 enum VarlenParam : int { kCuSeqlensQParam = 0, kCuSeqlensKParam, kTotalQParam, kNumVarlenParams };
 
+// Dropout on the probabilities that multiply V (after the softmax's sum),
+// the last parameters (ignored by other variants). Element (b, h, i, j)'s 16
+// random bits come from Philox-4x32-10 with key `seed` and a counter of the
+// element's position (compiler/Dropout.cpp); it is dropped when they are
+// below `threshold` (round(p · 65536)), and the kept ones are scaled by
+// keepScale = 65536 / (65536 − threshold), which makes E[kept · scale] = 1.
+struct DropoutParams {
+  uint64_t seed = 0;
+  uint32_t offset = 0, threshold = 0;
+  float keepScale = 1.0f;
+};
+enum DropoutParam : int {
+  kDropoutSeedParam = 0, kDropoutOffsetParam, kDropoutThresholdParam, kDropoutKeepScaleParam,
+  kNumDropoutParams
+};
+
 // Strides are in elements, for [batch, seq, head]; the head dim is contiguous.
 struct AttentionKernelParams {
   const void *q, *k, *v;
@@ -51,6 +72,7 @@ struct AttentionKernelParams {
   int32_t batch;
   ScoreModifierParams modifiers;
   VarlenParams varlen;
+  DropoutParams dropout;
 };
 
 enum ParamIndex : int {
@@ -59,7 +81,8 @@ enum ParamIndex : int {
   kSeqQ = kOStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kBatch,
   kScoreModifiers0, // ScoreModifierParam order
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
-  kNumParams = kVarlen0 + kNumVarlenParams,
+  kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
+  kNumParams = kDropout0 + kNumDropoutParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
@@ -103,6 +126,7 @@ struct BackwardKernelParams {
   int32_t batch;
   ScoreModifierParams modifiers;
   VarlenParams varlen;
+  DropoutParams dropout;
 };
 
 namespace bwd {
@@ -114,7 +138,8 @@ enum ParamIndex : int {
   kSeqQ = kDVStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
   kScoreModifiers0, // ScoreModifierParam order
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
-  kNumParams = kVarlen0 + kNumVarlenParams
+  kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
+  kNumParams = kDropout0 + kNumDropoutParams
 };
 } // namespace bwd
 

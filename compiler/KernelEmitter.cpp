@@ -35,6 +35,16 @@ Value KernelEmitter::andi(Value x, Value y) { return arith::AndIOp::create(b, lo
 Value KernelEmitter::shrui(Value x, int64_t bits) {
   return arith::ShRUIOp::create(b, loc, x, arith::ConstantIntOp::create(b, loc, x.getType(), bits));
 }
+Value KernelEmitter::xori(Value x, Value y) { return arith::XOrIOp::create(b, loc, x, y); }
+std::array<Value, 2> KernelEmitter::mulWideU32(Value x, Value y) {
+  auto widen = [&](Value v) { return arith::ExtUIOp::create(b, loc, b.getI64Type(), v); };
+  Value product = arith::MulIOp::create(b, loc, widen(x), widen(y));
+  return {truncToI32(product), truncToI32(shrui(product, 32))};
+}
+Value KernelEmitter::u32(uint32_t v) { return i32(int32_t(v)); }
+Value KernelEmitter::truncToI32(Value v) {
+  return arith::TruncIOp::create(b, loc, b.getI32Type(), v);
+}
 Value KernelEmitter::cmpi(arith::CmpIPredicate p, Value x, Value y) {
   return arith::CmpIOp::create(b, loc, p, x, y);
 }

@@ -39,6 +39,12 @@ public:
   mlir::Value maxsi(mlir::Value a, mlir::Value b);
   mlir::Value andi(mlir::Value a, mlir::Value b);
   mlir::Value shrui(mlir::Value a, int64_t bits);
+  mlir::Value xori(mlir::Value a, mlir::Value b);
+  /// The full 64-bit unsigned product of two i32 as its {low, high} halves
+  /// (one mul.wide.u32: IMAD.WIDE.U32, where mul.lo + mul.hi are two).
+  std::array<mlir::Value, 2> mulWideU32(mlir::Value a, mlir::Value b);
+  mlir::Value u32(uint32_t v);                      // an i32 constant with these bits
+  mlir::Value truncToI32(mlir::Value i64Value);
   mlir::Value cmpi(mlir::arith::CmpIPredicate p, mlir::Value a, mlir::Value b);
   mlir::Value select(mlir::Value cond, mlir::Value a, mlir::Value b);
   mlir::Value logicalNot(mlir::Value i1Value);

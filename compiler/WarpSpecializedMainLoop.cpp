@@ -215,8 +215,7 @@ void Generator::emitConsumer() {
   // S_j = Q K_jᵀ, masked and turned into P_j; returns the rescale factors.
   auto scoresToP = [&](std::vector<Value> s, Value block) {
     auto frags = toFragments(s, v.nTilesS);
-    emitMask(frags, keyBlockStart(block));
-    std::vector<Value> alpha = emitOnlineSoftmax(frags, rowMax, rowSum);
+    std::vector<Value> alpha = emitProbabilities(frags, keyBlockStart(block), rowMax, rowSum);
     p = packP(frags[0]);
     return alpha;
   };

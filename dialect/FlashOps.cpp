@@ -140,6 +140,14 @@ static LogicalResult verifyScoreModifiers(Operation *op, MaskKind mask, Value wi
   return success();
 }
 
+// The probability, the seed and the offset come together.
+static LogicalResult verifyDropout(Operation *op, Value p, Value seed, Value offset) {
+  bool any = p || seed || offset;
+  if (any && !(p && seed && offset))
+    return op->emitOpError("dropout needs its probability, seed and offset");
+  return success();
+}
+
 // Both prefix sums or neither, rank-1 i32; the row statistics (lse, delta)
 // are [batch, heads, seq_q], or [heads, total_q] when packed.
 static LogicalResult verifyVarlen(Operation *op, Value cuSeqlensQ, Value cuSeqlensK) {
@@ -254,6 +262,7 @@ LogicalResult AttentionOp::verify() {
       return failure();
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
+      failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||
       failed(verifyModifierRegions(*this, getScoreMod(), getMaskMod())))
     return failure();
 
@@ -327,6 +336,7 @@ LogicalResult AttentionBwdOp::verify() {
                        "grad_value (the key-block kernel)");
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
+      failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||
       failed(verifyModifierRegions(*this, getScoreMod(), getMaskMod())))
     return failure();
 

@@ -64,6 +64,27 @@ defvar VarlenDescription = [{
     heads, dim], batch b owning rows [cu[b], cu[b + 1]); `lse` and `delta` are
     [heads, total_q]. Query blocks past a sequence's end exit at once.
 }];
+// Dropout on the probabilities (FlashAttention-2's dropout_p): with
+// `dropout(%p, %seed, %offset)` each probability of row i, key j is dropped
+// with probability %p and the kept ones scaled up, by Philox-4x32-10 bits
+// keyed by %seed; forward and backward drop the same ones.
+defvar DropoutOperands = (ins
+    Optional<F32>:$dropout_p,
+    Optional<I64>:$dropout_seed,
+    Optional<I32>:$dropout_offset);
+defvar DropoutFormat = [{
+    (`dropout` `(` $dropout_p^ `,` $dropout_seed `,` $dropout_offset `)`)?
+}];
+defvar DropoutDescription = [{
+
+    Dropout: with `dropout(%p, %seed, %offset)` the probabilities that
+    multiply V (after the row sums: the LSE is that of the whole softmax) are
+    dropped with probability %p (f32, quantized to 1/65536) and the kept ones
+    multiplied by 1 / (1 − p) (of the quantized p). Element (b, h, i, j) takes
+    16 bits of Philox-4x32-10 with key %seed (i64) and a counter built from
+    its position and %offset (i32), so the backward drops the same elements
+    and a new offset (or seed) draws a new mask.
+}];
 def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, IsolatedFromAbove]> {
   let summary = "exact fused forward attention, one kernel variant";
   let description = !strconcat([{
@@ -81,7 +102,8 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>, ... -> ...
     ```
-  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription);
+  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription,
+     DropoutDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -91,11 +113,11 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `->` $output (`,` `lse` $lse^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, ModifierRegionFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($output)
     (`,` type($lse)^)?
   }]);
@@ -134,7 +156,8 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
          target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
         : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
     ```
-  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription);
+  }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription,
+     DropoutDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -149,12 +172,12 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     F32:$softmax_scale,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
     `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, ModifierRegionFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
     (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?

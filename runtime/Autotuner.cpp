@@ -34,6 +34,8 @@ std::string TuningProblem::describe() const {
     os << " score_mod " << scoreMod;
   if (!maskMod.empty())
     os << " mask_mod " << maskMod;
+  if (dropout)
+    os << " dropout";
   return os.str();
 }
 
@@ -57,6 +59,7 @@ TuningProblem TuningProblem::withoutModifiers() const {
   p.softcap = p.alibi = false;
   p.scoreMod.clear();
   p.maskMod.clear();
+  p.dropout = false;
   return p;
 }
 
@@ -102,6 +105,8 @@ std::string tuningKey(const TuningProblem &p) {
     os << " smod" << modifierHash(p.scoreMod);
   if (!p.maskMod.empty())
     os << " mmod" << modifierHash(p.maskMod);
+  if (p.dropout)
+    os << " dropout";
   return os.str();
 }
 

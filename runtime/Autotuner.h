@@ -31,9 +31,10 @@ struct TuningProblem {
   int64_t windowLeft = -1, windowRight = -1;
   bool softcap = false, alibi = false;
   std::string scoreMod, maskMod; // user modifiers, canonical text (AttentionSpec's)
+  bool dropout = false;          // dropout on P (the variant's; p itself does not matter)
   bool hasModifiers() const {
     return windowLeft >= 0 || windowRight >= 0 || softcap || alibi || !scoreMod.empty() ||
-           !maskMod.empty();
+           !maskMod.empty() || dropout;
   }
   /// Sets a window as the runtime classifies it (with `causal` its right
   /// side is 0; (-1, 0) is plain causal, (-1, -1) no window).

@@ -54,6 +54,9 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   p.seqlensTrusted = c.seqlens_trusted != 0;
   p.scoreMod = c.score_mod;
   p.maskMod = c.mask_mod;
+  p.dropoutP = c.dropout_p;
+  p.dropoutSeed = c.dropout_seed;
+  p.dropoutOffset = c.dropout_offset;
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,

@@ -114,6 +114,7 @@ AttentionParams GpuConfigTimer::forwardParams(int set) const {
   a.softcap = problem_.softcap ? 30.0f : 0.0f; // any cap: the work does not depend on it
   a.scoreMod = problem_.scoreMod.c_str();
   a.maskMod = problem_.maskMod.c_str();
+  a.dropoutP = problem_.dropout ? 0.1f : 0.0f; // any p: the work does not depend on it
   a.alibiSlopes = reinterpret_cast<const float *>(alibiSlopes_);
   const CUdeviceptr *b = &buffers_[buffersPerSet_ * size_t(set)];
   a.q = reinterpret_cast<const void *>(b[0]);

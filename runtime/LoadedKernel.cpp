@@ -74,6 +74,14 @@ static void pointAtVarlen(void **args, int first, const abi::VarlenParams &v) {
   args[first + abi::kTotalQParam] = const_cast<int32_t *>(&v.totalQ);
 }
 
+// Points args[first...] at the dropout values (DropoutParam order).
+static void pointAtDropout(void **args, int first, const abi::DropoutParams &d) {
+  args[first + abi::kDropoutSeedParam] = const_cast<uint64_t *>(&d.seed);
+  args[first + abi::kDropoutOffsetParam] = const_cast<uint32_t *>(&d.offset);
+  args[first + abi::kDropoutThresholdParam] = const_cast<uint32_t *>(&d.threshold);
+  args[first + abi::kDropoutKeepScaleParam] = const_cast<float *>(&d.keepScale);
+}
+
 Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::TensorMap *tensorMaps,
                             unsigned gridX, unsigned gridY, unsigned gridZ,
                             CUstream stream) const {
@@ -98,6 +106,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   args[abi::kBatch] = const_cast<int32_t *>(&p.batch);
   pointAtModifiers(args, abi::kScoreModifiers0, p.modifiers);
   pointAtVarlen(args, abi::kVarlen0, p.varlen);
+  pointAtDropout(args, abi::kDropout0, p.dropout);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < 3; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
@@ -130,6 +139,7 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   args[kBatch] = const_cast<int32_t *>(&p.batch);
   pointAtModifiers(args, kScoreModifiers0, p.modifiers);
   pointAtVarlen(args, kVarlen0, p.varlen);
+  pointAtDropout(args, kDropout0, p.dropout);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

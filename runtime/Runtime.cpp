@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cmath>
 #include <limits>
 #include <cstdio>
 #include <cstdlib>
@@ -123,6 +124,17 @@ static abi::ScoreModifierParams scoreModifiersOf(const AttentionParams &p) {
   return m;
 }
 
+// Dropout's kernel parameters: p quantized to 1/65536 (the kernels compare
+// 16 random bits with the threshold) and the scale that keeps O unbiased.
+static abi::DropoutParams dropoutOf(const AttentionParams &p) {
+  abi::DropoutParams d;
+  d.seed = p.dropoutSeed;
+  d.offset = p.dropoutOffset;
+  d.threshold = uint32_t(std::lround(double(p.dropoutP) * 65536.0));
+  d.keepScale = d.threshold < 65536 ? float(65536.0 / double(65536 - d.threshold)) : 0.0f;
+  return d;
+}
+
 // softmax(scale' · s) runs in the log2 domain; with a softcap, s is already
 // tanh(scale · s / softcap) and scale' = softcap.
 static float scaleLog2Of(const AttentionParams &p) {
@@ -140,6 +152,7 @@ static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p,
   spec.varlen = p.varlen();
   spec.scoreMod = problem.scoreMod;
   spec.maskMod = problem.maskMod;
+  spec.dropout = problem.dropout;
 }
 
 // The kernel parameters the forward and backward kernels share, from the
@@ -165,6 +178,7 @@ static void setForwardFields(KernelParams &k, const AttentionParams &p) {
   k.batch = int32_t(p.batch);
   k.modifiers = scoreModifiersOf(p);
   k.varlen = {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
+  k.dropout = dropoutOf(p);
 }
 
 // The tuning problem of normalized params. Varlen requests are tuned as the
@@ -184,6 +198,7 @@ static TuningProblem problemOf(const AttentionParams &p) {
   t.alibi = p.alibiSlopes != nullptr;
   t.scoreMod = canonicalModifierText(p.scoreMod, ModifierKind::Score);
   t.maskMod = canonicalModifierText(p.maskMod, ModifierKind::Mask);
+  t.dropout = p.dropoutP > 0.0f;
   t.withLse = p.lse != nullptr;
   t.batch = p.batch;
   t.seqQ = p.seqQ;
@@ -290,10 +305,8 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
-    // A user mask's block test and second mask branch spill the 176-key
-    // warp-specialized consumers (ptxas: ~200 B at d = 128); 128 keys do not.
-    if (!exact && !spec.maskMod.empty() && spec.tile.warpSpecialized && spec.tile.n > 128)
-      spec.tile.n = 128;
+    if (!exact)
+      narrowTileForRegisters(spec.tile, spec);
   }
   return spec;
 }

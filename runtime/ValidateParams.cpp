@@ -108,6 +108,9 @@ Status normalizeAndValidate(AttentionParams &p) {
     return Status::error("softcap must be 0 (off) or a positive finite number");
   if (p.alibiBatchStride < 0)
     return Status::error("alibi batch stride must be >= 0");
+  if (!(p.dropoutP >= 0.0f && p.dropoutP <= 1.0f))
+    return Status::error("dropout probability must be in [0, 1], got " +
+                         std::to_string(p.dropoutP));
   for (auto [text, kind] : {std::pair{p.scoreMod, ModifierKind::Score},
                             std::pair{p.maskMod, ModifierKind::Mask}}) {
     std::string canonical, error;

@@ -61,6 +61,17 @@ struct AttentionParams {
   /// then cached); the backward differentiates scoreMod itself.
   const char *scoreMod = nullptr;
   const char *maskMod = nullptr;
+  /// Dropout on the attention probabilities (FlashAttention-2's dropout_p):
+  /// each probability is dropped with probability dropoutP, quantized to
+  /// 1/65536, and the kept ones are scaled by 1 / (1 − that quantized p), so
+  /// O is unbiased; the LSE is that of the whole softmax. Which ones are
+  /// dropped is a function of (dropoutSeed, dropoutOffset, batch, head,
+  /// query, key) only (Philox-4x32-10, compiler/Dropout.cpp): the backward,
+  /// given the same three, drops the same ones; a training step passes a new
+  /// offset (or seed). 0 = off; 1 drops everything (O = 0).
+  float dropoutP = 0.0f;
+  uint64_t dropoutSeed = 0;
+  uint32_t dropoutOffset = 0;
   /// Packed variable-length sequences (flash_attn_varlen_func): with the
   /// device int32 prefix sums cuSeqlensQ / cuSeqlensK ([batch + 1]), sequence
   /// b's queries are rows [cuSeqlensQ[b], cuSeqlensQ[b + 1]) of q and o, now

@@ -68,6 +68,13 @@ typedef struct flashjit_attention_params {
      none): score_mod maps score, b, h, q_idx, kv_idx to a new logit, mask_mod
      keeps a key where true. See flashjit.h's AttentionParams. */
   const char *score_mod, *mask_mod;
+  /* Dropout on the probabilities (FlashAttention-2's dropout_p): 0 = off.
+     Which are dropped depends only on (dropout_seed, dropout_offset) and the
+     element's batch, head, query and key; the backward of the same params
+     drops the same ones. See flashjit.h's AttentionParams. */
+  float dropout_p;
+  uint64_t dropout_seed;
+  uint32_t dropout_offset;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

@@ -18,12 +18,15 @@ struct ReferenceScoreMods {
   int32_t batchBase;
   const float *alibi;
   int64_t alibiBatchStride;
+  float dropoutP;
+  uint32_t dropoutOffset;
+  uint64_t dropoutSeed;
 };
 
 ReferenceScoreMods scoreModsOf(const AttentionParams &p, int batchBase) {
   return {p.causal ? 1 : 0, p.windowLeft >= 0 || p.windowRight >= 0,
           int32_t(p.windowLeft), int32_t(p.windowRight), p.softcap, batchBase, p.alibiSlopes,
-          p.alibiBatchStride};
+          p.alibiBatchStride, p.dropoutP, p.dropoutOffset, p.dropoutSeed};
 }
 } // namespace
 
@@ -68,7 +71,8 @@ Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccM
   auto ref = std::make_unique<ReferenceAttention>();
   for (auto [name, kernel] : {std::pair{"reference_attention", &ref->kernel_},
                               {"reference_attention_bwd_dq", &ref->backwardDQ_},
-                              {"reference_attention_bwd_dkv", &ref->backwardDKV_}})
+                              {"reference_attention_bwd_dkv", &ref->backwardDKV_},
+                              {"reference_philox", &ref->philox_}})
     if (Status s = LoadedKernel::load(driver, cubin, name, 128, 0, *kernel); !s)
       return s;
   out = std::move(ref);
@@ -96,6 +100,12 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
                   &seqQ, &seqK, &headsQ, &group, &dQK, &dV, &mods, &scale, &isF16};
   return kernel_.launchRaw(args, unsigned((seqQ + 3) / 4), unsigned(headsQ), unsigned(p.batch),
                            stream);
+}
+
+Status ReferenceAttention::runPhilox(CUdeviceptr in, CUdeviceptr out, int n,
+                                     CUstream stream) const {
+  void *args[] = {&in, &out, &n};
+  return philox_.launchRaw(args, unsigned((n + 127) / 128), 1, 1, stream);
 }
 
 Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,

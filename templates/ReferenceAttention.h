@@ -36,8 +36,12 @@ public:
                      CUdeviceptr dk, CUdeviceptr dv, CUstream stream,
                      int batchBase = 0) const;
 
+  /// Philox-4x32-10 as the reference's dropout draws it: out[4 i..] from
+  /// in[6 i..] = (key0, key1, counter 0..3), for n entries (device buffers).
+  Status runPhilox(CUdeviceptr in, CUdeviceptr out, int n, CUstream stream) const;
+
 private:
-  LoadedKernel kernel_, backwardDQ_, backwardDKV_;
+  LoadedKernel kernel_, backwardDQ_, backwardDKV_, philox_;
 };
 
 } // namespace flashjit

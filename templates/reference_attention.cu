@@ -91,7 +91,51 @@ struct ScoreMods {
   int batchBase; // the batch index of blockIdx.z = 0 (a packed batch's sequence)
   const float *alibi; // slopes [batch?, heads_q]; null = off
   long long alibiBatchStride;
+  float dropoutP; // > 0: dropout on P (AttentionParams::dropoutP)
+  unsigned dropoutOffset;
+  unsigned long long dropoutSeed;
 };
+
+// Philox-4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as
+// easy as 1, 2, 3", SC'11), as Random123 defines it.
+__device__ void philox4x32_10(unsigned c[4], unsigned key0, unsigned key1) {
+  for (int round = 0; round < 10; ++round) {
+    const unsigned lo0 = 0xD2511F53u * c[0], hi0 = __umulhi(0xD2511F53u, c[0]);
+    const unsigned lo1 = 0xCD9E8D57u * c[2], hi1 = __umulhi(0xCD9E8D57u, c[2]);
+    const unsigned next[4] = {hi1 ^ c[1] ^ key0, lo1, hi0 ^ c[3] ^ key1, lo0};
+    for (int w = 0; w < 4; ++w)
+      c[w] = next[w];
+    key0 += 0x9E3779B9u;
+    key1 += 0xBB67AE85u;
+  }
+}
+
+// For the known-answer test: out[4 n..] = Philox of in[6 n..] = (key0, key1, counter).
+extern "C" __global__ void reference_philox(const unsigned *in, unsigned *out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n)
+    return;
+  unsigned c[4] = {in[6 * i + 2], in[6 * i + 3], in[6 * i + 4], in[6 * i + 5]};
+  philox4x32_10(c, in[6 * i], in[6 * i + 1]);
+  for (int w = 0; w < 4; ++w)
+    out[4 * i + w] = c[w];
+}
+
+// Dropout's factor for P of query `row`, key `key` (flashjit.h's
+// AttentionParams::dropoutP, element mapping of compiler/Dropout.cpp written
+// from its definition): 0 when dropped, 1 / (1 - quantized p) when kept.
+__device__ float dropoutFactor(const ScoreMods &m, int row, int key, int b, int h, int headsQ) {
+  if (!(m.dropoutP > 0.f))
+    return 1.f;
+  const unsigned threshold = (unsigned)floor((double)m.dropoutP * 65536.0 + 0.5);
+  unsigned c[4] = {(unsigned)((key >> 4) * 4 + ((key & 7) >> 1)),
+                   (unsigned)((row >> 4) * 8 + (row & 7)),
+                   (unsigned)((b + m.batchBase) * headsQ + h), m.dropoutOffset};
+  philox4x32_10(c, (unsigned)m.dropoutSeed, (unsigned)(m.dropoutSeed >> 32));
+  const unsigned word = c[2 * ((row >> 3) & 1) + ((key >> 3) & 1)];
+  const unsigned bits = (word >> (16 * (key & 1))) & 0xffffu;
+  return bits >= threshold ? (float)(65536.0 / (65536.0 - threshold)) : 0.f;
+}
 
 __device__ bool sees(const ScoreMods &m, int row, int key, int b, int h, int seqQ, int seqK) {
 #ifdef FLASHJIT_MASK_MOD
@@ -165,10 +209,11 @@ extern "C" __global__ void reference_attention(
       continue;
     float mNew = fmaxf(m, s);
     float corr = expf(m - mNew), p = expf(s - mNew);
-    l = l * corr + p;
+    l = l * corr + p; // the softmax's sum, before dropout
+    const float pv = p * dropoutFactor(mods, row, j, b, h, headsQ);
     for (int i = 0; i < 8; ++i) {
       int d = lane + 32 * i;
-      acc[i] = acc[i] * corr + (d < dV ? p * toFloat(vr[d], isF16) : 0.f);
+      acc[i] = acc[i] * corr + (d < dV ? pv * toFloat(vr[d], isF16) : 0.f);
     }
     m = mNew;
   }
@@ -185,7 +230,8 @@ extern "C" __global__ void reference_attention(
 // Backward reference, fp32, from the inputs and the reference forward's fp32
 // O and LSE. dO has O's strides; gradients are written contiguous
 // ([batch, seq, heads, dim]) in fp32. Step 1, one warp per query row:
-// delta = rowsum(dO * O), dQ = sum_j dS_ij (d logit_ij / d s_ij) k_j.
+// delta = rowsum(dO * O), dQ = sum_j dS_ij (d logit_ij / d s_ij) k_j, where
+// dS = P (dP - delta) and dP = dO.v_j times the dropout factor.
 extern "C" __global__ void reference_attention_bwd_dq(
     const u16 *q, const u16 *k, const u16 *v, const u16 *dO, const float *o, const float *lse,
     float *delta, float *dq, long long qs0, long long qs1, long long qs2, long long ks0,
@@ -234,6 +280,7 @@ extern "C" __global__ void reference_attention_bwd_dq(
     }
     float g;
     float p = expf(logitOf(mods, s, scale, row, j, b, h, seqQ, seqK, &g) - l);
+    dp *= dropoutFactor(mods, row, j, b, h, headsQ); // d loss / d P through the dropout
     float ds = p * (dp - dl) * g; // d loss / d (q.k)
     for (int i = 0; i < 8; ++i) {
       int d = lane + 32 * i;
@@ -296,13 +343,15 @@ extern "C" __global__ void reference_attention_bwd_dkv(
       }
       float gradLogit;
       float p = expf(logitOf(mods, s, scale, row, key, b, h, seqQ, seqK, &gradLogit) - l);
+      const float factor = dropoutFactor(mods, row, key, b, h, headsQ);
+      dp *= factor;
       float ds = p * (dp - delta[statRow]) * gradLogit;
       for (int i = 0; i < 8; ++i) {
         int d = lane + 32 * i;
         if (d < dQK)
           dkAcc[i] += ds * toFloat(qr[d], isF16);
         if (d < dV)
-          dvAcc[i] += p * toFloat(dor[d], isF16);
+          dvAcc[i] += p * factor * toFloat(dor[d], isF16);
       }
     }
   }

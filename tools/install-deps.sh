@@ -4,7 +4,7 @@
 # nvrtc.h) are expected at /usr/local/cuda (not from apt); without NVRTC the
 # GPU reference and GPU tests are not built, everything else is.
 set -euo pipefail
-packages=(cmake ninja-build g++ python3 llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
+packages=(cmake ninja-build g++ python3 python3-numpy llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
           libzstd-dev zlib1g-dev libedit-dev libxml2-dev libffi-dev libcurl4-openssl-dev libgtest-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -5,7 +5,7 @@
 """
 from ._library import FlashJitError, library_path
 from . import modifiers
-from .functional import (attention, flash_attn_func, flash_attn_qkvpacked_func,
+from .functional import (attention, dropout_mask, flash_attn_func, flash_attn_qkvpacked_func,
                          flash_attn_varlen_func, variant)
 
 __version__ = "0.1.0"
@@ -21,5 +21,5 @@ def __getattr__(name):
 
 
 __all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
-           "variant", "modifiers",
+           "variant", "modifiers", "dropout_mask",
            "FlashJitError", "library_path", "nn"]

@@ -28,6 +28,8 @@ class AttentionParams(ctypes.Structure):
         ("total_q", ctypes.c_int64), ("total_k", ctypes.c_int64),
         ("seqlens_trusted", ctypes.c_int32),
         ("score_mod", ctypes.c_char_p), ("mask_mod", ctypes.c_char_p),
+        ("dropout_p", ctypes.c_float), ("dropout_seed", ctypes.c_uint64),
+        ("dropout_offset", ctypes.c_uint32),
     ]
 
 

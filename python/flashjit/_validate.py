@@ -127,3 +127,18 @@ def check_packed(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k
         if int(x) != x or x < 0:
             raise ValueError(f"flashjit: {name} must be a non-negative int, got {x!r}")
     return cu_seqlens_q.shape[0] - 1
+
+
+def check_dropout(p, seed, offset):
+    """(p, seed, offset) of a dropout request: p in [0, 1], the seed an unsigned
+    64-bit and the offset an unsigned 32-bit integer."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"flashjit: dropout_p must be a number, got {type(p).__name__}") from None
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"flashjit: dropout_p must be in [0, 1], got {p}")
+    for name, value, bits in (("dropout_seed", seed, 64), ("dropout_offset", offset, 32)):
+        if value is not None and (not isinstance(value, int) or not 0 <= value < 2 ** bits):
+            raise ValueError(f"flashjit: {name} must be an integer in [0, 2^{bits}), got {value!r}")
+    return p, seed, offset

@@ -2,7 +2,7 @@
 import math
 
 from . import _library
-from ._validate import (check_expression, check_packed, check_qkv, check_score_modifiers,
+from ._validate import (check_dropout, check_expression, check_packed, check_qkv, check_score_modifiers,
                         not_implemented)
 
 
@@ -23,15 +23,34 @@ def _set_tile(p, tile):
         setattr(p, field, x)
 
 
+class Dropout:
+    """Dropout of one call: p, and the Philox seed and offset that say which
+    probabilities are dropped. A seed left None is drawn from torch's default
+    generator (so torch.manual_seed makes runs reproducible); the forward's
+    object travels to the backward, which drops the same ones."""
+
+    def __init__(self, p=0.0, seed=None, offset=0):
+        self.p, self.seed, self.offset = check_dropout(p, seed, offset)
+        if self.p > 0.0 and self.seed is None:
+            import torch
+            self.seed = int(torch.randint(0, 2 ** 63 - 1, (), dtype=torch.int64).item())
+
+    def apply(self, p):
+        if self.p > 0.0:
+            p.dropout_p, p.dropout_seed, p.dropout_offset = self.p, self.seed, self.offset
+
+
 class ScoreModifiers:
-    """Window, softcap and ALiBi of one call (FlashAttention-2's arguments) and the
-    user's score_mod / mask_mod expressions (flashjit.modifiers)."""
+    """Window, softcap and ALiBi of one call (FlashAttention-2's arguments), the
+    user's score_mod / mask_mod expressions (flashjit.modifiers) and the call's
+    dropout (a Dropout, None = off)."""
 
     def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, score_mod=None,
-                 mask_mod=None):
+                 mask_mod=None, dropout=None):
         self.window_size, self.softcap, self.alibi_slopes = window_size, softcap, alibi_slopes
         self.score_mod = check_expression(score_mod, "score_mod")
         self.mask_mod = check_expression(mask_mod, "mask_mod")
+        self.dropout = dropout
 
     def apply(self, p, b, hq, device):
         left, right, softcap, stride = check_score_modifiers(
@@ -44,6 +63,8 @@ class ScoreModifiers:
         # The library parses them (errors name the position) and compiles one
         # kernel per distinct expression.
         p.score_mod, p.mask_mod = self.score_mod, self.mask_mod
+        if self.dropout is not None:
+            self.dropout.apply(p)
 
 
 _NO_MODIFIERS = ScoreModifiers()
@@ -179,7 +200,8 @@ _Attention = None
 
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
-              score_mod=None, mask_mod=None, _packing=None):
+              score_mod=None, mask_mod=None, dropout_p=0.0, dropout_seed=None, dropout_offset=0,
+              _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -209,11 +231,19 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     kv_idx giving the new logit, e.g. "score - 0.02 * abs(q_idx - kv_idx)";
     mask_mod, a condition of b, h, q_idx, kv_idx keeping a key, e.g.
     "q_idx / 1024 == kv_idx / 1024". Gradients flow through score_mod.
+
+    Dropout (FlashAttention-2's dropout_p): each probability is dropped with
+    probability dropout_p (quantized to 1/65536) and the kept ones scaled by 1 /
+    (1 - p); which ones depends only on (dropout_seed, dropout_offset) and the
+    element's batch, head, query and key (Philox-4x32-10; flashjit.dropout_mask
+    gives the mask). dropout_seed None draws one from torch's generator; the
+    backward drops the same probabilities. The LSE is the whole softmax's.
     """
     import torch
 
     global _Attention
-    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod)
+    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
+                               Dropout(dropout_p, dropout_seed, dropout_offset))
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
@@ -225,26 +255,29 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 
 def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
                     window_size=(-1, -1), softcap=0.0, alibi_slopes=None, deterministic=False,
-                    return_attn_probs=False, *, score_mod=None, mask_mod=None):
+                    return_attn_probs=False, *, score_mod=None, mask_mod=None,
+                    dropout_seed=None, dropout_offset=0):
     """FlashAttention-2's flash_attn_func: same arguments, defaults and layout
     ([batch, seq, heads, head_dim]); returns out. Arguments whose feature is not
     built yet raise NotImplementedError. score_mod / mask_mod: flashjit's user
-    modifiers (see attention and flashjit.modifiers)."""
-    if dropout_p != 0.0:
-        not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
+    modifiers (see attention and flashjit.modifiers); dropout_p as in attention,
+    with dropout_seed / dropout_offset (the seed drawn from torch's generator
+    when None)."""
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
     del deterministic  # flashjit's forward and backward are always deterministic
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
                      softcap=softcap, alibi_slopes=alibi_slopes, score_mod=score_mod,
-                     mask_mod=mask_mod)
+                     mask_mod=mask_mod, dropout_p=dropout_p, dropout_seed=dropout_seed,
+                     dropout_offset=dropout_offset)
 
 
 def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                            dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1),
                            softcap=0.0, alibi_slopes=None, deterministic=False,
                            return_attn_probs=False, block_table=None, *, check_seqlens=True,
-                           return_lse=False, tile=None, score_mod=None, mask_mod=None):
+                           return_lse=False, tile=None, score_mod=None, mask_mod=None,
+                           dropout_seed=None, dropout_offset=0):
     """FlashAttention-2's flash_attn_varlen_func: sequences of different lengths
     packed into q [total_q, heads_q, head_dim] and k, v [total_k, heads_k,
     head_dim]; sequence b owns rows cu_seqlens_q[b] : cu_seqlens_q[b + 1] (int32
@@ -257,9 +290,8 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     rejects ones that leave the tensors or exceed max_seqlen (one stream
     synchronization per call); pass False when they are known to be right.
     score_mod / mask_mod as in attention, with b the sequence's index and q_idx,
-    kv_idx positions within the sequence."""
-    if dropout_p != 0.0:
-        not_implemented("dropout_p", f"got {dropout_p}; only 0.0 runs today")
+    kv_idx positions within the sequence. dropout_p as in attention (b the
+    sequence's index, positions within it)."""
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
     if block_table is not None:
@@ -270,7 +302,8 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     result = attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), causal=causal,
                        softmax_scale=softmax_scale, return_lse=return_lse, tile=tile,
                        window_size=window_size, softcap=softcap, alibi_slopes=alibi_slopes,
-                       score_mod=score_mod, mask_mod=mask_mod, _packing=packing)
+                       score_mod=score_mod, mask_mod=mask_mod, dropout_p=dropout_p,
+                       dropout_seed=dropout_seed, dropout_offset=dropout_offset, _packing=packing)
     if return_lse:
         out, lse = result
         return out.squeeze(0), lse.squeeze(0)
@@ -290,7 +323,7 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 
 def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(-1, -1),
-            softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None):
+            softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None, dropout_p=0.0):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -302,9 +335,19 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(
     p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
     p.head_dim_qk, p.head_dim_v = dqk, dv
     p.causal = int(bool(causal))
-    ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod).apply(
-        p, b, hq, q.device)
+    ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
+                   Dropout(dropout_p, 0)).apply(p, b, hq, q.device)
     _set_tile(p, tile)
     lib = _library.library()
     with torch.cuda.device(q.device):
         return lib.variant(lib.runtime(q.device.index), p)
+
+
+def dropout_mask(batch, heads_q, seq_q, seq_k, dropout_p, dropout_seed, dropout_offset=0):
+    """The keep mask flashjit's dropout draws, as a numpy bool array [batch,
+    heads_q, seq_q, seq_k] (for varlen, batch indexes the sequences and the
+    positions are within each), computed on the CPU (flashjit._philox)."""
+    from ._philox import dropout_keep
+
+    p, seed, offset = check_dropout(dropout_p, dropout_seed, dropout_offset)
+    return dropout_keep(batch, heads_q, seq_q, seq_k, p, seed, offset)

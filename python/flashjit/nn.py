@@ -12,8 +12,9 @@ class MultiheadAttention(torch.nn.Module):
     Parameters have torch's names and shapes (in_proj_weight, in_proj_bias,
     out_proj), so a torch.nn.MultiheadAttention state_dict loads as is.
     forward(query, key, value, need_weights=False, is_causal=...) returns
-    (output, None). Attention weights, attn_mask tensors, key_padding_mask and
-    dropout in training are not supported and raise NotImplementedError.
+    (output, None). Attention weights, attn_mask tensors and key_padding_mask
+    are not supported and raise NotImplementedError; dropout applies in
+    training mode (flashjit.attention's dropout_p).
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False,
@@ -53,8 +54,6 @@ class MultiheadAttention(torch.nn.Module):
             not_implemented("key_padding_mask", "use variable-length batches when they land")
         if attn_mask is not None:
             not_implemented("attn_mask", "only is_causal=True is supported as a mask")
-        if self.dropout > 0.0 and self.training:
-            not_implemented("dropout", f"{self.dropout} in training mode")
         if not self.batch_first:  # (L, N, E) -> (N, L, E)
             query, key, value = (x.transpose(0, 1) for x in (query, key, value))
         n, lq, _ = query.shape
@@ -66,7 +65,9 @@ class MultiheadAttention(torch.nn.Module):
         q = F.linear(query, w_q, b_q).view(n, lq, h, d)
         k = F.linear(key, w_k, b_k).view(n, lk, h, d)
         v = F.linear(value, w_v, b_v).view(n, lk, h, d)
-        out = attention(q, k, v, causal=is_causal).reshape(n, lq, self.embed_dim)
+        out = attention(q, k, v, causal=is_causal,
+                        dropout_p=self.dropout if self.training else 0.0).reshape(
+                            n, lq, self.embed_dim)
         out = self.out_proj(out)
         if not self.batch_first:
             out = out.transpose(0, 1)

@@ -8,7 +8,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import flashjit  # noqa: E402
-from flashjit._validate import check_packed, check_qkv, check_score_modifiers  # noqa: E402
+from flashjit._validate import (check_dropout, check_packed, check_qkv,  # noqa: E402
+                                check_score_modifiers)
 
 
 class FakeTensor:
@@ -69,7 +70,6 @@ def test_bad_requests_name_the_argument(make, message):
 
 
 @pytest.mark.parametrize("kwargs, argument", [
-    ({"dropout_p": 0.1}, "dropout_p"),
     ({"return_attn_probs": True}, "return_attn_probs"),
 ])
 def test_features_not_built_yet_raise_not_implemented(kwargs, argument):
@@ -184,3 +184,48 @@ def test_user_modifiers_must_be_ascii_strings():
         ScoreModifiers(score_mod=lambda score, b, h, q, k: score)
     with pytest.raises(ValueError, match="mask_mod must be ASCII"):
         ScoreModifiers(mask_mod="q_idx \u2265 kv_idx")
+
+
+@pytest.mark.parametrize("args, message", [
+    ((-0.1, None, 0), "dropout_p must be in [0, 1], got -0.1"),
+    ((1.5, None, 0), "dropout_p must be in [0, 1], got 1.5"),
+    ((float("nan"), None, 0), "dropout_p must be in [0, 1]"),
+    (("x", None, 0), "dropout_p must be a number"),
+    ((0.1, -1, 0), "dropout_seed must be an integer in [0, 2^64)"),
+    ((0.1, 2 ** 64, 0), "dropout_seed must be an integer in [0, 2^64)"),
+    ((0.1, 1, 2 ** 32), "dropout_offset must be an integer in [0, 2^32)"),
+    ((0.1, 1.5, 0), "dropout_seed must be an integer"),
+])
+def test_bad_dropout_names_the_argument(args, message):
+    with pytest.raises((ValueError, TypeError)) as err:
+        check_dropout(*args)
+    assert message in str(err.value)
+
+
+# Random123's known answers for Philox-4x32-10: key, counter -> output.
+PHILOX_ANSWERS = [
+    ((0, 0), (0, 0, 0, 0), (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)),
+    ((0xffffffff, 0xffffffff), (0xffffffff,) * 4, (0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd)),
+    ((0xa4093822, 0x299f31d0), (0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344),
+     (0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1)),
+]
+
+
+@pytest.mark.parametrize("key, counter, output", PHILOX_ANSWERS)
+def test_dropout_mask_uses_philox_4x32_10(key, counter, output):
+    pytest.importorskip("numpy")
+    from flashjit._philox import philox4x32_10
+    assert tuple(int(w) for w in philox4x32_10(counter, *key)) == output
+
+
+def test_dropout_mask_drops_about_p_and_follows_seed_and_offset():
+    pytest.importorskip("numpy")
+    keep = flashjit.dropout_mask(2, 3, 200, 300, 0.3, 12345, 7)
+    assert keep.shape == (2, 3, 200, 300) and keep.dtype == bool
+    # 360000 Bernoulli(0.7) draws: the kept fraction within 5 standard deviations.
+    assert abs(keep.mean() - (1 - 19661 / 65536)) < 5 * (0.21 / keep.size) ** 0.5
+    assert (flashjit.dropout_mask(2, 3, 200, 300, 0.3, 12345, 7) == keep).all()
+    assert (flashjit.dropout_mask(2, 3, 200, 300, 0.3, 12345, 8) != keep).mean() > 0.3
+    assert (flashjit.dropout_mask(2, 3, 200, 300, 0.3, 12346, 7) != keep).mean() > 0.3
+    assert flashjit.dropout_mask(1, 1, 5, 5, 0.0, 1).all()
+    assert not flashjit.dropout_mask(1, 1, 5, 5, 1.0, 1).any()

@@ -322,3 +322,87 @@ def test_bad_user_modifier_is_a_clear_error():
     with pytest.raises(flashjit.FlashJitError, match=r"unknown name 'bias' .* at column 9"):
         flashjit.flash_attn_func(q, q, q, score_mod="score + bias")
     assert "_smod" in flashjit.variant(q, q, q, score_mod="score * 0.5")
+
+
+def dropout_reference(q, k, v, causal, keep, p):
+    """float32 attention whose probabilities are multiplied by keep (bool [batch,
+    heads_q, seq_q, seq_k]) / (1 - p quantized to 1/65536), after the softmax."""
+    qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
+    group = qf.shape[1] // kf.shape[1]
+    kf, vf = kf.repeat_interleave(group, 1), vf.repeat_interleave(group, 1)
+    sq, sk = qf.shape[2], kf.shape[2]
+    s = (qf @ kf.transpose(-1, -2)) / math.sqrt(qf.shape[-1])
+    if causal:
+        i = torch.arange(sq, device=q.device)[:, None]
+        j = torch.arange(sk, device=q.device)[None, :]
+        s = s.masked_fill(j > i + (sk - sq), float("-inf"))
+    threshold = math.floor(float(torch.tensor(p, dtype=torch.float32)) * 65536 + 0.5)
+    probs = torch.softmax(s, -1).nan_to_num(0.0)
+    probs = probs * torch.as_tensor(keep, device=q.device) * (65536 / (65536 - threshold))
+    return (probs @ vf).transpose(1, 2)
+
+
+@pytest.mark.parametrize("tile", [None, (128, 64, 4, 2)])
+def test_dropout_mask_is_the_kernels(tile):
+    # q = 0: every probability is 1 / seq_k; v = identity: out[b, i, h, j] is
+    # element (i, j)'s keep / (1 - p) / seq_k.
+    b, sq, sk, hq, hk, d, p = 2, 77, 128, 4, 2, 128, 0.2
+    seed, offset = int(torch.randint(0, 2 ** 62, ()).item()), 5
+    q = torch.zeros(b, sq, hq, d, device="cuda", dtype=torch.bfloat16)
+    v = torch.eye(sk, d, device="cuda", dtype=torch.bfloat16)[None, :, None, :].expand(
+        b, sk, hk, d).contiguous()
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=torch.bfloat16)
+    out = flashjit.attention(q, k, v, dropout_p=p, dropout_seed=seed, dropout_offset=offset,
+                             tile=tile)
+    kept = (out > 0).permute(0, 2, 1, 3).cpu().numpy()  # [b, hq, sq, sk]
+    want = flashjit.dropout_mask(b, hq, sq, sk, p, seed, offset)
+    assert (kept == want).all(), f"{(kept != want).sum()} of {kept.size} differ"
+    nonzero = out[out > 0].float()
+    assert torch.allclose(nonzero, torch.full_like(nonzero, 65536 / (65536 - 13107) / sk),
+                          rtol=1e-2)
+    assert abs(1 - kept.mean() - p) < 5 * math.sqrt(p * (1 - p) / kept.size)
+
+
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("p", [0.1, 0.6])
+def test_dropout_forward_and_gradients_match_reference(d, causal, p):
+    b, sq, sk, hq, hk = 2, 333, 517, 6, 2
+    dtype = torch.bfloat16 if d == 128 else torch.float16
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=dtype)
+    grad_out = torch.randn(b, sq, hq, d, device="cuda", dtype=dtype)
+    seed = int(torch.randint(0, 2 ** 62, ()).item())
+    keep = flashjit.dropout_mask(b, hq, sq, sk, p, seed, 3)
+    out, grads = _gradients(
+        lambda q, k, v: flashjit.flash_attn_func(q, k, v, p, causal=causal, dropout_seed=seed,
+                                                 dropout_offset=3), q, k, v, grad_out)
+    ref, want = _gradients(
+        lambda q, k, v: dropout_reference(q.float(), k.float(), v.float(), causal, keep, p),
+        q, k, v, grad_out.float())
+    rel = ((out.float() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-2, f"out: relative L2 error {rel}"
+    for name, got, exp in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - exp.float()).norm() / exp.float().norm()).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_dropout_follows_torch_seed_and_trains_in_multihead_attention():
+    q, k, v = (torch.randn(2, 300, 4, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    torch.manual_seed(11)
+    first = flashjit.attention(q, k, v, dropout_p=0.3)
+    torch.manual_seed(11)
+    assert torch.equal(flashjit.attention(q, k, v, dropout_p=0.3), first)
+    assert not torch.equal(flashjit.attention(q, k, v, dropout_p=0.3), first)  # a new seed
+    assert "_dropout" in flashjit.variant(q, k, v, dropout_p=0.3)
+    assert "_dropout" not in flashjit.variant(q, k, v, dropout_p=0.0)
+    mha = flashjit.nn.MultiheadAttention(256, 4, dropout=0.2, batch_first=True, device="cuda",
+                                         dtype=torch.bfloat16)
+    x = torch.randn(2, 100, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    out, _ = mha(x, x, x, need_weights=False)
+    out.float().square().mean().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    mha.eval()
+    with torch.no_grad():  # eval: no dropout, the same output twice
+        assert torch.equal(mha(x, x, x, need_weights=False)[0], mha(x, x, x, need_weights=False)[0])

@@ -5,6 +5,7 @@
 //
 #include "GpuTestEnvironment.h"
 
+#include <array>
 #include <cmath>
 
 using namespace flashjit;
@@ -16,12 +17,13 @@ namespace {
 // that see no key), fp16 with different head dims for Q/K and V; then the
 // score modifiers: a two-sided window with ALiBi per batch, and a causal
 // sliding window with softcap; user modifiers (the expressions below, which
-// the reference compiles as C++ and this file spells out by hand).
+// the reference compiles as C++ and this file spells out by hand); dropout
+// with GQA over two batches.
 const char *const kScoreMod = "20 * tanh(score / 20) - 0.1 * abs(q_idx - kv_idx) + 0.5 * h";
 const char *const kMaskMod = "q_idx / 16 == kv_idx / 16 || kv_idx < 3";
 
 std::vector<CheckCase> referenceCases() {
-  std::vector<CheckCase> cases(6);
+  std::vector<CheckCase> cases(7);
   cases[0].seqQ = 37; cases[0].seqK = 91; cases[0].headsQ = 4; cases[0].headsK = 2;
   cases[0].headDimQK = 40; cases[0].causal = true;
   cases[1].seqQ = 130; cases[1].seqK = 65; cases[1].headDimQK = 256; cases[1].causal = true;
@@ -33,7 +35,47 @@ std::vector<CheckCase> referenceCases() {
   cases[4].softcap = 0.5f;
   cases[5].seqQ = 50; cases[5].seqK = 70; cases[5].headsQ = 2; cases[5].causal = true;
   cases[5].scoreMod = kScoreMod; cases[5].maskMod = kMaskMod;
+  cases[6].batch = 2; cases[6].seqQ = 45; cases[6].seqK = 77; cases[6].headsQ = 3;
+  cases[6].headsK = 1; cases[6].causal = true; cases[6].dropoutP = 0.3f;
+  cases[6].dropoutSeed = 0x123456789abcdefULL; cases[6].dropoutOffset = 7;
   return cases;
+}
+
+// Philox-4x32-10 on the CPU, from Random123's definition.
+std::array<uint32_t, 4> philox(std::array<uint32_t, 4> c, uint32_t key0, uint32_t key1) {
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = uint64_t(0xD2511F53u) * c[0], p1 = uint64_t(0xCD9E8D57u) * c[2];
+    c = {uint32_t(p1 >> 32) ^ c[1] ^ key0, uint32_t(p1), uint32_t(p0 >> 32) ^ c[3] ^ key1,
+         uint32_t(p0)};
+    key0 += 0x9E3779B9u;
+    key1 += 0xBB67AE85u;
+  }
+  return c;
+}
+
+// Random123's known answers (kat_vectors): key, counter -> output.
+struct PhiloxAnswer {
+  uint32_t key0, key1;
+  std::array<uint32_t, 4> counter, output;
+};
+const PhiloxAnswer kPhiloxAnswers[] = {
+    {0, 0, {0, 0, 0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+    {0xffffffff, 0xffffffff, {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+     {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+    {0xa4093822, 0x299f31d0, {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+     {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}};
+
+// Dropout's factor for P[i, j] of (b, h): AttentionParams::dropoutP's
+// definition with compiler/Dropout.cpp's counter layout.
+double dropoutFactor(const CheckCase &c, int64_t b, int64_t h, int64_t i, int64_t j) {
+  if (c.dropoutP <= 0)
+    return 1.0;
+  const uint32_t threshold = uint32_t(std::floor(double(c.dropoutP) * 65536.0 + 0.5));
+  auto words = philox({uint32_t((j / 16) * 4 + (j % 8) / 2), uint32_t((i / 16) * 8 + i % 8),
+                       uint32_t(b * c.headsQ + h), c.dropoutOffset},
+                      uint32_t(c.dropoutSeed), uint32_t(c.dropoutSeed >> 32));
+  const uint32_t bits = (words[size_t(2 * ((i / 8) % 2) + (j / 8) % 2)] >> (16 * (j % 2))) & 0xffff;
+  return bits >= threshold ? 65536.0 / (65536.0 - threshold) : 0.0;
 }
 
 // The mask and the logit from their definitions (flashjit.h), in float64.
@@ -100,10 +142,24 @@ void cpuAttention(const CheckCase &c, const std::vector<float> &q, const std::ve
         for (int64_t j = 0; j < c.seqK; ++j)
           for (int64_t x = 0; x < dv; ++x)
             o[size_t(((b * c.seqQ + i) * c.headsQ + h) * dv + x)] +=
-                s[size_t(j)] / sum *
+                s[size_t(j)] / sum * dropoutFactor(c, b, h, i, j) *
                 double(v[size_t(((b * c.seqK + j) * c.headsK + h / group) * dv + x)]);
         lse[size_t((b * c.headsQ + h) * c.seqQ + i)] = mx + std::log(sum);
       }
+}
+
+TEST(ReferenceSelfTest, PhiloxMatchesRandom123KnownAnswers) {
+  for (const PhiloxAnswer &a : kPhiloxAnswers)
+    EXPECT_EQ(philox(a.counter, a.key0, a.key1), a.output) << "CPU Philox, key " << a.key0;
+  FLASHJIT_REQUIRE_GPU();
+  std::vector<uint32_t> in, out;
+  for (const PhiloxAnswer &a : kPhiloxAnswers)
+    in.insert(in.end(), {a.key0, a.key1, a.counter[0], a.counter[1], a.counter[2], a.counter[3]});
+  Status s = Gpu::get().checker->referencePhilox(in, out);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  for (size_t i = 0; i < std::size(kPhiloxAnswers); ++i)
+    for (size_t w = 0; w < 4; ++w)
+      EXPECT_EQ(out[4 * i + w], kPhiloxAnswers[i].output[w]) << "GPU reference, answer " << i;
 }
 
 TEST(ReferenceSelfTest, GpuReferenceMatchesFloat64) {
@@ -159,7 +215,7 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
           for (int64_t x = 0; x < dvDim; ++x)
             g += double(dO[oi + size_t(x)]) * double(v[vj + size_t(x)]);
           p[size_t(j)] = logitOf(c, s, b, h, i, j, derivative[size_t(j)]);
-          dp[size_t(j)] = g;
+          dp[size_t(j)] = g * dropoutFactor(c, b, h, i, j); // d loss / d P through dropout
           mx = std::max(mx, p[size_t(j)]);
         }
         if (mx == -INFINITY)
@@ -179,7 +235,8 @@ void cpuAttentionBackward(const CheckCase &c, const std::vector<float> &q,
             dk[kj + size_t(x)] += ds * double(q[qi + size_t(x)]);
           }
           for (int64_t x = 0; x < dvDim; ++x)
-            dv[vj + size_t(x)] += p[size_t(j)] * double(dO[oi + size_t(x)]);
+            dv[vj + size_t(x)] +=
+                p[size_t(j)] * dropoutFactor(c, b, h, i, j) * double(dO[oi + size_t(x)]);
         }
       }
 }

@@ -22,6 +22,7 @@ TEST(AttentionSpec, CanonicalTextChangesWithEveryField) {
   s = base; s.mask = Mask::Window; expectNew(s);
   s = base; s.softcap = true; expectNew(s);
   s = base; s.alibi = true; expectNew(s);
+  s = base; s.dropout = true; expectNew(s);
   s = base; s.tile.m = 64; expectNew(s);
   s = base; s.tile.n = 32; expectNew(s);
   s = base; s.tile.warps = 8; expectNew(s);
@@ -48,6 +49,9 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   s.kind = KernelKind::BackwardDQ;
   s.withLse = false;
   EXPECT_EQ(s.variantName(), "flash_bwd_dq_f16_d128v64_window_softcap_alibi_m128n64w4s2_sm90a");
+  s.dropout = true;
+  EXPECT_EQ(s.variantName(),
+            "flash_bwd_dq_f16_d128v64_window_softcap_alibi_dropout_m128n64w4s2_sm90a");
 }
 
 TEST(AttentionSpec, MaskNamesRoundTrip) {

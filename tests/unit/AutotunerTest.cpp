@@ -224,6 +224,11 @@ TEST(Autotuner, ScoreModifierProblemsHaveTheirOwnKeys) {
   alibi.alibi = true;
   EXPECT_EQ(tuningKey(alibi), plainKey + " alibi");
   EXPECT_EQ(tuningKey(softcap.withoutModifiers()), plainKey);
+  TuningProblem dropout = plain;
+  dropout.dropout = true;
+  EXPECT_TRUE(dropout.hasModifiers());
+  EXPECT_EQ(tuningKey(dropout), plainKey + " dropout");
+  EXPECT_EQ(tuningKey(dropout.withoutModifiers()), plainKey);
 
   // A causal window keeps its right side at 0 and is a window problem; its
   // fallback is the causal shape. (-1, 0) is plain causal.

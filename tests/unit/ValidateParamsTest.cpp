@@ -211,6 +211,19 @@ TEST(ValidateParams, BadUserModifiersAreNamed) {
   EXPECT_EQ(errorOf(p), "");
 }
 
+TEST(ValidateParams, DropoutProbabilityIsChecked) {
+  AttentionParams p = valid();
+  for (float bad : {-0.1f, 1.5f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    p.dropoutP = bad;
+    EXPECT_NE(errorOf(p).find("dropout probability must be in [0, 1]"), std::string::npos)
+        << bad;
+  }
+  for (float good : {0.0f, 0.1f, 1.0f}) {
+    p.dropoutP = good;
+    EXPECT_EQ(errorOf(p), "") << good;
+  }
+}
+
 TEST(ValidateParams, PackedBatchesHaveNoBatchStride) {
   AttentionParams p = valid();
   p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 1024);

@@ -39,6 +39,8 @@ std::string CheckCase::describe() const {
     os << " score_mod{" << scoreMod << "}";
   if (!maskMod.empty())
     os << " mask_mod{" << maskMod << "}";
+  if (dropoutP > 0)
+    os << " dropout" << dropoutP << " seed" << dropoutSeed << " offset" << dropoutOffset;
   if (tile)
     os << " tile " << tileName(*tile);
   if (tileDQ)
@@ -314,6 +316,9 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   }
   p.scoreMod = c.scoreMod.empty() ? nullptr : c.scoreMod.c_str();
   p.maskMod = c.maskMod.empty() ? nullptr : c.maskMod.c_str();
+  p.dropoutP = c.dropoutP;
+  p.dropoutSeed = c.dropoutSeed;
+  p.dropoutOffset = c.dropoutOffset;
   p.tile = c.tile;
   if (c.varlen()) {
     p.cuSeqlensQ = reinterpret_cast<const int32_t *>(x.cuSeqlens.ptr);
@@ -338,6 +343,26 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     return reference->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
                           x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr, sequence);
   });
+}
+
+Status AttentionChecker::referencePhilox(const std::vector<uint32_t> &in,
+                                         std::vector<uint32_t> &out) {
+  const ReferenceAttention *ref = nullptr;
+  if (Status s = referenceFor(CheckCase{}, ref); !s)
+    return s;
+  const CudaDriver &d = *driver_;
+  const int n = int(in.size() / 6);
+  DeviceBuffer input, output;
+  out.assign(size_t(n) * 4, 0);
+  if (Status s = input.allocate(d, in.size() * 4); !s)
+    return s;
+  if (Status s = output.allocate(d, out.size() * 4); !s)
+    return s;
+  if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(input.ptr, in.data(), in.size() * 4)); !s)
+    return s;
+  if (Status s = ref->runPhilox(input.ptr, output.ptr, n, nullptr); !s)
+    return s;
+  return d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(out.data(), output.ptr, out.size() * 4));
 }
 
 Status AttentionChecker::referenceOnly(const CheckCase &c, std::vector<float> &q,

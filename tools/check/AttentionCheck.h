@@ -30,6 +30,10 @@ struct CheckCase {
   /// User modifier expressions (AttentionParams::scoreMod / maskMod); the
   /// reference compiles the same text as C++.
   std::string scoreMod, maskMod;
+  /// Dropout (AttentionParams::dropoutP, dropoutSeed, dropoutOffset).
+  float dropoutP = 0.0f;
+  uint64_t dropoutSeed = 0;
+  uint32_t dropoutOffset = 0;
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   /// Packed variable-length sequences when non-empty (set with setSeqlens):
@@ -82,6 +86,10 @@ public:
                                std::vector<float> &v, std::vector<float> &dO,
                                std::vector<float> &dq, std::vector<float> &dk,
                                std::vector<float> &dv);
+
+  /// Philox-4x32-10 on the GPU as the reference draws it: 4 words out per
+  /// 6 in (key0, key1, counter 0..3), for the known-answer test.
+  Status referencePhilox(const std::vector<uint32_t> &in, std::vector<uint32_t> &out);
 
   /// The reference alone on the case's inputs, copied back (for checking the
   /// reference itself against a CPU computation).

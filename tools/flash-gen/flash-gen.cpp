@@ -2,7 +2,7 @@
 //
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
-//             [--window] [--softcap] [--alibi] [--varlen]
+//             [--window] [--softcap] [--alibi] [--varlen] [--dropout]
 //             [--score-mod EXPR] [--mask-mod EXPR]
 //             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
@@ -12,11 +12,13 @@
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "window", "softcap", "alibi", "varlen", "score_mod", "mask_mod", "lse", "kind",
+// "causal", "window", "softcap", "alibi", "varlen", "dropout", "score_mod", "mask_mod", "lse",
+// "kind",
 // "tile": [m, n, warps, stages]} (all but arch and head_dim optional: fwd, the default tile).
 // --window, --softcap and --alibi compile the score modifiers in (their values
 // are kernel parameters given at run time), --varlen makes packed
-// variable-length kernels (cu_seqlens), --score-mod / --mask-mod compile user
+// variable-length kernels (cu_seqlens), --dropout drops probabilities (p,
+// seed and offset at run time), --score-mod / --mask-mod compile user
 // modifier expressions in (compiler/ModifierExpression.h); they apply to every variant.
 //
 #include "compiler/Compiler.h"
@@ -58,6 +60,8 @@ static cl::opt<bool> softcap("softcap", cl::desc("softcap the scores (tanh; cap 
 static cl::opt<bool> alibi("alibi", cl::desc("ALiBi bias (slopes given at run time)"));
 static cl::opt<bool> varlen("varlen", cl::desc("packed variable-length sequences (cu_seqlens "
                                                "given at run time)"));
+static cl::opt<bool> dropout("dropout", cl::desc("dropout on the probabilities (p, seed and "
+                                                 "offset given at run time)"));
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
@@ -95,6 +99,7 @@ static bool setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.softcap = softcap;
   spec.alibi = alibi;
   spec.varlen = varlen;
+  spec.dropout = dropout;
   return userModifier(scoreMod, ModifierKind::Score, spec.scoreMod) &&
          userModifier(maskMod, ModifierKind::Mask, spec.maskMod);
 }
@@ -147,11 +152,14 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
   return true;
 }
 
-// The default tile of a spec's kind, head dims and target.
+// The default tile of a spec's kind, head dims, target and modifiers (the
+// runtime's choice when nothing is tuned).
 static TileConfig defaultTileOf(const AttentionSpec &spec) {
-  return spec.backward()
-             ? defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory)
-             : defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
+  if (spec.backward())
+    return defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+  TileConfig t = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
+  narrowTileForRegisters(t, spec);
+  return t;
 }
 
 // --kind: "bwd" names every kernel of a backward pass at these head dims.
@@ -213,6 +221,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.softcap = flag("softcap");
     spec.alibi = flag("alibi");
     spec.varlen = flag("varlen");
+    spec.dropout = flag("dropout");
     if (!userModifier(str("score_mod", ""), ModifierKind::Score, spec.scoreMod) ||
         !userModifier(str("mask_mod", ""), ModifierKind::Mask, spec.maskMod))
       return false;

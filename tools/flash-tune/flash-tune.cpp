@@ -2,12 +2,13 @@
 //
 //   flash-tune [--dtype bf16,f16] [--dims 64,128] [--seqs 512,...,16384]
 //              [--causal no|yes|both] [--pass fwd|bwd|both] [--shapes FILE.json] [--out table.md]
-//              [--window LEFT,RIGHT] [--softcap] [--alibi] [--score-mod EXPR] [--mask-mod EXPR]
+//              [--window LEFT,RIGHT] [--softcap] [--alibi] [--dropout]
+//              [--score-mod EXPR] [--mask-mod EXPR]
 //              [--export FILE] [--import FILE] [--cache-dir DIR] [--quiet]
 //
 // Shapes default to the standard grid: b = 16384/s, h = 2048/d. A shapes file
 // is a JSON array of {"dtype", "d", "d_v", "seq_q", "seq_k", "batch", "heads",
-// "heads_k", "causal", "window": [left, right], "softcap", "alibi"}. The score
+// "heads_k", "causal", "window": [left, right], "softcap", "alibi", "dropout"}. The score
 // modifiers and user modifier expressions (--score-mod / --mask-mod, for every shape)
 // tune their own variants,
 // recorded under their own keys; untuned modifier problems use the tile of
@@ -89,6 +90,7 @@ bool readShapes(const std::string &path, std::vector<TuningProblem> &out, std::s
     }
     p.softcap = s.boolOr("softcap", false);
     p.alibi = s.boolOr("alibi", false);
+    p.dropout = s.boolOr("dropout", false);
     out.push_back(p);
   }
   return true;
@@ -100,7 +102,7 @@ int main(int argc, char **argv) {
   std::string dtypes = "bf16", dims = "64,128", seqs = "512,1024,2048,4096,8192,16384",
               causal = "both", pass = "fwd", shapesFile, out, exportPath, importPath, cacheDir;
   std::string window, scoreMod, maskMod;
-  bool quiet = false, gridRequested = false, softcap = false, alibi = false;
+  bool quiet = false, gridRequested = false, softcap = false, alibi = false, dropout = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](std::string &dst) {
@@ -127,6 +129,7 @@ int main(int argc, char **argv) {
     else if (a == "--mask-mod") ok = value(maskMod);
     else if (a == "--softcap") softcap = true;
     else if (a == "--alibi") alibi = true;
+    else if (a == "--dropout") dropout = true;
     else if (a == "--quiet") quiet = true;
     else return usage(("unknown argument " + a).c_str());
     if (!ok)
@@ -201,6 +204,7 @@ int main(int argc, char **argv) {
       p.setWindow(windowLeft, windowRight);
     p.softcap = p.softcap || softcap;
     p.alibi = p.alibi || alibi;
+    p.dropout = p.dropout || dropout;
     p.scoreMod = canonicalScoreMod;
     p.maskMod = canonicalMaskMod;
   }
