@@ -20,7 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_variants import (cell_text, gpu_header, kept_pairs, print_times,  # noqa: E402
-                            speedup_text, time_cells, write_results)
+                            publish, speedup_text, time_cells)
 import flashjit  # noqa: E402  (bench_variants put python/ on the path)
 
 PEERS = (("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
@@ -106,10 +106,7 @@ def main():
     for training in (False, True):
         for s, causal in ((4096, False), (4096, True), (16384, True)):
             rows.append(run_row(16384 // s, s, 16, 128, causal, 0.1, training))
-    lines = render(header, rows)
-    print("\n".join(lines[2:]))
-    if args.out:
-        write_results(args.out, lines, {"header": header, "rows": rows})
+    publish(args.out, render(header, rows), {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import flashjit  # noqa: E402
 from flashjit import modifiers as mods  # noqa: E402
-from bench_variants import time_cells, write_results  # noqa: E402
+from bench_variants import publish, time_cells  # noqa: E402
 
 B, S, H, D = 4, 4096, 16, 128
 PEERS = ("flashjit", "flashjit built-in", "flexattention")
@@ -156,10 +156,7 @@ def main():
         run_row("relative bias", mods.relative_position_bias(0.02), bias, training=True),
         run_row("softcap 30", mods.softcap(30), cap, builtin=dict(softcap=30.0), training=True),
     ]
-    lines = render(header, rows)
-    print("\n".join(lines[2:]))
-    if args.out:
-        write_results(args.out, lines, {"header": header, "rows": rows})
+    publish(args.out, render(header, rows), {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

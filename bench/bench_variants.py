@@ -74,6 +74,13 @@ def print_times(title, row, names):
           flush=True)
 
 
+def publish(out, lines, data):
+    """Prints the table (without the header) and, with --out, writes it."""
+    print("\n".join(lines[2:]))
+    if out:
+        write_results(out, lines, data)
+
+
 def write_results(out, lines, data):
     """OUT.md (the rendered table) and OUT.json (every measurement)."""
     with open(out + ".md", "w") as f:
@@ -280,10 +287,8 @@ def main():
     training = [run_training_row("causal s16384", 1, 16384, 16, 128, True, (-1, -1)),
                 run_training_row("causal + window 4096 s16384", 1, 16384, 16, 128, True,
                                  (4096, 0))]
-    lines = render(header, rows) + render_training(training)
-    print("\n".join(lines[2:]))
-    if args.out:
-        write_results(args.out, lines, {"header": header, "rows": rows, "training": training})
+    publish(args.out, render(header, rows) + render_training(training),
+            {"header": header, "rows": rows, "training": training})
 
 
 if __name__ == "__main__":

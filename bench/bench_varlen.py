@@ -22,7 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 import flashjit  # noqa: E402
-from bench_variants import gpu_header, reference_rows, time_cells, write_results  # noqa: E402
+from bench_variants import gpu_header, publish, reference_rows, time_cells  # noqa: E402
 
 NAMES = ("flashjit varlen", "flashjit varlen (checked)", "sdpa-cudnn padded",
          "sdpa-flash (FA2) padded", "torch varlen_attn", "flex document mask")
@@ -134,10 +134,7 @@ def main():
         rows.append(run_row(f"issue lengths 1, 7, 1000, 4097{c}", [1, 7, 1000, 4097], 16, 128,
                             causal))
         rows.append(run_row(f"32 random lengths in [16, 8192){c}", serving, 16, 128, causal))
-    lines = render(header, rows)
-    print("\n".join(lines[2:]))
-    if args.out:
-        write_results(args.out, lines, {"header": header, "rows": rows})
+    publish(args.out, render(header, rows), {"header": header, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -108,6 +108,11 @@ protected:
   void emitTileCoordinates(Value queryBlock, Value headIndex, Value batchIndex);
   void emitSynchronousMainLoop();
   Value arg(int index) { return kernel.getArgument(index); }
+  /// The parameter the forward's and the backward's lists (KernelABI.h) hold
+  /// at different indices: this kernel's.
+  Value kernelArg(int forwardIndex, int backwardIndex) {
+    return arg(v.kind == KernelKind::Forward ? forwardIndex : backwardIndex);
+  }
   Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
 
   template <typename Fn> void emitIf(Value cond, Fn &&body);

@@ -29,8 +29,7 @@ using arith::CmpIPredicate;
 namespace flashjit::detail {
 
 Value Generator::dropoutArg(int which) {
-  int first = v.kind == KernelKind::Forward ? int(abi::kDropout0) : int(abi::bwd::kDropout0);
-  return arg(first + which);
+  return kernelArg(abi::kDropout0 + which, abi::bwd::kDropout0 + which);
 }
 
 std::array<Value, 4> Generator::philox(std::array<Value, 4> c) {
@@ -55,7 +54,7 @@ void Generator::forEachDropoutKeep(const ScorePlacement &at, size_t rowTiles, si
   assert(columnTiles % 2 == 0 && "blocks span whole 16-column counters");
   Value threshold = dropoutArg(abi::kDropoutThresholdParam);
   Value offset = dropoutArg(abi::kDropoutOffsetParam);
-  Value headsQ = arg(v.kind == KernelKind::Forward ? int(abi::kHeadsQ) : int(abi::bwd::kHeadsQ));
+  Value headsQ = kernelArg(abi::kHeadsQ, abi::bwd::kHeadsQ);
   Value batchHead = e.add(e.mul(batch, headsQ), at.head);
   auto counterOfQuery = [&](Value i) {
     return e.add(e.mul(e.shrui(i, 4), e.i32(8)), e.andi(i, e.i32(7)));

@@ -26,9 +26,7 @@ using arith::CmpIPredicate;
 namespace flashjit::detail {
 
 Value Generator::modifierArg(int which) {
-  int first = v.kind == KernelKind::Forward ? int(abi::kScoreModifiers0)
-                                            : int(abi::bwd::kScoreModifiers0);
-  return arg(first + which);
+  return kernelArg(abi::kScoreModifiers0 + which, abi::bwd::kScoreModifiers0 + which);
 }
 
 // Row (query) i's diagonal key is i + seq_k − seq_q. Causal: keys up to the
@@ -76,7 +74,7 @@ Value Generator::keyBlockStart(Value j) {
 }
 
 Value Generator::scaleLog2Arg() {
-  return arg(v.kind == KernelKind::Forward ? int(abi::kScaleLog2) : int(abi::bwd::kScaleLog2));
+  return kernelArg(abi::kScaleLog2, abi::bwd::kScaleLog2);
 }
 
 Value Generator::alibiCoefficient(Value headIndex) {

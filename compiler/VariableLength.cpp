@@ -17,8 +17,7 @@ using namespace mlir;
 namespace flashjit::detail {
 
 Value Generator::varlenArg(int which) {
-  int first = v.kind == KernelKind::Forward ? int(abi::kVarlen0) : int(abi::bwd::kVarlen0);
-  return arg(first + which);
+  return kernelArg(abi::kVarlen0 + which, abi::bwd::kVarlen0 + which);
 }
 
 void Generator::emitSequenceBounds() {
@@ -47,7 +46,7 @@ Value Generator::rowStatsOffset(Value headIndex, Value row) {
     Value totalQ = varlenArg(abi::kTotalQParam);
     return e.add(e.mul(e.toI64(headIndex), e.toI64(totalQ)), e.toI64(e.add(rowStartQ, row)));
   }
-  Value headsQ = arg(v.kind == KernelKind::Forward ? int(abi::kHeadsQ) : int(abi::bwd::kHeadsQ));
+  Value headsQ = kernelArg(abi::kHeadsQ, abi::bwd::kHeadsQ);
   Value headRow = e.add(e.mul(batch, headsQ), headIndex); // [batch, heads_q, seq_q]
   return e.add(e.mul(e.toI64(headRow), e.toI64(seqQ)), e.toI64(row));
 }

@@ -31,8 +31,16 @@ CheckCase withDropout(CheckCase c, uint64_t index) {
 
 bool isHopper() { return Gpu::get().runtime->device().arch == "sm_90a"; }
 
+const Shape kShapes[] = {{1, 1000, 1000, 4, 2}, {2, 17, 333, 2, 2}, {1, 777, 129, 3, 1}};
+
+// A packed batch of sequences 1, 7, 1000, 300 long (keys 1, 7, 1000, 333).
+CheckCase packedCase(int64_t d, uint64_t index) {
+  CheckCase c = withDropout(gridCase({1, 1, 1, 2, 1}, d, true, index), index);
+  c.setSeqlens({1, 7, 1000, 300}, {1, 7, 1000, 333});
+  return c;
+}
+
 std::vector<CheckCase> forwardGrid() {
-  const Shape shapes[] = {{1, 1000, 1000, 4, 2}, {2, 17, 333, 2, 2}, {1, 777, 129, 3, 1}};
   const TileConfig tiers[] = {
       TileConfig{128, 64, 4, 2},                           // mma.sync
       TileConfig{128, 128, 8, 2, true, true},              // wgmma, all warps
@@ -42,18 +50,16 @@ std::vector<CheckCase> forwardGrid() {
   uint64_t seed = 30000;
   for (bool causal : {false, true}) {
     for (int64_t d : {40, 64, 96, 128, 256}) // the default tile of each head dim
-      for (const Shape &s : shapes)
+      for (const Shape &s : kShapes)
         cases.push_back(withDropout(gridCase(s, d, causal, seed), seed++));
     for (const TileConfig &tile : tiers)
-      for (const Shape &s : shapes) {
+      for (const Shape &s : kShapes) {
         CheckCase c = withDropout(gridCase(s, 128, causal, seed), seed++);
         c.tile = tile;
         cases.push_back(c);
       }
   }
-  CheckCase packed = withDropout(gridCase({1, 1, 1, 2, 1}, 128, true, seed), seed++);
-  packed.setSeqlens({1, 7, 1000, 300}, {1, 7, 1000, 333});
-  cases.push_back(packed);
+  cases.push_back(packedCase(128, seed++));
   return cases;
 }
 
@@ -70,17 +76,14 @@ TEST_P(DropoutForward, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, DropoutForward, ::testing::ValuesIn(forwardGrid()), caseName);
 
 std::vector<CheckCase> backwardGrid() {
-  const Shape shapes[] = {{1, 1000, 1000, 4, 2}, {2, 17, 333, 2, 2}, {1, 777, 129, 3, 1}};
   std::vector<CheckCase> cases;
   uint64_t seed = 31000;
   for (bool causal : {false, true})
     for (int64_t d : {64, 128, 256})
-      for (const Shape &s : shapes)
+      for (const Shape &s : kShapes)
         cases.push_back(withDropout(gridCase(s, d, causal, seed), seed++));
   cases.push_back(withDropout(gridCase({2, 333, 517, 16, 2}, 128, true, seed), seed++)); // GQA 8:1
-  CheckCase packed = withDropout(gridCase({1, 1, 1, 2, 1}, 64, true, seed), seed++);
-  packed.setSeqlens({1, 7, 1000, 300}, {1, 7, 1000, 333});
-  cases.push_back(packed);
+  cases.push_back(packedCase(64, seed++));
   return cases;
 }
 
