@@ -159,8 +159,19 @@ protected:
   std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
                                        std::vector<Value> &rowMax, std::vector<Value> &rowSum);
   void rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha);
-  /// Issues Q Kᵀ of this warpgroup on wgmma (fence, k-steps, commit); the
-  /// accumulators are in flight until a wgmmaWaitFor.
+  /// Issues C = A Bᵀ on wgmma (fence, k-steps, commit) for this warpgroup's
+  /// 64 rows of the swizzled tile at byte offset `aTile` (null: 0; `aRows`
+  /// rows) and the `bRows` rows of the one at `bTile`; the accumulators are
+  /// in flight until a wgmmaWaitFor. Without `fence` when one just issued
+  /// covers it (a fence while a group is in flight makes ptxas wait for it).
+  std::vector<Value> issueWgmmaABt(Value aTile, int64_t aRows, Value bTile, int64_t bRows,
+                                   int64_t kSteps, bool fence = true);
+  /// Issues C += P B on wgmma (no fence; commit): P as A fragments (one per
+  /// 16 rows of B), B the swizzled tile at `bTile` (`bRows` rows) read
+  /// N-major, n columns.
+  std::vector<Value> issueWgmmaPB(const std::vector<std::array<Value, 4>> &pFrag,
+                                  std::vector<Value> acc, Value bTile, int64_t bRows, int64_t n);
+  /// Q Kᵀ of this warpgroup and the slot's keys (issueWgmmaABt).
   std::vector<Value> issueScoresWgmma(Value slotOffset);
   /// P as wgmma/mma.sync A fragments: 4 packed registers per 16 keys.
   std::vector<std::array<Value, 4>> packP(const std::vector<Fragment> &p);

@@ -138,27 +138,38 @@ std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
                      v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
 }
 
-// S = Q Kᵀ on wgmma: each warpgroup multiplies its 64 query rows by the n keys
-// of the slot, both operands read by the tensor cores from swizzled shared
-// memory; k-steps of 16 walk the 64-element column blocks 32 bytes at a time.
-// The accumulator layout per warp equals mma.sync's, so masking, softmax and
-// P V are shared with the mma.sync path.
-std::vector<Value> Generator::issueScoresWgmma(Value slotOffset) {
-  Value zero = e.f32(0.0);
-  std::vector<Value> acc(size_t(v.n / 2), zero);
+// C = A Bᵀ on wgmma: each warpgroup multiplies its 64 rows of the A tile by
+// the bRows rows of the B tile, both read by the tensor cores from swizzled
+// shared memory (tiles at byte offsets from the aligned base, `rows` rows to a
+// 64-column block); k-steps of 16 walk a block 32 bytes at a time. The
+// accumulator layout per warp equals mma.sync's, so masking, softmax and the
+// products after it are shared with the mma.sync path.
+std::vector<Value> Generator::issueWgmmaABt(Value aTile, int64_t aRows, Value bTile,
+                                            int64_t bRows, int64_t kSteps, bool fence) {
+  std::vector<Value> acc; // the first k-step starts from nothing
   Value warpgroup = e.shrui(warp, 2);
-  Value qRows = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
-  Value kTile = e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes)));
-  e.wgmmaFence();
-  for (int64_t kk = 0; kk < v.kStepsQK; ++kk) {
+  Value aWarpgroupRows = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
+  if (aTile)
+    aWarpgroupRows = e.add(aWarpgroupRows, aTile);
+  Value bRowsStart = e.add(smemBase32, bTile);
+  if (fence)
+    e.wgmmaFence();
+  for (int64_t kk = 0; kk < kSteps; ++kk) {
     int64_t block = kk / 4, within = (kk % 4) * 32;
-    Value descA = e.wgmmaDescriptorSwizzled128(
-        e.add(qRows, e.i32(block * v.m * 128 + within)));
-    Value descB = e.wgmmaDescriptorSwizzled128(e.add(kTile, e.i32(block * v.n * 128 + within)));
-    acc = e.wgmmaSS(v.elementType, v.n, descA, descB, acc);
+    Value descA =
+        e.wgmmaDescriptorSwizzled128(e.add(aWarpgroupRows, e.i32(block * aRows * 128 + within)));
+    Value descB =
+        e.wgmmaDescriptorSwizzled128(e.add(bRowsStart, e.i32(block * bRows * 128 + within)));
+    acc = e.wgmmaSS(v.elementType, bRows, descA, descB, acc);
   }
   e.wgmmaCommit();
   return acc;
+}
+
+// S = Q Kᵀ: this warpgroup's query rows by the n keys of the slot.
+std::vector<Value> Generator::issueScoresWgmma(Value slotOffset) {
+  return issueWgmmaABt(Value(), v.m, e.add(slotOffset, e.i32(v.smem.queryBytes)), v.n,
+                       v.kStepsQK);
 }
 
 std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) {
@@ -335,11 +346,21 @@ void Generator::emitPVWgmma(const std::vector<std::vector<Fragment>> &p,
 
 std::vector<Value> Generator::issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
                                            std::vector<Value> acc, Value slotOffset) {
-  Value vTile =
-      e.add(smemBase32, e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)));
-  for (int64_t kk = 0; kk < v.n / 16; ++kk) {
-    Value descB = e.wgmmaDescriptorSwizzled128MN(e.add(vTile, e.i32(kk * 16 * 128)), v.n * 128);
-    acc = e.wgmmaRS(v.elementType, v.headDimV, pFrag[size_t(kk)], descB, acc);
+  return issueWgmmaPB(pFrag, std::move(acc),
+                      e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes)), v.n,
+                      v.headDimV);
+}
+
+// C += P B on wgmma: one m64nNk16 per 16 rows of the B tile, read N-major
+// from its swizzled blocks (`bRows` rows to a block, the leading byte offset).
+std::vector<Value> Generator::issueWgmmaPB(const std::vector<std::array<Value, 4>> &pFrag,
+                                           std::vector<Value> acc, Value bTile, int64_t bRows,
+                                           int64_t n) {
+  Value bRowsStart = e.add(smemBase32, bTile);
+  for (size_t kk = 0; kk < pFrag.size(); ++kk) {
+    Value descB = e.wgmmaDescriptorSwizzled128MN(e.add(bRowsStart, e.i32(int64_t(kk) * 16 * 128)),
+                                                 bRows * 128);
+    acc = e.wgmmaRS(v.elementType, n, pFrag[kk], descB, acc);
   }
   e.wgmmaCommit();
   return acc;

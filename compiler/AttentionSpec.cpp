@@ -108,7 +108,8 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
   bool queryBlocksOuter = kind == KernelKind::BackwardDQ;
   return flash::SharedMemoryLayout::computeBackward(headDimQK, headDimV, 2,
                                                     queryBlocksOuter ? t.m : t.n,
-                                                    queryBlocksOuter ? t.n : t.m, t.stages);
+                                                    queryBlocksOuter ? t.n : t.m, t.stages,
+                                                    t.qkWgmma);
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
@@ -163,23 +164,41 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV) {
 }
 
 TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
-                               int64_t maxSharedMemory) {
+                               int64_t maxSharedMemory, const std::string &arch) {
   int64_t d = std::max(headDimQK, headDimV);
-  // Four warps. The dQ kernel holds S, dP and dQ per warp: two 16-row tiles
-  // a warp up to d = 128 (with 32 keys a step above d = 64), one above. The
-  // key-block kernels hold dK and/or dV of 16 key rows a warp plus S and dP of
-  // 32 query rows a step (no spills at d = 128 with both; above, they split,
-  // see backwardKernels). The best of the H200 sweep at s = 4096
-  // (bench/results/h200-backward.md): 1.02-1.14x the earlier 64-row tiles.
   TileConfig t;
-  t.warps = 4;
   t.stages = 2;
-  if (kind == KernelKind::BackwardDQ) {
-    t.m = d <= 128 ? 128 : 64;
-    t.n = d <= 64 ? 64 : 32;
+  if (arch == "sm_90a" && headDimQK % 16 == 0 && headDimV % 16 == 0 && d >= 64) {
+    // Hopper: every product on wgmma, one warpgroup per 64 owned rows: two
+    // up to d = 128, one above. The step (the streamed rows) is as wide as
+    // the registers allow without spilling (ptxas -v, sm_90a): the dQ
+    // kernel holds dQ, S and dP; the key-block kernels dK and/or dV, Sᵀ and
+    // dPᵀ, and LSE and Δ of the step's queries.
+    t.qkWgmma = t.pvWgmma = true;
+    t.warps = d <= 128 ? 8 : 4;
+    if (kind == KernelKind::BackwardDQ) {
+      t.m = 16 * t.warps;
+      t.n = d <= 128 ? 64 : 32;
+    } else {
+      t.n = 16 * t.warps;
+      t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;
+    }
   } else {
-    t.n = 64;
-    t.m = 32;
+    // Four warps on mma.sync. The dQ kernel holds S, dP and dQ per warp: two
+    // 16-row tiles a warp up to d = 128 (with 32 keys a step above d = 64),
+    // one above. The key-block kernels hold dK and/or dV of 16 key rows a warp
+    // plus S and dP of 32 query rows a step (no spills at d = 128 with both;
+    // above, they split, see backwardKernels). The best of the H200 sweep at
+    // s = 4096 (bench/results/h200-backward.md): 1.02-1.14x the earlier
+    // 64-row tiles.
+    t.warps = 4;
+    if (kind == KernelKind::BackwardDQ) {
+      t.m = d <= 128 ? 128 : 64;
+      t.n = d <= 64 ? 64 : 32;
+    } else {
+      t.n = 64;
+      t.m = 32;
+    }
   }
   while (maxSharedMemory > 0 &&
          backwardLayout(kind, headDimQK, headDimV, t).totalBytes > maxSharedMemory &&

@@ -95,12 +95,13 @@ struct AttentionSpec {
 /// limit from the device instead. Returns 0 for an unknown arch.
 int64_t documentedMaxSharedMemory(const std::string &arch);
 
-/// The backward kernels' tiles (mma.sync on every target): BackwardDQ
+/// The backward kernels' tiles (wgmma on sm_90a, else mma.sync): BackwardDQ
 /// m = query rows a block (owned by the warps), n = keys a step; the
 /// key-block kernels n = key rows a block (owned by the warps), m = query
-/// rows a step. The kernel kinds a backward pass of this head dim runs.
+/// rows a step.
 TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
-                               int64_t maxSharedMemory);
+                               int64_t maxSharedMemory, const std::string &arch = "sm_80");
+/// The kernel kinds a backward pass of this head dim runs.
 /// {BackwardDQ, BackwardDKV} up to d = 128, {BackwardDQ, BackwardDK, BackwardDV} above.
 std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV);
 

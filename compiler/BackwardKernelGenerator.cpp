@@ -2,7 +2,10 @@
 //
 // FlashAttention-2's backward without atomics: two kernels (three above
 // d = 128), each recomputing P = exp(scale · S − LSE) block by block from the
-// forward's LSE, on the warp-level mma.sync GEMMs of the forward.
+// forward's LSE, on the forward's GEMMs: warp-level mma.sync on padded rows,
+// or (the Hopper switches, sm_90a) wgmma on swizzled tiles, one warpgroup per
+// 64 owned rows, with the two products of a step that do not depend on each
+// other in flight together.
 //
 //   dQ kernel (query blocks outer, like the forward): the warps own the query
 //     rows; Q and dO stay in shared memory, K/V stream through the cp.async
@@ -51,6 +54,57 @@ private:
   bool computesDV() const {
     return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV;
   }
+  bool wgmma() const { return v.qkWgmma; } // the verifier makes both switches go together
+  int64_t ownedRows() const { return v.kind == KernelKind::BackwardDQ ? v.m : v.n; }
+  int64_t streamedRows() const { return v.kind == KernelKind::BackwardDQ ? v.n : v.m; }
+  /// Issues C = A Bᵀ (wgmma, in flight until waitFor) or computes it
+  /// (mma.sync): the warps' owned rows of the resident tile at `aTile` (null:
+  /// 0) times the streamed tile at `bTile`, kSteps of 16 along the head dim.
+  std::vector<Value> issueABt(Value aTile, int64_t aPitch, Value bTile, int64_t bPitch,
+                              int64_t kSteps, bool fence = true) {
+    if (wgmma())
+      return issueWgmmaABt(aTile, ownedRows(), bTile, streamedRows(), kSteps, fence);
+    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
+    Tiles c = warpGemmABt(aTile, warpRow, aPitch, bTile, bPitch, v.mTilesPerWarp,
+                          streamedRows() / 8, kSteps);
+    return flatten(c);
+  }
+  /// Issues C += P B (wgmma: fence, then in flight until waitFor) or
+  /// computes it (mma.sync): P in registers, B the streamed tile at `bTile`
+  /// (its rows the k dimension).
+  std::vector<Value> issuePB(const Tiles &p, Value bTile, int64_t bPitch, const Tiles &c) {
+    if (wgmma()) {
+      e.wgmmaFence(); // P and C were written by ordinary instructions
+      return issueWgmmaPB(packP(p[0]), flatten(c), bTile, streamedRows(),
+                          int64_t(c[0].size()) * 8);
+    }
+    Tiles out = c;
+    warpGemmPB(packTiles(p), bTile, bPitch, out);
+    return flatten(out);
+  }
+  /// An issued product's `columnTiles`-wide tiles, once at most `pending`
+  /// later wgmma groups may still run (mma.sync: already there).
+  Tiles waitFor(int64_t pending, const std::vector<Value> &issued, int64_t columnTiles) {
+    return unflatten(wgmma() ? e.wgmmaWaitFor(pending, issued) : issued, columnTiles);
+  }
+  /// Registers in tile, fragment, register order (wgmma's accumulator
+  /// order for one 16-row tile) and back.
+  static std::vector<Value> flatten(const Tiles &c) {
+    std::vector<Value> flat;
+    for (const auto &row : c)
+      for (const Fragment &f : row)
+        flat.insert(flat.end(), f.begin(), f.end());
+    return flat;
+  }
+  Tiles unflatten(const std::vector<Value> &flat, int64_t columnTiles) {
+    Tiles c(size_t(v.mTilesPerWarp), std::vector<Fragment>(size_t(columnTiles)));
+    size_t next = 0;
+    for (auto &row : c)
+      for (Fragment &f : row)
+        for (Value &x : f)
+          x = flat[next++];
+    return c;
+  }
   Tiles zeros(int64_t rowTiles, int64_t colTiles) {
     Value z = e.f32(0.0);
     return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
@@ -61,7 +115,7 @@ private:
     emitTileLoad(dstOffset, slotOffset, rows, valueWide ? v.smem.pitchV : v.smem.pitchQK,
                  valueWide ? v.smem.paddedHeadDimV : v.smem.paddedHeadDimQK,
                  valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base, arg(strideArg + 1),
-                 firstRow, rowLimit, /*swizzled=*/false);
+                 firstRow, rowLimit, /*swizzled=*/wgmma());
   }
   /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
   /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
@@ -258,26 +312,36 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { loadKeyValue(ahead); });
     e.cpAsyncCommit();
     e.cpAsyncWait(v.stages - 1);
+    if (wgmma())
+      e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
     Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
-    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
-    Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, kTile, v.smem.pitchQK,
-                          v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
+    // S = Q Kᵀ, and dP = dO Vᵀ: on wgmma both in flight at once, P computed
+    // while dP runs.
+    auto issueDP = [&] { // on wgmma right after S, under S's fence
+      return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, vTile, v.smem.pitchV,
+                      v.kStepsV, /*fence=*/!wgmma());
+    };
+    std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, kTile, v.smem.pitchQK,
+                                          v.kStepsQK);
+    std::vector<Value> dPIssued = wgmma() ? issueDP() : std::vector<Value>();
+    Tiles p = waitFor(wgmma() ? 1 : 0, sIssued, v.nTilesS);
     ScorePlacement at = queryRowPlacement(keyBlockStart(j));
     Tiles slope;
     emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);
     exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
-    Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, vTile,
-                           v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+    if (!wgmma())
+      dPIssued = issueDP();
+    Tiles dS = waitFor(0, dPIssued, v.nTilesS);
     if (v.dropout) // dP of the dropped P: dO Vᵀ · keep / (1 − p)
       applyDropout(dS, at, dropoutKeepScale());
     gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
                slope);
-    warpGemmPB(packTiles(dS), kTile, v.smem.pitchQK, dQ);
+    dQ = waitFor(0, issuePB(dS, kTile, v.smem.pitchQK, dQ), v.headDimQK / 8);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }
@@ -375,14 +439,24 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
           delta.push_back(deltaOf(h, query));
       }
     e.cpAsyncWait(v.stages - 1);
+    if (wgmma())
+      e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
     Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
-    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
-    Tiles p = warpGemmABt(Value(), warpRow, v.smem.pitchQK, qTile, v.smem.pitchQK,
-                          v.mTilesPerWarp, v.nTilesS, v.kStepsQK);
+    // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (wgmma: in flight at once), then dV += Pᵀ dO
+    // (wgmma: in flight while dSᵀ is formed) and dK += dSᵀ Q.
+    auto issueDP = [&](bool fence) {
+      return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, dOTile, v.smem.pitchV,
+                      v.kStepsV, fence);
+    };
+    const bool dPEarly = wgmma() && computesDK();
+    std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, qTile, v.smem.pitchQK,
+                                          v.kStepsQK);
+    std::vector<Value> dPIssued = dPEarly ? issueDP(/*fence=*/false) : std::vector<Value>();
+    Tiles p = waitFor(dPEarly ? 1 : 0, sIssued, v.nTilesS);
     ScorePlacement at;
     for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
       for (int64_t h = 0; h < 2; ++h)
@@ -401,21 +475,34 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     emitPlacedMask(p, at);
     exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
     Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
+    std::vector<Value> dVIssued, dKIssued;
     if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
       Tiles dropped = p;
       if (v.dropout)
         applyDropout(dropped, keep, dropoutKeepScale());
-      warpGemmPB(packTiles(dropped), dOTile, v.smem.pitchV, dV);
+      dVIssued = issuePB(dropped, dOTile, v.smem.pitchV, dV);
     }
     if (computesDK()) {
-      Tiles dS = warpGemmABt(e.i32(v.smem.residentSecondOffset), warpRow, v.smem.pitchV, dOTile,
-                             v.smem.pitchV, v.mTilesPerWarp, v.nTilesS, v.kStepsV);
+      if (!dPEarly)
+        dPIssued = issueDP(/*fence=*/true);
+      Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
       if (v.dropout)
         applyDropout(dS, keep, dropoutKeepScale());
       gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
                  slope);
-      warpGemmPB(packTiles(dS), qTile, v.smem.pitchQK, dK);
+      dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
     }
+    // One wait for both accumulators.
+    std::vector<Value> issued = dVIssued;
+    issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
+    if (wgmma())
+      issued = e.wgmmaWaitFor(0, issued);
+    if (computesDV())
+      dV = unflatten(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
+                     v.headDimV / 8);
+    if (computesDK())
+      dK = unflatten(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
+                     v.headDimQK / 8);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }
@@ -440,7 +527,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
               : (dk && dv ? KernelKind::BackwardDKV
                           : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV));
   v.hasLse = true;
-  v.qkWgmma = v.pvWgmma = v.warpSpecialized = v.persistent = false;
+  v.qkWgmma = v.pvWgmma = op.getTile().getQkWgmma(); // the verifier: both or neither
+  v.warpSpecialized = v.persistent = false;
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
   int64_t ownedRows = dq ? v.m : v.n, streamedRows = dq ? v.n : v.m;
   v.mTilesPerWarp = ownedRows / (16 * v.warps);
@@ -448,7 +536,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   v.nTilesO = v.headDimV / 8;
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.smem = flash::SharedMemoryLayout::computeBackward(v.headDimQK, v.headDimV, elementBytes,
-                                                      ownedRows, streamedRows, v.stages);
+                                                      ownedRows, streamedRows, v.stages,
+                                                      v.qkWgmma);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
   v.kStepsV = v.smem.paddedHeadDimV / 16;
 

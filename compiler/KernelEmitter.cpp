@@ -223,7 +223,9 @@ Value KernelEmitter::wgmmaDescriptorSwizzled128MN(Value sharedAddress, int64_t b
 
 // Inline wgmma with the accumulators as tied operands; `operands` go after
 // them in the operand list with `constraints`, and `form` is the instruction
-// text after the accumulator list.
+// text after the accumulator list. No accumulators: D = A B (scale-d false,
+// the first operand), so no zeros are moved into registers a wgmma in flight
+// might be thought to share (ptxas would serialize).
 static std::vector<Value> wgmmaInlineAsm(OpBuilder &b, Location loc, int64_t n,
                                          const std::string &opcode, const std::string &form,
                                          const std::string &constraints,
@@ -238,7 +240,7 @@ static std::vector<Value> wgmmaInlineAsm(OpBuilder &b, Location loc, int64_t n,
   }
   text += "}, " + form + ";\n}";
   all += constraints;
-  for (int64_t i = 0; i < regs; ++i)
+  for (int64_t i = 0; i < int64_t(acc.size()); ++i)
     all += "," + std::to_string(i);
   operands.append(acc.begin(), acc.end());
   SmallVector<Type> fields(regs, b.getF32Type());
@@ -263,7 +265,7 @@ std::vector<Value> KernelEmitter::wgmmaRS(Type elementType, int64_t n, ArrayRef<
                      std::to_string(r + 3) + ", $" + std::to_string(r + 4) + "}, $" +
                      std::to_string(r + 5) + ", p, 1, 1, 1"; // B N-major (transposed)
   return wgmmaInlineAsm(b, loc, n, opcode, form, "r,r,r,r,r,l",
-                        {i32(1), a[0], a[1], a[2], a[3], descB}, acc);
+                        {i32(acc.empty() ? 0 : 1), a[0], a[1], a[2], a[3], descB}, acc);
 }
 
 std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value descA, Value descB,
@@ -276,7 +278,8 @@ std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value des
                        type + "." + type;
   std::string form =
       "$" + std::to_string(r + 1) + ", $" + std::to_string(r + 2) + ", p, 1, 1, 0, 0";
-  return wgmmaInlineAsm(b, loc, n, opcode, form, "r,l,l", {i32(1), descA, descB}, acc);
+  return wgmmaInlineAsm(b, loc, n, opcode, form, "r,l,l", {i32(acc.empty() ? 0 : 1), descA, descB},
+                        acc);
 }
 
 void KernelEmitter::wgmmaFence() { NVVM::WgmmaFenceAlignedOp::create(b, loc); }

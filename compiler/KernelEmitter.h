@@ -107,7 +107,8 @@ public:
   /// offset); 8-row groups along K are 1024 bytes apart (the stride offset).
   mlir::Value wgmmaDescriptorSwizzled128MN(mlir::Value sharedAddress, int64_t blockStride);
   /// D(64 x n, f32) += A(64 x 16, registers: the mma.sync A fragment of each
-  /// warp's 16 rows) * B(16 x n, shared memory, N-major).
+  /// warp's 16 rows) * B(16 x n, shared memory, N-major); D = A B when `acc`
+  /// is empty (both forms).
   std::vector<mlir::Value> wgmmaRS(mlir::Type elementType, int64_t n,
                                    llvm::ArrayRef<mlir::Value> a, mlir::Value descB,
                                    llvm::ArrayRef<mlir::Value> acc);

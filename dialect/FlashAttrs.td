@@ -32,7 +32,8 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `warps`: warps per block (each owns m / warps query rows);
     `stages`: depth of the K/V shared-memory ring (1 = no prefetch);
     `qk_wgmma` (Hopper, sm_90a): S = Q Kᵀ on wgmma with Q and K in 128-byte
-    swizzled shared memory, one warpgroup per 64 query rows;
+    swizzled shared memory, one warpgroup per 64 query rows (the backward:
+    every product, with `pv_wgmma`; see flash.attention_bwd);
     `pv_wgmma` (Hopper, sm_90a): O += P V on wgmma, P from registers and V from
     128-byte swizzled shared memory read N-major;
     `warp_specialized` (Hopper, sm_90a, with both wgmma switches): one more

@@ -27,11 +27,10 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " must be a multiple of 16 in [16, 256] (the P·V mma k-step is 16)";
   if (stages < 1 || stages > 8)
     return emitError() << "tile: stages must be in [1, 8], got " << stages;
-  if ((qkWgmma || pvWgmma) && (warps % 4 != 0 || m != 16 * warps))
+  if ((qkWgmma || pvWgmma) && warps % 4 != 0)
     return emitError() << "tile: " << (qkWgmma ? "qk_wgmma" : "pv_wgmma")
-                       << " needs whole warpgroups with one 16-row tile a warp "
-                          "(warps a multiple of 4 and m = 16 * warps), got m = "
-                       << m << ", warps = " << warps;
+                       << " needs whole warpgroups (warps a multiple of 4), got warps = "
+                       << warps;
   if (warpSpecialized && !(qkWgmma && pvWgmma))
     return emitError() << "tile: warp_specialized needs qk_wgmma and pv_wgmma (its consumers "
                           "run both GEMMs on wgmma)";
@@ -50,13 +49,19 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 // The rows the warps own (query rows, or key rows in the backward's key-block
-// kernels) must be whole 16-row mma tiles per warp.
-static LogicalResult verifyOwnedRows(Operation *op, StringRef name, int64_t rows,
-                                     int64_t warps) {
+// kernels) must be whole 16-row mma tiles per warp; on wgmma exactly one (a
+// warpgroup's 64 rows are one m64 instruction).
+static LogicalResult verifyOwnedRows(Operation *op, TileAttr tile, StringRef name, int64_t rows) {
+  const int64_t warps = tile.getWarps();
   if (rows % (16 * warps) != 0)
     return op->emitOpError() << "tile: " << name << " = " << rows
                              << " must be a positive multiple of 16 * warps (" << 16 * warps
                              << "): each warp owns whole 16-row mma tiles";
+  if ((tile.getQkWgmma() || tile.getPvWgmma()) && rows != 16 * warps)
+    return op->emitOpError() << "tile: " << (tile.getQkWgmma() ? "qk_wgmma" : "pv_wgmma")
+                             << " needs one 16-row tile a warp (" << name
+                             << " = 16 * warps, 64 rows a warpgroup), got " << name << " = "
+                             << rows << ", warps = " << warps;
   return success();
 }
 
@@ -269,7 +274,7 @@ LogicalResult AttentionOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
-  if (failed(verifyOwnedRows(*this, "m", tile.getM(), tile.getWarps())) ||
+  if (failed(verifyOwnedRows(*this, tile, "m", tile.getM())) ||
       failed(verifyTargetArch(*this, getTarget())))
     return failure();
   StringRef arch = getTarget().getArch();
@@ -343,16 +348,34 @@ LogicalResult AttentionBwdOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
-  if (tile.getQkWgmma() || tile.getPvWgmma() || tile.getWarpSpecialized() ||
-      tile.getPersistent())
-    return emitOpError("tile: the backward kernels run on mma.sync (the sm80 tier) on every "
-                       "target; the Hopper switches are not supported yet");
-  if (failed(verifyOwnedRows(*this, dq ? "m" : "n", dq ? tile.getM() : tile.getN(),
-                             tile.getWarps())) ||
+  if (tile.getWarpSpecialized() || tile.getPersistent())
+    return emitOpError("tile: the backward kernels have no warp-specialized or persistent "
+                       "form yet (every warp loads and computes)");
+  const int64_t ownedRows = dq ? tile.getM() : tile.getN();
+  const int64_t streamedRows = dq ? tile.getN() : tile.getM();
+  if (failed(verifyOwnedRows(*this, tile, dq ? "m" : "n", ownedRows)) ||
       failed(verifyTargetArch(*this, getTarget())))
     return failure();
+  const bool wgmma = tile.getQkWgmma() || tile.getPvWgmma();
+  if (wgmma) {
+    // Every tile is read by some wgmma (K-major by one product, N-major by
+    // another), so both switches go together.
+    if (!(tile.getQkWgmma() && tile.getPvWgmma()))
+      return emitOpError("tile: the backward kernels take qk_wgmma and pv_wgmma together "
+                         "(each shared tile feeds both kinds of product)");
+    StringRef arch = getTarget().getArch();
+    if (arch != "sm_90a")
+      return emitOpError() << "tile: qk_wgmma needs target sm_90a (wgmma), not " << arch;
+    if (dQK % 16 != 0 || dV % 16 != 0)
+      return emitOpError() << "tile: the wgmma backward needs head dims that are multiples of "
+                              "16 (the k-step of Q Kᵀ and dO Vᵀ), got "
+                           << dQK << " and " << dV;
+    if (streamedRows > 256)
+      return emitOpError() << "tile: " << (dq ? "n" : "m") << " = " << streamedRows
+                           << " exceeds 256, the widest wgmma";
+  }
   auto layout = SharedMemoryLayout::computeBackward(
-      dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8,
-      dq ? tile.getM() : tile.getN(), dq ? tile.getN() : tile.getM(), tile.getStages());
+      dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,
+      tile.getStages(), wgmma);
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

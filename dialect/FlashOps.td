@@ -147,7 +147,12 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
 
     No atomics: the gradients are bit-identical from run to run. For the key
     block kernels the tile's `n` rows are owned by the warps and `m` query
-    rows are streamed per step; for `dq` as in the forward.
+    rows are streamed per step; for `dq` as in the forward. On sm_90a the
+    tile may set `qk_wgmma` and `pv_wgmma` (together: every shared tile feeds
+    both kinds of product): all five products on wgmma from 128-byte
+    swizzled tiles, one warpgroup per 64 owned rows (owned rows = 16 ·
+    warps), at most 256 streamed rows; `warp_specialized` and `persistent`
+    are not available here.
 
     ```mlir
     flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s

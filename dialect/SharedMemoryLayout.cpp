@@ -49,12 +49,17 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
 
 SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_t headDimV,
                                                        int64_t elementBytes, int64_t residentRows,
-                                                       int64_t streamRows, int64_t stages) {
-  SharedMemoryLayout l =
-      compute(headDimQK, headDimV, elementBytes, residentRows, streamRows, stages);
+                                                       int64_t streamRows, int64_t stages,
+                                                       bool swizzled) {
+  SharedMemoryLayout l = compute(headDimQK, headDimV, elementBytes, residentRows, streamRows,
+                                 stages, swizzled, swizzled);
+  // The second resident tile (dO or V) is V-wide, placed after the first.
+  const int64_t secondBytes =
+      swizzled ? roundUp(l.paddedHeadDimV * elementBytes / 128 * residentRows * 128, 1024)
+               : residentRows * l.pitchV;
   l.residentSecondOffset = l.queryBytes;
-  l.queryBytes += residentRows * l.pitchV;
-  l.totalBytes += residentRows * l.pitchV;
+  l.queryBytes += secondBytes;
+  l.totalBytes += secondBytes;
   return l;
 }
 

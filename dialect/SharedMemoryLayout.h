@@ -11,10 +11,11 @@
 // V uses padded rows or the same blocks. The warp-specialized kernel adds its
 // mbarriers after the ring.
 //
-// The backward kernels (padded rows only) keep two tiles resident where the
-// forward keeps Q -- Q and dO (dQ kernel) or K and V (dK/dV kernels), the
-// Q/K-wide one first -- and stream the other pair through the ring in the
-// same order (K, V or Q, dO).
+// The backward kernels keep two tiles resident where the forward keeps Q --
+// Q and dO (dQ kernel) or K and V (dK/dV kernels), the Q/K-wide one first --
+// and stream the other pair through the ring in the same order (K, V or Q,
+// dO); all four in padded rows (mma.sync) or all swizzled (wgmma, which
+// reads each tile both K-major and N-major).
 //
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
@@ -53,7 +54,8 @@ struct SharedMemoryLayout {
   /// `streamRows` rows of each ring slot's pair.
   static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
                                             int64_t elementBytes, int64_t residentRows,
-                                            int64_t streamRows, int64_t stages);
+                                            int64_t streamRows, int64_t stages,
+                                            bool swizzled = false);
 };
 
 } // namespace flashjit::flash

@@ -113,36 +113,42 @@ std::string tuningKey(const TuningProblem &p) {
 // The backward kernels' tiles: the warps own m (dQ) or n (key-block kernels)
 // rows, the other dimension streams. Registers: the gradient accumulators of
 // the owned rows plus S and dP of a step (and LSE/Δ of the streamed columns).
+// On sm_90a also the wgmma tiles (one 16-row tile a warp, whole warpgroups).
 static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p,
                                                           const DeviceLimits &limits) {
   std::vector<TileConfig> space;
   const bool queryBlocks = p.kind == KernelKind::BackwardDQ;
   const bool dk = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDK;
   const bool dv = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDV;
-  for (int64_t m : {16, 32, 64, 128})
-    for (int64_t n : {32, 64, 128})
-      for (int64_t warps : {2, 4, 8})
-        for (int64_t stages : {1, 2, 3}) {
-          const int64_t owned = queryBlocks ? m : n, streamed = queryBlocks ? n : m;
-          if (owned % (16 * warps) != 0 || owned > 128)
-            continue;
-          if (limits.maxThreadsPerBlock && warps * 32 > limits.maxThreadsPerBlock)
-            continue;
-          auto smem = flash::SharedMemoryLayout::computeBackward(p.headDimQK, p.headDimV, 2, owned,
-                                                                 streamed, stages);
-          if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
-            continue;
-          const int64_t tiles = owned / (16 * warps);
-          int64_t accumulators = 2 * tiles * (streamed / 8) * 4;
-          if (queryBlocks)
-            accumulators += tiles * (p.headDimQK / 8) * 4;
-          else
-            accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 : 0) +
-                            (dv ? tiles * (p.headDimV / 8) * 4 : 0) + streamed / 2;
-          if (accumulators > 200)
-            continue;
-          space.push_back({m, n, warps, stages});
-        }
+  const bool wgmmaTarget = limits.arch == "sm_90a" && p.headDimQK % 16 == 0 &&
+                           p.headDimV % 16 == 0;
+  for (bool wgmma : {false, true})
+    for (int64_t m : {16, 32, 64, 128})
+      for (int64_t n : {32, 64, 128})
+        for (int64_t warps : {2, 4, 8})
+          for (int64_t stages : {1, 2, 3}) {
+            const int64_t owned = queryBlocks ? m : n, streamed = queryBlocks ? n : m;
+            if (owned % (16 * warps) != 0 || owned > 128)
+              continue;
+            if (wgmma && (!wgmmaTarget || warps % 4 != 0 || owned != 16 * warps))
+              continue;
+            if (limits.maxThreadsPerBlock && warps * 32 > limits.maxThreadsPerBlock)
+              continue;
+            auto smem = flash::SharedMemoryLayout::computeBackward(
+                p.headDimQK, p.headDimV, 2, owned, streamed, stages, wgmma);
+            if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
+              continue;
+            const int64_t tiles = owned / (16 * warps);
+            int64_t accumulators = 2 * tiles * (streamed / 8) * 4;
+            if (queryBlocks)
+              accumulators += tiles * (p.headDimQK / 8) * 4;
+            else // plus LSE (and for dK, Δ) of this thread's streamed columns
+              accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 + streamed / 4 : 0) +
+                              (dv ? tiles * (p.headDimV / 8) * 4 : 0) + streamed / 4;
+            if (accumulators > 212) // ptxas: 224 spills (d128 key blocks, 64 queries a step)
+              continue;
+            space.push_back({m, n, warps, stages, wgmma, wgmma});
+          }
   return space;
 }
 

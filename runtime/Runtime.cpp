@@ -458,7 +458,8 @@ static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
       auto tuned = lookupTuned(impl, problem, tuningKey(problem));
       spec.tile = tuned ? *tuned
                         : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
-                                              impl.device.maxSharedMemoryPerBlock);
+                                              impl.device.maxSharedMemoryPerBlock,
+                                              impl.device.arch);
     }
     specs.push_back(spec);
   }

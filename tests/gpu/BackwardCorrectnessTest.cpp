@@ -45,16 +45,26 @@ std::vector<CheckCase> backwardGrid() {
 }
 
 // Tiles other than the defaults: one stage, three stages, 8 warps, more keys
-// a block and fewer query rows a step.
+// a block and fewer query rows a step; on mma.sync (the sm80 tier, also on a
+// Hopper GPU, whose defaults are the wgmma tiles) and on wgmma (sm_90a only:
+// one or two warpgroups, 16 to 128 streamed rows a step).
 std::vector<CheckCase> backwardTileGrid() {
   std::vector<CheckCase> cases;
   uint64_t seed = 9500;
-  const std::pair<TileConfig, TileConfig> tiles[] = {
+  std::vector<std::pair<TileConfig, TileConfig>> tiles = {
       {{64, 64, 4, 1}, {32, 64, 4, 1}},
       {{64, 32, 4, 3}, {16, 64, 4, 3}},
       {{128, 64, 8, 2}, {32, 128, 8, 2}},
       {{32, 64, 2, 2}, {64, 64, 4, 2}},
   };
+  for (auto [dq, dkv] : std::vector<std::pair<TileConfig, TileConfig>>{
+           {{64, 64, 4, 1}, {64, 64, 4, 1}},
+           {{128, 128, 8, 2}, {16, 128, 8, 3}},
+           {{64, 16, 4, 3}, {128, 64, 4, 2}},
+       }) {
+    dq.qkWgmma = dq.pvWgmma = dkv.qkWgmma = dkv.pvWgmma = true;
+    tiles.push_back({dq, dkv});
+  }
   for (const auto &[dq, dkv] : tiles)
     for (int64_t d : {64, 128})
       for (bool causal : {false, true}) {
@@ -70,7 +80,11 @@ class BackwardCorrectness : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(BackwardCorrectness, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  flashjit::testing::expectBackwardMatchesReference(GetParam());
+  const CheckCase &c = GetParam();
+  const std::string &arch = Gpu::get().runtime->device().arch;
+  if (c.tileDQ && c.tileDQ->qkWgmma && arch != "sm_90a")
+    GTEST_SKIP() << "wgmma needs sm_90a; this GPU is " << arch;
+  flashjit::testing::expectBackwardMatchesReference(c);
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, BackwardCorrectness, ::testing::ValuesIn(backwardGrid()), caseName);

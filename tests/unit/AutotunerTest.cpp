@@ -184,31 +184,43 @@ TEST(TuningDatabase, ImportMergesAndRejectsGarbage) {
 
 // Each backward kernel has its own space: tiles whose owned rows (m for dQ,
 // n for the key-block kernels) are whole warp tiles, that fit the device,
-// with the default among them; and its own tuning key.
+// with the default among them; and its own tuning key. wgmma tiles only on
+// sm_90a, with both switches and one 16-row tile a warp.
 TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
-  DeviceLimits h200{232448, 65536, 1024, "sm_90a"};
-  for (int64_t d : {64, 128, 256})
-    for (KernelKind kind : backwardKernels(d, d)) {
-      TuningProblem p = problem(d);
-      p.kind = kind;
-      std::vector<TileConfig> space = configurationSpace(p, h200);
-      ASSERT_FALSE(space.empty()) << kernelKindName(kind) << " d" << d;
-      const bool dq = kind == KernelKind::BackwardDQ;
-      bool hasDefault = false;
-      TileConfig def = defaultBackwardTile(kind, d, d, h200.maxSharedMemoryPerBlock);
-      for (const TileConfig &t : space) {
-        EXPECT_EQ((dq ? t.m : t.n) % (16 * t.warps), 0) << tileName(t);
-        EXPECT_FALSE(t.qkWgmma || t.pvWgmma || t.warpSpecialized) << tileName(t);
-        auto smem = flash::SharedMemoryLayout::computeBackward(d, d, 2, dq ? t.m : t.n,
-                                                               dq ? t.n : t.m, t.stages);
-        EXPECT_LE(smem.totalBytes, h200.maxSharedMemoryPerBlock) << tileName(t);
-        hasDefault |= sameTile(t, def);
+  for (const DeviceLimits &limits :
+       {DeviceLimits{232448, 65536, 1024, "sm_90a"}, DeviceLimits{166912, 65536, 1024, "sm_80"}})
+    for (int64_t d : {64, 128, 256})
+      for (KernelKind kind : backwardKernels(d, d)) {
+        TuningProblem p = problem(d);
+        p.kind = kind;
+        std::vector<TileConfig> space = configurationSpace(p, limits);
+        ASSERT_FALSE(space.empty()) << kernelKindName(kind) << " d" << d;
+        const bool dq = kind == KernelKind::BackwardDQ;
+        bool hasDefault = false, hasWgmma = false;
+        TileConfig def =
+            defaultBackwardTile(kind, d, d, limits.maxSharedMemoryPerBlock, limits.arch);
+        EXPECT_EQ(def.qkWgmma, limits.arch == "sm_90a") << tileName(def);
+        for (const TileConfig &t : space) {
+          const int64_t owned = dq ? t.m : t.n;
+          EXPECT_EQ(owned % (16 * t.warps), 0) << tileName(t);
+          EXPECT_FALSE(t.warpSpecialized || t.persistent) << tileName(t);
+          EXPECT_EQ(t.qkWgmma, t.pvWgmma) << tileName(t);
+          if (t.qkWgmma) {
+            hasWgmma = true;
+            EXPECT_EQ(limits.arch, "sm_90a") << tileName(t);
+            EXPECT_EQ(owned, 16 * t.warps) << tileName(t);
+          }
+          auto smem = flash::SharedMemoryLayout::computeBackward(d, d, 2, owned, dq ? t.n : t.m,
+                                                                 t.stages, t.qkWgmma);
+          EXPECT_LE(smem.totalBytes, limits.maxSharedMemoryPerBlock) << tileName(t);
+          hasDefault |= sameTile(t, def);
+        }
+        EXPECT_EQ(hasWgmma, limits.arch == "sm_90a") << kernelKindName(kind) << " d" << d;
+        EXPECT_TRUE(hasDefault) << kernelKindName(kind) << " d" << d << " default "
+                                << tileName(def);
+        EXPECT_NE(tuningKey(p), tuningKey(problem(d)));
+        EXPECT_EQ(tuningKey(p).rfind(kernelKindName(kind), 0), 0u) << tuningKey(p);
       }
-      EXPECT_TRUE(hasDefault) << kernelKindName(kind) << " d" << d << " default "
-                              << tileName(def);
-      EXPECT_NE(tuningKey(p), tuningKey(problem(d)));
-      EXPECT_EQ(tuningKey(p).rfind(kernelKindName(kind), 0), 0u) << tuningKey(p);
-    }
 }
 
 TEST(Autotuner, ScoreModifierProblemsHaveTheirOwnKeys) {

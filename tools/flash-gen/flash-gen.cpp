@@ -156,7 +156,8 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
 // runtime's choice when nothing is tuned).
 static TileConfig defaultTileOf(const AttentionSpec &spec) {
   if (spec.backward())
-    return defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory);
+    return defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory,
+                               spec.arch);
   TileConfig t = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
   narrowTileForRegisters(t, spec);
   return t;

@@ -235,7 +235,8 @@ int main(int argc, char **argv) {
     TileConfig def =
         p.kind == KernelKind::Forward
             ? defaultTile(p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock, dev.arch)
-            : defaultBackwardTile(p.kind, p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock);
+            : defaultBackwardTile(p.kind, p.headDimQK, p.headDimV, dev.maxSharedMemoryPerBlock,
+                                  dev.arch);
     TuningResult result;
     size_t space = 0;
     Status s = rt->tune(p, result, [&](size_t done, size_t total, const TimedConfig &t) {

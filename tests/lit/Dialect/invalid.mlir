@@ -124,7 +124,7 @@ func.func @lse_rank(%q: !t, %lse: memref<?x?xf32>, %s: f32) {
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 func.func @wgmma_needs_whole_warpgroups(%q: !t, %s: f32) {
-  // expected-error @+2 {{tile: qk_wgmma needs whole warpgroups with one 16-row tile a warp (warps a multiple of 4 and m = 16 * warps), got m = 128, warps = 4}}
+  // expected-error @+1 {{tile: qk_wgmma needs one 16-row tile a warp (m = 16 * warps, 64 rows a warpgroup), got m = 128, warps = 4}}
   flash.attention %q, %q, %q -> %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 4, stages = 2, qk_wgmma = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
@@ -194,12 +194,48 @@ func.func @backward_key_rows_not_whole_warp_tiles(%q: !t, %lse: !stats, %s: f32)
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
-func.func @backward_hopper_switch(%q: !t, %lse: !stats, %s: f32) {
-  // expected-error @+1 {{the backward kernels run on mma.sync (the sm80 tier) on every target}}
+func.func @backward_wgmma_switches_together(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the backward kernels take qk_wgmma and pv_wgmma together}}
   flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
       : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_wgmma_owns_one_tile_a_warp(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: qk_wgmma needs one 16-row tile a warp (n = 16 * warps, 64 rows a warpgroup), got n = 128, warps = 4}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 128, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_wgmma_needs_sm90a(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: qk_wgmma needs target sm_90a (wgmma), not sm_80}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+!w = memref<?x?x?x40xbf16, strided<[?, ?, ?, 1]>>
+func.func @backward_wgmma_head_dim(%q: !w, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the wgmma backward needs head dims that are multiples of 16 (the k-step of Q Kᵀ and dO Vᵀ), got 40 and 40}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !w, !w, !w, !w, !w, !stats, !stats -> dq !w
   return
 }
 
