@@ -169,19 +169,23 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
   TileConfig t;
   t.stages = 2;
   if (arch == "sm_90a" && headDimQK % 16 == 0 && headDimV % 16 == 0 && d >= 64) {
-    // Hopper: every product on wgmma, one warpgroup per 64 owned rows: two
-    // up to d = 128, one above. The step (the streamed rows) is as wide as
-    // the registers allow without spilling (ptxas -v, sm_90a): the dQ
-    // kernel holds dQ, S and dP; the key-block kernels dK and/or dV, Sᵀ and
-    // dPᵀ, and LSE and Δ of the step's queries.
+    // Hopper: every product on wgmma, one warpgroup (64 owned rows) a block:
+    // in the H100 sweep (bench/results/h100-backward-wgmma.md) one warpgroup
+    // beat two by 1.01-1.15x per kernel (two or three blocks share an SM and
+    // overlap each other's waits). The step (streamed rows) is as wide as the
+    // registers allow without spilling (ptxas -v): the dQ kernel holds dQ, S
+    // and dP; the key-block kernels dK and/or dV, Sᵀ, dPᵀ, and LSE and Δ of
+    // the step's queries.
     t.qkWgmma = t.pvWgmma = true;
-    t.warps = d <= 128 ? 8 : 4;
+    t.warps = 4;
     if (kind == KernelKind::BackwardDQ) {
-      t.m = 16 * t.warps;
+      t.m = 64;
       t.n = d <= 128 ? 64 : 32;
+      t.stages = d > 64 && d <= 128 ? 1 : 2;
     } else {
-      t.n = 16 * t.warps;
+      t.n = 64;
       t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;
+      t.stages = d <= 64 ? 2 : 3;
     }
   } else {
     // Four warps on mma.sync. The dQ kernel holds S, dP and dQ per warp: two
