@@ -53,7 +53,10 @@ std::string describeRequest(const AttentionSpec &s) {
     os << kernelKindName(s.kind) << " ";
   os << dtypeName(s.dtype) << " d_qk=" << s.headDimQK << " d_v=" << s.headDimV
      << " mask=" << maskName(s.mask) << (s.softcap ? " softcap" : "") << (s.alibi ? " alibi" : "")
-     << (s.varlen ? " varlen" : "") << " lse=" << (s.withLse ? "yes" : "no") << " arch=" << s.arch;
+     << (s.varlen ? " varlen" : "") << (s.dropout ? " dropout" : "")
+     << (s.scoreMod.empty() ? "" : " score_mod=" + s.scoreMod)
+     << (s.maskMod.empty() ? "" : " mask_mod=" + s.maskMod) << " lse=" << (s.withLse ? "yes" : "no")
+     << " arch=" << s.arch;
   return os.str();
 }
 
@@ -261,12 +264,18 @@ std::optional<TileConfig> Bundle::tunedTile(const std::string &arch, const std::
 
 const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
                                     const std::string &tuningKey, std::string &missing) const {
+  // Everything but the tile: a kernel without the request's dropout or
+  // modifiers computes something else (and reads another parameter list).
+  auto sameModifiers = [&](const BundleVariant &v) {
+    return v.spec.mask == spec.mask && v.spec.softcap == spec.softcap &&
+           v.spec.alibi == spec.alibi && v.spec.varlen == spec.varlen &&
+           v.spec.dropout == spec.dropout && v.spec.scoreMod == spec.scoreMod &&
+           v.spec.maskMod == spec.maskMod;
+  };
   auto sameProblem = [&](const BundleVariant &v) {
     return v.spec.kind == spec.kind && v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&
-           v.spec.headDimV == spec.headDimV && v.spec.mask == spec.mask &&
-           v.spec.softcap == spec.softcap && v.spec.alibi == spec.alibi &&
-           v.spec.varlen == spec.varlen && v.spec.withLse == spec.withLse && v.spec.arch == spec.arch &&
-           v.sharedMemoryBytes <= spec.maxSharedMemory;
+           v.spec.headDimV == spec.headDimV && sameModifiers(v) && v.spec.withLse == spec.withLse &&
+           v.spec.arch == spec.arch && v.sharedMemoryBytes <= spec.maxSharedMemory;
   };
   std::vector<const BundleVariant *> candidates;
   for (const BundleVariant &v : variants_)
@@ -296,8 +305,7 @@ const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
   for (const BundleVariant &v : variants_) {
     int score = (v.spec.kind == spec.kind) * 32 + (v.spec.arch == spec.arch) * 16 + (v.spec.dtype == spec.dtype) * 8 +
                 (v.spec.headDimQK == spec.headDimQK && v.spec.headDimV == spec.headDimV) * 4 +
-                (v.spec.mask == spec.mask && v.spec.softcap == spec.softcap &&
-                 v.spec.alibi == spec.alibi && v.spec.varlen == spec.varlen) * 2 +
+                sameModifiers(v) * 2 +
                 (v.spec.withLse == spec.withLse);
     ranked.push_back({-score, &v});
   }

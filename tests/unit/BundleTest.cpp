@@ -114,6 +114,27 @@ TEST(Bundle, MissingVariantNamesItAndTheClosestOnes) {
   EXPECT_EQ(b.select(otherArch, false, "", missing), nullptr);
 }
 
+// A plain kernel computes something else than the dropout or modifier
+// variant asked for: never served in its place, whatever the tile rules.
+TEST(Bundle, NeverServesAPlainKernelForDropoutOrModifiers) {
+  Bundle b;
+  ASSERT_TRUE(Bundle::loadDirectory(bundleDir(), b).isOk());
+  std::string missing;
+  ASSERT_NE(b.select(spec(64, false), false, "", missing), nullptr); // the plain one is there
+  AttentionSpec dropout = spec(64, false);
+  dropout.dropout = true;
+  AttentionSpec scoreMod = spec(64, false);
+  scoreMod.scoreMod = "score * 0.5";
+  AttentionSpec maskMod = spec(64, false);
+  maskMod.maskMod = "kv_idx <= q_idx";
+  for (const AttentionSpec &want : {dropout, scoreMod, maskMod}) {
+    EXPECT_EQ(b.select(want, false, "", missing), nullptr) << want.variantName();
+    EXPECT_EQ(b.select(want, false, "tuned-key", missing), nullptr) << want.variantName();
+    EXPECT_NE(missing.find("(wanted " + want.variantName() + ")"), std::string::npos) << missing;
+  }
+  EXPECT_NE(missing.find("mask_mod=kv_idx <= q_idx"), std::string::npos) << missing;
+}
+
 TEST(Bundle, DamagedOrForeignBundlesAreRejectedAtLoad) {
   std::string damaged = copyBundle("damaged");
   Bundle b;
