@@ -155,6 +155,10 @@ def main():
         run_row("prefix-LM 1024 (mask_mod)", mask_mod=mods.prefix_lm(1024), mask_fn=prefix),
         run_row("relative bias", mods.relative_position_bias(0.02), bias, training=True),
         run_row("softcap 30", mods.softcap(30), cap, builtin=dict(softcap=30.0), training=True),
+        run_row("chunked 1024 causal (mask_mod)", mask_mod=mods.chunked(1024), mask_fn=chunk,
+                causal=True, training=True),
+        run_row("prefix-LM 1024 (mask_mod)", mask_mod=mods.prefix_lm(1024), mask_fn=prefix,
+                training=True),
     ]
     publish(args.out, render(header, rows), {"header": header, "rows": rows})
 

@@ -19,6 +19,11 @@
 //     dK += dSᵀ Q. The transposed products keep every operand in the layout
 //     the forward's GEMMs read (P from the accumulators, B from ldmatrix).
 //
+// With a mask region, a step whose block the region keeps nothing of (by
+// interval evaluation, MaskIntervals.cpp) is neither loaded nor computed,
+// wherever it lies in the range (the dQ kernel's key range is also trimmed
+// at both ends, as the forward's).
+//
 // Every gradient element is summed by one thread in a fixed order, so the
 // result is bit-identical from run to run; the price against the atomic dQ
 // of FlashAttention-2 is recomputing S and dP in the dQ kernel.
@@ -149,6 +154,36 @@ private:
   template <typename RowOf>
   void storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit, int ptrArg, int strideArg,
                  Value base, Value scale);
+
+  /// i1: whether the mask region may keep any pair of queries [q0, q0 +
+  /// rows) and keys [k0, k0 + columns) of query head `headIndex`.
+  Value blockMayKeep(Value headIndex, Value q0, int64_t rows, Value k0, int64_t columns) {
+    return userMaskOverBlock(headIndex, q0, e.add(q0, e.i32(rows - 1)), k0,
+                             e.add(k0, e.i32(columns - 1)))
+        .mayKeep;
+  }
+  /// With a mask region, opens `if (mayKeep)` around the rest of a step:
+  /// blocks the region keeps nothing of are skipped wherever they lie (the
+  /// key range is trimmed only at its ends). The accumulators `each` visits
+  /// pass through the else branch; closeSkippable yields and reads them back.
+  template <typename Each> scf::IfOp openSkippable(Value mayKeep, Each &&each) {
+    if (!v.maskMod)
+      return nullptr;
+    SmallVector<Value> unchanged = flattenCarried(each);
+    auto ifOp = scf::IfOp::create(b, loc, ValueRange(unchanged).getTypes(), mayKeep,
+                                  /*withElseRegion=*/true);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, unchanged);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    return ifOp;
+  }
+  template <typename Each> void closeSkippable(scf::IfOp ifOp, Each &&each) {
+    if (!ifOp)
+      return;
+    scf::YieldOp::create(b, loc, flattenCarried(each));
+    b.setInsertionPointAfter(ifOp);
+    unflattenCarried(each, ifOp.getResults());
+  }
 
   void emitQueryBlockKernel();
   void emitQueryBlockMainLoop();
@@ -289,8 +324,15 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
              firstKey, seqK);
   };
+  auto blockNeeded = [&](Value block) -> Value { // in the range, not empty under the mask region
+    Value inside = e.cmpi(CmpIPredicate::slt, block, numBlocks);
+    if (!v.maskMod)
+      return inside;
+    return arith::AndIOp::create(b, loc, inside,
+                                 blockMayKeep(head, firstQueryRow, v.m, keyBlockStart(block), v.n));
+  };
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per block, as the loop waits
-    emitIf(e.cmpi(CmpIPredicate::slt, e.i32(s), numBlocks), [&] { loadKeyValue(e.i32(s)); });
+    emitIf(blockNeeded(e.i32(s)), [&] { loadKeyValue(e.i32(s)); });
     e.cpAsyncCommit();
   }
 
@@ -309,13 +351,14 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     unflattenCarried(eachCarried, loop.getRegionIterArgs());
     Value j = loop.getInductionVar();
     Value ahead = e.add(j, e.i32(v.stages - 1));
-    emitIf(e.cmpi(CmpIPredicate::slt, ahead, numBlocks), [&] { loadKeyValue(ahead); });
+    emitIf(blockNeeded(ahead), [&] { loadKeyValue(ahead); });
     e.cpAsyncCommit();
     e.cpAsyncWait(v.stages - 1);
     if (wgmma())
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
+    scf::IfOp skippable = openSkippable(blockNeeded(j), eachCarried);
     Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -342,6 +385,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
                slope);
     dQ = waitFor(0, issuePB(dS, kTile, v.smem.pitchQK, dQ), v.headDimQK / 8);
+    closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }
@@ -401,8 +445,15 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
              tensorBase(kDOStride0, h, /*querySide=*/true), firstQuery, seqQ);
   };
+  auto stepNeeded = [&](Value t) -> Value { // in the range, not empty under the mask region
+    Value inside = e.cmpi(CmpIPredicate::slt, t, steps);
+    if (!v.maskMod)
+      return inside;
+    return arith::AndIOp::create(b, loc, inside,
+                                 blockMayKeep(headOf(t), firstQueryOf(t), v.m, firstKey, v.n));
+  };
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per step, as the loop waits
-    emitIf(e.cmpi(CmpIPredicate::slt, e.i32(s), steps), [&] { loadQueryStep(e.i32(s)); });
+    emitIf(stepNeeded(e.i32(s)), [&] { loadQueryStep(e.i32(s)); });
     e.cpAsyncCommit();
   }
 
@@ -423,7 +474,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     unflattenCarried(eachCarried, loop.getRegionIterArgs());
     Value t = loop.getInductionVar();
     Value ahead = e.add(t, e.i32(v.stages - 1));
-    emitIf(e.cmpi(CmpIPredicate::slt, ahead, steps), [&] { loadQueryStep(ahead); });
+    emitIf(stepNeeded(ahead), [&] { loadQueryStep(ahead); });
     e.cpAsyncCommit();
 
     // This step's query head and rows; −lse·log2e and Δ per accumulator
@@ -443,6 +494,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
+    scf::IfOp skippable = openSkippable(stepNeeded(t), eachCarried);
     Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -503,6 +555,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     if (computesDK())
       dK = unflatten(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
                      v.headDimQK / 8);
+    closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }

@@ -137,6 +137,12 @@ std::vector<CheckCase> backwardGrid() {
   cases.push_back(packed);
   for (const UserModifiers &m : kBlockMasks)
     cases.push_back(withUserModifiers(gridCase({1, 1100, 1300, 4, 2}, 64, false, seed++), m));
+  // The backward skips the steps a block mask empties wherever they lie
+  // (interior ones too: a chunk's later query blocks, the prefix LM's gap),
+  // per query head of a GQA group; at d = 128 too (other step widths).
+  for (int i : {0, 1, 3})
+    cases.push_back(
+        withUserModifiers(gridCase({2, 1500, 1500, 8, 2}, 128, false, seed++), kBlockMasks[i]));
   return cases;
 }
 
