@@ -101,7 +101,8 @@ def main():
     ap = argparse.ArgumentParser()
     add_grid_arguments(ap, "flash,cudnn")
     ap.add_argument("--alt-tiles", default="",
-                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s/m,n,w,s;...' (dQ/dKV)")
+                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s[,wgmma]/m,n,w,s[,wgmma];...' "
+                         "(dQ/dKV)")
     args = ap.parse_args()
     for item in filter(None, args.alt_tiles.split(";")):
         name, spec = item.split(":")

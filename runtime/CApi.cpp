@@ -141,10 +141,10 @@ int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_b
     b.dVStride[i] = p->d_v_stride[i];
   }
   b.delta = p->delta;
-  auto tileOf = [](const int32_t t[4]) -> std::optional<flashjit::TileConfig> {
-    if (!t[0] && !t[1] && !t[2] && !t[3])
+  auto tileOf = [](const int32_t t[5]) -> std::optional<flashjit::TileConfig> {
+    if (!t[0] && !t[1] && !t[2] && !t[3] && !t[4])
       return std::nullopt;
-    return flashjit::TileConfig{t[0], t[1], t[2], t[3]};
+    return flashjit::TileConfig{t[0], t[1], t[2], t[3], t[4] != 0, t[4] != 0};
   };
   b.tileDQ = tileOf(p->tile_dq);
   b.tileDKV = tileOf(p->tile_dkv);

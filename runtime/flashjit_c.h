@@ -88,8 +88,9 @@ typedef struct flashjit_attention_backward_params {
   int64_t d_o_stride[3], d_q_stride[3], d_k_stride[3], d_v_stride[3]; /* 0 = contiguous */
   float *delta; /* optional fp32 workspace [batch, heads_q, seq_q] ([heads_q, total_q] when
                    varlen); NULL = allocated on the stream */
-  int32_t tile_dq[4];  /* m, n, warps, stages of the dQ kernel; all 0 = default */
-  int32_t tile_dkv[4]; /* the same for the dK/dV kernel(s) */
+  int32_t tile_dq[5];  /* m, n, warps, stages, wgmma (1: every product on wgmma, sm_90a;
+                          the warps own m = 16 * warps rows) of the dQ kernel; all 0 = default */
+  int32_t tile_dkv[5]; /* the same for the dK/dV kernel(s) (the warps own n rows) */
 } flashjit_attention_backward_params;
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */

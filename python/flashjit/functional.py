@@ -157,9 +157,10 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
     if backward_tiles is not None:
         for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
             tile = tuple(int(x) for x in tile)
-            if len(tile) != 4:
-                raise ValueError(f"flashjit: a backward tile is (m, n, warps, stages), got {tile}")
-            getattr(p, field)[:] = tile
+            if len(tile) not in (4, 5):
+                raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma]), "
+                                 f"got {tile}")
+            getattr(p, field)[:] = tile + (0,) * (5 - len(tile))
     for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
                      ("d_v_stride", dv)):
         getattr(p, field)[:] = t.stride()[:3]
@@ -215,8 +216,10 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 
     Differentiable with respect to q, k and v (flashjit's backward kernels,
     deterministic: the same inputs give bit-identical gradients); the LSE is
-    not differentiable. backward_tiles: explicit (m, n, warps, stages) tiles of
-    the backward's dQ kernel and dK/dV kernel(s), as a pair.
+    not differentiable. backward_tiles: explicit (m, n, warps, stages[, wgmma])
+    tiles of the backward's dQ kernel and dK/dV kernel(s), as a pair (wgmma = 1:
+    every product on wgmma, sm_90a, with m = 16 * warps for dQ and n = 16 * warps
+    for dK/dV).
 
     FlashAttention-2's score modifiers (forward and backward): window_size
     (left, right) keeps the keys from left before to right after each query's

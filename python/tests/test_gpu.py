@@ -118,6 +118,28 @@ def test_gradients_match_float32_autograd(d, causal, shape):
         assert rel < 1e-2, f"{name}: relative L2 error {rel}"
 
 
+@pytest.mark.parametrize("tiles", [((64, 32, 4, 2), (32, 64, 4, 2)),          # mma.sync
+                                   ((64, 64, 4, 1, 1), (64, 64, 4, 2, 1)),    # wgmma
+                                   ((128, 64, 8, 2, 1), (16, 128, 8, 3, 1))])
+def test_backward_tiles_by_hand(tiles):
+    if any(len(t) == 5 and t[4] for t in tiles) and \
+            torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("wgmma backward tiles need sm_90a")
+    q, k, v = (torch.randn(2, 333, 4, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    grad_out = torch.randn_like(q)
+    _, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True,
+                                                             backward_tiles=tiles),
+                          q, k, v, grad_out)
+    _, want = _gradients(lambda q, k, v: reference(q.float(), k.float(), v.float(), True),
+                         q, k, v, grad_out.float())
+    for name, got, ref in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - ref).norm() / ref.norm()).item()
+        assert rel < 1e-2, f"{name} with tiles {tiles}: relative L2 error {rel}"
+    with pytest.raises((ValueError, RuntimeError), match="a backward tile is"):
+        flashjit.attention(q.requires_grad_(True), k, v, backward_tiles=((64, 64), (32, 64)))\
+            .backward(grad_out)
+
+
 def test_gradients_are_deterministic_and_lse_is_not_differentiable():
     q, k, v = (torch.randn(2, 777, 8, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     grad_out = torch.randn_like(q)
