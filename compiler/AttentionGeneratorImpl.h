@@ -188,6 +188,8 @@ protected:
   /// Issues O += P V on wgmma (no fence; commit); accumulators in flight.
   std::vector<Value> issuePVWgmma(const std::vector<std::array<Value, 4>> &pFrag,
                                   std::vector<Value> acc, Value slotOffset);
+  /// A flat register list (wgmma's accumulators, or any tiles in tile,
+  /// fragment, register order) as 16-row tiles of `tiles` fragments, and back.
   std::vector<std::vector<Fragment>> toFragments(const std::vector<Value> &acc, int64_t tiles);
   std::vector<Value> fromFragments(const std::vector<std::vector<Fragment>> &frags);
   void emitPV(const std::vector<std::vector<Fragment>> &p, std::vector<std::vector<Fragment>> &o,

@@ -177,20 +177,25 @@ std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) 
 }
 
 // wgmma's accumulator layout per warp equals mma.sync's: fragment t of the
-// warp's 16 rows is registers 4t..4t+3.
+// warp's 16 rows is registers 4t..4t+3. Flat lists hold the 16-row tiles one
+// after another (one tile on wgmma; the backward's mma.sync tiles may hold more).
 std::vector<std::vector<Fragment>> Generator::toFragments(const std::vector<Value> &acc,
                                                           int64_t tiles) {
-  std::vector<std::vector<Fragment>> f(1, std::vector<Fragment>(size_t(tiles)));
-  for (int64_t t = 0; t < tiles; ++t)
-    for (int64_t c = 0; c < 4; ++c)
-      f[0][t][c] = acc[size_t(4 * t + c)];
+  const size_t rowTiles = acc.size() / size_t(4 * tiles);
+  std::vector<std::vector<Fragment>> f(rowTiles, std::vector<Fragment>(size_t(tiles)));
+  size_t next = 0;
+  for (auto &row : f)
+    for (Fragment &frag : row)
+      for (Value &x : frag)
+        x = acc[next++];
   return f;
 }
 
 std::vector<Value> Generator::fromFragments(const std::vector<std::vector<Fragment>> &f) {
   std::vector<Value> acc;
-  for (const Fragment &frag : f[0])
-    acc.insert(acc.end(), frag.begin(), frag.end());
+  for (const auto &row : f)
+    for (const Fragment &frag : row)
+      acc.insert(acc.end(), frag.begin(), frag.end());
   return acc;
 }
 

@@ -72,7 +72,7 @@ private:
     Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
     Tiles c = warpGemmABt(aTile, warpRow, aPitch, bTile, bPitch, v.mTilesPerWarp,
                           streamedRows() / 8, kSteps);
-    return flatten(c);
+    return fromFragments(c);
   }
   /// Issues C += P B (wgmma: fence, then in flight until waitFor) or
   /// computes it (mma.sync): P in registers, B the streamed tile at `bTile`
@@ -80,35 +80,17 @@ private:
   std::vector<Value> issuePB(const Tiles &p, Value bTile, int64_t bPitch, const Tiles &c) {
     if (wgmma()) {
       e.wgmmaFence(); // P and C were written by ordinary instructions
-      return issueWgmmaPB(packP(p[0]), flatten(c), bTile, streamedRows(),
+      return issueWgmmaPB(packP(p[0]), fromFragments(c), bTile, streamedRows(),
                           int64_t(c[0].size()) * 8);
     }
     Tiles out = c;
     warpGemmPB(packTiles(p), bTile, bPitch, out);
-    return flatten(out);
+    return fromFragments(out);
   }
   /// An issued product's `columnTiles`-wide tiles, once at most `pending`
   /// later wgmma groups may still run (mma.sync: already there).
   Tiles waitFor(int64_t pending, const std::vector<Value> &issued, int64_t columnTiles) {
-    return unflatten(wgmma() ? e.wgmmaWaitFor(pending, issued) : issued, columnTiles);
-  }
-  /// Registers in tile, fragment, register order (wgmma's accumulator
-  /// order for one 16-row tile) and back.
-  static std::vector<Value> flatten(const Tiles &c) {
-    std::vector<Value> flat;
-    for (const auto &row : c)
-      for (const Fragment &f : row)
-        flat.insert(flat.end(), f.begin(), f.end());
-    return flat;
-  }
-  Tiles unflatten(const std::vector<Value> &flat, int64_t columnTiles) {
-    Tiles c(size_t(v.mTilesPerWarp), std::vector<Fragment>(size_t(columnTiles)));
-    size_t next = 0;
-    for (auto &row : c)
-      for (Fragment &f : row)
-        for (Value &x : f)
-          x = flat[next++];
-    return c;
+    return toFragments(wgmma() ? e.wgmmaWaitFor(pending, issued) : issued, columnTiles);
   }
   Tiles zeros(int64_t rowTiles, int64_t colTiles) {
     Value z = e.f32(0.0);
@@ -550,10 +532,10 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     if (wgmma())
       issued = e.wgmmaWaitFor(0, issued);
     if (computesDV())
-      dV = unflatten(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
+      dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
                      v.headDimV / 8);
     if (computesDK())
-      dK = unflatten(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
+      dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
                      v.headDimQK / 8);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
