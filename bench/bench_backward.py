@@ -6,6 +6,8 @@ runs out = attention(q, k, v); out.backward(dO) on the same tensors; FLOPs are
 3.5x the forward's (forward 1 + backward 2.5, the FlashAttention convention).
 Before timing, flashjit's dq, dk, dv are checked against SDPA's FLASH_ATTENTION
 gradients (relative L2 < 2e-2). Times are medians of CUDA-event timings.
+`flashjit` is the default (deterministic) backward, `atomic dQ` the one with
+atomic_dq=True (sm_90a).
 
   python3 bench/bench_backward.py --dims 64,128 --seqs 512,...,16384 --out results/NAME
 """
@@ -23,6 +25,8 @@ from bench_attention import (add_grid_arguments, flashjit, median_ms, run_grid, 
 
 # --alt-tiles: extra flashjit columns, {head dim: {name: (dq tile, dkv tile)}}.
 ALT_TILES = {}
+ATOMIC = "atomic dQ"
+ATOMIC_COLUMN = False
 PEERS = {"flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
          "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)}
 
@@ -63,13 +67,16 @@ def run_case(dtype, d, s, causal, peers):
     ms = median_ms(training_step(ours, q, k, v, grad_out))
     fwd_ms = median_ms(lambda: ours(q.detach(), k.detach(), v.detach()))
     row["flashjit"] = {"ms": ms, "tflops": fwd_bwd / ms, "bwd_ms": ms - fwd_ms}
-    for name, tiles in ALT_TILES.get(d, {}).items():
-        alt = lambda q, k, v, tiles=tiles: flashjit.attention(q, k, v, causal=causal,
-                                                               backward_tiles=tiles)
+    # The atomic-dQ backward (sm_90a), and hand-set tiles.
+    others = {ATOMIC: {"atomic_dq": True}} if ATOMIC_COLUMN else {}
+    others.update({name: {"backward_tiles": tiles} for name, tiles in ALT_TILES.get(d, {}).items()})
+    for name, options in others.items():
+        alt = lambda q, k, v, options=options: flashjit.attention(q, k, v, causal=causal,
+                                                                   **options)
         training_step(alt, q, k, v, grad_out)()
         err = max(((t.grad.float() - w).norm() / w.norm()).item() for t, w in zip((q, k, v), want))
         if not err < 2e-2:
-            raise RuntimeError(f"flashjit backward tiles {tiles} wrong: relative error {err}")
+            raise RuntimeError(f"flashjit {options} wrong: relative error {err}")
         ms = median_ms(training_step(alt, q, k, v, grad_out))
         row[name] = {"ms": ms, "tflops": fwd_bwd / ms}
     for key in peers:
@@ -111,7 +118,9 @@ def main():
             tuple(int(x) for x in t.split(",")) for t in tiles.split("/"))
     peers = [p for p in args.peers.split(",") if p]
     alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
-    names = ["flashjit"] + alt_names + [PEERS[p][0] for p in peers]
+    global ATOMIC_COLUMN
+    ATOMIC_COLUMN = torch.cuda.get_device_capability() == (9, 0)
+    names = ["flashjit"] + ([ATOMIC] if ATOMIC_COLUMN else []) + alt_names + [PEERS[p][0] for p in peers]
     run_grid(args, lambda dtype, d, s, causal: run_case(dtype, d, s, causal, peers), render, names)
 
 if __name__ == "__main__":

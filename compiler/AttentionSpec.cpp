@@ -33,13 +33,40 @@ const char *kernelKindName(KernelKind k) {
   case KernelKind::BackwardDKV: return "bwd_dkv";
   case KernelKind::BackwardDK: return "bwd_dk";
   case KernelKind::BackwardDV: return "bwd_dv";
+  case KernelKind::BackwardDelta: return "bwd_delta";
+  case KernelKind::BackwardDKVQ: return "bwd_dkvq";
+  case KernelKind::BackwardDKQ: return "bwd_dkq";
+  case KernelKind::BackwardConvertDQ: return "bwd_dq_convert";
   }
   return "?";
 }
 
+bool isQueryBlockKind(KernelKind k) {
+  return k == KernelKind::BackwardDQ || k == KernelKind::BackwardDelta ||
+         k == KernelKind::BackwardConvertDQ;
+}
+bool addsQueryGradient(KernelKind k) {
+  return k == KernelKind::BackwardDKVQ || k == KernelKind::BackwardDKQ;
+}
+bool isAuxiliaryKind(KernelKind k) {
+  return k == KernelKind::BackwardDelta || k == KernelKind::BackwardConvertDQ;
+}
+
+void normalizeAuxiliarySpec(AttentionSpec &spec) {
+  if (!isAuxiliaryKind(spec.kind))
+    return;
+  spec.mask = Mask::None;
+  spec.withLse = spec.softcap = spec.alibi = spec.dropout = false;
+  spec.scoreMod.clear();
+  spec.maskMod.clear();
+  spec.tile = TileConfig{64, 64, 4, 1};
+}
+
 std::optional<KernelKind> parseKernelKind(const std::string &s) {
   for (KernelKind k : {KernelKind::Forward, KernelKind::BackwardDQ, KernelKind::BackwardDKV,
-                       KernelKind::BackwardDK, KernelKind::BackwardDV})
+                       KernelKind::BackwardDK, KernelKind::BackwardDV, KernelKind::BackwardDelta,
+                       KernelKind::BackwardDKVQ, KernelKind::BackwardDKQ,
+                       KernelKind::BackwardConvertDQ})
     if (s == kernelKindName(k))
       return k;
   return std::nullopt;
@@ -109,10 +136,12 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
   return flash::SharedMemoryLayout::computeBackward(headDimQK, headDimV, 2,
                                                     queryBlocksOuter ? t.m : t.n,
                                                     queryBlocksOuter ? t.n : t.m, t.stages,
-                                                    t.qkWgmma);
+                                                    t.qkWgmma, addsQueryGradient(kind));
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
+  if (isAuxiliaryKind(kind))
+    return 0;
   if (backward())
     return backwardLayout(kind, headDimQK, headDimV, tile).totalBytes;
   return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
@@ -147,6 +176,11 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
 // words 20 B at 176 keys (d = 128) and at 80 (d = 256), 60 B when
 // persistent; these narrower tiles do not (ptxas -v, sm_90a).
 void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
+  // The key-block kernels that add dQ hold its chunks on top of dK and dV:
+  // with dropout's keep masks a step of 32 queries (64 at d = 64) spills
+  // 16-52 B; half of it does not.
+  if (addsQueryGradient(spec.kind) && spec.dropout && t.qkWgmma)
+    t.m = std::max<int64_t>(16, t.m / 2);
   if (spec.backward() || !t.warpSpecialized)
     return;
   if (!spec.maskMod.empty())
@@ -157,8 +191,15 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
   }
 }
 
-std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV) {
-  if (std::max(headDimQK, headDimV) <= 128)
+std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
+                                        bool atomicQueryGradient) {
+  const bool split = std::max(headDimQK, headDimV) > 128;
+  if (atomicQueryGradient)
+    return split ? std::vector<KernelKind>{KernelKind::BackwardDelta, KernelKind::BackwardDKQ,
+                                           KernelKind::BackwardDV, KernelKind::BackwardConvertDQ}
+                 : std::vector<KernelKind>{KernelKind::BackwardDelta, KernelKind::BackwardDKVQ,
+                                           KernelKind::BackwardConvertDQ};
+  if (!split)
     return {KernelKind::BackwardDQ, KernelKind::BackwardDKV};
   return {KernelKind::BackwardDQ, KernelKind::BackwardDK, KernelKind::BackwardDV};
 }
@@ -167,6 +208,12 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
                                int64_t maxSharedMemory, const std::string &arch) {
   int64_t d = std::max(headDimQK, headDimV);
   TileConfig t;
+  if (isAuxiliaryKind(kind)) {
+    AttentionSpec aux;
+    aux.kind = kind;
+    normalizeAuxiliarySpec(aux);
+    return aux.tile;
+  }
   t.stages = 2;
   if (arch == "sm_90a" && headDimQK % 16 == 0 && headDimV % 16 == 0 && d >= 64) {
     // Hopper: every product on wgmma, one warpgroup (64 owned rows) a block:
@@ -185,6 +232,8 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
     } else {
       t.n = 64;
       t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;
+      if (kind == KernelKind::BackwardDKQ && d > 192)
+        t.m = 16; // dK (128 registers at d = 256) and a dQ chunk: 32 query rows spill
       t.stages = d <= 64 ? 2 : 3;
     }
   } else {

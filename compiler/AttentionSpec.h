@@ -20,17 +20,35 @@ enum class DType { F16, BF16 };
 /// within (left, right) of the diagonal, both bounds run-time kernel
 /// parameters; key blocks outside every row's window are skipped.
 enum class Mask { None, Causal, Window };
-/// Which kernel of the attention computation a variant is. The backward pass
-/// is two launches: BackwardDQ (query blocks outer: dQ, and rowsum(dO∘O) for
-/// the other) then BackwardDKV (key blocks outer: dK and dV, summed over the
-/// query heads of a GQA group); above d = 128 the latter splits into
-/// BackwardDK and BackwardDV so that each holds one accumulator in registers.
-enum class KernelKind { Forward, BackwardDQ, BackwardDKV, BackwardDK, BackwardDV };
+/// Which kernel of the attention computation a variant is. The deterministic
+/// backward is two launches: BackwardDQ (query blocks outer: dQ, and
+/// rowsum(dO∘O) for the other) then BackwardDKV (key blocks outer: dK and dV,
+/// summed over the query heads of a GQA group); above d = 128 the latter
+/// splits into BackwardDK and BackwardDV so that each holds one accumulator
+/// in registers. The atomic backward (sm_90a wgmma tiles) runs BackwardDelta
+/// (rowsum(dO∘O) only), then BackwardDKVQ (the key-block kernel that also
+/// adds each block's dQ share to an fp32 accumulator with atomics; above
+/// d = 128 BackwardDKQ and BackwardDV), then BackwardConvertDQ (dQ = scale ·
+/// accumulator, in the element type): five products a block pair instead of
+/// seven.
+enum class KernelKind {
+  Forward, BackwardDQ, BackwardDKV, BackwardDK, BackwardDV,
+  BackwardDelta, BackwardDKVQ, BackwardDKQ, BackwardConvertDQ
+};
+/// Grid over query blocks (BackwardDQ, BackwardDelta, BackwardConvertDQ) or,
+/// for the other backward kinds, over key blocks.
+bool isQueryBlockKind(KernelKind k);
+/// The key-block kernels that add dQ atomically (BackwardDKVQ, BackwardDKQ).
+bool addsQueryGradient(KernelKind k);
+/// BackwardDelta and BackwardConvertDQ: no attention math, so one kernel per
+/// dtype, head dims, packing and target serves every mask, modifier and tile.
+bool isAuxiliaryKind(KernelKind k);
 
 const char *dtypeName(DType t); // "f16" / "bf16"
 const char *maskName(Mask m);   // "none" / "causal" / "window"
 std::optional<Mask> parseMask(const std::string &s);
-const char *kernelKindName(KernelKind k); // "fwd", "bwd_dq", "bwd_dkv", "bwd_dk", "bwd_dv"
+const char *kernelKindName(KernelKind k); // "fwd", "bwd_dq", "bwd_dkv", "bwd_dk", "bwd_dv",
+                                          // "bwd_delta", "bwd_dkvq", "bwd_dkq", "bwd_dq_convert"
 std::optional<KernelKind> parseKernelKind(const std::string &s);
 std::optional<DType> parseDType(const std::string &s);
 
@@ -101,15 +119,23 @@ int64_t documentedMaxSharedMemory(const std::string &arch);
 /// rows a step.
 TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
                                int64_t maxSharedMemory, const std::string &arch = "sm_80");
-/// The kernel kinds a backward pass of this head dim runs.
-/// {BackwardDQ, BackwardDKV} up to d = 128, {BackwardDQ, BackwardDK, BackwardDV} above.
-std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV);
+/// The kernel kinds a backward pass of this head dim runs, in launch order.
+/// Deterministic: {BackwardDQ, BackwardDKV} up to d = 128, {BackwardDQ,
+/// BackwardDK, BackwardDV} above. With atomic dQ: {BackwardDelta,
+/// BackwardDKVQ, BackwardConvertDQ}, above d = 128 {BackwardDelta,
+/// BackwardDKQ, BackwardDV, BackwardConvertDQ}.
+std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
+                                        bool atomicQueryGradient = false);
+/// The fixed form of an auxiliary kind's spec: no mask, modifiers, dropout
+/// or LSE, tile m64 (query rows a block) w4; other kinds are left as they are.
+void normalizeAuxiliarySpec(AttentionSpec &spec);
 
-/// Narrows a forward tile that fits the plain variant's registers but would
-/// spill with `spec`'s extra work per score (a user mask's block test,
-/// dropout's Philox words): warp-specialized tiles to 128 keys (64 above d =
-/// 128 with dropout), and not persistent with dropout. For tiles not tuned
-/// for `spec` itself (defaults, fallbacks).
+/// Narrows a tile that fits the plain variant's registers but would spill
+/// with `spec`'s extra work per score (a user mask's block test, dropout's
+/// Philox words): forward warp-specialized tiles to 128 keys (64 above d =
+/// 128 with dropout), and not persistent with dropout; the atomic-dQ
+/// key-block kernels with dropout to half the query rows a step. For tiles
+/// not tuned for `spec` itself (defaults, fallbacks).
 void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 
 /// A tile configuration measured to do well for this head dim and target

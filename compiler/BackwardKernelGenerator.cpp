@@ -28,6 +28,14 @@
 // result is bit-identical from run to run; the price against the atomic dQ
 // of FlashAttention-2 is recomputing S and dP in the dQ kernel.
 //
+// The atomic form (wgmma tiles): a delta kernel (Δ alone), then the key-block
+// kernel also stores each step's dSᵀ in shared memory and forms dQᵀ = Kᵀ dSᵀ
+// (64 head-dim rows a wgmma, the resident K tile read M-major, any number of
+// queries a step), staged as f32 rows in shared memory and added to a zeroed
+// fp32 dQ accumulator (head-major, so a step's rows are contiguous) by one
+// bulk reduction (cp.reduce.async.bulk .add.f32, the TMA unit); a conversion
+// kernel scales that into dQ. Five products a block pair.
+//
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionKernelGenerator.h"
 
@@ -54,14 +62,17 @@ public:
 
 private:
   bool computesDK() const {
-    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDK;
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDK ||
+           addsQueryGradient(v.kind);
   }
   bool computesDV() const {
-    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV;
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV ||
+           v.kind == KernelKind::BackwardDKVQ;
   }
+  bool addsDQ() const { return addsQueryGradient(v.kind); }
   bool wgmma() const { return v.qkWgmma; } // the verifier makes both switches go together
-  int64_t ownedRows() const { return v.kind == KernelKind::BackwardDQ ? v.m : v.n; }
-  int64_t streamedRows() const { return v.kind == KernelKind::BackwardDQ ? v.n : v.m; }
+  int64_t ownedRows() const { return isQueryBlockKind(v.kind) ? v.m : v.n; }
+  int64_t streamedRows() const { return isQueryBlockKind(v.kind) ? v.n : v.m; }
   /// Issues C = A Bᵀ (wgmma, in flight until waitFor) or computes it
   /// (mma.sync): the warps' owned rows of the resident tile at `aTile` (null:
   /// 0) times the streamed tile at `bTile`, kSteps of 16 along the head dim.
@@ -169,6 +180,26 @@ private:
 
   void emitQueryBlockKernel();
   void emitQueryBlockMainLoop();
+  /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
+  void emitConvertDQ();
+  /// The atomic dQ of the key-block kernels: dSᵀ (this warp's fragments)
+  /// to the warpgroup's K-major swizzled [step queries x 64 keys] tile;
+  /// dQᵀ = Kᵀ dSᵀ of head-dim chunks [first, first + count) of 64 rows
+  /// (wgmma, A = the resident K tile read M-major), in flight; the finished
+  /// chunks staged in shared memory as f32 rows (per warpgroup: the sum over
+  /// its own keys); and the staged step added to dQAccum of query head `h`
+  /// by one bulk reduction per warpgroup.
+  void storeGradScores(const Tiles &dS);
+  std::vector<Value> issueGradQueryChunks(int64_t first, int64_t count);
+  void stageGradQueryChunks(const std::vector<Value> &acc, int64_t first);
+  /// This warpgroup's staging rows (byte offset), and whether this thread
+  /// issues its bulk reductions.
+  Value stagedGradQuery() {
+    return e.add(e.i32(v.smem.gradQueryOffset),
+                 e.mul(e.shrui(warp, 2), e.i32(v.m * v.headDimQK * 4)));
+  }
+  Value firstOfWarpgroup() { return e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)); }
+  void addStagedGradQuery(Value h, Value firstQuery);
   /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
   /// written to `delta` for the key-block kernels.
   std::vector<Value> emitDelta(Value headIndex);
@@ -227,7 +258,7 @@ void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value r
 
 void BackwardGenerator::emitBackward() {
   emitThreadGeometry();
-  if (v.kind == KernelKind::BackwardDQ)
+  if (isQueryBlockKind(v.kind))
     emitQueryBlockKernel();
   else
     emitKeyBlockKernel();
@@ -279,7 +310,131 @@ void BackwardGenerator::emitQueryBlockKernel() {
   headK = e.divui(head, arg(kGroupSize));
   emitSequenceBounds();
   firstQueryRow = e.mul(queryBlock, e.i32(v.m));
-  emitInsideSequence(firstQueryRow, seqQ, [&] { emitQueryBlockMainLoop(); });
+  emitInsideSequence(firstQueryRow, seqQ, [&] {
+    if (v.kind == KernelKind::BackwardDelta) {
+      oBase = tensorBase(kOStride0, head, /*querySide=*/true);
+      doBase = tensorBase(kDOStride0, head, /*querySide=*/true);
+      emitDelta(head);
+    } else if (v.kind == KernelKind::BackwardConvertDQ) {
+      emitConvertDQ();
+    } else {
+      emitQueryBlockMainLoop();
+    }
+  });
+}
+
+// Consecutive threads take consecutive column pairs: coalesced fp32 reads.
+void BackwardGenerator::emitConvertDQ() {
+  using namespace abi::bwd;
+  Value accumBase = tensorBase(kDQAccumStride0, head, /*querySide=*/true);
+  dqBase = tensorBase(kDQStride0, head, /*querySide=*/true);
+  const int64_t pairsPerRow = v.headDimQK / 2, total = v.m * pairsPerRow, threads = v.warps * 32;
+  for (int64_t first = 0; first < total; first += threads) {
+    Value index = e.add(tid, e.i32(first));
+    Value row = e.add(firstQueryRow, e.divui(index, e.i32(pairsPerRow)));
+    Value column = e.toI64(e.mul(e.remui(index, e.i32(pairsPerRow)), e.i32(2)));
+    Value inside = e.cmpi(CmpIPredicate::slt, row, seqQ);
+    if (first + threads > total)
+      inside = arith::AndIOp::create(b, loc, inside,
+                                     e.cmpi(CmpIPredicate::ult, index, e.i32(total)));
+    emitIf(inside, [&] {
+      Value from = e.add(accumBase, e.add(e.mul(e.toI64(row), arg(kDQAccumStride0 + 1)), column));
+      Value lo = e.loadGlobalF32(e.globalElementPtr(arg(kDQAccum), from, b.getF32Type()));
+      Value hi = e.loadGlobalF32(
+          e.globalElementPtr(arg(kDQAccum), e.add(from, e.i64(1)), b.getF32Type()));
+      Value to = e.add(dqBase, e.add(e.mul(e.toI64(row), arg(kDQStride0 + 1)), column));
+      e.storeGlobal(e.packPair(v.elementType, e.fmul(lo, arg(kScale)), e.fmul(hi, arg(kScale))),
+                    e.globalElementPtr(arg(kDQ), to, v.elementType), 4);
+    });
+  }
+}
+
+// Fragment (t, c) of warp w holds dSᵀ at key 16 (w % 4) + quadRow + 8 (c / 2)
+// of the warpgroup's 64 and query 8 t + 2 quadCol + (c & 1); stored at
+// [query][key] in 128-byte rows whose 16-byte chunks are swizzled by query % 8.
+void BackwardGenerator::storeGradScores(const Tiles &dS) {
+  Value warpInGroup = e.andi(warp, e.i32(3));
+  Value tile = e.add(e.i32(v.smem.gradScoreOffset), e.mul(e.shrui(warp, 2), e.i32(v.m * 128)));
+  Value within = e.mul(quadRow, e.i32(2));
+  for (size_t t = 0; t < dS[0].size(); ++t)
+    for (int64_t c = 0; c < 4; ++c) {
+      Value query = e.add(e.mul(quadCol, e.i32(2)), e.i32(int64_t(t) * 8 + (c & 1)));
+      Value chunk = e.add(e.mul(warpInGroup, e.i32(2)), e.i32(c / 2));
+      Value swizzled = e.xori(chunk, e.andi(query, e.i32(7)));
+      Value offset = e.add(tile, e.add(e.mul(query, e.i32(128)),
+                                       e.add(e.mul(swizzled, e.i32(16)), within)));
+      e.storeSharedElement(v.elementType, dS[0][t][c], sharedAt(offset));
+    }
+}
+
+// dQᵀ (head-dim rows 64 c .. 64 c + 63, the step's queries as columns) = Kᵀ
+// dSᵀ over this warpgroup's 64 keys: A is column block c of the resident K
+// tile read M-major, 16 keys (2048 bytes) a k-step; B the dS tile, K-major.
+std::vector<Value> BackwardGenerator::issueGradQueryChunks(int64_t first, int64_t count) {
+  Value warpgroup = e.shrui(warp, 2);
+  Value keys = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
+  Value scores = e.add(smemBase32, e.add(e.i32(v.smem.gradScoreOffset),
+                                         e.mul(warpgroup, e.i32(v.m * 128))));
+  std::vector<Value> all;
+  for (int64_t c = first; c < first + count; ++c) {
+    std::vector<Value> acc; // the first k-step starts from nothing
+    for (int64_t kk = 0; kk < 4; ++kk) {
+      Value descA = e.wgmmaDescriptorSwizzled128MN(
+          e.add(keys, e.i32(c * v.n * 128 + kk * 16 * 128)), v.n * 128);
+      Value descB = e.wgmmaDescriptorSwizzled128(e.add(scores, e.i32(kk * 32)));
+      acc = e.wgmmaSS(v.elementType, v.m, descA, descB, acc, /*transposeA=*/true);
+    }
+    all.insert(all.end(), acc.begin(), acc.end());
+  }
+  e.wgmmaCommit();
+  return all;
+}
+
+// Element (t, r) of chunk c: head-dim row 64 c + 16 (w % 4) + quadRow +
+// 8 (r / 2), query 8 t + 2 quadCol + (r & 1) of the step; staged at
+// [query][head dim] in f32 rows of d_qk (the accumulator's row layout).
+void BackwardGenerator::stageGradQueryChunks(const std::vector<Value> &acc, int64_t first) {
+  Value dimRow = e.add(e.mul(e.andi(warp, e.i32(3)), e.i32(16)), quadRow);
+  const int64_t perChunk = v.m / 2, columnTiles = v.m / 8, rowBytes = v.headDimQK * 4;
+  const int64_t chunks = int64_t(acc.size()) / perChunk;
+  Value base = e.add(stagedGradQuery(), e.mul(dimRow, e.i32(4)));
+  for (int64_t t = 0; t < columnTiles; ++t)
+    for (int64_t odd = 0; odd < 2; ++odd) {
+      Value query = e.add(e.mul(quadCol, e.i32(2)), e.i32(t * 8 + odd));
+      Value rowBase = e.add(base, e.mul(query, e.i32(rowBytes)));
+      for (int64_t c = 0; c < chunks; ++c)
+        for (int64_t half = 0; half < 2; ++half) {
+          int64_t dimBase = (first + c) * 64 + half * 8;
+          if (dimBase >= v.headDimQK)
+            continue;
+          auto store = [&] {
+            e.storeGlobal(acc[c * perChunk + t * 4 + half * 2 + odd],
+                          sharedAt(e.add(rowBase, e.i32(dimBase * 4))), 4);
+          };
+          if (dimBase + 64 - 8 > v.headDimQK) // a chunk past d % 64: not every row exists
+            emitIf(e.cmpi(CmpIPredicate::slt, e.add(dimRow, e.i32(dimBase)), e.i32(v.headDimQK)),
+                   store);
+          else
+            store();
+        }
+    }
+}
+
+// The staged rows of the step's queries that exist, added to query head h's
+// accumulator rows in one bulk reduction a warpgroup (rows d_qk floats apart).
+void BackwardGenerator::addStagedGradQuery(Value h, Value firstQuery) {
+  using namespace abi::bwd;
+  e.fenceProxyAsyncShared(); // the staged rows are read by the async proxy
+  e.barrier();
+  emitIf(firstOfWarpgroup(), [&] {
+    Value rows = e.minsi(e.i32(v.m), e.sub(seqQ, firstQuery));
+    Value at = e.add(tensorBase(kDQAccumStride0, h, /*querySide=*/true),
+                     e.mul(e.toI64(firstQuery), arg(kDQAccumStride0 + 1)));
+    e.bulkReduceAddF32(e.globalElementPtr(arg(kDQAccum), at, b.getF32Type()),
+                       sharedAt(stagedGradQuery()),
+                       e.mul(rows, e.i32(v.headDimQK * 4)));
+    e.bulkCommit();
+  });
 }
 
 void BackwardGenerator::emitQueryBlockMainLoop() {
@@ -524,25 +679,51 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
         applyDropout(dS, keep, dropoutKeepScale());
       gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
                  slope);
+      if (addsDQ()) { // dS to shared memory, visible to wgmma (the async proxy) in every warp
+        storeGradScores(dS);
+        e.fenceProxyAsyncShared();
+        // The last step's bulk reduction has read the staged dQ before anyone rewrites it.
+        emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/true); });
+        e.barrier();
+      }
       dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
     }
-    // One wait for both accumulators.
+    // dQᵀ = Kᵀ dSᵀ: up to d = 128 every 64-row chunk in flight with dK and
+    // dV; above, one chunk at a time after them (registers).
+    const int64_t dQChunks = addsDQ() ? v.smem.paddedHeadDimQK / 64 : 0;
+    const int64_t dQChunksAtOnce =
+        v.headDimQK <= 128 && !v.dropout ? dQChunks : std::min<int64_t>(dQChunks, 1);
+    std::vector<Value> dQIssued =
+        addsDQ() ? issueGradQueryChunks(0, dQChunksAtOnce) : std::vector<Value>();
+    // One wait for every accumulator.
     std::vector<Value> issued = dVIssued;
     issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
+    issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
     if (wgmma())
       issued = e.wgmmaWaitFor(0, issued);
+    auto dKEnd = issued.begin() + dVIssued.size() + dKIssued.size();
     if (computesDV())
       dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
                      v.headDimV / 8);
     if (computesDK())
-      dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
+      dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
                      v.headDimQK / 8);
+    if (addsDQ()) {
+      stageGradQueryChunks(std::vector<Value>(dKEnd, issued.end()), 0);
+      for (int64_t c = dQChunksAtOnce; c < dQChunks; ++c) {
+        e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
+        stageGradQueryChunks(e.wgmmaWaitFor(0, issueGradQueryChunks(c, 1)), c);
+      }
+      addStagedGradQuery(h, firstQuery);
+    }
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
   }
   unflattenCarried(eachCarried, loop.getResults());
   e.cpAsyncWait(0);
+  if (addsDQ()) // the bulk reductions are done before the block's shared memory goes
+    emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/false); });
   if (computesDK())
     storeRows(dK, keyOf, seqK, kDK, kDKStride0, dkBase, arg(kScale));
   if (computesDV())
@@ -556,23 +737,29 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
                                               StringRef sharedMemorySymbol) {
   using namespace detail;
   Variant v = variantOf(op);
-  bool dq = static_cast<bool>(op.getGradQuery());
+  bool dq = static_cast<bool>(op.getGradQuery()), accum = static_cast<bool>(op.getGradQueryAccum());
   bool dk = static_cast<bool>(op.getGradKey()), dv = static_cast<bool>(op.getGradValue());
-  v.kind = dq ? KernelKind::BackwardDQ
-              : (dk && dv ? KernelKind::BackwardDKV
-                          : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV));
+  if (!dk && !dv) // the query-block kernels (verifier: nothing, dq, or dq from dq_accum)
+    v.kind = !dq ? KernelKind::BackwardDelta
+                 : (accum ? KernelKind::BackwardConvertDQ : KernelKind::BackwardDQ);
+  else if (accum)
+    v.kind = dv ? KernelKind::BackwardDKVQ : KernelKind::BackwardDKQ;
+  else
+    v.kind = dk && dv ? KernelKind::BackwardDKV
+                      : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV);
   v.hasLse = true;
   v.qkWgmma = v.pvWgmma = op.getTile().getQkWgmma(); // the verifier: both or neither
   v.warpSpecialized = v.persistent = false;
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
-  int64_t ownedRows = dq ? v.m : v.n, streamedRows = dq ? v.n : v.m;
+  const bool queryBlocks = isQueryBlockKind(v.kind);
+  int64_t ownedRows = queryBlocks ? v.m : v.n, streamedRows = queryBlocks ? v.n : v.m;
   v.mTilesPerWarp = ownedRows / (16 * v.warps);
   v.nTilesS = streamedRows / 8;
   v.nTilesO = v.headDimV / 8;
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.smem = flash::SharedMemoryLayout::computeBackward(v.headDimQK, v.headDimV, elementBytes,
                                                       ownedRows, streamedRows, v.stages,
-                                                      v.qkWgmma);
+                                                      v.qkWgmma, addsQueryGradient(v.kind));
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
   v.kStepsV = v.smem.paddedHeadDimV / 16;
 

@@ -102,9 +102,13 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
 
   if (spec.backward()) {
     // q, k, v, o, dO, lse, delta, then the gradients this kernel writes, then the scale.
-    bool dq = spec.kind == KernelKind::BackwardDQ;
-    bool dk = spec.kind == KernelKind::BackwardDKV || spec.kind == KernelKind::BackwardDK;
-    bool dv = spec.kind == KernelKind::BackwardDKV || spec.kind == KernelKind::BackwardDV;
+    const KernelKind k = spec.kind;
+    bool dq = k == KernelKind::BackwardDQ || k == KernelKind::BackwardConvertDQ;
+    bool accum = k == KernelKind::BackwardConvertDQ || addsQueryGradient(k);
+    bool dk = k == KernelKind::BackwardDKV || k == KernelKind::BackwardDK ||
+              k == KernelKind::BackwardDKVQ || k == KernelKind::BackwardDKQ;
+    bool dv = k == KernelKind::BackwardDKV || k == KernelKind::BackwardDV ||
+              k == KernelKind::BackwardDKVQ;
     SmallVector<Type> args = {tensorType(spec.headDimQK), tensorType(spec.headDimQK),
                               tensorType(spec.headDimV),  tensorType(spec.headDimV),
                               tensorType(spec.headDimV),  rowStats, rowStats};
@@ -114,6 +118,9 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       args.push_back(tensorType(spec.headDimQK));
     if (dv)
       args.push_back(tensorType(spec.headDimV));
+    if (accum) // f32 with dQ's shape
+      args.push_back(MemRefType::get(cast<MemRefType>(tensorType(spec.headDimQK)).getShape(),
+                                     b.getF32Type(), strided));
     args.push_back(b.getF32Type());
     const unsigned scaleIndex = args.size() - 1;
     appendModifierTypes(args);
@@ -122,12 +129,14 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     b.setInsertionPointToStart(body);
     unsigned next = 7;
     auto gradient = [&](bool present) { return present ? body->getArgument(next++) : Value(); };
-    Value gradQuery = gradient(dq), gradKey = gradient(dk), gradValue = gradient(dv);
+    Value gradQuery = gradient(dq), gradKey = gradient(dk), gradValue = gradient(dv),
+          gradQueryAccum = gradient(accum);
     Modifiers m = modifierValues(body, scaleIndex + 1);
     auto op = flash::AttentionBwdOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                                   body->getArgument(2), body->getArgument(3), body->getArgument(4),
                                   body->getArgument(5), body->getArgument(6), gradQuery, gradKey,
-                                  gradValue, body->getArgument(scaleIndex), mask, tile, target,
+                                  gradValue, gradQueryAccum, body->getArgument(scaleIndex), mask,
+                                  tile, target,
                                   m.windowLeft, m.windowRight, m.softcap, m.alibi,
                                   m.cuSeqlensQ, m.cuSeqlensK, m.dropoutP, m.dropoutSeed,
                                   m.dropoutOffset);

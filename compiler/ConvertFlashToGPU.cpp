@@ -68,7 +68,7 @@ SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
   auto i32 = IntegerType::get(ctx, 32);
   SmallVector<Type> types(abi::bwd::kNumParams, IntegerType::get(ctx, 64));
-  for (int i = abi::bwd::kQ; i <= abi::bwd::kDV; ++i)
+  for (int i = abi::bwd::kQ; i <= abi::bwd::kDQAccum; ++i)
     types[i] = global;
   for (int i = abi::bwd::kSeqQ; i <= abi::bwd::kGroupSize; ++i)
     types[i] = i32;

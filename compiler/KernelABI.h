@@ -15,7 +15,7 @@ namespace flashjit::abi {
 // Bumped whenever a kernel's parameter list changes: part of the disk cache's
 // compiler identity and checked in bundle manifests, so no kernel compiled
 // for another list is ever launched with this one.
-constexpr int kVersion = 2;
+constexpr int kVersion = 3;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -111,15 +111,19 @@ inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
 
 // The backward kernels (every KernelKind but Forward) share one parameter
 // list; each reads or writes the tensors its kind needs. `delta` ([batch,
-// heads_q, seq_q] fp32) is rowsum(dO∘O): written by BackwardDQ, read by the
-// key-block kernels launched after it. lse is the forward's (natural log).
+// heads_q, seq_q] fp32) is rowsum(dO∘O): written by BackwardDQ or
+// BackwardDelta, read by the key-block kernels launched after it. lse is the
+// forward's (natural log). dQAccum (fp32, dQ's shape, zeroed by the runtime)
+// receives the atomic adds of BackwardDKVQ / BackwardDKQ, which
+// BackwardConvertDQ scales into dQ.
 struct BackwardKernelParams {
   const void *q, *k, *v, *o, *dO;
   const float *lse;
   float *delta;
   void *dQ, *dK, *dV;
+  float *dQAccum;
   int64_t qStride[3], kStride[3], vStride[3], oStride[3], dOStride[3], dQStride[3],
-      dKStride[3], dVStride[3];
+      dKStride[3], dVStride[3], dQAccumStride[3];
   int32_t seqQ, seqK, headsQ, groupSize;
   float scaleLog2; // softmax scale * log2(e)
   float scale;     // softmax scale (dS -> dQ, dK)
@@ -131,11 +135,11 @@ struct BackwardKernelParams {
 
 namespace bwd {
 enum ParamIndex : int {
-  kQ = 0, kK, kV, kO, kDO, kLse, kDelta, kDQ, kDK, kDV,
+  kQ = 0, kK, kV, kO, kDO, kLse, kDelta, kDQ, kDK, kDV, kDQAccum,
   kQStride0, kKStride0 = kQStride0 + 3, kVStride0 = kKStride0 + 3, kOStride0 = kVStride0 + 3,
   kDOStride0 = kOStride0 + 3, kDQStride0 = kDOStride0 + 3, kDKStride0 = kDQStride0 + 3,
-  kDVStride0 = kDKStride0 + 3,
-  kSeqQ = kDVStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
+  kDVStride0 = kDKStride0 + 3, kDQAccumStride0 = kDVStride0 + 3,
+  kSeqQ = kDQAccumStride0 + 3, kSeqK, kHeadsQ, kGroupSize, kScaleLog2, kScale, kBatch,
   kScoreModifiers0, // ScoreModifierParam order
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
   kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
@@ -143,8 +147,8 @@ enum ParamIndex : int {
 };
 } // namespace bwd
 
-// Backward grids. BackwardDQ: x = query blocks (heaviest first), y = query
-// heads, z = batch. Key-block kernels: x = key blocks, y = key/value heads,
+// Backward grids. BackwardDQ (and BackwardDelta, BackwardConvertDQ): x =
+// query blocks (heaviest first), y = query heads, z = batch. Key-block kernels: x = key blocks, y = key/value heads,
 // z = batch; each block walks the query heads of its group.
 
 } // namespace flashjit::abi

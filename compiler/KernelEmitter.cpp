@@ -157,6 +157,34 @@ void KernelEmitter::storeGlobal(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }
 
+void KernelEmitter::storeSharedElement(Type elementType, Value value, Value ptr) {
+  LLVM::StoreOp::create(b, loc, arith::TruncFOp::create(b, loc, elementType, value), ptr, 2);
+}
+
+static void inlinePtx(OpBuilder &b, Location loc, const std::string &text,
+                      const std::string &constraints, ValueRange operands) {
+  LLVM::InlineAsmOp::create(b, loc, Type(), operands, text, constraints,
+                            /*has_side_effects=*/true, /*is_align_stack=*/false,
+                            LLVM::tailcallkind::TailCallKind::None,
+                            LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+                            ArrayAttr());
+}
+
+void KernelEmitter::bulkReduceAddF32(Value globalPtr, Value sharedPtr, Value bytes) {
+  // The TMA unit reads shared memory and adds whole lines in L2: one
+  // instruction for a tile many threads' red.add would need.
+  Value global = LLVM::PtrToIntOp::create(b, loc, b.getI64Type(), globalPtr);
+  inlinePtx(b, loc, "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], [$1], $2;",
+            "l,r,r", {global, sharedAddress32(sharedPtr), bytes});
+}
+void KernelEmitter::bulkCommit() { inlinePtx(b, loc, "cp.async.bulk.commit_group;", "", {}); }
+void KernelEmitter::bulkWait(int64_t pending, bool readOnly) {
+  inlinePtx(b, loc,
+            std::string("cp.async.bulk.wait_group") + (readOnly ? ".read " : " ") +
+                std::to_string(pending) + ";",
+            "", {});
+}
+
 Value KernelEmitter::loadGlobalF32(Value ptr) {
   return LLVM::LoadOp::create(b, loc, b.getF32Type(), ptr, /*alignment=*/4);
 }
@@ -269,7 +297,7 @@ std::vector<Value> KernelEmitter::wgmmaRS(Type elementType, int64_t n, ArrayRef<
 }
 
 std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value descA, Value descB,
-                                          ArrayRef<Value> acc) {
+                                          ArrayRef<Value> acc, bool transposeA) {
   // No NVVM op takes its accumulators as plain registers in the form we carry
   // them, so this is inline PTX (as Triton does): outputs tied to the inputs.
   const int64_t r = n / 2; // operands after the accumulators: scale-d, descA, descB
@@ -277,7 +305,8 @@ std::vector<Value> KernelEmitter::wgmmaSS(Type elementType, int64_t n, Value des
   std::string opcode = "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) + "k16.f32." +
                        type + "." + type;
   std::string form =
-      "$" + std::to_string(r + 1) + ", $" + std::to_string(r + 2) + ", p, 1, 1, 0, 0";
+      "$" + std::to_string(r + 1) + ", $" + std::to_string(r + 2) + ", p, 1, 1, " +
+      (transposeA ? "1" : "0") + ", 0";
   return wgmmaInlineAsm(b, loc, n, opcode, form, "r,l,l", {i32(acc.empty() ? 0 : 1), descA, descB},
                         acc);
 }

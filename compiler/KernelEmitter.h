@@ -89,6 +89,15 @@ public:
   /// ldmatrix.x4 of 16-bit elements (transposed when `transpose`).
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
   void storeGlobal(mlir::Value value, mlir::Value ptr, unsigned alignment);
+  /// f32 `value` rounded to the 16-bit element type, stored at `sharedPtr`.
+  void storeSharedElement(mlir::Type elementType, mlir::Value value, mlir::Value sharedPtr);
+  /// Bulk asynchronous reduction (sm_90): global[i] += shared[i] over `bytes`
+  /// (i32, a multiple of 16; both addresses 16-byte aligned) of f32, in the
+  /// current bulk group; commit, and wait until at most `pending` groups
+  /// are in flight (`readOnly`: until their shared-memory reads are done).
+  void bulkReduceAddF32(mlir::Value globalPtr, mlir::Value sharedPtr, mlir::Value bytes);
+  void bulkCommit();
+  void bulkWait(int64_t pending, bool readOnly);
   mlir::Value loadGlobalF32(mlir::Value ptr);
   mlir::Value loadGlobalI32(mlir::Value ptr);
   /// Two adjacent 16-bit elements (4-byte aligned) widened to f32.
@@ -113,9 +122,11 @@ public:
                                    llvm::ArrayRef<mlir::Value> a, mlir::Value descB,
                                    llvm::ArrayRef<mlir::Value> acc);
   /// D(64 x n, f32) += A(64 x 16) * B(16 x n), A and B from shared memory
-  /// (descriptors), both K-major; `acc` holds this thread's n/2 accumulators.
+  /// (descriptors), B K-major, A K-major or (`transposeA`) M-major;
+  /// `acc` holds this thread's n/2 accumulators.
   std::vector<mlir::Value> wgmmaSS(mlir::Type elementType, int64_t n, mlir::Value descA,
-                                   mlir::Value descB, llvm::ArrayRef<mlir::Value> acc);
+                                   mlir::Value descB, llvm::ArrayRef<mlir::Value> acc,
+                                   bool transposeA = false);
   void wgmmaFence();
   void wgmmaCommit();
   /// Orders this thread's generic-proxy shared-memory writes (cp.async

@@ -104,7 +104,8 @@ static bool isAttentionElementType(Type t) { return t.isF16() || t.isBF16(); }
 
 // Q, K, V, O: rank 4 [batch, seq, heads, dim] (packed varlen: rank 3 [total,
 // heads, dim]), static last dim with unit stride.
-static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType type, bool varlen) {
+static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType type, bool varlen,
+                                   bool f32 = false) {
   const int64_t rank = varlen ? 3 : 4;
   if (type.getRank() != rank)
     return op->emitOpError() << name
@@ -122,9 +123,9 @@ static LogicalResult verifyOperand(Operation *op, StringRef name, MemRefType typ
   int64_t offset;
   if (failed(type.getStridesAndOffset(strides, offset)) || strides[rank - 1] != 1)
     return op->emitOpError() << name << ": the head dimension must be contiguous (stride 1)";
-  if (!isAttentionElementType(type.getElementType()))
-    return op->emitOpError() << name << ": element type must be f16 or bf16, got "
-                            << type.getElementType();
+  if (f32 ? !type.getElementType().isF32() : !isAttentionElementType(type.getElementType()))
+    return op->emitOpError() << name << ": element type must be "
+                             << (f32 ? "f32" : "f16 or bf16") << ", got " << type.getElementType();
   return success();
 }
 
@@ -321,10 +322,13 @@ LogicalResult AttentionBwdOp::verify() {
     tensors.push_back({"grad_key", getGradKey(), dQK});
   if (getGradValue())
     tensors.push_back({"grad_value", getGradValue(), dV});
+  if (getGradQueryAccum())
+    tensors.push_back({"dq_accum", getGradQueryAccum(), dQK});
   for (const Named &t : tensors) {
-    if (failed(verifyOperand(*this, t.name, type(t.value), varlen)))
+    const bool accumulator = t.name == "dq_accum";
+    if (failed(verifyOperand(*this, t.name, type(t.value), varlen, accumulator)))
       return failure();
-    if (type(t.value).getElementType() != q.getElementType())
+    if (!accumulator && type(t.value).getElementType() != q.getElementType())
       return emitOpError() << t.name << " must have the element type of query ("
                            << q.getElementType() << ")";
     if (headDimOf(t.value) != t.headDim)
@@ -335,10 +339,16 @@ LogicalResult AttentionBwdOp::verify() {
     if (failed(verifyRowStatistics(*this, name, value, varlen)))
       return failure();
   bool dq = static_cast<bool>(getGradQuery()), dk = static_cast<bool>(getGradKey()),
-       dv = static_cast<bool>(getGradValue());
-  if (dq == (dk || dv))
-    return emitOpError("writes either grad_query (the query-block kernel) or grad_key and/or "
-                       "grad_value (the key-block kernel)");
+       dv = static_cast<bool>(getGradValue()), accum = static_cast<bool>(getGradQueryAccum());
+  // One kernel per op: which gradients it writes says which.
+  const bool keyBlocks = dk || dv;
+  if (keyBlocks ? dq || (accum && !dk) : accum && !dq)
+    return emitOpError("writes either grad_query (the query-block kernel), grad_key and/or "
+                       "grad_value (the key-block kernel, with dq_accum only when it writes "
+                       "grad_key), dq from dq_accum, or nothing (delta alone)");
+  // The delta and conversion kernels: no attention math, no shared memory.
+  if (!keyBlocks && dq == accum)
+    return verifyTargetArch(*this, getTarget());
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
       failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||
@@ -357,6 +367,9 @@ LogicalResult AttentionBwdOp::verify() {
       failed(verifyTargetArch(*this, getTarget())))
     return failure();
   const bool wgmma = tile.getQkWgmma() || tile.getPvWgmma();
+  if (accum && !wgmma)
+    return emitOpError("dq_accum: the key-block kernel adds dQ only on the wgmma tile "
+                       "(qk_wgmma and pv_wgmma, sm_90a)");
   if (wgmma) {
     // Every tile is read by some wgmma (K-major by one product, N-major by
     // another), so both switches go together.
@@ -376,6 +389,6 @@ LogicalResult AttentionBwdOp::verify() {
   }
   auto layout = SharedMemoryLayout::computeBackward(
       dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,
-      tile.getStages(), wgmma);
+      tile.getStages(), wgmma, accum);
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

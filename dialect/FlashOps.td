@@ -145,9 +145,22 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
       the key/value head's group streamed, so GQA gradients are summed in
       registers, in a fixed order. They read `delta` and so run after `dq`.
 
-    No atomics: the gradients are bit-identical from run to run. For the key
-    block kernels the tile's `n` rows are owned by the warps and `m` query
-    rows are streamed per step; for `dq` as in the forward. On sm_90a the
+    These are deterministic: the gradients are bit-identical from run to
+    run. The atomic form (FlashAttention-2's) saves the dQ kernel's two
+    recomputed products:
+
+    * no gradient: only `delta`, for the key-block kernel after it.
+    * `dq_accum` with `dk` (and `dv`): the key-block kernel also forms
+      dQᵀ = Kᵀ dSᵀ of each step (dS through shared memory) and adds it to
+      `dq_accum` (f32, dQ's shape, zeroed beforehand) with atomics; the
+      order of the adds, and so the last bits, vary from run to run. Needs
+      the wgmma tile (sm_90a).
+    * `dq` with `dq_accum`: dQ = scale · `dq_accum`, in the element type.
+
+    For the key block kernels the tile's `n` rows are owned by the warps and
+    `m` query rows are streamed per step; for `dq` as in the forward. The
+    two auxiliary kernels (no gradient; `dq` from `dq_accum`) walk blocks of
+    `m` query rows and use no shared memory. On sm_90a the
     tile may set `qk_wgmma` and `pv_wgmma` (together: every shared tile feeds
     both kinds of product): all five products on wgmma from 128-byte
     swizzled tiles, one warpgroup per 64 owned rows (owned rows = 16 ·
@@ -174,6 +187,7 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_query,
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_key,
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$grad_value,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$grad_query_accum,
     F32:$softmax_scale,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
@@ -181,19 +195,21 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
-    `->` (`dq` $grad_query^)? (`dk` $grad_key^)? (`dv` $grad_value^)? `scale` $softmax_scale
+    `->` (`dq` $grad_query^)? (`dq_accum` $grad_query_accum^)? (`dk` $grad_key^)?
+    (`dv` $grad_value^)? `scale` $softmax_scale
   }], ScoreModifierFormat, VarlenFormat, DropoutFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
-    (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?
+    (`dq_accum` type($grad_query_accum)^)? (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?
   }]);
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     int64_t getHeadDimQK();
     int64_t getHeadDimV();
     ::mlir::Type getElementType();
-    /// True for the dQ kernel (query blocks outer).
-    bool isQueryBlockKernel() { return static_cast<bool>(getGradQuery()); }
+    /// True for the kernels that walk query blocks: the dQ kernel and the
+    /// two auxiliary ones (no gradient; dq from dq_accum).
+    bool isQueryBlockKernel() { return !getGradKey() && !getGradValue(); }
   }];
 }
 

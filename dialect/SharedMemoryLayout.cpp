@@ -13,6 +13,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
   l.barrierOffset = 0;
+  l.gradScoreOffset = l.gradQueryOffset = 0;
   l.residentSecondOffset = 0;
   const int64_t blockElements = 128 / elementBytes; // one 128-byte swizzle row
   // Padded rows: a 16-byte pad shifts consecutive rows by four banks, so the
@@ -50,7 +51,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
 SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_t headDimV,
                                                        int64_t elementBytes, int64_t residentRows,
                                                        int64_t streamRows, int64_t stages,
-                                                       bool swizzled) {
+                                                       bool swizzled, bool gradScoreTile) {
   SharedMemoryLayout l = compute(headDimQK, headDimV, elementBytes, residentRows, streamRows,
                                  stages, swizzled, swizzled);
   // The second resident tile (dO or V) is V-wide, placed after the first.
@@ -60,6 +61,12 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
   l.residentSecondOffset = l.queryBytes;
   l.queryBytes += secondBytes;
   l.totalBytes += secondBytes;
+  if (gradScoreTile && swizzled) {
+    l.gradScoreOffset = l.queryBytes + stages * l.stageBytes;
+    const int64_t scoreBytes = roundUp(residentRows / 64 * streamRows * 128, 1024);
+    l.gradQueryOffset = l.gradScoreOffset + scoreBytes;
+    l.totalBytes += scoreBytes + roundUp(residentRows / 64 * streamRows * headDimQK * 4, 1024);
+  }
   return l;
 }
 

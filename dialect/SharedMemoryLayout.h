@@ -15,7 +15,8 @@
 // Q and dO (dQ kernel) or K and V (dK/dV kernels), the Q/K-wide one first --
 // and stream the other pair through the ring in the same order (K, V or Q,
 // dO); all four in padded rows (mma.sync) or all swizzled (wgmma, which
-// reads each tile both K-major and N-major).
+// reads each tile both K-major and N-major). The key-block kernels that add
+// dQ atomically keep the step's dS after the ring.
 //
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
@@ -38,6 +39,8 @@ struct SharedMemoryLayout {
   int64_t stageBytes;      // one K/V ring slot (K tile then V tile)
   int64_t alignment;       // of every tile's base: 16, or 1024 for swizzled tiles
   int64_t barrierOffset;   // warp-specialized: the mbarriers, after the last slot (else 0)
+  int64_t gradScoreOffset; // atomic-dQ key-block kernels: dSᵀ of the step, after the ring (else 0)
+  int64_t gradQueryOffset; // and each warpgroup's dQ share, [streamRows x d_qk] f32 rows (else 0)
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
   // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full and
@@ -51,11 +54,15 @@ struct SharedMemoryLayout {
                                     bool swizzledQK = false, bool swizzledV = false,
                                     bool warpSpecialized = false);
   /// The backward kernels: `residentRows` rows of both resident tiles,
-  /// `streamRows` rows of each ring slot's pair.
+  /// `streamRows` rows of each ring slot's pair; with `gradScoreTile` (the
+  /// key-block kernels that add dQ, swizzled only) also the step's dS as
+  /// the B operand of dQᵀ = Kᵀ dSᵀ: per warpgroup a [streamRows x 64 keys]
+  /// K-major swizzled block; then the step's dQ in plain f32 rows, the
+  /// source of one bulk reduction into the accumulator.
   static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
                                             int64_t elementBytes, int64_t residentRows,
                                             int64_t streamRows, int64_t stages,
-                                            bool swizzled = false);
+                                            bool swizzled = false, bool gradScoreTile = false);
 };
 
 } // namespace flashjit::flash

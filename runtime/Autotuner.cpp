@@ -118,8 +118,12 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
                                                           const DeviceLimits &limits) {
   std::vector<TileConfig> space;
   const bool queryBlocks = p.kind == KernelKind::BackwardDQ;
-  const bool dk = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDK;
-  const bool dv = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDV;
+  const bool addsDQ = addsQueryGradient(p.kind); // wgmma only
+  const bool dk = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDK || addsDQ;
+  const bool dv = p.kind == KernelKind::BackwardDKV || p.kind == KernelKind::BackwardDV ||
+                  p.kind == KernelKind::BackwardDKVQ;
+  if (isAuxiliaryKind(p.kind))
+    return {}; // fixed tile: nothing to tune
   const bool wgmmaTarget = limits.arch == "sm_90a" && p.headDimQK % 16 == 0 &&
                            p.headDimV % 16 == 0;
   for (bool wgmma : {false, true})
@@ -132,10 +136,12 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
               continue;
             if (wgmma && (!wgmmaTarget || warps % 4 != 0 || owned != 16 * warps))
               continue;
+            if (addsDQ && !wgmma)
+              continue;
             if (limits.maxThreadsPerBlock && warps * 32 > limits.maxThreadsPerBlock)
               continue;
             auto smem = flash::SharedMemoryLayout::computeBackward(
-                p.headDimQK, p.headDimV, 2, owned, streamed, stages, wgmma);
+                p.headDimQK, p.headDimV, 2, owned, streamed, stages, wgmma, addsDQ);
             if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
               continue;
             const int64_t tiles = owned / (16 * warps);
@@ -145,6 +151,8 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
             else // plus LSE (and for dK, Δ) of this thread's streamed columns
               accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 + streamed / 4 : 0) +
                               (dv ? tiles * (p.headDimV / 8) * 4 : 0) + streamed / 4;
+            if (addsDQ) // dQᵀ chunks of 64 head-dim rows in flight (all up to d = 128)
+              accumulators += (p.headDimQK <= 128 ? (p.headDimQK + 63) / 64 : 1) * streamed / 2;
             if (accumulators > 212) // ptxas: 224 spills (d128 key blocks, 64 queries a step)
               continue;
             space.push_back({m, n, warps, stages, wgmma, wgmma});

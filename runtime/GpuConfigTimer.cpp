@@ -142,6 +142,8 @@ Status GpuConfigTimer::launch(const TileConfig &tile, int set) {
   g.dK = reinterpret_cast<void *>(b[7]);
   g.dV = reinterpret_cast<void *>(b[8]);
   (problem_.kind == KernelKind::BackwardDQ ? g.tileDQ : g.tileDKV) = tile;
+  // The atomic-dQ kinds time the atomic backward, the others the deterministic one.
+  g.atomicQueryGradient = addsQueryGradient(problem_.kind);
   return runtime_.attentionBackward(g, nullptr);
 }
 

@@ -125,9 +125,10 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   args[kDQ] = const_cast<void **>(&p.dQ);
   args[kDK] = const_cast<void **>(&p.dK);
   args[kDV] = const_cast<void **>(&p.dV);
-  const int64_t *strides[] = {p.qStride,  p.kStride,  p.vStride,  p.oStride,
-                              p.dOStride, p.dQStride, p.dKStride, p.dVStride};
-  for (int t = 0; t < 8; ++t)
+  args[kDQAccum] = const_cast<float **>(&p.dQAccum);
+  const int64_t *strides[] = {p.qStride,  p.kStride,  p.vStride,  p.oStride,  p.dOStride,
+                              p.dQStride, p.dKStride, p.dVStride, p.dQAccumStride};
+  for (int t = 0; t < 9; ++t)
     for (int i = 0; i < 3; ++i)
       args[kQStride0 + 3 * t + i] = const_cast<int64_t *>(&strides[t][i]);
   args[kSeqQ] = const_cast<int32_t *>(&p.seqQ);

@@ -433,37 +433,62 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   return kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
 }
 
-// The backward kernels for normalized params, in launch order.
+// The backward kernels for normalized params, in launch order (atomic dQ
+// when asked for; validate() has checked that it can be served).
 static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
                                                 const AttentionBackwardParams &p) {
-  std::vector<AttentionSpec> specs;
   const AttentionParams &f = p.forward;
   const TuningProblem forwardProblem = problemOf(f);
-  for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV)) {
-    AttentionSpec spec;
-    spec.kind = kind;
-    spec.dtype = f.dtype;
-    spec.headDimQK = f.headDimQK;
-    spec.headDimV = f.headDimV;
-    setScoreModifiers(spec, f, forwardProblem);
-    spec.arch = impl.device.arch;
-    spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
-    const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
-    if (given) {
-      spec.tile = *given;
-    } else {
-      TuningProblem problem = forwardProblem;
-      problem.kind = kind;
-      problem.withLse = false;
-      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
-      spec.tile = tuned ? *tuned
-                        : defaultBackwardTile(kind, f.headDimQK, f.headDimV,
-                                              impl.device.maxSharedMemoryPerBlock,
-                                              impl.device.arch);
+  auto specsOf = [&](bool atomic) {
+    std::vector<AttentionSpec> specs;
+    for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV, atomic)) {
+      AttentionSpec spec;
+      spec.kind = kind;
+      spec.dtype = f.dtype;
+      spec.headDimQK = f.headDimQK;
+      spec.headDimV = f.headDimV;
+      setScoreModifiers(spec, f, forwardProblem);
+      spec.arch = impl.device.arch;
+      spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
+      const std::optional<TileConfig> &given =
+          kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
+      if (isAuxiliaryKind(kind)) {
+        normalizeAuxiliarySpec(spec);
+      } else if (given) {
+        spec.tile = *given;
+      } else {
+        TuningProblem problem = forwardProblem;
+        problem.kind = kind;
+        problem.withLse = false;
+        auto tuned = lookupTuned(impl, problem, tuningKey(problem));
+        if (tuned) {
+          spec.tile = *tuned;
+        } else {
+          spec.tile = defaultBackwardTile(kind, f.headDimQK, f.headDimV,
+                                          impl.device.maxSharedMemoryPerBlock, impl.device.arch);
+          narrowTileForRegisters(spec.tile, spec);
+        }
+      }
+      specs.push_back(spec);
     }
-    specs.push_back(spec);
-  }
-  return specs;
+    return specs;
+  };
+  return specsOf(p.atomicQueryGradient);
+}
+
+// The atomic dQ lives in the wgmma key-block kernel: say so instead of
+// running other kernels than the ones asked for.
+static Status checkAtomicQueryGradient(const AttentionBackwardParams &p,
+                                       const std::vector<AttentionSpec> &specs) {
+  if (!p.atomicQueryGradient)
+    return Status::ok();
+  if (p.tileDQ)
+    return Status::error("atomicQueryGradient: there is no dQ kernel to give a tile (tileDQ)");
+  if (!specs[1].tile.qkWgmma)
+    return Status::error("atomicQueryGradient needs the wgmma key-block tile (sm_90a, head dims "
+                         "multiples of 16 from 64); this backward's is " +
+                         tileName(specs[1].tile) + " on " + specs[1].arch);
+  return Status::ok();
 }
 
 Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
@@ -472,7 +497,7 @@ Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
   if (Status s = normalizeAndValidate(p); !s)
     return s;
   specs = backwardSpecs(*impl_, p);
-  return Status::ok();
+  return checkAtomicQueryGradient(p, specs);
 }
 
 Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstream stream) {
@@ -504,26 +529,50 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
 
   // Find every kernel before allocating or launching anything.
   std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);
+  if (Status s = checkAtomicQueryGradient(p, specs); !s)
+    return s;
   std::vector<ProvidedKernel> kernels(specs.size());
   for (size_t i = 0; i < specs.size(); ++i)
     if (Status s = findKernel(*impl_, specs[i], true, "", kernels[i]); !s)
       return s;
 
+  // Workspaces on the stream: delta (unless given) and, for atomic dQ, the
+  // fp32 accumulator (rows x heads_q x d_qk, zeroed).
+  const size_t rows = f.varlen() ? size_t(f.totalQ) : size_t(f.batch) * size_t(f.seqQ);
+  const bool atomic = specs.back().kind == KernelKind::BackwardConvertDQ;
+  const size_t deltaBytes = p.delta ? 0 : rows * size_t(f.headsQ) * sizeof(float);
+  const size_t accumElements = atomic ? rows * size_t(f.headsQ) * size_t(f.headDimQK) : 0;
   CUdeviceptr workspace = 0;
-  k.delta = p.delta;
-  if (!k.delta && f.seqQ > 0) {
-    size_t rows = f.varlen() ? size_t(f.totalQ) : size_t(f.batch) * size_t(f.seqQ);
-    size_t bytes = std::max<size_t>(rows * size_t(f.headsQ) * sizeof(float), 4);
-    if (Status s = d.check("allocating the backward's delta workspace (cuMemAllocAsync)",
-                           d.cuMemAllocAsync(&workspace, bytes, stream));
+  if (deltaBytes + accumElements > 0) {
+    const size_t accumOffset = (deltaBytes + 255) / 256 * 256;
+    if (Status s = d.check("allocating the backward's workspace (cuMemAllocAsync)",
+                           d.cuMemAllocAsync(&workspace, accumOffset + 4 * accumElements, stream));
         !s)
       return s;
-    k.delta = reinterpret_cast<float *>(workspace);
+    k.delta = p.delta ? p.delta : reinterpret_cast<float *>(workspace);
+    if (atomic) {
+      k.dQAccum = reinterpret_cast<float *>(workspace + accumOffset);
+      // Head-major ([batch, heads_q, seq_q, d] or [heads_q, total_q, d]): a
+      // step's query rows are one contiguous range for the bulk reduction.
+      const int64_t headElements = int64_t(f.varlen() ? f.totalQ : f.seqQ) * f.headDimQK;
+      k.dQAccumStride[0] = f.varlen() ? 0 : f.headsQ * headElements;
+      k.dQAccumStride[1] = f.headDimQK;
+      k.dQAccumStride[2] = headElements;
+      if (Status s = d.check("zeroing the dQ accumulator (cuMemsetD32Async)",
+                             d.cuMemsetD32Async(workspace + accumOffset, 0, accumElements,
+                                                stream));
+          !s) {
+        d.cuMemFreeAsync(workspace, stream);
+        return s;
+      }
+    }
+  } else {
+    k.delta = p.delta;
   }
   Status launched = Status::ok();
   for (size_t i = 0; i < specs.size() && launched; ++i) {
     const TileConfig &t = kernels[i].tile;
-    if (specs[i].kind == KernelKind::BackwardDQ) {
+    if (isQueryBlockKind(specs[i].kind)) {
       if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
         launched = kernels[i].kernel->launch(k, unsigned((f.seqQ + t.m - 1) / t.m),
                                              unsigned(f.headsQ), unsigned(f.batch), stream);
@@ -533,7 +582,7 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     }
   }
   if (workspace)
-    if (Status s = d.check("freeing the delta workspace", d.cuMemFreeAsync(workspace, stream));
+    if (Status s = d.check("freeing the backward's workspace", d.cuMemFreeAsync(workspace, stream));
         !s && launched)
       return s;
   return launched;

@@ -99,7 +99,13 @@ Mask attentionMask(const AttentionParams &params);
 /// forward call exactly (shapes, strides, mask, scale; `o` its output and
 /// `lse` its LSE, both required; its `tile` is ignored). dK and dV have the
 /// key/value heads' shape: with GQA they sum the group's query heads.
-/// Deterministic: the same inputs give bit-identical gradients.
+/// Deterministic: the same inputs give bit-identical gradients (the dQ
+/// kernel recomputes S and dP). With `atomicQueryGradient` (sm_90a, wgmma
+/// key-block tile) the key-block kernel also adds dQ to an fp32 accumulator
+/// by bulk reductions instead: five products a block pair instead of seven,
+/// dQ's last bits vary from run to run; measured 0.85-0.93x the
+/// deterministic kernels at d = 128 on an H200 (up to 1.03x at d = 64
+/// causal), so not the default.
 struct AttentionBackwardParams {
   AttentionParams forward;
   const void *dO = nullptr; // [batch, seq_q, heads_q, head_dim_v]
@@ -112,8 +118,10 @@ struct AttentionBackwardParams {
   /// totalQ] when varlen); null = the
   /// runtime allocates it on the stream (cuMemAllocAsync).
   float *delta = nullptr;
-  /// Override the tiles of the dQ kernel and of the key-block kernel(s).
+  /// Override the tiles of the dQ kernel and of the key-block kernel(s)
+  /// (with atomicQueryGradient there is no dQ kernel: tileDQ must be empty).
   std::optional<TileConfig> tileDQ, tileDKV;
+  bool atomicQueryGradient = false;
 };
 
 /// What the runtime read off the device it is bound to.

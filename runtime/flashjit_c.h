@@ -91,6 +91,8 @@ typedef struct flashjit_attention_backward_params {
   int32_t tile_dq[5];  /* m, n, warps, stages, wgmma (1: every product on wgmma, sm_90a;
                           the warps own m = 16 * warps rows) of the dQ kernel; all 0 = default */
   int32_t tile_dkv[5]; /* the same for the dK/dV kernel(s) (the warps own n rows) */
+  int32_t atomic_dq; /* 1: dQ summed by bulk reductions in the key-block kernel (sm_90a,
+                        wgmma tile; not bit-identical run to run; tile_dq must be 0) */
 } flashjit_attention_backward_params;
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */

@@ -42,6 +42,7 @@ class AttentionBackwardParams(ctypes.Structure):
         ("d_k_stride", ctypes.c_int64 * 3), ("d_v_stride", ctypes.c_int64 * 3),
         ("delta", ctypes.c_void_p),
         ("tile_dq", ctypes.c_int32 * 5), ("tile_dkv", ctypes.c_int32 * 5),
+        ("atomic_dq", ctypes.c_int32),
     ]
 
 

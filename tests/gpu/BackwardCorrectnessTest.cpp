@@ -24,6 +24,7 @@ namespace {
 // The forward's odd sizes: one token, 17, 1000 with GQA 3:1, 4097, and
 // seq_q != seq_k both ways (causal: bottom-right aligned, so some queries see
 // no key and some keys no query); head dims 8..256 (two and three kernels).
+// On sm_90a also the atomic-dQ kernels (the same grid at d = 64, 128, 256).
 std::vector<CheckCase> backwardGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},       {3, 17, 17, 6, 6},      {1, 1000, 1000, 12, 4},
@@ -41,6 +42,13 @@ std::vector<CheckCase> backwardGrid() {
   // MQA, and GQA with 7 query heads a group.
   cases.push_back(gridCase({2, 300, 300, 8, 1}, 64, true, seed++));
   cases.push_back(gridCase({1, 259, 300, 14, 2}, 128, false, seed++));
+  for (int64_t d : {64, 128, 256})
+    for (bool causal : {false, true})
+      for (const Shape &s : shapes) {
+        CheckCase c = gridCase(s, d, causal, seed++);
+        c.atomicQueryGradient = true;
+        cases.push_back(c);
+      }
   return cases;
 }
 
@@ -73,6 +81,19 @@ std::vector<CheckCase> backwardTileGrid() {
         c.tileDKV = dkv;
         cases.push_back(c);
       }
+  // The atomic-dQ key-block kernel on other wgmma tiles: 16 to 64 query
+  // rows a step, one or two warpgroups (each adds its keys' share).
+  for (TileConfig dkv : std::vector<TileConfig>{
+           {64, 64, 4, 1}, {16, 128, 8, 3}, {32, 64, 4, 2}, {32, 128, 8, 2}}) {
+    dkv.qkWgmma = dkv.pvWgmma = true;
+    for (int64_t d : {64, 128})
+      for (bool causal : {false, true}) {
+        CheckCase c = gridCase({2, 1000, 777, 4, 2}, d, causal, seed++);
+        c.tileDKV = dkv;
+        c.atomicQueryGradient = true;
+        cases.push_back(c);
+      }
+  }
   return cases;
 }
 
@@ -82,7 +103,9 @@ TEST_P(BackwardCorrectness, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
   const CheckCase &c = GetParam();
   const std::string &arch = Gpu::get().runtime->device().arch;
-  if (c.tileDQ && c.tileDQ->qkWgmma && arch != "sm_90a")
+  if (((c.tileDQ && c.tileDQ->qkWgmma) || (c.tileDKV && c.tileDKV->qkWgmma) ||
+       c.atomicQueryGradient) &&
+      arch != "sm_90a")
     GTEST_SKIP() << "wgmma needs sm_90a; this GPU is " << arch;
   flashjit::testing::expectBackwardMatchesReference(c);
 }
@@ -91,8 +114,8 @@ INSTANTIATE_TEST_SUITE_P(Grid, BackwardCorrectness, ::testing::ValuesIn(backward
 INSTANTIATE_TEST_SUITE_P(Tiles, BackwardCorrectness, ::testing::ValuesIn(backwardTileGrid()),
                          caseName);
 
-// No atomics: the same inputs give the same gradient bits, run after run
-// (GQA and causal, where several query heads and blocks meet in one dK/dV).
+// No atomics by default: the same inputs give the same gradient bits, run
+// after run (GQA and causal, where several query heads and blocks meet in one dK/dV).
 TEST(BackwardDeterminism, GradientsAreBitIdenticalRunToRun) {
   FLASHJIT_REQUIRE_GPU();
   CheckCase c = gridCase({2, 1000, 1000, 8, 2}, 128, true, 9999);
@@ -106,6 +129,33 @@ TEST(BackwardDeterminism, GradientsAreBitIdenticalRunToRun) {
       first = r.gradientsSha256;
     else
       EXPECT_EQ(r.gradientsSha256, first) << "run " << run << " differs from run 0";
+  }
+}
+
+} // namespace
+
+namespace {
+
+// The kernels each mode runs on sm_90a: by default the dQ and dK/dV
+// kernels; with atomicQueryGradient the delta, dK/dV/dQ and conversion ones.
+TEST(BackwardModes, AtomicQueryGradientRunsItsOwnKernelsOnHopper) {
+  FLASHJIT_REQUIRE_GPU();
+  if (Gpu::get().runtime->device().arch != "sm_90a")
+    GTEST_SKIP() << "the atomic dQ needs the wgmma tiles (sm_90a)";
+  for (bool atomic : {false, true}) {
+    CheckCase c = gridCase({2, 1000, 1000, 8, 2}, 128, true, 9998);
+    c.atomicQueryGradient = atomic;
+    const bool deterministic = !atomic;
+    BackwardCheckResult r;
+    Status s = Gpu::get().checker->runBackward(c, r);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    for (double e : r.relativeL2)
+      EXPECT_LT(e, 6e-3) << c.describe();
+    auto runs = [&](const char *kind) { return r.variants.find(kind) != std::string::npos; };
+    EXPECT_EQ(runs("flash_bwd_delta_"), !deterministic) << r.variants;
+    EXPECT_EQ(runs("flash_bwd_dkvq_"), !deterministic) << r.variants;
+    EXPECT_EQ(runs("flash_bwd_dq_convert_"), !deterministic) << r.variants;
+    EXPECT_EQ(runs("flash_bwd_dkv_"), deterministic) << r.variants;
   }
 }
 

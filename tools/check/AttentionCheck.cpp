@@ -47,6 +47,8 @@ std::string CheckCase::describe() const {
     os << " dq " << tileName(*tileDQ);
   if (tileDKV)
     os << " dkv " << tileName(*tileDKV);
+  if (atomicQueryGradient)
+    os << " atomic-dq";
   return os.str();
 }
 
@@ -516,6 +518,7 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   stridesFor(c.headMajor, ext.rowsK, c.headsK, p.headDimV, bp.dVStride);
   bp.tileDQ = original.tileDQ;
   bp.tileDKV = original.tileDKV;
+  bp.atomicQueryGradient = original.atomicQueryGradient;
   std::vector<AttentionSpec> specs;
   if (Status s = runtime_->selectBackwardVariants(bp, specs); !s)
     return s;

@@ -45,6 +45,7 @@ struct CheckCase {
   uint64_t seed = 1;
   std::optional<TileConfig> tile; // the runtime's default when empty
   std::optional<TileConfig> tileDQ, tileDKV; // backward tiles (defaults when empty)
+  bool atomicQueryGradient = false; // AttentionBackwardParams::atomicQueryGradient
   std::string describe() const;
 };
 

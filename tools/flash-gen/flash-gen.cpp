@@ -33,6 +33,7 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -155,21 +156,28 @@ static bool choices(const std::string &v, const char *name, std::vector<bool> &o
 // The default tile of a spec's kind, head dims, target and modifiers (the
 // runtime's choice when nothing is tuned).
 static TileConfig defaultTileOf(const AttentionSpec &spec) {
-  if (spec.backward())
-    return defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV, spec.maxSharedMemory,
-                               spec.arch);
+  if (spec.backward()) {
+    TileConfig t = defaultBackwardTile(spec.kind, spec.headDimQK, spec.headDimV,
+                                       spec.maxSharedMemory, spec.arch);
+    narrowTileForRegisters(t, spec);
+    return t;
+  }
   TileConfig t = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
   narrowTileForRegisters(t, spec);
   return t;
 }
 
-// --kind: "bwd" names every kernel of a backward pass at these head dims.
-static bool parseKinds(const std::string &text, int64_t dQK, int64_t dV,
+// --kind: "bwd" names every kernel of a backward pass at these head dims:
+// the deterministic ones, and on sm_90a also the atomic-dQ ones.
+static bool parseKinds(const std::string &text, int64_t dQK, int64_t dV, const std::string &arch,
                        std::vector<KernelKind> &out) {
   for (const std::string &k : split(text)) {
     if (k == "bwd") {
-      for (KernelKind b : backwardKernels(dQK, dV))
-        out.push_back(b);
+      for (bool atomic : {false, true})
+        if (!atomic || arch == "sm_90a")
+          for (KernelKind b : backwardKernels(dQK, dV, atomic))
+            if (std::find(out.begin(), out.end(), b) == out.end())
+              out.push_back(b);
     } else if (auto parsed = parseKernelKind(k)) {
       out.push_back(*parsed);
     } else {
@@ -240,6 +248,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
                    << "(, pv_wgmma(, warp_specialized)))]\n";
       return false;
     }
+    normalizeAuxiliarySpec(spec);
     out.push_back(spec);
   }
   return true;
@@ -270,7 +279,7 @@ static int generateBundle() {
             for (bool l : lses) {
               std::vector<KernelKind> kinds;
               int64_t dQK = std::stoll(d), dV = headDimV ? int64_t(headDimV) : dQK;
-              if (!parseKinds(kind, dQK, dV, kinds))
+              if (!parseKinds(kind, dQK, dV, a, kinds))
                 return 2;
               for (KernelKind k : kinds) {
               if (k != KernelKind::Forward && l)
@@ -298,7 +307,12 @@ static int generateBundle() {
                 tiles.push_back(defaultTileOf(spec));
               for (const TileConfig &t : tiles) {
                 spec.tile = t;
-                request.specs.push_back(spec);
+                normalizeAuxiliarySpec(spec); // one per dtype, head dims, packing, arch
+                bool seen = false;
+                for (const AttentionSpec &other : request.specs)
+                  seen = seen || other.canonical() == spec.canonical();
+                if (!seen)
+                  request.specs.push_back(spec);
               }
               if (tile.empty())
                 tiles.clear();
@@ -387,7 +401,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   std::vector<KernelKind> kinds;
-  if (!parseKinds(kind, spec.headDimQK, spec.headDimV, kinds))
+  if (!parseKinds(kind, spec.headDimQK, spec.headDimV, spec.arch, kinds))
     return 2;
   if (kinds.size() != 1) {
     llvm::errs() << "flash-gen: one --kind at a time without --bundle\n";
@@ -401,6 +415,7 @@ int main(int argc, char **argv) {
     llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
     return 2;
   }
+  normalizeAuxiliarySpec(spec);
   Stage stage;
   if (emit == "mlir")
     stage = Stage::FlashIR;

@@ -20,6 +20,7 @@
 #include "runtime/Json.h"
 #include "runtime/flashjit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -216,7 +217,12 @@ int main(int argc, char **argv) {
     for (const TuningProblem &p : problems) {
       if (pass == "both")
         all.push_back(p);
-      for (KernelKind kind : backwardKernels(p.headDimQK, p.headDimV)) {
+      std::vector<KernelKind> kinds = backwardKernels(p.headDimQK, p.headDimV);
+      if (rt->device().arch == "sm_90a") // and the atomic-dQ key-block kernel(s)
+        for (KernelKind kind : backwardKernels(p.headDimQK, p.headDimV, true))
+          if (!isAuxiliaryKind(kind) && std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+            kinds.push_back(kind);
+      for (KernelKind kind : kinds) {
         TuningProblem b = p;
         b.kind = kind;
         b.withLse = false;

@@ -169,7 +169,7 @@ func.func @persistent_needs_warp_specialized(%q: !t, %s: f32) {
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
 func.func @backward_writes_dq_and_dk(%q: !t, %lse: !stats, %s: f32) {
-  // expected-error @+1 {{writes either grad_query (the query-block kernel) or grad_key and/or grad_value}}
+  // expected-error @+1 {{writes either grad_query (the query-block kernel), grad_key and/or grad_value}}
   flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q dk %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
        target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
@@ -377,5 +377,46 @@ func.func @modifiers_see_no_outer_values(%q: !t, %s: f32) {
     flash.yield %r : f32
   } {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
      target = #flash.target<arch = "sm_80", max_shared_memory = 166912>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!a = memref<?x?x?x64xf32, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_atomic_dq_needs_wgmma(%q: !t, %acc: !a, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{dq_accum: the key-block kernel adds dQ only on the wgmma tile}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq_accum %acc dk %q dv %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq_accum !a dk !t dv !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!a = memref<?x?x?x64xf32, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_accumulator_alone(%q: !t, %acc: !a, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{dq from dq_accum, or nothing (delta alone)}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq_accum %acc scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 1>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq_accum !a
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_accumulator_not_f32(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{dq_accum: element type must be f32, got 'bf16'}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q dq_accum %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 1>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t dq_accum !t
   return
 }
