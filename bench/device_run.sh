@@ -7,11 +7,13 @@
 # the forward+backward benchmark (BWD_ARGS go to bench_backward.py), the
 # variants benchmark (bench_variants.py), the user modifier benchmark
 # (bench_user_modifiers.py), the dropout benchmark (bench_dropout.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
-# GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases.
+# GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases,
+# PYTEST_K (a pytest -k expression) the Python tests; the block mask benchmark
+# is bench_block_mask.py.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers bench-dropout train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers bench-block-mask bench-dropout train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -72,7 +74,7 @@ if want tune && [ -n "${TUNE_ARGS:-}" ]; then
 fi
 if want python; then
   echo "== Python package: pytest (GPU) and examples/pytorch_block.py"
-  python3 -m pytest -q python/tests ${PYTEST_ARGS:-} > "$OUT/pytest.log" 2>&1
+  python3 -m pytest -q python/tests ${PYTEST_ARGS:-} ${PYTEST_K:+-k "$PYTEST_K"} > "$OUT/pytest.log" 2>&1
   echo "pytest exit $?"
   tail -n 8 "$OUT/pytest.log"
   python3 examples/pytorch_block.py 2>&1 | tail -n 5
@@ -96,6 +98,10 @@ fi
 if want bench-modifiers; then
   echo "== user modifier benchmark (score_mod / mask_mod expressions vs FlexAttention)"
   python3 bench/bench_user_modifiers.py --out "$OUT/bench-modifiers" 2>&1 | tail -n 24
+fi
+if want bench-block-mask; then
+  echo "== block mask benchmark (user-given block masks vs FlexAttention)"
+  python3 bench/bench_block_mask.py --out "$OUT/bench-block-mask" 2>&1 | tail -n 16
 fi
 if want bench-dropout; then
   echo "== dropout benchmark (vs flashjit without dropout and SDPA's dropout backends)"

@@ -18,6 +18,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <functional>
+#include <optional>
 
 namespace flashjit::detail {
 
@@ -55,6 +56,7 @@ struct Variant {
   bool varlen;             // packed variable-length sequences (VariableLength.cpp)
   Region *scoreMod = nullptr, *maskMod = nullptr; // user regions (ModifierRegions.cpp)
   bool dropout;            // dropout on P (Dropout.cpp)
+  bool blockMask;          // user-given block mask: tiles walk its lists (BlockMask.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -85,6 +87,7 @@ template <typename AttentionLikeOp> Variant variantOf(AttentionLikeOp op) {
   v.scoreMod = op.getScoreMod().empty() ? nullptr : &op.getScoreMod();
   v.maskMod = op.getMaskMod().empty() ? nullptr : &op.getMaskMod();
   v.dropout = static_cast<bool>(op.getDropoutP());
+  v.blockMask = static_cast<bool>(op.getKvCounts());
   v.m = tile.getM();
   v.n = tile.getN();
   v.warps = tile.getWarps();
@@ -218,6 +221,21 @@ protected:
   /// first to the last the mask region may keep, for rows [firstRow, lastRow].
   void trimKeyBlocksByUserMask(Value firstRow, Value lastRow);
 
+  // BlockMask.cpp: the blocks a user-given block mask lists.
+  Value blockMaskArg(int which); // a BlockMaskParam of this kernel
+  /// The list of a tile's block row: `tiles` steps (listed blocks times the
+  /// tiles a block holds), whose starts listedTileStart gives.
+  struct ListedBlocks {
+    Value tiles, tilesPerBlock, listOffset, indices;
+    int64_t tileRows;
+  };
+  /// The list of query head `headIndex` for the block row holding `firstRow`:
+  /// key blocks of a query row, or (`keyRows`, the backward's key-block
+  /// kernels) query blocks of a key row.
+  ListedBlocks listedBlocks(Value headIndex, Value firstRow, bool keyRows);
+  /// First row (key, or query for key rows) of step j of a list.
+  Value listedTileStart(const ListedBlocks &l, Value j);
+
   // Dropout.cpp: which probabilities are dropped (Philox-4x32-10).
   Value dropoutArg(int which); // a DropoutParam of this kernel
   Value dropoutKeepScale();    // 1 / (1 − p)
@@ -272,6 +290,7 @@ protected:
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
   Value rowStartQ, rowStartK; // varlen: the sequence's first packed rows
   Value firstBlock;          // first key block of the tile (null: 0)
+  std::optional<ListedBlocks> keyList; // with a block mask: the tile's key blocks
   Value alibiCoef;           // of the current query head (ALiBi variants)
 };
 

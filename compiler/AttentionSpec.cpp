@@ -56,7 +56,7 @@ void normalizeAuxiliarySpec(AttentionSpec &spec) {
   if (!isAuxiliaryKind(spec.kind))
     return;
   spec.mask = Mask::None;
-  spec.withLse = spec.softcap = spec.alibi = spec.dropout = false;
+  spec.withLse = spec.softcap = spec.alibi = spec.dropout = spec.blockMask = false;
   spec.scoreMod.clear();
   spec.maskMod.clear();
   spec.tile = TileConfig{64, 64, 4, 1};
@@ -98,6 +98,8 @@ std::string AttentionSpec::canonical() const {
     os << " mask_mod=" << maskMod;
   if (dropout)
     os << " dropout=1";
+  if (blockMask)
+    os << " block_mask=1";
   return os.str();
 }
 
@@ -120,6 +122,8 @@ std::string AttentionSpec::variantName() const {
     os << "_varlen";
   if (dropout)
     os << "_dropout";
+  if (blockMask)
+    os << "_blockmask";
   if (withLse)
     os << "_lse";
   os << "_" << tileName(tile);

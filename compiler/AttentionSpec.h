@@ -95,6 +95,10 @@ struct AttentionSpec {
   // Dropout on the probabilities (its p, seed and offset are run-time kernel
   // parameters; KernelABI.h's DropoutParams).
   bool dropout = false;
+  // A block mask given at run time (KernelABI.h's BlockMaskParams): query
+  // tiles visit only the key blocks it lists (key tiles of the backward the
+  // query blocks of its transpose). Not with varlen.
+  bool blockMask = false;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit

@@ -155,12 +155,13 @@ private:
                              e.add(k0, e.i32(columns - 1)))
         .mayKeep;
   }
-  /// With a mask region, opens `if (mayKeep)` around the rest of a step:
-  /// blocks the region keeps nothing of are skipped wherever they lie (the
-  /// key range is trimmed only at its ends). The accumulators `each` visits
+  /// Opens `if (mayKeep)` around the rest of a step (mayKeep null: no if):
+  /// blocks a mask region keeps nothing of (or steps past a head's block
+  /// list) are skipped wherever they lie (the key range is trimmed only at
+  /// its ends). The accumulators `each` visits
   /// pass through the else branch; closeSkippable yields and reads them back.
   template <typename Each> scf::IfOp openSkippable(Value mayKeep, Each &&each) {
-    if (!v.maskMod)
+    if (!mayKeep) // nothing to skip
       return nullptr;
     SmallVector<Value> unchanged = flattenCarried(each);
     auto ifOp = scf::IfOp::create(b, loc, ValueRange(unchanged).getTypes(), mayKeep,
@@ -495,7 +496,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
-    scf::IfOp skippable = openSkippable(blockNeeded(j), eachCarried);
+    scf::IfOp skippable = openSkippable(v.maskMod ? blockNeeded(j) : Value(), eachCarried);
     Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -553,21 +554,48 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
 
   // Query blocks that see any of these keys: from the one holding the first
   // query that sees the first key to the one holding the last query that
-  // sees the last key (visible queries grow with the key).
+  // sees the last key (visible queries grow with the key). With a block
+  // mask, each query head's list of them instead: every head gets as many
+  // steps as the group's longest list, those past its own are skipped.
   Value lastKey = e.add(firstKey, e.i32(v.n - 1));
-  Value queryBlocks = e.ceilDiv(e.maxsi(visibleColumns(lastKey, /*transposed=*/true).hi, e.i32(0)),
-                                v.m);
-  Value firstQueryBlock = e.i32(0);
-  if (Value lo = visibleColumns(firstKey, /*transposed=*/true).lo)
-    firstQueryBlock = e.divui(e.maxsi(lo, e.i32(0)), e.i32(v.m));
-  Value blocksPerHead = e.maxsi(e.sub(queryBlocks, firstQueryBlock), e.i32(0));
+  Value firstQueryBlock = e.i32(0), blocksPerHead;
+  if (v.blockMask) {
+    blocksPerHead = e.i32(0);
+    OpBuilder::InsertionGuard guard(b);
+    scf::ForOp longest = openLoop(b, loc, e.i32(0), group, e.i32(1), ValueRange{blocksPerHead});
+    Value h = e.add(e.mul(headK, group), longest.getInductionVar());
+    scf::YieldOp::create(b, loc, ValueRange{e.maxsi(longest.getRegionIterArgs()[0],
+                                                    listedBlocks(h, firstKey, true).tiles)});
+    b.setInsertionPointAfter(longest);
+    blocksPerHead = longest.getResult(0);
+  } else {
+    Value queryBlocks = e.ceilDiv(
+        e.maxsi(visibleColumns(lastKey, /*transposed=*/true).hi, e.i32(0)), v.m);
+    if (Value lo = visibleColumns(firstKey, /*transposed=*/true).lo)
+      firstQueryBlock = e.divui(e.maxsi(lo, e.i32(0)), e.i32(v.m));
+    blocksPerHead = e.maxsi(e.sub(queryBlocks, firstQueryBlock), e.i32(0));
+  }
   Value steps = e.mul(group, blocksPerHead);
   // Step t: query head headK * group + t / blocksPerHead, its query block
-  // firstQueryBlock + t % blocksPerHead (only evaluated when steps > 0).
+  // firstQueryBlock + t % blocksPerHead, or the (t % blocksPerHead)-th tile
+  // of that head's list (only evaluated when steps > 0).
   auto headOf = [&](Value t) {
     return e.add(e.mul(headK, group), e.divui(t, blocksPerHead));
   };
+  // With a block mask: whether step t is in its head's list and starts
+  // before seq_q (the last query block's later tiles may not), and its first
+  // query (0 when not, so that nothing reads or adds out of bounds).
+  auto listedStep = [&](Value t) -> std::pair<Value, Value> {
+    ListedBlocks l = listedBlocks(headOf(t), firstKey, /*keyRows=*/true);
+    Value position = e.remui(t, blocksPerHead);
+    Value listed = e.cmpi(CmpIPredicate::slt, position, l.tiles);
+    Value start = listedTileStart(l, e.select(listed, position, e.i32(0)));
+    listed = arith::AndIOp::create(b, loc, listed, e.cmpi(CmpIPredicate::slt, start, seqQ));
+    return {listed, e.select(listed, start, e.i32(0))};
+  };
   auto firstQueryOf = [&](Value t) {
+    if (v.blockMask)
+      return listedStep(t).second;
     return e.mul(e.add(firstQueryBlock, e.remui(t, blocksPerHead)), e.i32(v.m));
   };
 
@@ -582,12 +610,14 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
              tensorBase(kDOStride0, h, /*querySide=*/true), firstQuery, seqQ);
   };
-  auto stepNeeded = [&](Value t) -> Value { // in the range, not empty under the mask region
-    Value inside = e.cmpi(CmpIPredicate::slt, t, steps);
-    if (!v.maskMod)
-      return inside;
-    return arith::AndIOp::create(b, loc, inside,
-                                 blockMayKeep(headOf(t), firstQueryOf(t), v.m, firstKey, v.n));
+  auto stepNeeded = [&](Value t) -> Value { // in the range (list), not empty under the mask region
+    Value needed = e.cmpi(CmpIPredicate::slt, t, steps);
+    if (v.blockMask)
+      needed = arith::AndIOp::create(b, loc, needed, listedStep(t).first);
+    if (v.maskMod)
+      needed = arith::AndIOp::create(
+          b, loc, needed, blockMayKeep(headOf(t), firstQueryOf(t), v.m, firstKey, v.n));
+    return needed;
   };
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per step, as the loop waits
     emitIf(stepNeeded(e.i32(s)), [&] { loadQueryStep(e.i32(s)); });
@@ -631,7 +661,8 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
-    scf::IfOp skippable = openSkippable(stepNeeded(t), eachCarried);
+    scf::IfOp skippable =
+        openSkippable(v.maskMod || v.blockMask ? stepNeeded(t) : Value(), eachCarried);
     Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));

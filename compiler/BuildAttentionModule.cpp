@@ -55,10 +55,18 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       args.append(2, MemRefType::get({dyn}, b.getI32Type()));
     if (spec.dropout) // p, seed, offset
       args.append({b.getF32Type(), b.getI64Type(), b.getI32Type()});
+    if (spec.blockMask) { // counts, indices, block_q, block_k (backward: and the transpose)
+      auto counts = MemRefType::get({dyn, dyn, dyn}, b.getI32Type());
+      auto indices = MemRefType::get({dyn, dyn, dyn, dyn}, b.getI32Type());
+      args.append({counts, indices, b.getI32Type(), b.getI32Type()});
+      if (spec.backward())
+        args.append({counts, indices});
+    }
   };
   struct Modifiers {
     Value windowLeft, windowRight, softcap, alibi, cuSeqlensQ, cuSeqlensK;
     Value dropoutP, dropoutSeed, dropoutOffset;
+    Value kvCounts, kvIndices, blockQ, blockK, qCounts, qIndices;
   };
   // The user modifiers' regions, from their expressions (already checked by
   // the runtime; flash-gen's reach here unchecked).
@@ -96,6 +104,14 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
       m.dropoutP = body->getArgument(next++);
       m.dropoutSeed = body->getArgument(next++);
       m.dropoutOffset = body->getArgument(next++);
+    }
+    if (spec.blockMask) {
+      for (Value *x : {&m.kvCounts, &m.kvIndices, &m.blockQ, &m.blockK})
+        *x = body->getArgument(next++);
+      if (spec.backward()) {
+        m.qCounts = body->getArgument(next++);
+        m.qIndices = body->getArgument(next++);
+      }
     }
     return m;
   };
@@ -139,7 +155,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                   tile, target,
                                   m.windowLeft, m.windowRight, m.softcap, m.alibi,
                                   m.cuSeqlensQ, m.cuSeqlensK, m.dropoutP, m.dropoutSeed,
-                                  m.dropoutOffset);
+                                  m.dropoutOffset, m.kvCounts, m.kvIndices, m.blockQ, m.blockK,
+                                  m.qCounts, m.qIndices);
     fillRegions(op.getScoreMod(), op.getMaskMod());
     func::ReturnOp::create(b, loc);
     return module;
@@ -162,7 +179,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                              body->getArgument(2), body->getArgument(3),
                              body->getArgument(scaleIndex), lse, mask, tile, target, m.windowLeft,
                              m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK,
-                             m.dropoutP, m.dropoutSeed, m.dropoutOffset);
+                             m.dropoutP, m.dropoutSeed, m.dropoutOffset, m.kvCounts,
+                             m.kvIndices, m.blockQ, m.blockK);
   fillRegions(op.getScoreMod(), op.getMaskMod());
   func::ReturnOp::create(b, loc);
   return module;

@@ -45,6 +45,15 @@ void setDropoutTypes(MutableArrayRef<Type> types, int first) {
   types[first + abi::kDropoutKeepScaleParam] = Float32Type::get(ctx);
 }
 
+// The block-mask parameters from `first` on (KernelABI.h's BlockMaskParam).
+void setBlockMaskTypes(MutableArrayRef<Type> types, int first) {
+  MLIRContext *ctx = types[0].getContext();
+  for (int i = abi::kKvCountsParam; i <= abi::kQIndicesParam; ++i)
+    types[first + i] = LLVM::LLVMPointerType::get(ctx, 1);
+  for (int i = abi::kBlockQParam; i < abi::kNumBlockMaskParams; ++i)
+    types[first + i] = IntegerType::get(ctx, 32);
+}
+
 // Kernel parameter types, in compiler/KernelABI.h order.
 SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
@@ -61,6 +70,7 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   setScoreModifierTypes(types, abi::kScoreModifiers0);
   setVarlenTypes(types, abi::kVarlen0);
   setDropoutTypes(types, abi::kDropout0);
+  setBlockMaskTypes(types, abi::kBlockMask0);
   return types;
 }
 
@@ -77,6 +87,7 @@ SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
   setScoreModifierTypes(types, abi::bwd::kScoreModifiers0);
   setVarlenTypes(types, abi::bwd::kVarlen0);
   setDropoutTypes(types, abi::bwd::kDropout0);
+  setBlockMaskTypes(types, abi::bwd::kBlockMask0);
   return types;
 }
 

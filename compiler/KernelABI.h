@@ -15,7 +15,7 @@ namespace flashjit::abi {
 // Bumped whenever a kernel's parameter list changes: part of the disk cache's
 // compiler identity and checked in bundle manifests, so no kernel compiled
 // for another list is ever launched with this one.
-constexpr int kVersion = 3;
+constexpr int kVersion = 4;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -61,6 +61,26 @@ enum DropoutParam : int {
   kNumDropoutParams
 };
 
+// A user-given block mask (FlexAttention's BlockMask), the last parameters
+// (ignored by other variants). The score matrix is cut into blockQ x blockK
+// blocks; query block r (of batch b, query head h) visits only the
+// kvCounts[row] key blocks kvIndices[row * keyBlocks + 0 ..] (ascending),
+// row = ((b % batches) * heads + h % heads) * queryBlocks + r. The key-block
+// kernels of the backward read the transpose: key block c visits the
+// qCounts[row'] query blocks qIndices[row' * queryBlocks + 0 ..], row' =
+// ((b % batches) * heads + h % heads) * keyBlocks + c. batches is 1 or the
+// batch, heads 1 or heads_q; the tiles divide the blocks (m | blockQ,
+// n | blockK), so a tile's rows lie in one block row.
+struct BlockMaskParams {
+  const int32_t *kvCounts = nullptr, *kvIndices = nullptr; // query-block rows
+  const int32_t *qCounts = nullptr, *qIndices = nullptr;   // key-block rows (backward)
+  int32_t blockQ = 0, blockK = 0, queryBlocks = 0, keyBlocks = 0, batches = 1, heads = 1;
+};
+enum BlockMaskParam : int {
+  kKvCountsParam = 0, kKvIndicesParam, kQCountsParam, kQIndicesParam, kBlockQParam, kBlockKParam,
+  kQueryBlocksParam, kKeyBlocksParam, kMaskBatchesParam, kMaskHeadsParam, kNumBlockMaskParams
+};
+
 // Strides are in elements, for [batch, seq, head]; the head dim is contiguous.
 struct AttentionKernelParams {
   const void *q, *k, *v;
@@ -73,6 +93,7 @@ struct AttentionKernelParams {
   ScoreModifierParams modifiers;
   VarlenParams varlen;
   DropoutParams dropout;
+  BlockMaskParams blockMask;
 };
 
 enum ParamIndex : int {
@@ -82,7 +103,8 @@ enum ParamIndex : int {
   kScoreModifiers0, // ScoreModifierParam order
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
   kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
-  kNumParams = kDropout0 + kNumDropoutParams,
+  kBlockMask0 = kDropout0 + kNumDropoutParams,            // BlockMaskParam order
+  kNumParams = kBlockMask0 + kNumBlockMaskParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
@@ -131,6 +153,7 @@ struct BackwardKernelParams {
   ScoreModifierParams modifiers;
   VarlenParams varlen;
   DropoutParams dropout;
+  BlockMaskParams blockMask;
 };
 
 namespace bwd {
@@ -143,7 +166,8 @@ enum ParamIndex : int {
   kScoreModifiers0, // ScoreModifierParam order
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
   kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
-  kNumParams = kDropout0 + kNumDropoutParams
+  kBlockMask0 = kDropout0 + kNumDropoutParams,            // BlockMaskParam order
+  kNumParams = kBlockMask0 + kNumBlockMaskParams
 };
 } // namespace bwd
 

@@ -56,6 +56,12 @@ VisibleColumns Generator::visibleColumns(Value row, bool transposed) {
 }
 
 void Generator::emitKeyBlockRange(Value firstRow, Value lastRow) {
+  if (v.blockMask) { // the listed blocks replace the range; masks still apply within them
+    keyList = listedBlocks(head, firstRow, /*keyRows=*/false);
+    firstBlock = Value();
+    numBlocks = keyList->tiles;
+    return;
+  }
   VisibleColumns last = visibleColumns(lastRow, /*transposed=*/false);
   Value endBlock = e.ceilDiv(e.maxsi(last.hi, e.i32(0)), v.n);
   firstBlock = Value();
@@ -70,6 +76,8 @@ void Generator::emitKeyBlockRange(Value firstRow, Value lastRow) {
 }
 
 Value Generator::keyBlockStart(Value j) {
+  if (v.blockMask)
+    return listedTileStart(*keyList, j);
   return e.mul(firstBlock ? e.add(firstBlock, j) : j, e.i32(v.n));
 }
 

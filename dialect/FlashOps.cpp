@@ -169,6 +169,42 @@ static LogicalResult verifyVarlen(Operation *op, Value cuSeqlensQ, Value cuSeqle
   return success();
 }
 
+// The lists of a block mask: counts [batches, heads, rows] and indices
+// [batches, heads, rows, columns], i32; all of a group or none.
+static LogicalResult verifyBlockMaskLists(Operation *op, StringRef group, Value counts,
+                                          Value indices) {
+  if (!counts && !indices)
+    return success();
+  if (!counts || !indices)
+    return op->emitOpError() << group << " needs its counts and its indices";
+  auto c = cast<MemRefType>(counts.getType()), i = cast<MemRefType>(indices.getType());
+  if (c.getRank() != 3 || !c.getElementType().isInteger(32) || i.getRank() != 4 ||
+      !i.getElementType().isInteger(32))
+    return op->emitOpError() << group << ": counts must be a rank-3 and indices a rank-4 i32 "
+                                         "memref, got "
+                             << c << " and " << i;
+  return success();
+}
+
+// A block mask (with its block sizes), not on packed sequences; the backward
+// takes it with its transpose (block_mask_t), for the key-block kernels.
+static LogicalResult verifyBlockMask(Operation *op, Value kvCounts, Value kvIndices, Value blockQ,
+                                     Value blockK, Value qCounts, Value qIndices, bool varlen,
+                                     bool backward) {
+  if (failed(verifyBlockMaskLists(op, "block_mask", kvCounts, kvIndices)) ||
+      failed(verifyBlockMaskLists(op, "block_mask_t", qCounts, qIndices)))
+    return failure();
+  if (!kvCounts && !qCounts)
+    return success();
+  if (!kvCounts || !blockQ || !blockK)
+    return op->emitOpError("block_mask needs its lists and both block sizes");
+  if (varlen)
+    return op->emitOpError("block_mask is not available on packed sequences (seqlens)");
+  if (backward && !qCounts)
+    return op->emitOpError("the backward takes block_mask with its transpose, block_mask_t");
+  return success();
+}
+
 static LogicalResult verifyRowStatistics(Operation *op, StringRef name, Value stats, bool varlen) {
   auto t = cast<MemRefType>(stats.getType());
   if (t.getRank() != (varlen ? 2 : 3) || !t.getElementType().isF32())
@@ -266,6 +302,9 @@ LogicalResult AttentionOp::verify() {
   if (Value lse = getLse())
     if (failed(verifyRowStatistics(*this, "lse", lse, varlen)))
       return failure();
+  if (failed(verifyBlockMask(*this, getKvCounts(), getKvIndices(), getBlockQ(), getBlockK(),
+                             Value(), Value(), varlen, /*backward=*/false)))
+    return failure();
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
       failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||
@@ -346,9 +385,15 @@ LogicalResult AttentionBwdOp::verify() {
     return emitOpError("writes either grad_query (the query-block kernel), grad_key and/or "
                        "grad_value (the key-block kernel, with dq_accum only when it writes "
                        "grad_key), dq from dq_accum, or nothing (delta alone)");
+  if (failed(verifyBlockMask(*this, getKvCounts(), getKvIndices(), getBlockQ(), getBlockK(),
+                             getQCounts(), getQIndices(), varlen, /*backward=*/true)))
+    return failure();
   // The delta and conversion kernels: no attention math, no shared memory.
-  if (!keyBlocks && dq == accum)
+  if (!keyBlocks && dq == accum) {
+    if (getKvCounts())
+      return emitOpError("the delta and dQ conversion kernels take no block_mask");
     return verifyTargetArch(*this, getTarget());
+  }
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
       failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||

@@ -85,6 +85,40 @@ defvar DropoutDescription = [{
     its position and %offset (i32), so the backward drops the same elements
     and a new offset (or seed) draws a new mask.
 }];
+// A block mask given by the user (FlexAttention's BlockMask): the score
+// matrix in blocks of %block_q queries x %block_k keys; row r of query
+// blocks visits the %kv_counts[b][h][r] key blocks %kv_indices[b][h][r][..]
+// (ascending), all others are skipped. The backward's key-block kernels read
+// the transposed lists (%q_counts, %q_indices). b and h index dimensions of
+// size 1 (shared) or batch / heads_q.
+defvar BlockMaskOperands = (ins
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$kv_counts,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$kv_indices,
+    Optional<I32>:$block_q,
+    Optional<I32>:$block_k);
+defvar BlockMaskFormat = [{
+    (`block_mask` `(` $kv_counts^ `,` $kv_indices `,` $block_q `,` $block_k `:`
+     type($kv_counts) `,` type($kv_indices) `)`)?
+}];
+defvar TransposedBlockMaskOperands = (ins
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$q_counts,
+    Arg<Optional<AnyMemRef>, "", [MemRead]>:$q_indices);
+defvar TransposedBlockMaskFormat = [{
+    (`block_mask_t` `(` $q_counts^ `,` $q_indices `:` type($q_counts) `,` type($q_indices) `)`)?
+}];
+defvar BlockMaskDescription = [{
+
+    Block mask: with `block_mask(%kv_counts, %kv_indices, %block_q,
+    %block_k)` the score matrix is cut into blocks of %block_q x %block_k
+    (i32, multiples of the tile's m and n); query block r of batch b, query
+    head h visits only the %kv_counts[b][h][r] key blocks listed, ascending,
+    in %kv_indices[b][h][r][..] (i32, [batches, heads, query blocks] and
+    [batches, heads, query blocks, key blocks], batches 1 or the batch, heads
+    1 or heads_q): the others are neither loaded nor computed. Elements of a
+    visited block still get every other mask. The backward's key-block
+    kernels take the same mask transposed, `block_mask_t(%q_counts,
+    %q_indices)` ([.., key blocks] and [.., key blocks, query blocks]).
+}];
 def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, IsolatedFromAbove]> {
   let summary = "exact fused forward attention, one kernel variant";
   let description = !strconcat([{
@@ -103,7 +137,7 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
         : memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>, ... -> ...
     ```
   }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription,
-     DropoutDescription);
+     DropoutDescription, BlockMaskDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -113,11 +147,12 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands,
+    BlockMaskOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `->` $output (`,` `lse` $lse^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, ModifierRegionFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, BlockMaskFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `->` type($output)
     (`,` type($lse)^)?
   }]);
@@ -175,7 +210,7 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
         : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !t dv !t
     ```
   }], ScoreModifierDescription, ModifierRegionDescription, VarlenDescription,
-     DropoutDescription);
+     DropoutDescription, BlockMaskDescription);
   let arguments = !con((ins
     Arg<AnyMemRef, "", [MemRead]>:$query,
     Arg<AnyMemRef, "", [MemRead]>:$key,
@@ -191,13 +226,15 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     F32:$softmax_scale,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands);
+    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands,
+    BlockMaskOperands, TransposedBlockMaskOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{
     $query `,` $key `,` $value `,` $output `,` $grad_output `,` `lse` $lse `,` `delta` $delta
     `->` (`dq` $grad_query^)? (`dq_accum` $grad_query_accum^)? (`dk` $grad_key^)?
     (`dv` $grad_value^)? `scale` $softmax_scale
-  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, ModifierRegionFormat, [{
+  }], ScoreModifierFormat, VarlenFormat, DropoutFormat, BlockMaskFormat,
+      TransposedBlockMaskFormat, ModifierRegionFormat, [{
     attr-dict `:` type($query) `,` type($key) `,` type($value) `,` type($output) `,`
     type($grad_output) `,` type($lse) `,` type($delta) `->` (`dq` type($grad_query)^)?
     (`dq_accum` type($grad_query_accum)^)? (`dk` type($grad_key)^)? (`dv` type($grad_value)^)?

@@ -57,6 +57,16 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   p.dropoutP = c.dropout_p;
   p.dropoutSeed = c.dropout_seed;
   p.dropoutOffset = c.dropout_offset;
+  flashjit::BlockMask &m = p.blockMask;
+  m.kvCounts = c.block_mask_kv_counts;
+  m.kvIndices = c.block_mask_kv_indices;
+  m.qCounts = c.block_mask_q_counts;
+  m.qIndices = c.block_mask_q_indices;
+  m.blockQ = c.block_mask_block_q ? c.block_mask_block_q : 128;
+  m.blockK = c.block_mask_block_k ? c.block_mask_block_k : 128;
+  m.batches = c.block_mask_batches ? c.block_mask_batches : 1;
+  m.heads = c.block_mask_heads ? c.block_mask_heads : 1;
+  m.trusted = c.block_mask_trusted != 0;
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,

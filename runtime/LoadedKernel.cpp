@@ -82,6 +82,17 @@ static void pointAtDropout(void **args, int first, const abi::DropoutParams &d) 
   args[first + abi::kDropoutKeepScaleParam] = const_cast<float *>(&d.keepScale);
 }
 
+// Points args[first...] at the block-mask values (BlockMaskParam order).
+static void pointAtBlockMask(void **args, int first, const abi::BlockMaskParams &m) {
+  const int32_t *const *lists[] = {&m.kvCounts, &m.kvIndices, &m.qCounts, &m.qIndices};
+  for (int i = 0; i < 4; ++i)
+    args[first + abi::kKvCountsParam + i] = const_cast<const int32_t **>(lists[i]);
+  const int32_t *sizes[] = {&m.blockQ,      &m.blockK,  &m.queryBlocks,
+                            &m.keyBlocks,   &m.batches, &m.heads};
+  for (int i = 0; i < 6; ++i)
+    args[first + abi::kBlockQParam + i] = const_cast<int32_t *>(sizes[i]);
+}
+
 Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::TensorMap *tensorMaps,
                             unsigned gridX, unsigned gridY, unsigned gridZ,
                             CUstream stream) const {
@@ -107,6 +118,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   pointAtModifiers(args, abi::kScoreModifiers0, p.modifiers);
   pointAtVarlen(args, abi::kVarlen0, p.varlen);
   pointAtDropout(args, abi::kDropout0, p.dropout);
+  pointAtBlockMask(args, abi::kBlockMask0, p.blockMask);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < 3; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
@@ -141,6 +153,7 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   pointAtModifiers(args, kScoreModifiers0, p.modifiers);
   pointAtVarlen(args, kVarlen0, p.varlen);
   pointAtDropout(args, kDropout0, p.dropout);
+  pointAtBlockMask(args, kBlockMask0, p.blockMask);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

@@ -2,6 +2,7 @@
 #include "runtime/flashjit.h"
 
 #include "compiler/ModifierExpression.h"
+#include "runtime/BlockMasks.h"
 #include "runtime/CudaDriver.h"
 #include "runtime/DiskCache.h"
 #include "runtime/GpuConfigTimer.h"
@@ -153,6 +154,7 @@ static void setScoreModifiers(AttentionSpec &spec, const AttentionParams &p,
   spec.scoreMod = problem.scoreMod;
   spec.maskMod = problem.maskMod;
   spec.dropout = problem.dropout;
+  spec.blockMask = p.blockMask.present();
 }
 
 // The kernel parameters the forward and backward kernels share, from the
@@ -179,6 +181,7 @@ static void setForwardFields(KernelParams &k, const AttentionParams &p) {
   k.modifiers = scoreModifiersOf(p);
   k.varlen = {p.cuSeqlensQ, p.cuSeqlensK, int32_t(p.totalQ)};
   k.dropout = dropoutOf(p);
+  k.blockMask = blockMaskParamsOf(p);
 }
 
 // The tuning problem of normalized params. Varlen requests are tuned as the
@@ -287,9 +290,9 @@ static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
   return impl.tuning->lookup(tuningKey(problem.withoutModifiers()));
 }
 
-static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p,
-                             const TuningProblem &problem, const std::string &key) {
-  AttentionSpec spec;
+static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
+                      const TuningProblem &problem, const std::string &key, AttentionSpec &spec) {
+  spec = AttentionSpec();
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
   spec.headDimV = p.headDimV;
@@ -308,7 +311,7 @@ static AttentionSpec specFor(const Runtime::Impl &impl, const AttentionParams &p
     if (!exact)
       narrowTileForRegisters(spec.tile, spec);
   }
-  return spec;
+  return fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value());
 }
 
 Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
@@ -316,8 +319,7 @@ Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec
   if (Status s = normalizeAndValidate(p); !s)
     return s;
   const TuningProblem problem = problemOf(p);
-  spec = specFor(*impl_, p, problem, tuningKey(problem));
-  return Status::ok();
+  return specFor(*impl_, p, problem, tuningKey(problem), spec);
 }
 
 TuningDatabase &Runtime::tuningDatabase() { return *impl_->tuning; }
@@ -392,6 +394,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   // Read in the runtime's context, before tuning or compiling anything.
   if (Status s = checkPackedSequences(*impl_->driver, p, stream); !s)
     return s;
+  if (Status s = checkBlockMaskLists(*impl_->driver, p, /*backward=*/false, stream); !s)
+    return s;
   const TuningProblem problem = problemOf(p);
   const std::string key = tuningKey(problem);
   if (impl_->autotune && !p.tile) {
@@ -405,10 +409,14 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
       if (Status s = tune(problem, result); !s)
         return s;
   }
-  const AttentionSpec spec = specFor(*impl_, p, problem, key);
+  AttentionSpec spec;
+  if (Status s = specFor(*impl_, p, problem, key, spec); !s)
+    return s;
 
+  // A block mask's tile must divide its blocks: no other tile may stand in.
   ProvidedKernel provided;
-  if (Status s = findKernel(*impl_, spec, p.tile.has_value(), key, provided); !s)
+  if (Status s = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask, key, provided);
+      !s)
     return s;
   const LoadedKernel *kernel = provided.kernel;
 
@@ -435,45 +443,46 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
 
 // The backward kernels for normalized params, in launch order (atomic dQ
 // when asked for; validate() has checked that it can be served).
-static std::vector<AttentionSpec> backwardSpecs(const Runtime::Impl &impl,
-                                                const AttentionBackwardParams &p) {
+static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardParams &p,
+                            std::vector<AttentionSpec> &specs) {
   const AttentionParams &f = p.forward;
   const TuningProblem forwardProblem = problemOf(f);
-  auto specsOf = [&](bool atomic) {
-    std::vector<AttentionSpec> specs;
-    for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV, atomic)) {
-      AttentionSpec spec;
-      spec.kind = kind;
-      spec.dtype = f.dtype;
-      spec.headDimQK = f.headDimQK;
-      spec.headDimV = f.headDimV;
-      setScoreModifiers(spec, f, forwardProblem);
-      spec.arch = impl.device.arch;
-      spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
-      const std::optional<TileConfig> &given =
-          kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
-      if (isAuxiliaryKind(kind)) {
-        normalizeAuxiliarySpec(spec);
-      } else if (given) {
-        spec.tile = *given;
-      } else {
-        TuningProblem problem = forwardProblem;
-        problem.kind = kind;
-        problem.withLse = false;
-        auto tuned = lookupTuned(impl, problem, tuningKey(problem));
-        if (tuned) {
-          spec.tile = *tuned;
-        } else {
-          spec.tile = defaultBackwardTile(kind, f.headDimQK, f.headDimV,
-                                          impl.device.maxSharedMemoryPerBlock, impl.device.arch);
-          narrowTileForRegisters(spec.tile, spec);
-        }
-      }
+  specs.clear();
+  for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV, p.atomicQueryGradient)) {
+    AttentionSpec spec;
+    spec.kind = kind;
+    spec.dtype = f.dtype;
+    spec.headDimQK = f.headDimQK;
+    spec.headDimV = f.headDimV;
+    setScoreModifiers(spec, f, forwardProblem);
+    spec.arch = impl.device.arch;
+    spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
+    const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
+    if (isAuxiliaryKind(kind)) {
+      normalizeAuxiliarySpec(spec);
       specs.push_back(spec);
+      continue;
     }
-    return specs;
-  };
-  return specsOf(p.atomicQueryGradient);
+    if (given) {
+      spec.tile = *given;
+    } else {
+      TuningProblem problem = forwardProblem;
+      problem.kind = kind;
+      problem.withLse = false;
+      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
+      if (tuned) {
+        spec.tile = *tuned;
+      } else {
+        spec.tile = defaultBackwardTile(kind, f.headDimQK, f.headDimV,
+                                        impl.device.maxSharedMemoryPerBlock, impl.device.arch);
+        narrowTileForRegisters(spec.tile, spec);
+      }
+    }
+    if (Status s = fitTileToBlockMask(spec.tile, kind, f.blockMask, given.has_value()); !s)
+      return s;
+    specs.push_back(spec);
+  }
+  return Status::ok();
 }
 
 // The atomic dQ lives in the wgmma key-block kernel: say so instead of
@@ -496,7 +505,8 @@ Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
   AttentionBackwardParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
     return s;
-  specs = backwardSpecs(*impl_, p);
+  if (Status s = backwardSpecs(*impl_, p, specs); !s)
+    return s;
   return checkAtomicQueryGradient(p, specs);
 }
 
@@ -511,6 +521,8 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     return s;
   const CudaDriver &d = *impl_->driver;
   if (Status s = checkPackedSequences(d, f, stream); !s)
+    return s;
+  if (Status s = checkBlockMaskLists(d, f, /*backward=*/true, stream); !s)
     return s;
 
   abi::BackwardKernelParams k{};
@@ -528,7 +540,9 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   k.scale = f.softmaxScale;
 
   // Find every kernel before allocating or launching anything.
-  std::vector<AttentionSpec> specs = backwardSpecs(*impl_, p);
+  std::vector<AttentionSpec> specs;
+  if (Status s = backwardSpecs(*impl_, p, specs); !s)
+    return s;
   if (Status s = checkAtomicQueryGradient(p, specs); !s)
     return s;
   std::vector<ProvidedKernel> kernels(specs.size());

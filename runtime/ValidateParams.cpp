@@ -1,4 +1,5 @@
 //===- ValidateParams.cpp - check an attention request before any launch --===//
+#include "runtime/BlockMasks.h"
 #include "runtime/flashjit.h"
 
 #include "compiler/ModifierExpression.h"
@@ -120,6 +121,8 @@ Status normalizeAndValidate(AttentionParams &p) {
 
   if (Status s = validatePackedShape(p); !s)
     return s;
+  if (Status s = validateBlockMask(p, /*backward=*/false); !s)
+    return s;
   fillStrides(p, p.qStride, p.seqQ, p.headsQ, p.headDimQK);
   fillStrides(p, p.kStride, p.seqK, p.headsK, p.headDimQK);
   fillStrides(p, p.vStride, p.seqK, p.headsK, p.headDimV);
@@ -159,6 +162,8 @@ Mask attentionMask(const AttentionParams &p) {
 Status normalizeAndValidate(AttentionBackwardParams &p) {
   AttentionParams &f = p.forward;
   if (Status s = normalizeAndValidate(f); !s)
+    return s;
+  if (Status s = validateBlockMask(f, /*backward=*/true); !s)
     return s;
   fillStrides(f, p.dOStride, f.seqQ, f.headsQ, f.headDimV);
   fillStrides(f, p.dQStride, f.seqQ, f.headsQ, f.headDimQK);

@@ -25,6 +25,35 @@ extern "C" struct flashjit_embedded_bundle;
 
 namespace flashjit {
 
+/// A block mask given at run time (FlexAttention's BlockMask): the score
+/// matrix in blocks of blockQ queries x blockK keys; query block r of batch
+/// b, query head h visits only the kvCounts[b][h][r] key blocks listed, in
+/// ascending order, in kvIndices[b][h][r][0 ..]; every other block is
+/// skipped (neither loaded nor computed). Elements of listed blocks still get
+/// the causal / window / mask_mod masks. Arrays are device int32,
+/// contiguous: kvCounts [batches, heads, ceil(seqQ / blockQ)], kvIndices
+/// [batches, heads, ceil(seqQ / blockQ), ceil(seqK / blockK)], batches 1
+/// (shared) or the batch, heads 1 or headsQ. The backward also needs the
+/// transpose, qCounts [batches, heads, key blocks] and qIndices [batches,
+/// heads, key blocks, query blocks] (query blocks listing key blocks and key
+/// blocks listing query blocks must describe the same blocks). The kernel
+/// tiles must divide the blocks (multiples of 128 suit every default tile).
+/// Not with packed sequences.
+struct BlockMask {
+  const int32_t *kvCounts = nullptr, *kvIndices = nullptr;
+  const int32_t *qCounts = nullptr, *qIndices = nullptr;
+  int64_t blockQ = 128, blockK = 128;
+  int64_t batches = 1, heads = 1;
+  /// The runtime checks the lists (counts in range, indices ascending and in
+  /// range, for the backward the transpose) with a copy to the host (one
+  /// stream synchronization) unless this is set, when the caller vouches for
+  /// them (wrong ones are then undefined).
+  bool trusted = false;
+  bool present() const { return kvCounts != nullptr || kvIndices != nullptr; }
+  int64_t queryBlocks(int64_t seqQ) const { return (seqQ + blockQ - 1) / blockQ; }
+  int64_t keyBlocks(int64_t seqK) const { return (seqK + blockK - 1) / blockK; }
+};
+
 /// Forward attention on tensors in [batch, seq, heads, head_dim] layout.
 /// Strides are in elements for (batch, seq, head); the head dim is contiguous.
 /// A stride left at 0 means the contiguous layout's stride.
@@ -86,6 +115,7 @@ struct AttentionParams {
   /// one small copy to the host (a stream synchronization) unless this is
   /// set, when the caller vouches for them (wrong ones are then undefined).
   bool seqlensTrusted = false;
+  BlockMask blockMask; // none unless its lists are given
   std::optional<TileConfig> tile; // override the default tile configuration
   bool varlen() const { return cuSeqlensQ != nullptr || cuSeqlensK != nullptr; }
 };

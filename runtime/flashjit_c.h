@@ -75,6 +75,18 @@ typedef struct flashjit_attention_params {
   float dropout_p;
   uint64_t dropout_seed;
   uint32_t dropout_offset;
+  /* A block mask (FlexAttention's BlockMask; flashjit.h's BlockMask) when
+     block_mask_kv_counts is set: query block r of batch b, head h visits only
+     the kv_counts[b][h][r] key blocks listed (ascending) in
+     kv_indices[b][h][r][..] (device int32, contiguous); the backward also
+     takes the transpose (q_counts [.., key blocks], q_indices [.., key
+     blocks, query blocks]). Block sizes 0 = 128; batches / heads 1 (shared)
+     or batch / heads_q, 0 = 1. The lists are checked on the host (one stream
+     sync) unless block_mask_trusted != 0. */
+  const int32_t *block_mask_kv_counts, *block_mask_kv_indices;
+  const int32_t *block_mask_q_counts, *block_mask_q_indices;
+  int64_t block_mask_block_q, block_mask_block_k, block_mask_batches, block_mask_heads;
+  int32_t block_mask_trusted;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

@@ -21,12 +21,18 @@ struct ReferenceScoreMods {
   float dropoutP;
   uint32_t dropoutOffset;
   uint64_t dropoutSeed;
+  const uint8_t *blockMask;
+  int32_t blockQ, blockK, maskBatches, maskHeads, queryBlocks, keyBlocks;
 };
 
-ReferenceScoreMods scoreModsOf(const AttentionParams &p, int batchBase) {
+ReferenceScoreMods scoreModsOf(const AttentionParams &p, int batchBase,
+                               const uint8_t *denseBlockMask) {
+  const BlockMask &m = p.blockMask;
   return {p.causal ? 1 : 0, p.windowLeft >= 0 || p.windowRight >= 0,
           int32_t(p.windowLeft), int32_t(p.windowRight), p.softcap, batchBase, p.alibiSlopes,
-          p.alibiBatchStride, p.dropoutP, p.dropoutOffset, p.dropoutSeed};
+          p.alibiBatchStride, p.dropoutP, p.dropoutOffset, p.dropoutSeed, denseBlockMask,
+          int32_t(m.blockQ), int32_t(m.blockK), int32_t(m.batches), int32_t(m.heads),
+          int32_t(m.queryBlocks(p.seqQ)), int32_t(m.keyBlocks(p.seqK))};
 }
 } // namespace
 
@@ -80,7 +86,8 @@ Status ReferenceAttention::create(const CudaDriver &driver, int ccMajor, int ccM
 }
 
 Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUdeviceptr lseF32,
-                               CUstream stream, int batchBase) const {
+                               CUstream stream, int batchBase,
+                               const uint8_t *denseBlockMask) const {
   long long qs[3], ks[3], vs[3];
   for (int i = 0; i < 3; ++i) {
     qs[i] = p.qStride[i];
@@ -90,7 +97,7 @@ Status ReferenceAttention::run(const AttentionParams &p, CUdeviceptr outF32, CUd
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
       isF16 = p.dtype == DType::F16;
-  ReferenceScoreMods mods = scoreModsOf(p, batchBase);
+  ReferenceScoreMods mods = scoreModsOf(p, batchBase, denseBlockMask);
   float scale = p.softmaxScale;
   if (seqQ == 0 || p.batch == 0) // an empty grid is a launch error
     return Status::ok();
@@ -112,7 +119,7 @@ Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
                                        const int64_t dOStride[3], CUdeviceptr refO,
                                        CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
                                        CUdeviceptr dk, CUdeviceptr dv, CUstream stream,
-                                       int batchBase) const {
+                                       int batchBase, const uint8_t *denseBlockMask) const {
   long long qs[3], ks[3], vs[3], os[3];
   for (int i = 0; i < 3; ++i) {
     qs[i] = p.qStride[i];
@@ -123,7 +130,7 @@ Status ReferenceAttention::runBackward(const AttentionParams &p, const void *dO,
   int seqQ = int(p.seqQ), seqK = int(p.seqK), headsQ = int(p.headsQ),
       group = int(p.headsQ / p.headsK), dQK = int(p.headDimQK), dV = int(p.headDimV),
       isF16 = p.dtype == DType::F16;
-  ReferenceScoreMods mods = scoreModsOf(p, batchBase);
+  ReferenceScoreMods mods = scoreModsOf(p, batchBase, denseBlockMask);
   float scale = p.softmaxScale;
   void *strideArgs[] = {&qs[0], &qs[1], &qs[2], &ks[0], &ks[1], &ks[2],
                         &vs[0], &vs[1], &vs[2], &os[0], &os[1], &os[2]};

@@ -24,9 +24,12 @@ public:
   /// O (fp32, [batch, seq_q, heads_q, d_v] contiguous) and optional LSE
   /// ([batch, heads_q, seq_q]) for normalized `params` (q/k/v as given).
   /// `batchBase`: the batch index the modifiers see for batch 0 (the
-  /// sequence of a packed batch run alone).
+  /// sequence of a packed batch run alone). `denseBlockMask` (device, with
+  /// params.blockMask's geometry): the block mask as [batches, heads, query
+  /// blocks, key blocks] bytes, nonzero = visited; null = none. (The
+  /// reference reads this dense form, not the kernels' lists.)
   Status run(const AttentionParams &params, CUdeviceptr outF32, CUdeviceptr lseF32,
-             CUstream stream, int batchBase = 0) const;
+             CUstream stream, int batchBase = 0, const uint8_t *denseBlockMask = nullptr) const;
 
   /// fp32 gradients (contiguous [batch, seq, heads, dim]) of the same
   /// attention for output gradient `dO` (strides `dOStride`), from the
@@ -34,7 +37,7 @@ public:
   Status runBackward(const AttentionParams &params, const void *dO, const int64_t dOStride[3],
                      CUdeviceptr refO, CUdeviceptr refLse, CUdeviceptr delta, CUdeviceptr dq,
                      CUdeviceptr dk, CUdeviceptr dv, CUstream stream,
-                     int batchBase = 0) const;
+                     int batchBase = 0, const uint8_t *denseBlockMask = nullptr) const;
 
   /// Philox-4x32-10 as the reference's dropout draws it: out[4 i..] from
   /// in[6 i..] = (key0, key1, counter 0..3), for n entries (device buffers).

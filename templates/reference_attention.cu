@@ -94,6 +94,10 @@ struct ScoreMods {
   float dropoutP; // > 0: dropout on P (AttentionParams::dropoutP)
   unsigned dropoutOffset;
   unsigned long long dropoutSeed;
+  // Block mask, dense: [maskBatches][maskHeads][queryBlocks][keyBlocks] bytes,
+  // nonzero = the block is visited; null = none.
+  const unsigned char *blockMask;
+  int blockQ, blockK, maskBatches, maskHeads, queryBlocks, keyBlocks;
 };
 
 // Philox-4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as
@@ -138,6 +142,13 @@ __device__ float dropoutFactor(const ScoreMods &m, int row, int key, int b, int 
 }
 
 __device__ bool sees(const ScoreMods &m, int row, int key, int b, int h, int seqQ, int seqK) {
+  if (m.blockMask) {
+    const long long block =
+        ((((long long)(b % m.maskBatches) * m.maskHeads + h % m.maskHeads) * m.queryBlocks +
+          row / m.blockQ) * m.keyBlocks) + key / m.blockK;
+    if (!m.blockMask[block])
+      return false;
+  }
 #ifdef FLASHJIT_MASK_MOD
   if (!usermod::maskMod(b + m.batchBase, h, row, key))
     return false;

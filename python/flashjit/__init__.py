@@ -5,6 +5,7 @@
 """
 from ._library import FlashJitError, library_path
 from . import modifiers
+from .block_mask import BlockMask
 from .functional import (attention, dropout_mask, flash_attn_func, flash_attn_qkvpacked_func,
                          flash_attn_varlen_func, variant)
 
@@ -21,5 +22,5 @@ def __getattr__(name):
 
 
 __all__ = ["attention", "flash_attn_func", "flash_attn_qkvpacked_func", "flash_attn_varlen_func",
-           "variant", "modifiers", "dropout_mask",
+           "variant", "modifiers", "dropout_mask", "BlockMask",
            "FlashJitError", "library_path", "nn"]

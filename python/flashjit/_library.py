@@ -30,6 +30,15 @@ class AttentionParams(ctypes.Structure):
         ("score_mod", ctypes.c_char_p), ("mask_mod", ctypes.c_char_p),
         ("dropout_p", ctypes.c_float), ("dropout_seed", ctypes.c_uint64),
         ("dropout_offset", ctypes.c_uint32),
+        ("block_mask_kv_counts", ctypes.c_void_p),
+        ("block_mask_kv_indices", ctypes.c_void_p),
+        ("block_mask_q_counts", ctypes.c_void_p),
+        ("block_mask_q_indices", ctypes.c_void_p),
+        ("block_mask_block_q", ctypes.c_int64),
+        ("block_mask_block_k", ctypes.c_int64),
+        ("block_mask_batches", ctypes.c_int64),
+        ("block_mask_heads", ctypes.c_int64),
+        ("block_mask_trusted", ctypes.c_int32),
     ]
 
 

@@ -2,6 +2,7 @@
 import math
 
 from . import _library
+from .block_mask import BlockMask
 from ._validate import (check_dropout, check_expression, check_packed, check_qkv, check_score_modifiers,
                         not_implemented)
 
@@ -46,11 +47,18 @@ class ScoreModifiers:
     dropout (a Dropout, None = off)."""
 
     def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, score_mod=None,
-                 mask_mod=None, dropout=None):
+                 mask_mod=None, dropout=None, block_mask=None):
         self.window_size, self.softcap, self.alibi_slopes = window_size, softcap, alibi_slopes
         self.score_mod = check_expression(score_mod, "score_mod")
         self.mask_mod = check_expression(mask_mod, "mask_mod")
         self.dropout = dropout
+        if block_mask is not None and not isinstance(block_mask, BlockMask):
+            if hasattr(block_mask, "kv_num_blocks"):  # torch's flex_attention BlockMask
+                block_mask = BlockMask.from_flex(block_mask)
+            else:
+                raise TypeError("flashjit: block_mask must be a flashjit.BlockMask or a "
+                                "flex_attention BlockMask")
+        self.block_mask = block_mask
 
     def apply(self, p, b, hq, device):
         left, right, softcap, stride = check_score_modifiers(
@@ -65,6 +73,8 @@ class ScoreModifiers:
         p.score_mod, p.mask_mod = self.score_mod, self.mask_mod
         if self.dropout is not None:
             self.dropout.apply(p)
+        if self.block_mask is not None:
+            self.block_mask.apply(p, b, hq)
 
 
 _NO_MODIFIERS = ScoreModifiers()
@@ -204,7 +214,7 @@ _Attention = None
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
               score_mod=None, mask_mod=None, dropout_p=0.0, dropout_seed=None, dropout_offset=0,
-              atomic_dq=False, _packing=None):
+              atomic_dq=False, block_mask=None, _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -246,12 +256,16 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     element's batch, head, query and key (Philox-4x32-10; flashjit.dropout_mask
     gives the mask). dropout_seed None draws one from torch's generator; the
     backward drops the same probabilities. The LSE is the whole softmax's.
+
+    block_mask (flashjit.BlockMask, or a flex_attention BlockMask): only the
+    (query block, key block) pairs it lists are visited, the others neither
+    loaded nor computed, forward and backward; other masks still apply inside.
     """
     import torch
 
     global _Attention
     modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
-                               Dropout(dropout_p, dropout_seed, dropout_offset))
+                               Dropout(dropout_p, dropout_seed, dropout_offset), block_mask)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
@@ -264,7 +278,7 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
                     window_size=(-1, -1), softcap=0.0, alibi_slopes=None, deterministic=False,
                     return_attn_probs=False, *, score_mod=None, mask_mod=None,
-                    dropout_seed=None, dropout_offset=0):
+                    dropout_seed=None, dropout_offset=0, block_mask=None):
     """FlashAttention-2's flash_attn_func: same arguments, defaults and layout
     ([batch, seq, heads, head_dim]); returns out. Arguments whose feature is not
     built yet raise NotImplementedError. score_mod / mask_mod: flashjit's user
@@ -277,7 +291,7 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
                      softcap=softcap, alibi_slopes=alibi_slopes, score_mod=score_mod,
                      mask_mod=mask_mod, dropout_p=dropout_p, dropout_seed=dropout_seed,
-                     dropout_offset=dropout_offset)
+                     dropout_offset=dropout_offset, block_mask=block_mask)
 
 
 def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,

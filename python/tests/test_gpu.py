@@ -428,3 +428,65 @@ def test_dropout_follows_torch_seed_and_trains_in_multihead_attention():
     mha.eval()
     with torch.no_grad():  # eval: no dropout, the same output twice
         assert torch.equal(mha(x, x, x, need_weights=False)[0], mha(x, x, x, need_weights=False)[0])
+
+
+def test_atomic_dq_matches_float32_autograd():
+    """atomic_dq=True (sm_90a): the key-block kernel sums dQ by bulk reductions."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("atomic dQ needs sm_90a")
+    b, sq, sk, hq, hk, d = 2, 1000, 777, 8, 2, 128
+    q, k, v, grad_out = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16)
+                         for s, h in ((sq, hq), (sk, hk), (sk, hk), (sq, hq)))
+    _, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True,
+                                                             atomic_dq=True), q, k, v, grad_out)
+    _, want = _gradients(lambda q, k, v: reference(q.float(), k.float(), v.float(), True),
+                         q, k, v, grad_out.float())
+    for name, got, ref in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - ref).norm() / ref.norm()).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_mask_forward_and_gradients(per_head, causal):
+    """A random dense block mask (blocks 128 x 256), as lists to the kernels and
+    expanded to a float32 element mask for the reference."""
+    b, sq, sk, hq, hk, d = 2, 1000, 1500, 4, 2, 64
+    bq, bk = 128, 256
+    dense = torch.rand(b, hq if per_head else 1, -(-sq // bq), -(-sk // bk),
+                       device="cuda") < 0.5
+    mask = flashjit.BlockMask.from_dense(dense, (bq, bk))
+    assert torch.equal(mask.to_dense(), dense)
+    q, k, v, grad_out = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16)
+                         for s, h in ((sq, hq), (sk, hk), (sk, hk), (sq, hq)))
+    elements = dense.repeat_interleave(bq, 2)[:, :, :sq].repeat_interleave(bk, 3)[..., :sk]
+    out, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=causal,
+                                                               block_mask=mask),
+                            q, k, v, grad_out)
+    ref, want = _gradients(
+        lambda q, k, v: user_modified_reference(q.float(), k.float(), v.float(), causal, None,
+                                                lambda bi, hi, i, j: elements),
+        q, k, v, grad_out.float())
+    rel = ((out.float() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-2, f"out: relative L2 error {rel}"
+    for name, got, exp in zip(("dq", "dk", "dv"), grads, want):
+        rel = ((got.float() - exp.float()).norm() / exp.float().norm().clamp_min(1.0)).item()
+        assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_block_mask_from_flex_and_shape_errors():
+    flex = pytest.importorskip("torch.nn.attention.flex_attention")
+    sq = sk = 1024
+    flex_mask = flex.create_block_mask(lambda b, h, i, j: (i // 256 == j // 256) | (j < 128),
+                                       None, None, sq, sk, device="cuda")
+    mask = flashjit.BlockMask.from_flex(flex_mask)
+    i = torch.arange(8, device="cuda")
+    assert torch.equal(mask.to_dense()[0, 0], (i[:, None] // 2 == i[None, :] // 2) | (i[None, :] == 0))
+    q = torch.randn(1, sq, 2, 64, device="cuda", dtype=torch.bfloat16)
+    out = flashjit.attention(q, q, q, block_mask=flex_mask,
+                             mask_mod="q_idx / 256 == kv_idx / 256 || kv_idx < 128")
+    ref = user_modified_reference(q.float(), q.float(), q.float(), False, None,
+                                  lambda b, h, i, j: (i // 256 == j // 256) | (j < 128))
+    assert ((out.float() - ref).norm() / ref.norm()).item() < 1e-2
+    with pytest.raises(ValueError, match="blocks of 128 x 128 need 4 x 8"):
+        flashjit.attention(q[:, :512], q, q, block_mask=mask)

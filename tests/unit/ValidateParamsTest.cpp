@@ -260,3 +260,41 @@ TEST(ValidateParams, BadPackedShapesAreNamed) {
   EXPECT_NE(errorOf(p).find("the longest lengths (seq_q 100, seq_k 200) exceed the totals"),
             std::string::npos);
 }
+
+TEST(ValidateParams, BadBlockMasksAreNamed) {
+  auto masked = [] {
+    AttentionParams p = valid();
+    p.blockMask.kvCounts = reinterpret_cast<const int32_t *>(storage + 1024);
+    p.blockMask.kvIndices = reinterpret_cast<const int32_t *>(storage + 1040);
+    return p;
+  };
+  EXPECT_EQ(errorOf(masked()), "");
+  AttentionParams p = masked();
+  p.blockMask.kvIndices = nullptr;
+  EXPECT_NE(errorOf(p).find("kvCounts and kvIndices must both be given"), std::string::npos);
+  p = masked();
+  p.blockMask.kvIndices = reinterpret_cast<const int32_t *>(storage + 1042);
+  EXPECT_NE(errorOf(p).find("4-byte aligned int32"), std::string::npos);
+  p = masked();
+  p.blockMask.blockK = 100;
+  EXPECT_NE(errorOf(p).find("multiples of 16 in [16, 2^20], got 128 x 100"), std::string::npos);
+  p = masked();
+  p.blockMask.heads = 2; // neither 1 nor heads_q = 8
+  EXPECT_NE(errorOf(p).find("heads must be 1 (shared) or heads_q (8), got 2"), std::string::npos);
+  p = masked();
+  p.blockMask.batches = 3;
+  EXPECT_NE(errorOf(p).find("batches must be 1 (shared) or the batch (2), got 3"),
+            std::string::npos);
+  p = masked();
+  p.cuSeqlensQ = reinterpret_cast<const int32_t *>(storage + 2048);
+  p.cuSeqlensK = reinterpret_cast<const int32_t *>(storage + 2064);
+  p.totalQ = 200;
+  p.totalK = 400;
+  EXPECT_NE(errorOf(p).find("not available with packed sequences"), std::string::npos);
+  AttentionBackwardParams b = validBackward();
+  b.forward.blockMask = masked().blockMask;
+  EXPECT_NE(errorOf(b).find("the backward needs the transposed lists too"), std::string::npos);
+  b.forward.blockMask.qCounts = b.forward.blockMask.kvCounts;
+  b.forward.blockMask.qIndices = b.forward.blockMask.kvIndices;
+  EXPECT_EQ(errorOf(b), "");
+}

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <sstream>
 #include <vector>
 
@@ -41,6 +42,9 @@ std::string CheckCase::describe() const {
     os << " mask_mod{" << maskMod << "}";
   if (dropoutP > 0)
     os << " dropout" << dropoutP << " seed" << dropoutSeed << " offset" << dropoutOffset;
+  if (blockMaskKeep > 0)
+    os << " block-mask" << blockMaskQ << "x" << blockMaskK << " keep" << blockMaskKeep
+       << (blockMaskPerBatch ? " per-batch" : "") << (blockMaskPerHead ? " per-head" : "");
   if (tile)
     os << " tile " << tileName(*tile);
   if (tileDQ)
@@ -239,8 +243,51 @@ Status AttentionChecker::referenceFor(const CheckCase &c, const ReferenceAttenti
 }
 
 // Device inputs (random), poisoned outputs and the fp32 reference's outputs of one case.
+// A case's random block mask: dense ([masks][query blocks][key blocks], 1 =
+// visited) and as the kernels' lists, kvCounts, kvIndices, qCounts,
+// qIndices back to back (entries past a count poisoned with INT32_MAX).
+struct RandomBlockMask {
+  std::vector<uint8_t> dense;
+  std::vector<int32_t> lists;
+  size_t kvIndices = 0, qCounts = 0, qIndices = 0; // offsets into lists
+};
+
+RandomBlockMask randomBlockMask(const CheckCase &c, int64_t queryBlocks, int64_t keyBlocks) {
+  RandomBlockMask m;
+  const int64_t masks = (c.blockMaskPerBatch ? c.batch : 1) * (c.blockMaskPerHead ? c.headsQ : 1);
+  std::mt19937_64 rng(c.seed * 7 + 11);
+  std::bernoulli_distribution keep(c.blockMaskKeep);
+  m.dense.resize(size_t(masks * queryBlocks * keyBlocks));
+  for (uint8_t &x : m.dense)
+    x = keep(rng) ? 1 : 0;
+  // One direction's lists: `rows` rows of `columns`, visited(x, row, column).
+  auto appendLists = [&](int64_t rows, int64_t columns, auto &&visited, size_t &indicesAt) {
+    const size_t countsAt = m.lists.size();
+    m.lists.resize(countsAt + size_t(masks * rows), 0);
+    indicesAt = m.lists.size();
+    m.lists.resize(indicesAt + size_t(masks * rows * columns),
+                   std::numeric_limits<int32_t>::max());
+    for (int64_t x = 0; x < masks; ++x)
+      for (int64_t r = 0; r < rows; ++r) {
+        int32_t &count = m.lists[countsAt + size_t(x * rows + r)];
+        for (int64_t col = 0; col < columns; ++col)
+          if (visited(x, r, col))
+            m.lists[indicesAt + size_t((x * rows + r) * columns) + size_t(count++)] =
+                int32_t(col);
+      }
+  };
+  auto at = [&](int64_t x, int64_t qb, int64_t kb) {
+    return m.dense[size_t((x * queryBlocks + qb) * keyBlocks + kb)] != 0;
+  };
+  appendLists(queryBlocks, keyBlocks, at, m.kvIndices);
+  m.qCounts = m.lists.size();
+  appendLists(keyBlocks, queryBlocks,
+              [&](int64_t x, int64_t kb, int64_t qb) { return at(x, qb, kb); }, m.qIndices);
+  return m;
+}
+
 struct AttentionChecker::Prepared {
-  DeviceBuffer q, k, v, o, lse, refO, refLse, alibi, cuSeqlens;
+  DeviceBuffer q, k, v, o, lse, refO, refLse, alibi, cuSeqlens, blockLists, denseBlockMask;
   std::vector<uint16_t> hq, hk, hv;
   AttentionParams params;
   Extent ext;
@@ -332,6 +379,28 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   stridesFor(c.headMajor, ext.rowsK, c.headsK, c.headDimQK, p.kStride);
   stridesFor(c.headMajor, ext.rowsK, c.headsK, dv, p.vStride);
   stridesFor(c.headMajor, ext.rowsQ, c.headsQ, dv, p.oStride);
+  if (c.blockMaskKeep > 0) {
+    BlockMask &m = p.blockMask;
+    m.blockQ = c.blockMaskQ;
+    m.blockK = c.blockMaskK;
+    m.batches = c.blockMaskPerBatch ? c.batch : 1;
+    m.heads = c.blockMaskPerHead ? c.headsQ : 1;
+    const RandomBlockMask r = randomBlockMask(c, m.queryBlocks(c.seqQ), m.keyBlocks(c.seqK));
+    if (Status s = x.blockLists.allocate(d, r.lists.size() * 4); !s)
+      return s;
+    if (Status s = x.denseBlockMask.allocate(d, r.dense.size()); !s)
+      return s;
+    for (auto [buf, host, bytes] :
+         {std::tuple{&x.blockLists, (const void *)r.lists.data(), r.lists.size() * 4},
+          {&x.denseBlockMask, (const void *)r.dense.data(), r.dense.size()}})
+      if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(buf->ptr, host, bytes)); !s)
+        return s;
+    const int32_t *lists = reinterpret_cast<const int32_t *>(x.blockLists.ptr);
+    m.kvCounts = lists;
+    m.kvIndices = lists + r.kvIndices;
+    m.qCounts = lists + r.qCounts;
+    m.qIndices = lists + r.qIndices;
+  }
   AttentionParams normalized = p;
   if (Status s = normalizeAndValidate(normalized); !s)
     return s;
@@ -343,7 +412,8 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   return forEachSequence(c, ext, normalized, [&](const AttentionParams &q, int64_t firstQ,
                                                  int64_t, int sequence) {
     return reference->run(q, x.refO.ptr + size_t(firstQ * c.headsQ * dv) * 4,
-                          x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr, sequence);
+                          x.refLse.ptr + size_t(firstQ * c.headsQ) * 4, nullptr, sequence,
+                          reinterpret_cast<const uint8_t *>(x.denseBlockMask.ptr));
   });
 }
 
@@ -474,7 +544,8 @@ Status AttentionChecker::prepareBackward(const CheckCase &c, const Prepared &x,
                                    f32(x.refLse.ptr, firstQ * hq), f32(y.refDelta.ptr, firstQ * hq),
                                    f32(y.refDQ.ptr, firstQ * hq * dqk),
                                    f32(y.refDK.ptr, firstK * hk * dqk),
-                                   f32(y.refDV.ptr, firstK * hk * dv), nullptr, sequence);
+                                   f32(y.refDV.ptr, firstK * hk * dv), nullptr, sequence,
+                                   reinterpret_cast<const uint8_t *>(x.denseBlockMask.ptr));
   });
 }
 

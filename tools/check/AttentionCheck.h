@@ -34,6 +34,14 @@ struct CheckCase {
   float dropoutP = 0.0f;
   uint64_t dropoutSeed = 0;
   uint32_t dropoutOffset = 0;
+  /// A random block mask (AttentionParams::blockMask) when blockMaskKeep >
+  /// 0: each blockMaskQ x blockMaskK block visited with that probability
+  /// (so some rows visit none), one mask per batch / query head when asked,
+  /// else shared. The kernels get the lists (unused entries poisoned), the
+  /// reference the dense form.
+  double blockMaskKeep = 0;
+  int64_t blockMaskQ = 128, blockMaskK = 128;
+  bool blockMaskPerBatch = false, blockMaskPerHead = false;
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   /// Packed variable-length sequences when non-empty (set with setSeqlens):

@@ -3,12 +3,13 @@
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1], offset: ?>>
 
 // The function becomes a kernel of the same name with the KernelABI.h parameters
-// (the score modifiers' window, softcap and ALiBi values, then the varlen
-// cu_seqlens_q, cu_seqlens_k and total_q last).
+// (the score modifiers' window, softcap and ALiBi values, the varlen
+// cu_seqlens_q, cu_seqlens_k and total_q, dropout's seed, offset, threshold
+// and scale, then the block mask's four lists and six sizes last).
 // CHECK: module attributes {gpu.container_module}
 // CHECK: gpu.module @flashjit_kernels
 // CHECK: llvm.mlir.global external @flashjit_smem() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
-// CHECK: gpu.func @fwd(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, {{(%[^:]*: i64, )+(%[^:]*: i32, )+}}%{{.*}}: f32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i64, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i64, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @fwd(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, {{(%[^:]*: i64, )+(%[^:]*: i32, )+}}%{{.*}}: f32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i64, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i64, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: f32, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK-NOT: func.func @fwd
 // Prologue: Q and the first K/V block through cp.async with zero fill.
 // CHECK: nvvm.cp.async.shared.global %{{.*}}, %{{.*}}, 16, cache = cg, %{{.*}}

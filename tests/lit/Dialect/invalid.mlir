@@ -420,3 +420,41 @@ func.func @backward_accumulator_not_f32(%q: !t, %lse: !stats, %s: f32) {
       : !t, !t, !t, !t, !t, !stats, !stats -> dq !t dq_accum !t
   return
 }
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @block_mask_lists_are_i32(%q: !t, %s: f32, %c: memref<?x?x?xi64>, %l: memref<?x?x?x?xi32>, %b: i32) {
+  // expected-error @+1 {{block_mask: counts must be a rank-3 and indices a rank-4 i32 memref}}
+  flash.attention %q, %q, %q -> %q scale %s block_mask(%c, %l, %b, %b : memref<?x?x?xi64>, memref<?x?x?x?xi32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @block_mask_backward_needs_the_transpose(%q: !t, %lse: memref<?x?x?xf32>, %s: f32, %c: memref<?x?x?xi32>, %l: memref<?x?x?x?xi32>, %b: i32) {
+  // expected-error @+1 {{the backward takes block_mask with its transpose, block_mask_t}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      block_mask(%c, %l, %b, %b : memref<?x?x?xi32>, memref<?x?x?x?xi32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t, !t, !t, memref<?x?x?xf32>, memref<?x?x?xf32> -> dq !t
+  return
+}
+
+// -----
+
+!p = memref<?x?x64xbf16, strided<[?, ?, 1]>>
+func.func @block_mask_not_on_packed_sequences(%q: !p, %s: f32, %cu: memref<?xi32>, %c: memref<?x?x?xi32>, %l: memref<?x?x?x?xi32>, %b: i32) {
+  // expected-error @+1 {{block_mask is not available on packed sequences (seqlens)}}
+  flash.attention %q, %q, %q -> %q scale %s seqlens(%cu, %cu : memref<?xi32>, memref<?xi32>)
+      block_mask(%c, %l, %b, %b : memref<?x?x?xi32>, memref<?x?x?x?xi32>)
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !p, !p, !p -> !p
+  return
+}

@@ -75,6 +75,29 @@ func.func @score_modifiers(%q: !t, %o: !t, %do: !t, %lse: !stats, %delta: !stats
   return
 }
 
+// A block mask: the lists of each direction and the block sizes.
+!bt = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!counts = memref<?x?x?xi32>
+!lists = memref<?x?x?x?xi32>
+// CHECK-LABEL: func.func @block_mask
+// CHECK: flash.attention {{.*}} block_mask(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : memref<?x?x?xi32>, memref<?x?x?x?xi32>) {mask
+// CHECK: flash.attention_bwd {{.*}} block_mask(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : memref<?x?x?xi32>, memref<?x?x?x?xi32>) block_mask_t(%{{.*}}, %{{.*}} : memref<?x?x?xi32>, memref<?x?x?x?xi32>) {mask
+func.func @block_mask(%q: !bt, %lse: memref<?x?x?xf32>, %s: f32, %c: !counts, %l: !lists,
+                      %bq: i32, %bk: i32) {
+  flash.attention %q, %q, %q -> %q scale %s block_mask(%c, %l, %bq, %bk : !counts, !lists)
+      {mask = #flash.mask<causal>,
+       tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !bt, !bt, !bt -> !bt
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
+      block_mask(%c, %l, %bq, %bk : !counts, !lists) block_mask_t(%c, %l : !counts, !lists)
+      {mask = #flash.mask<none>,
+       tile = #flash.tile<m = 32, n = 64, warps = 4, stages = 2>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !bt, !bt, !bt, !bt, !bt, memref<?x?x?xf32>, memref<?x?x?xf32> -> dk !bt dv !bt
+  return
+}
+
 // Packed variable-length sequences: rank-3 [total, heads, dim] tensors, the
 // prefix sums as operands, row statistics [heads, total_q].
 !packed = memref<?x?x64xbf16, strided<[?, ?, 1]>>
