@@ -10,7 +10,8 @@ checked once when built); FlexAttention (torch.compile'd) gets a BlockMask of
 the same blocks from create_block_mask (made once, outside the timing; every
 block "full", so neither runs an element-wise mask except causal's diagonal).
 Forward and forward + backward. TFLOP/s count the visited (query, key) pairs
-(4 d per pair forward, 2.5x that forward + backward). Every flashjit output
+(4 d per pair forward, 3.5x that forward + backward: seven products for two,
+bench_backward.py's convention). Every flashjit output
 is first compared with FlexAttention's (relative L2 < 2e-2).
 
   python3 bench/bench_block_mask.py --out results/NAME   (NAME.md, NAME.json)
@@ -82,13 +83,19 @@ def main():
         flops = 4.0 * D * pairs * B * H
         row = {"name": name, "blocks": int(table.sum().item()), "causal": causal, "rel_l2": rel}
         fwd, both = {}, {}
-        time_cells(fwd, {"flashjit": lambda: ours(q, k, v), "flexattention": flex}, flops)
         leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
         flex_leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
         flex_train = flex_call(*flex_leaves, table, causal)
-        time_cells(both, {"flashjit": train_step(ours, *leaves, grad),
-                          "flexattention": train_step(lambda q, k, v: flex_train(), *flex_leaves,
-                                                      grad)}, 2.5 * flops)
+        fwd_cells = {"flashjit": lambda: ours(q, k, v), "flexattention": flex}
+        both_cells = {"flashjit": train_step(ours, *leaves, grad),
+                      "flexattention": train_step(lambda q, k, v: flex_train(), *flex_leaves,
+                                                  grad)}
+        if bool(table.all()):  # the cost of walking lists: flashjit without a block mask
+            plain = lambda q, k, v: flashjit.attention(q, k, v, causal=causal)  # noqa: E731
+            fwd_cells["flashjit without block mask"] = lambda: plain(q, k, v)
+            both_cells["flashjit without block mask"] = train_step(plain, *leaves, grad)
+        time_cells(fwd, fwd_cells, flops)
+        time_cells(both, both_cells, 3.5 * flops)
         row["fwd"], row["fwd_bwd"] = fwd, both
         rows.append(row)
         print(f"{name}: fwd {cell_text(fwd, 'flashjit')} vs flex {cell_text(fwd, 'flexattention')};"
@@ -108,6 +115,10 @@ def main():
                      f"{cell_text(r['fwd_bwd'], 'flashjit')} | "
                      f"{cell_text(r['fwd_bwd'], 'flexattention')} | "
                      f"{speedup_text(r['fwd_bwd'], 'flexattention')} |")
+    plain = rows[0]
+    lines += ["", f"flashjit on the same shape without a block mask: fwd "
+              f"{cell_text(plain['fwd'], 'flashjit without block mask')}, fwd+bwd "
+              f"{cell_text(plain['fwd_bwd'], 'flashjit without block mask')}."]
     publish(args.out, lines, {"header": header, "rows": rows})
 
 

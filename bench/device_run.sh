@@ -9,11 +9,11 @@
 # (bench_user_modifiers.py), the dropout benchmark (bench_dropout.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases,
 # PYTEST_K (a pytest -k expression) the Python tests; the block mask benchmark
-# is bench_block_mask.py.
+# is bench_block_mask.py, the GQA decoding one bench_pack_gqa.py.
 # Logs go to $OUT.
 set -u
 OUT=${OUT:-/tmp/flashjit-out}
-STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers bench-block-mask bench-dropout train"}
+STAGES=${STAGES:-"flash-run gpu-tests bundle sanitizer tune python bench bench-backward bench-variants bench-varlen bench-modifiers bench-block-mask bench-pack-gqa bench-dropout train"}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 mkdir -p "$OUT" /tmp/fj
 tar -xJf .carry/flashjit-bin.tar.xz -C /tmp/fj || exit 1
@@ -102,6 +102,10 @@ fi
 if want bench-block-mask; then
   echo "== block mask benchmark (user-given block masks vs FlexAttention)"
   python3 bench/bench_block_mask.py --out "$OUT/bench-block-mask" 2>&1 | tail -n 16
+fi
+if want bench-pack-gqa; then
+  echo "== GQA decoding benchmark (head packing vs unpacked vs SDPA)"
+  python3 bench/bench_pack_gqa.py --out "$OUT/bench-pack-gqa" 2>&1 | tail -n 14
 fi
 if want bench-dropout; then
   echo "== dropout benchmark (vs flashjit without dropout and SDPA's dropout backends)"

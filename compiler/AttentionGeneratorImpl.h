@@ -57,6 +57,7 @@ struct Variant {
   Region *scoreMod = nullptr, *maskMod = nullptr; // user regions (ModifierRegions.cpp)
   bool dropout;            // dropout on P (Dropout.cpp)
   bool blockMask;          // user-given block mask: tiles walk its lists (BlockMask.cpp)
+  bool packGQA = false;    // forward: a GQA group's heads share the tile's rows (PackedHeads.cpp)
   int64_t m, n, warps, stages;
   int64_t mTilesPerWarp;   // 16-row mma tiles per warp (of the rows the warps own)
   int64_t nTilesS;         // 8-column tiles of S (keys; backward: the streamed rows)
@@ -119,9 +120,12 @@ protected:
   Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
 
   template <typename Fn> void emitIf(Value cond, Fn &&body);
+  /// Element offset of a tile row (i32) from the tile's base (i64).
+  using RowOffset = std::function<Value(Value)>;
+  RowOffset stridedRows(Value rowStride); // row · rowStride
   void emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows, int64_t pitch,
                     int64_t paddedHeadDim, int64_t headDim, Value src, Value srcBase,
-                    Value rowStride, Value firstRow, Value rowLimit, bool swizzled);
+                    const RowOffset &rowOffset, Value firstRow, Value rowLimit, bool swizzled);
   void emitKeyValueLoad(Value block);
   std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
   std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
@@ -221,6 +225,17 @@ protected:
   /// first to the last the mask region may keep, for rows [firstRow, lastRow].
   void trimKeyBlocksByUserMask(Value firstRow, Value lastRow);
 
+  // PackedHeads.cpp: a forward tile's rows, queries of one head or (GQA
+  // packing) (query, head) pairs: row r = query r / group of head head + r % group.
+  Value groupSize();
+  Value tileRows();        // rows a tile covers: m, or packed group · ⌊m / group⌋
+  Value queryRowsTotal();  // the rows of one (head, batch): seq_q, or packed seq_q · group
+  Value positionOfRow(Value row);
+  Value headOfRow(Value row);
+  /// Offset of a row from the tile's head base in a [seq, heads, dim] tensor
+  /// whose strides start at `strideArg`.
+  Value queryRowOffset(int strideArg, Value row);
+
   // BlockMask.cpp: the blocks a user-given block mask lists.
   Value blockMaskArg(int which); // a BlockMaskParam of this kernel
   /// The list of a tile's block row: `tiles` steps (listed blocks times the
@@ -287,6 +302,7 @@ protected:
 
   // Values computed once at kernel entry.
   Value smemBase, smemBase32, tid, lane, warp, quadRow, quadCol, firstQueryRow;
+  Value firstQueryPosition, lastQueryPosition; // the queries of the tile's rows (packed: / group)
   Value seqQ, seqK, numBlocks, kBase, vBase, qBase, oBase, batch, head, headK;
   Value rowStartQ, rowStartK; // varlen: the sequence's first packed rows
   Value firstBlock;          // first key block of the tile (null: 0)

@@ -35,13 +35,14 @@ namespace flashjit {
 namespace detail {
 
 // Copies a [rows, paddedHeadDim] tile starting at `firstRow` of a [seq, dim]
-// slice into shared memory with 16-byte cp.async; each thread takes every
-// (threads)-th 16-byte chunk. Rows >= rowLimit and columns >= headDim are zeros.
+// slice (row r at srcBase + rowOffset(r)) into shared memory with 16-byte
+// cp.async; each thread takes every (threads)-th 16-byte chunk. Rows >=
+// rowLimit and columns >= headDim are zeros.
 // `swizzled`: the 128-byte-swizzled block layout of SharedMemoryLayout.
 void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_t rows,
                              int64_t pitch, int64_t paddedHeadDim, int64_t headDim, Value src,
-                             Value srcBase, Value rowStride, Value firstRow, Value rowLimit,
-                             bool swizzled) {
+                             Value srcBase, const RowOffset &rowOffset, Value firstRow,
+                             Value rowLimit, bool swizzled) {
   const int64_t threads = v.warps * 32;
   const int64_t chunksPerRow = paddedHeadDim / 8;
   const int64_t validChunks = headDim / 8;
@@ -57,8 +58,8 @@ void Generator::emitTileLoad(int64_t dstOffsetBytes, Value dstSlotOffset, int64_
         valid = arith::AndIOp::create(b, loc, valid,
                                       e.cmpi(CmpIPredicate::ult, col, e.i32(validChunks)));
       Value safeRow = e.select(valid, globalRow, e.i32(0));
-      Value elementOffset = e.add(srcBase, e.add(e.mul(e.toI64(safeRow), rowStride),
-                                                 e.toI64(e.mul(col, e.i32(8)))));
+      Value elementOffset =
+          e.add(srcBase, e.add(rowOffset(safeRow), e.toI64(e.mul(col, e.i32(8)))));
       Value srcPtr = e.globalElementPtr(src, elementOffset, v.elementType);
       Value dstOffset;
       if (swizzled) {
@@ -88,11 +89,11 @@ void Generator::emitKeyValueLoad(Value block) {
   Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
   Value firstKey = keyBlockStart(block);
   emitTileLoad(v.smem.queryBytes, slotOffset, v.n, v.smem.pitchQK, v.smem.paddedHeadDimQK,
-               v.headDimQK, arg(abi::kK), kBase, arg(abi::kKStride0 + 1), firstKey, seqK,
-               v.qkWgmma);
+               v.headDimQK, arg(abi::kK), kBase, stridedRows(arg(abi::kKStride0 + 1)), firstKey,
+               seqK, v.qkWgmma);
   emitTileLoad(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, v.smem.pitchV,
-               v.smem.paddedHeadDimV, v.headDimV, arg(abi::kV), vBase, arg(abi::kVStride0 + 1),
-               firstKey, seqK, v.pvWgmma);
+               v.smem.paddedHeadDimV, v.headDimV, arg(abi::kV), vBase,
+               stridedRows(arg(abi::kVStride0 + 1)), firstKey, seqK, v.pvWgmma);
 }
 
 // C = A Bᵀ for this warp's 16 * mTiles rows of A (from row `aFirstRow` of
@@ -209,11 +210,11 @@ ScorePlacement Generator::queryRowPlacement(Value kvStart) {
   ScorePlacement at;
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h)
-      at.rows.push_back(rowOf(i, h));
+      at.rows.push_back(positionOfRow(rowOf(i, h))); // the masks see queries
   at.head = head;
   at.columnBase = e.add(kvStart, e.mul(quadCol, e.i32(2)));
-  at.firstRow = firstQueryRow;
-  at.lastRow = e.add(firstQueryRow, e.i32(v.m - 1));
+  at.firstRow = firstQueryPosition;
+  at.lastRow = lastQueryPosition;
   at.firstColumn = kvStart;
   at.columns = v.n;
   at.transposed = false;
@@ -382,8 +383,13 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
       if (v.dropout)
         inv = e.fmul(inv, dropoutKeepScale());
       Value row = rowOf(i, h);
-      emitIf(e.cmpi(CmpIPredicate::slt, row, seqQ), [&] {
-        Value rowOffset = e.add(oBase, e.mul(e.toI64(row), arg(abi::kOStride0 + 1)));
+      Value stored = e.cmpi(CmpIPredicate::slt, row, queryRowsTotal());
+      if (v.packGQA) // the rows past the tile's whole queries are the next tile's
+        stored = arith::AndIOp::create(
+            b, loc, stored,
+            e.cmpi(CmpIPredicate::slt, row, e.add(firstQueryRow, tileRows())));
+      emitIf(stored, [&] {
+        Value rowOffset = e.add(oBase, queryRowOffset(abi::kOStride0, row));
         Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
         for (int64_t t = 0; t < v.nTilesO; ++t) {
           Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
@@ -396,9 +402,8 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
             // lse = ln(sum) + max in natural-log units; -inf for rows that saw nothing.
             Value lse = e.fmul(e.fadd(rowMax[2 * i + h], e.log2Approx(l)), e.f32(M_LN2));
             lse = e.select(seen, lse, e.negInf());
-            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), rowStatsOffset(head, row),
-                                                  b.getF32Type()),
-                          4);
+            Value at = rowStatsOffset(headOfRow(row), positionOfRow(row));
+            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), at, b.getF32Type()), 4);
           });
       });
     }
@@ -448,18 +453,21 @@ void Generator::emitThreadGeometry() {
 }
 
 // The Q/K/V/O offsets, first query row and key-block count of one tile.
+// Packed GQA tiles: `headIndex` is the key/value head, `head` its group's first.
 void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value batchIndex) {
-  head = headIndex;
   batch = batchIndex;
-  headK = e.divui(head, arg(abi::kGroupSize));
+  headK = v.packGQA ? headIndex : e.divui(headIndex, groupSize());
+  head = v.packGQA ? e.mul(headIndex, groupSize()) : headIndex;
   emitSequenceBounds();
   qBase = tensorBase(abi::kQStride0, head, /*querySide=*/true);
   kBase = tensorBase(abi::kKStride0, headK, /*querySide=*/false);
   vBase = tensorBase(abi::kVStride0, headK, /*querySide=*/false);
   oBase = tensorBase(abi::kOStride0, head, /*querySide=*/true);
-  firstQueryRow = e.mul(queryBlock, e.i32(v.m));
+  firstQueryRow = e.mul(queryBlock, tileRows());
+  firstQueryPosition = positionOfRow(firstQueryRow);
+  lastQueryPosition = positionOfRow(e.sub(e.add(firstQueryRow, tileRows()), e.i32(1)));
   // The key blocks some row of this query block sees.
-  emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
+  emitKeyBlockRange(firstQueryPosition, lastQueryPosition);
   if (v.alibi)
     alibiCoef = alibiCoefficient(head);
 }
@@ -468,7 +476,8 @@ void Generator::emitTileCoordinates(Value queryBlock, Value headIndex, Value bat
 void Generator::emitSynchronousMainLoop() {
   // Prologue: Q, then the first stages-1 K/V blocks, one commit group each.
   emitTileLoad(0, Value(), v.m, v.smem.pitchQK, v.smem.paddedHeadDimQK, v.headDimQK, arg(abi::kQ),
-               qBase, arg(abi::kQStride0 + 1), firstQueryRow, seqQ, v.qkWgmma);
+               qBase, [&](Value row) { return queryRowOffset(abi::kQStride0, row); },
+               firstQueryRow, queryRowsTotal(), v.qkWgmma);
   e.cpAsyncCommit();
   for (int64_t s = 0; s + 1 < v.stages; ++s) {
     Value block = e.i32(s);
@@ -542,6 +551,7 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.pvWgmma = tile.getPvWgmma();
   v.warpSpecialized = tile.getWarpSpecialized();
   v.persistent = tile.getPersistent();
+  v.packGQA = op.getPackGqa();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
                                               v.stages, v.qkWgmma, v.pvWgmma, v.warpSpecialized);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;

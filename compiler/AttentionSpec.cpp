@@ -100,6 +100,8 @@ std::string AttentionSpec::canonical() const {
     os << " dropout=1";
   if (blockMask)
     os << " block_mask=1";
+  if (packGQA)
+    os << " pack_gqa=1";
   return os.str();
 }
 
@@ -124,6 +126,8 @@ std::string AttentionSpec::variantName() const {
     os << "_dropout";
   if (blockMask)
     os << "_blockmask";
+  if (packGQA)
+    os << "_packgqa";
   if (withLse)
     os << "_lse";
   os << "_" << tileName(tile);

@@ -99,6 +99,12 @@ struct AttentionSpec {
   // tiles visit only the key blocks it lists (key tiles of the backward the
   // query blocks of its transpose). Not with varlen.
   bool blockMask = false;
+  // Forward only, GQA: the query heads of a key/value head's group share the
+  // tile's rows (row r = query r / group of head r % group), so a decode-size
+  // seq_q fills a tile once per group instead of once per head and K/V are
+  // read once per group. Not with ALiBi, user modifiers, dropout, varlen or
+  // a block mask (they are per head).
+  bool packGQA = false;
   TileConfig tile;
   std::string arch = "sm_80";
   int64_t maxSharedMemory = 0; // bytes a block may use on the target; 0 = the arch's documented limit

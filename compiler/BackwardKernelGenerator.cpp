@@ -112,8 +112,8 @@ private:
                 int strideArg, Value base, Value firstRow, Value rowLimit) {
     emitTileLoad(dstOffset, slotOffset, rows, valueWide ? v.smem.pitchV : v.smem.pitchQK,
                  valueWide ? v.smem.paddedHeadDimV : v.smem.paddedHeadDimQK,
-                 valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base, arg(strideArg + 1),
-                 firstRow, rowLimit, /*swizzled=*/wgmma());
+                 valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base,
+                 stridedRows(arg(strideArg + 1)), firstRow, rowLimit, /*swizzled=*/wgmma());
   }
   /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
   /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
@@ -310,7 +310,8 @@ void BackwardGenerator::emitQueryBlockKernel() {
   batch = e.blockId(2);
   headK = e.divui(head, arg(kGroupSize));
   emitSequenceBounds();
-  firstQueryRow = e.mul(queryBlock, e.i32(v.m));
+  firstQueryRow = firstQueryPosition = e.mul(queryBlock, e.i32(v.m));
+  lastQueryPosition = e.add(firstQueryRow, e.i32(v.m - 1));
   emitInsideSequence(firstQueryRow, seqQ, [&] {
     if (v.kind == KernelKind::BackwardDelta) {
       oBase = tensorBase(kOStride0, head, /*querySide=*/true);
@@ -446,7 +447,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
   oBase = tensorBase(kOStride0, head, /*querySide=*/true);
   doBase = tensorBase(kDOStride0, head, /*querySide=*/true);
   dqBase = tensorBase(kDQStride0, head, /*querySide=*/true);
-  emitKeyBlockRange(firstQueryRow, e.add(firstQueryRow, e.i32(v.m - 1)));
+  emitKeyBlockRange(firstQueryPosition, lastQueryPosition);
   if (v.alibi)
     alibiCoef = alibiCoefficient(head);
 
@@ -455,22 +456,36 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
   loadTile(v.smem.residentSecondOffset, Value(), v.m, true, kDO, kDOStride0, doBase,
            firstQueryRow, seqQ);
   e.cpAsyncCommit();
-  auto loadKeyValue = [&](Value block) {
+  // The first key of step j (a block mask's list entry: j is kept inside the
+  // list, steps past it are looked at too).
+  auto startAt = [&](Value block) {
+    if (!v.blockMask)
+      return keyBlockStart(block);
+    return keyBlockStart(e.select(e.cmpi(CmpIPredicate::slt, block, numBlocks), block, e.i32(0)));
+  };
+  auto loadKeyValue = [&](Value block, Value firstKey) {
     Value slotOffset = e.mul(e.remui(block, e.i32(v.stages)), e.i32(v.smem.stageBytes));
-    Value firstKey = keyBlockStart(block);
     loadTile(v.smem.queryBytes, slotOffset, v.n, false, kK, kKStride0, kBase, firstKey, seqK);
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
              firstKey, seqK);
   };
-  auto blockNeeded = [&](Value block) -> Value { // in the range, not empty under the mask region
+  // In the range, not empty under the mask region.
+  auto blockNeeded = [&](Value block, Value firstKey) -> Value {
     Value inside = e.cmpi(CmpIPredicate::slt, block, numBlocks);
     if (!v.maskMod)
       return inside;
     return arith::AndIOp::create(b, loc, inside,
-                                 blockMayKeep(head, firstQueryRow, v.m, keyBlockStart(block), v.n));
+                                 blockMayKeep(head, firstQueryRow, v.m, firstKey, v.n));
   };
+  // With a block mask a step's first key is a list load: looked up `stages`
+  // steps early, the starts of steps j .. j + stages - 1 ride in the loop.
+  std::vector<Value> window;
+  if (v.blockMask)
+    for (int64_t s = 0; s < v.stages; ++s)
+      window.push_back(startAt(e.i32(s)));
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per block, as the loop waits
-    emitIf(blockNeeded(e.i32(s)), [&] { loadKeyValue(e.i32(s)); });
+    Value block = e.i32(s), firstKey = v.blockMask ? window[s] : startAt(block);
+    emitIf(blockNeeded(block, firstKey), [&] { loadKeyValue(block, firstKey); });
     e.cpAsyncCommit();
   }
 
@@ -482,21 +497,34 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
 
   Tiles dQ = zeros(v.mTilesPerWarp, v.headDimQK / 8);
   auto eachCarried = [&](auto &&f) { eachValue(dQ, f); };
+  auto eachLoopValue = [&](auto &&f) { // dQ and the window's starts
+    eachCarried(f);
+    for (Value &start : window)
+      f(start);
+  };
   scf::ForOp loop;
   {
     OpBuilder::InsertionGuard guard(b);
-    loop = openLoop(b, loc, e.i32(0), numBlocks, e.i32(1), flattenCarried(eachCarried));
-    unflattenCarried(eachCarried, loop.getRegionIterArgs());
+    loop = openLoop(b, loc, e.i32(0), numBlocks, e.i32(1), flattenCarried(eachLoopValue));
+    unflattenCarried(eachLoopValue, loop.getRegionIterArgs());
     Value j = loop.getInductionVar();
     Value ahead = e.add(j, e.i32(v.stages - 1));
-    emitIf(blockNeeded(ahead), [&] { loadKeyValue(ahead); });
+    Value next = v.blockMask ? startAt(e.add(j, e.i32(v.stages))) : Value();
+    Value aheadKey = v.blockMask ? window.back() : startAt(ahead);
+    emitIf(blockNeeded(ahead, aheadKey), [&] { loadKeyValue(ahead, aheadKey); });
     e.cpAsyncCommit();
+    Value firstKey = v.blockMask ? window.front() : startAt(j);
+    if (v.blockMask) { // the window moves on by a step
+      window.erase(window.begin());
+      window.push_back(next);
+    }
     e.cpAsyncWait(v.stages - 1);
     if (wgmma())
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
-    scf::IfOp skippable = openSkippable(v.maskMod ? blockNeeded(j) : Value(), eachCarried);
+    scf::IfOp skippable =
+        openSkippable(v.maskMod ? blockNeeded(j, firstKey) : Value(), eachCarried);
     Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -510,7 +538,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
                                           v.kStepsQK);
     std::vector<Value> dPIssued = wgmma() ? issueDP() : std::vector<Value>();
     Tiles p = waitFor(wgmma() ? 1 : 0, sIssued, v.nTilesS);
-    ScorePlacement at = queryRowPlacement(keyBlockStart(j));
+    ScorePlacement at = queryRowPlacement(firstKey);
     Tiles slope;
     emitScoreModifiers(p, at, &slope);
     emitPlacedMask(p, at);
@@ -525,9 +553,9 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     dQ = waitFor(0, issuePB(dS, kTile, v.smem.pitchQK, dQ), v.headDimQK / 8);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
-    scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+    scf::YieldOp::create(b, loc, flattenCarried(eachLoopValue));
   }
-  unflattenCarried(eachCarried, loop.getResults());
+  unflattenCarried(eachLoopValue, loop.getResults());
   e.cpAsyncWait(0);
   storeRows(dQ, [&](int64_t i, int64_t h) { return rowOf(i, h); }, seqQ, kDQ, kDQStride0, dqBase,
             arg(kScale));
@@ -578,51 +606,58 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
   Value steps = e.mul(group, blocksPerHead);
   // Step t: query head headK * group + t / blocksPerHead, its query block
   // firstQueryBlock + t % blocksPerHead, or the (t % blocksPerHead)-th tile
-  // of that head's list (only evaluated when steps > 0).
-  auto headOf = [&](Value t) {
-    return e.add(e.mul(headK, group), e.divui(t, blocksPerHead));
+  // of that head's list. (A block mask's lookups of steps past the end
+  // divide by at least 1 and so stay inside the lists.)
+  Value perHead = v.blockMask ? e.maxsi(blocksPerHead, e.i32(1)) : blocksPerHead;
+  auto headOf = [&](Value t) { return e.add(e.mul(headK, group), e.divui(t, perHead)); };
+  // A step's query head, first query, and whether it runs: in range, in its
+  // head's list (starting before seq_q: the last query block's later tiles
+  // may not) and not emptied by the mask region. Steps that do not run get
+  // first query 0, so that nothing reads or adds out of bounds.
+  struct Step {
+    Value head, firstQuery, needed;
   };
-  // With a block mask: whether step t is in its head's list and starts
-  // before seq_q (the last query block's later tiles may not), and its first
-  // query (0 when not, so that nothing reads or adds out of bounds).
-  auto listedStep = [&](Value t) -> std::pair<Value, Value> {
-    ListedBlocks l = listedBlocks(headOf(t), firstKey, /*keyRows=*/true);
-    Value position = e.remui(t, blocksPerHead);
-    Value listed = e.cmpi(CmpIPredicate::slt, position, l.tiles);
-    Value start = listedTileStart(l, e.select(listed, position, e.i32(0)));
-    listed = arith::AndIOp::create(b, loc, listed, e.cmpi(CmpIPredicate::slt, start, seqQ));
-    return {listed, e.select(listed, start, e.i32(0))};
-  };
-  auto firstQueryOf = [&](Value t) {
-    if (v.blockMask)
-      return listedStep(t).second;
-    return e.mul(e.add(firstQueryBlock, e.remui(t, blocksPerHead)), e.i32(v.m));
+  auto stepAt = [&](Value t) {
+    Step step{headOf(t), Value(), e.cmpi(CmpIPredicate::slt, t, steps)};
+    Value position = e.remui(t, perHead);
+    if (v.blockMask) {
+      ListedBlocks l = listedBlocks(step.head, firstKey, /*keyRows=*/true);
+      Value start = listedTileStart(l, position); // position / tiles a block < listed blocks
+      Value listed = arith::AndIOp::create(b, loc, e.cmpi(CmpIPredicate::slt, position, l.tiles),
+                                           e.cmpi(CmpIPredicate::slt, start, seqQ));
+      step.needed = arith::AndIOp::create(b, loc, step.needed, listed);
+      step.firstQuery = e.select(listed, start, e.i32(0));
+    } else {
+      step.firstQuery = e.mul(e.add(firstQueryBlock, position), e.i32(v.m));
+    }
+    if (v.maskMod)
+      step.needed = arith::AndIOp::create(
+          b, loc, step.needed, blockMayKeep(step.head, step.firstQuery, v.m, firstKey, v.n));
+    return step;
   };
 
   loadTile(0, Value(), v.n, false, kK, kKStride0, kBase, firstKey, seqK);
   loadTile(v.smem.residentSecondOffset, Value(), v.n, true, kV, kVStride0, vBase, firstKey, seqK);
   e.cpAsyncCommit();
-  auto loadQueryStep = [&](Value t) {
-    Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
-    Value h = headOf(t), firstQuery = firstQueryOf(t);
-    loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
-             tensorBase(kQStride0, h, /*querySide=*/true), firstQuery, seqQ);
-    loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
-             tensorBase(kDOStride0, h, /*querySide=*/true), firstQuery, seqQ);
+  auto loadQueryStep = [&](Value t, const Step &step) {
+    emitIf(step.needed, [&] {
+      Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+      loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
+               tensorBase(kQStride0, step.head, /*querySide=*/true), step.firstQuery, seqQ);
+      loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
+               tensorBase(kDOStride0, step.head, /*querySide=*/true), step.firstQuery, seqQ);
+    });
+    e.cpAsyncCommit(); // one commit group per step, as the loop waits
   };
-  auto stepNeeded = [&](Value t) -> Value { // in the range (list), not empty under the mask region
-    Value needed = e.cmpi(CmpIPredicate::slt, t, steps);
-    if (v.blockMask)
-      needed = arith::AndIOp::create(b, loc, needed, listedStep(t).first);
-    if (v.maskMod)
-      needed = arith::AndIOp::create(
-          b, loc, needed, blockMayKeep(headOf(t), firstQueryOf(t), v.m, firstKey, v.n));
-    return needed;
-  };
-  for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per step, as the loop waits
-    emitIf(stepNeeded(e.i32(s)), [&] { loadQueryStep(e.i32(s)); });
-    e.cpAsyncCommit();
-  }
+  // With a block mask a step's entry costs two list loads: they are issued
+  // `stages` steps early and the entries of steps t .. t + stages - 1 ride in
+  // the loop, so neither the prefetch nor the step waits on them.
+  std::vector<Step> window;
+  if (v.blockMask)
+    for (int64_t s = 0; s < v.stages; ++s)
+      window.push_back(stepAt(e.i32(s)));
+  for (int64_t s = 0; s + 1 < v.stages; ++s)
+    loadQueryStep(e.i32(s), v.blockMask ? window[s] : stepAt(e.i32(s)));
 
   auto keyOf = [&](int64_t i, int64_t h) { // the key of this thread's fragment row (i, h)
     return e.add(firstKey, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
@@ -634,19 +669,30 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     eachValue(dK, f);
     eachValue(dV, f);
   };
+  auto eachLoopValue = [&](auto &&f) { // the accumulators and the window's entries
+    eachCarried(f);
+    for (Step &step : window) {
+      f(step.firstQuery);
+      f(step.needed);
+    }
+  };
   scf::ForOp loop;
   {
     OpBuilder::InsertionGuard guard(b);
-    loop = openLoop(b, loc, e.i32(0), steps, e.i32(1), flattenCarried(eachCarried));
-    unflattenCarried(eachCarried, loop.getRegionIterArgs());
+    loop = openLoop(b, loc, e.i32(0), steps, e.i32(1), flattenCarried(eachLoopValue));
+    unflattenCarried(eachLoopValue, loop.getRegionIterArgs());
     Value t = loop.getInductionVar();
     Value ahead = e.add(t, e.i32(v.stages - 1));
-    emitIf(stepNeeded(ahead), [&] { loadQueryStep(ahead); });
-    e.cpAsyncCommit();
+    auto fromWindow = [&](Value u, const Step &entry) {
+      return Step{headOf(u), entry.firstQuery, entry.needed};
+    };
+    Step next = v.blockMask ? stepAt(e.add(t, e.i32(v.stages))) : Step();
+    loadQueryStep(ahead, v.blockMask ? fromWindow(ahead, window.back()) : stepAt(ahead));
 
     // This step's query head and rows; −lse·log2e and Δ per accumulator
     // column (query), loaded while the tiles land.
-    Value h = headOf(t), firstQuery = firstQueryOf(t);
+    const Step step = v.blockMask ? fromWindow(t, window.front()) : stepAt(t);
+    Value h = step.head, firstQuery = step.firstQuery;
     Value colBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
     std::vector<Value> negLse, delta; // index 2 t + (c & 1)
     for (int64_t col = 0; col < v.nTilesS; ++col)
@@ -656,13 +702,17 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
         if (computesDK())
           delta.push_back(deltaOf(h, query));
       }
+    if (v.blockMask) { // the window moves on by a step
+      window.erase(window.begin());
+      window.push_back(next);
+    }
     e.cpAsyncWait(v.stages - 1);
     if (wgmma())
       e.fenceProxyAsyncShared(); // cp.async wrote the tiles; wgmma reads through the async proxy
     e.barrier();
 
-    scf::IfOp skippable =
-        openSkippable(v.maskMod || v.blockMask ? stepNeeded(t) : Value(), eachCarried);
+    scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
+                                        eachCarried);
     Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
     Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -749,9 +799,9 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     }
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
-    scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+    scf::YieldOp::create(b, loc, flattenCarried(eachLoopValue));
   }
-  unflattenCarried(eachCarried, loop.getResults());
+  unflattenCarried(eachLoopValue, loop.getResults());
   e.cpAsyncWait(0);
   if (addsDQ()) // the bulk reductions are done before the block's shared memory goes
     emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/false); });

@@ -55,8 +55,9 @@ Value KernelEmitter::logicalNot(Value x) {
   return arith::XOrIOp::create(b, loc, x, arith::ConstantIntOp::create(b, loc, 1, 1));
 }
 Value KernelEmitter::toI64(Value v) { return arith::ExtSIOp::create(b, loc, b.getI64Type(), v); }
-Value KernelEmitter::ceilDiv(Value x, int64_t d) {
-  return arith::DivSIOp::create(b, loc, add(x, i32(d - 1)), i32(d));
+Value KernelEmitter::ceilDiv(Value x, int64_t d) { return ceilDiv(x, i32(d)); }
+Value KernelEmitter::ceilDiv(Value x, Value d) {
+  return arith::DivSIOp::create(b, loc, add(x, sub(d, i32(1))), d);
 }
 
 Value KernelEmitter::fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
@@ -349,8 +350,11 @@ void KernelEmitter::mbarrierArrive(Value barrier) {
   NVVM::MBarrierArriveOp::create(b, loc, Type(), barrier, Value());
 }
 void KernelEmitter::mbarrierArriveExpectTx(Value barrier, int64_t bytes) {
-  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), barrier, i32(bytes),
-                                         NVVM::MemScopeKind::CTA, false, Value());
+  mbarrierArriveExpectTx(barrier, i32(bytes));
+}
+void KernelEmitter::mbarrierArriveExpectTx(Value barrier, Value bytes) {
+  NVVM::MBarrierArriveExpectTxOp::create(b, loc, Type(), barrier, bytes, NVVM::MemScopeKind::CTA,
+                                         false, Value());
 }
 void KernelEmitter::mbarrierWait(Value barrier, Value parity) {
   // Suspend-time hint as CUTLASS uses it; the op loops until the phase completes.

@@ -50,6 +50,7 @@ public:
   mlir::Value logicalNot(mlir::Value i1Value);
   mlir::Value toI64(mlir::Value i32Value);
   mlir::Value ceilDiv(mlir::Value a, int64_t b);
+  mlir::Value ceilDiv(mlir::Value a, mlir::Value b); // b > 0
 
   // Float arithmetic (f32).
   mlir::Value fadd(mlir::Value a, mlir::Value b);
@@ -143,6 +144,7 @@ public:
   void mbarrierArrive(mlir::Value barrier);
   /// Arrive and add `bytes` to the transaction count the phase waits for.
   void mbarrierArriveExpectTx(mlir::Value barrier, int64_t bytes);
+  void mbarrierArriveExpectTx(mlir::Value barrier, mlir::Value bytes); // i32
   /// Blocks until the phase of parity `parity` (i32 0/1) has completed.
   void mbarrierWait(mlir::Value barrier, mlir::Value parity);
   /// TMA tile load of the box at `coordinates` (innermost first) of the tensor

@@ -61,8 +61,11 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
 // Varlen tiles past their sequence's end (the grid fits the longest) are
 // skipped and count neither blocks nor tiles.
 void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
-  Value queryBlocks = e.ceilDiv(arg(abi::kSeqQ), v.m); // of the longest sequence when varlen
-  Value headsQ = arg(abi::kHeadsQ);
+  // Of the longest sequence when varlen; packed GQA tiles walk (query, head)
+  // rows of each key/value head.
+  Value rows = v.packGQA ? e.mul(arg(abi::kSeqQ), groupSize()) : arg(abi::kSeqQ);
+  Value queryBlocks = e.ceilDiv(rows, tileRows());
+  Value headsQ = v.packGQA ? e.divui(arg(abi::kHeadsQ), groupSize()) : arg(abi::kHeadsQ);
   auto setTile = [&](Value tile) {
     Value headBatch = e.divui(tile, queryBlocks);
     Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
@@ -104,15 +107,21 @@ void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
 // layout wgmma reads.
 void Generator::emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlotOffset,
                                int64_t headDim, Value firstRow, Value headIndex, Value barrier) {
-  const int64_t rows = tensorMapArg == abi::kTensorMapQ ? v.m : v.n;
+  const bool query = tensorMapArg == abi::kTensorMapQ;
+  const int64_t rows = query ? v.m : v.n;
   const int64_t boxes = (headDim + abi::kTensorMapBoxColumns - 1) / abi::kTensorMapBoxColumns;
-  Value row = tensorMapRow(firstRow, /*querySide=*/tensorMapArg == abi::kTensorMapQ);
+  Value row = tensorMapRow(firstRow, /*querySide=*/query);
   for (int64_t c = 0; c < boxes; ++c) {
     Value dst = e.i32(dstOffset + c * rows * 128);
     if (dstSlotOffset)
       dst = e.add(dst, dstSlotOffset);
-    e.tmaLoad(sharedAt(dst), arg(tensorMapArg),
-              {e.i32(c * abi::kTensorMapBoxColumns), row, headIndex, tensorMapBatch()}, barrier);
+    Value column = e.i32(c * abi::kTensorMapBoxColumns);
+    // Packed GQA: Q as [dim, group, seq, heads_k, batch], a box of every head
+    // of the group for ⌊m / group⌋ queries: the tile's rows in order.
+    SmallVector<Value> at = {column, row, headIndex, tensorMapBatch()};
+    if (query && v.packGQA)
+      at = {column, e.i32(0), positionOfRow(firstRow), headK, tensorMapBatch()};
+    e.tmaLoad(sharedAt(dst), arg(tensorMapArg), at, barrier);
   }
 }
 
@@ -151,7 +160,7 @@ void Generator::emitProducer() {
       e.mbarrierWait(barrierAt(v.smem.barrierOffset + 8), arith::XOrIOp::create(
                                                               b, loc, tileParity, e.i32(1)));
       Value queryFull = barrierAt(v.smem.barrierOffset);
-      e.mbarrierArriveExpectTx(queryFull, v.smem.paddedHeadDimQK * v.m * 2);
+      e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
       emitTensorLoad(abi::kTensorMapQ, 0, Value(), v.headDimQK, firstQueryRow, head, queryFull);
 
       auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));

@@ -305,6 +305,10 @@ LogicalResult AttentionOp::verify() {
   if (failed(verifyBlockMask(*this, getKvCounts(), getKvIndices(), getBlockQ(), getBlockK(),
                              Value(), Value(), varlen, /*backward=*/false)))
     return failure();
+  if (getPackGqa() && (getAlibiSlopes() || !getScoreMod().empty() || !getMaskMod().empty() ||
+                       getDropoutP() || varlen || getKvCounts()))
+    return emitOpError("pack_gqa: not with alibi, score_mod / mask_mod, dropout, seqlens or "
+                       "block_mask (their data is per head or per row)");
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
       failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||

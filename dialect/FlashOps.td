@@ -129,6 +129,12 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     receives the natural-log sum-exp of each row; rows that see no key get an
     output of 0 and an LSE of -inf.
 
+    With `pack_gqa` the query heads of each key/value head's group share a
+    tile: its rows are (query, head) pairs, row r being query r / group of
+    head r % group, so small seq_q (decoding) fills a tile per group, not per
+    head, and K/V stream once per group. Not with ALiBi, the modifier
+    regions, dropout, seqlens or a block mask (per-head or per-row data).
+
     ```mlir
     flash.attention %q, %k, %v -> %o scale %s window(%left, %right) softcap %cap
         {mask = #flash.mask<window>,
@@ -147,7 +153,8 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     Arg<Optional<AnyMemRef>, "", [MemWrite]>:$lse,
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
-    Flash_TargetAttr:$target), ScoreModifierOperands, VarlenOperands, DropoutOperands,
+    Flash_TargetAttr:$target,
+    UnitAttr:$pack_gqa), ScoreModifierOperands, VarlenOperands, DropoutOperands,
     BlockMaskOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{

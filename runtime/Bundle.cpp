@@ -54,7 +54,7 @@ std::string describeRequest(const AttentionSpec &s) {
   os << dtypeName(s.dtype) << " d_qk=" << s.headDimQK << " d_v=" << s.headDimV
      << " mask=" << maskName(s.mask) << (s.softcap ? " softcap" : "") << (s.alibi ? " alibi" : "")
      << (s.varlen ? " varlen" : "") << (s.dropout ? " dropout" : "")
-     << (s.blockMask ? " block_mask" : "")
+     << (s.blockMask ? " block_mask" : "") << (s.packGQA ? " pack_gqa" : "")
      << (s.scoreMod.empty() ? "" : " score_mod=" + s.scoreMod)
      << (s.maskMod.empty() ? "" : " mask_mod=" + s.maskMod) << " lse=" << (s.withLse ? "yes" : "no")
      << " arch=" << s.arch;
@@ -87,6 +87,8 @@ json::Value Bundle::manifest(const std::vector<BundleVariant> &variants,
     e["dropout"] = v.spec.dropout;
     if (v.spec.blockMask)
       e["block_mask"] = true;
+    if (v.spec.packGQA)
+      e["pack_gqa"] = true;
     if (!v.spec.scoreMod.empty())
       e["score_mod"] = v.spec.scoreMod;
     if (!v.spec.maskMod.empty())
@@ -150,6 +152,7 @@ Status Bundle::parse(const std::string &text) {
     v.spec.varlen = e.boolOr("varlen", false);
     v.spec.dropout = e.boolOr("dropout", false);
     v.spec.blockMask = e.boolOr("block_mask", false);
+    v.spec.packGQA = e.boolOr("pack_gqa", false);
     v.spec.scoreMod = e.stringOr("score_mod");
     v.spec.maskMod = e.stringOr("mask_mod");
     v.spec.withLse = lse->boolean();

@@ -290,6 +290,32 @@ static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
   return impl.tuning->lookup(tuningKey(problem.withoutModifiers()));
 }
 
+// Whether the forward packs a GQA group's heads into its tiles: where asked
+// (an error where it cannot) or, by default, where that needs fewer tiles.
+static Status choosePackGQA(AttentionSpec &spec, const AttentionParams &p) {
+  const int64_t group = p.headsQ / p.headsK;
+  const int64_t queriesPerTile = spec.tile.m / group;
+  std::string obstacle = group == 1                ? "heads_q == heads_k (no group)"
+                         : queriesPerTile == 0     ? "the group is larger than the tile's rows"
+                         : spec.alibi              ? "ALiBi (slopes per head)"
+                         : !spec.scoreMod.empty() || !spec.maskMod.empty()
+                             ? "user modifiers (they see one head)"
+                         : spec.dropout   ? "dropout"
+                         : spec.varlen    ? "packed sequences"
+                         : spec.blockMask ? "a block mask"
+                                          : "";
+  using PackGQA = AttentionParams::PackGQA;
+  if (p.packGQA == PackGQA::Always && !obstacle.empty())
+    return Status::error("packGQA: cannot pack the query heads of a group here: " + obstacle);
+  const int64_t unpacked = (p.seqQ + spec.tile.m - 1) / spec.tile.m * p.headsQ;
+  const int64_t packed = obstacle.empty()
+                             ? (p.seqQ + queriesPerTile - 1) / queriesPerTile * p.headsK
+                             : unpacked;
+  spec.packGQA = obstacle.empty() &&
+                 (p.packGQA == PackGQA::Always || (p.packGQA == PackGQA::Auto && packed < unpacked));
+  return Status::ok();
+}
+
 static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
                       const TuningProblem &problem, const std::string &key, AttentionSpec &spec) {
   spec = AttentionSpec();
@@ -311,7 +337,9 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
     if (!exact)
       narrowTileForRegisters(spec.tile, spec);
   }
-  return fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value());
+  if (Status s = fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value()); !s)
+    return s;
+  return choosePackGQA(spec, p);
 }
 
 Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
@@ -422,19 +450,24 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
 
   abi::AttentionKernelParams k{};
   setForwardFields(k, p);
-  const int64_t queryBlocks = (p.seqQ + provided.tile.m - 1) / provided.tile.m;
+  // Packed GQA: tiles of ⌊m / group⌋ whole queries of every head of a group.
+  const int64_t group = p.headsQ / p.headsK;
+  const int64_t tileQueries = spec.packGQA ? provided.tile.m / group : provided.tile.m;
+  const int64_t queryBlocks = (p.seqQ + tileQueries - 1) / tileQueries;
+  const int64_t tileHeads = spec.packGQA ? p.headsK : p.headsQ;
   if (!provided.tile.warpSpecialized)
-    return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(p.headsQ),
+    return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(tileHeads),
                           unsigned(p.batch), stream);
   // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
   // persistent, one block per SM; else one block a tile.
-  const int64_t tiles = queryBlocks * p.headsQ * p.batch;
+  const int64_t tiles = queryBlocks * tileHeads * p.batch;
   if (tiles > std::numeric_limits<int32_t>::max())
     return Status::error("problem too large for the warp-specialized kernel: " +
                          std::to_string(tiles) + " tiles (query blocks x heads x batch) "
                          "exceed 2^31 - 1");
   abi::TensorMap tensorMaps[3];
-  if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, tensorMaps); !s)
+  if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, spec.packGQA, tensorMaps);
+      !s)
     return s;
   const int64_t grid =
       provided.tile.persistent ? abi::persistentGridSize(tiles, impl_->device.smCount) : tiles;

@@ -8,28 +8,30 @@ namespace flashjit {
 
 namespace {
 
-Status encode(const CudaDriver &driver, const char *name, DType dtype, const void *base,
-              int64_t headDim, int64_t seq, int64_t heads, int64_t batch, const int64_t stride[3],
-              int64_t boxRows, abi::TensorMap &out) {
+// A tiled, 128-byte-swizzled map of `rank` dims (innermost first): extents,
+// byte strides of dims 1.. and the box. Empty dims still need extent 1
+// (nothing is read then); a dim of extent 1 never steps, so any legal stride
+// will do for it.
+Status encodeTiled(const CudaDriver &driver, const char *name, DType dtype, const void *base,
+                   int rank, const int64_t *extents, const int64_t *byteStrides,
+                   const uint32_t *box, abi::TensorMap &out) {
   static_assert(sizeof(abi::TensorMap) == sizeof(CUtensorMap), "tensor map size");
-  const int64_t elementBytes = 2;
-  // Innermost first. Empty dims still need extent 1 (nothing is read then);
-  // a dim of extent 1 never steps, so any legal stride will do for it.
-  cuuint64_t dims[4] = {cuuint64_t(headDim), cuuint64_t(std::max<int64_t>(seq, 1)),
-                        cuuint64_t(heads), cuuint64_t(std::max<int64_t>(batch, 1))};
-  // strides[] of cuTensorMapEncodeTiled: bytes between steps of dims 1..3.
-  const int64_t bytes[3] = {stride[1] * elementBytes, stride[2] * elementBytes,
-                            stride[0] * elementBytes};
-  const int64_t any = std::max<int64_t>({16, bytes[0], bytes[1], bytes[2]});
-  cuuint64_t strides[3];
-  for (int i = 0; i < 3; ++i)
-    strides[i] = cuuint64_t(dims[i + 1] == 1 || bytes[i] == 0 ? any : bytes[i]);
-  cuuint32_t box[4] = {cuuint32_t(abi::kTensorMapBoxColumns), cuuint32_t(boxRows), 1, 1};
-  cuuint32_t elementStrides[4] = {1, 1, 1, 1};
+  cuuint64_t dims[5], strides[4];
+  cuuint32_t boxDims[5], elementStrides[5];
+  int64_t any = 16;
+  for (int i = 0; i + 1 < rank; ++i)
+    any = std::max(any, byteStrides[i]);
+  for (int i = 0; i < rank; ++i) {
+    dims[i] = cuuint64_t(std::max<int64_t>(extents[i], 1));
+    boxDims[i] = box[i];
+    elementStrides[i] = 1;
+  }
+  for (int i = 0; i + 1 < rank; ++i)
+    strides[i] = cuuint64_t(dims[i + 1] == 1 || byteStrides[i] == 0 ? any : byteStrides[i]);
   CUresult r = driver.cuTensorMapEncodeTiled(
       reinterpret_cast<CUtensorMap *>(&out),
       dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-      4, const_cast<void *>(base), dims, strides, box, elementStrides,
+      cuuint32_t(rank), const_cast<void *>(base), dims, strides, boxDims, elementStrides,
       CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
@@ -38,10 +40,35 @@ Status encode(const CudaDriver &driver, const char *name, DType dtype, const voi
   return Status::ok();
 }
 
+// [dim, seq, heads, batch] in boxes of 64 columns by boxRows rows.
+Status encode(const CudaDriver &driver, const char *name, DType dtype, const void *base,
+              int64_t headDim, int64_t seq, int64_t heads, int64_t batch, const int64_t stride[3],
+              int64_t boxRows, abi::TensorMap &out) {
+  const int64_t elementBytes = 2;
+  const int64_t extents[4] = {headDim, seq, heads, batch};
+  const int64_t bytes[3] = {stride[1] * elementBytes, stride[2] * elementBytes,
+                            stride[0] * elementBytes};
+  const uint32_t box[4] = {uint32_t(abi::kTensorMapBoxColumns), uint32_t(boxRows), 1, 1};
+  return encodeTiled(driver, name, dtype, base, 4, extents, bytes, box, out);
+}
+
+// Packed GQA Q: [dim, group, seq, heads_k, batch], a box of the whole group
+// for ⌊m / group⌋ queries.
+Status encodePackedQuery(const CudaDriver &driver, const AttentionParams &p, int64_t tileRows,
+                         abi::TensorMap &out) {
+  const int64_t group = p.headsQ / p.headsK, elementBytes = 2;
+  const int64_t extents[5] = {p.headDimQK, group, p.seqQ, p.headsK, p.batch};
+  const int64_t bytes[4] = {p.qStride[2] * elementBytes, p.qStride[1] * elementBytes,
+                            group * p.qStride[2] * elementBytes, p.qStride[0] * elementBytes};
+  const uint32_t box[5] = {uint32_t(abi::kTensorMapBoxColumns), uint32_t(group),
+                           uint32_t(tileRows / group), 1, 1};
+  return encodeTiled(driver, "q (packed GQA)", p.dtype, p.q, 5, extents, bytes, box, out);
+}
+
 } // namespace
 
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
-                        const TileConfig &tile, abi::TensorMap maps[3]) {
+                        const TileConfig &tile, bool packGQA, abi::TensorMap maps[3]) {
   if (!driver.cuTensorMapEncodeTiled)
     return Status::error("the CUDA driver lacks cuTensorMapEncodeTiled (needed by the "
                          "warp-specialized Hopper kernels; CUDA 12 or newer)");
@@ -50,10 +77,11 @@ Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
   const bool packed = p.varlen();
   const int64_t rowsQ = packed ? p.totalQ : p.seqQ, rowsK = packed ? p.totalK : p.seqK;
   const int64_t batch = packed ? 1 : p.batch;
-  if (Status s = encode(driver, "q", p.dtype, p.q, p.headDimQK, rowsQ, p.headsQ, batch,
-                        p.qStride, tile.m, maps[0]);
-      !s)
-    return s;
+  Status query = packGQA ? encodePackedQuery(driver, p, tile.m, maps[0])
+                         : encode(driver, "q", p.dtype, p.q, p.headDimQK, rowsQ, p.headsQ, batch,
+                                  p.qStride, tile.m, maps[0]);
+  if (!query)
+    return query;
   if (Status s = encode(driver, "k", p.dtype, p.k, p.headDimQK, rowsK, p.headsK, batch,
                         p.kStride, tile.n, maps[1]);
       !s)

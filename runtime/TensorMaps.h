@@ -14,9 +14,11 @@ namespace flashjit {
 
 /// Q, K and V as [dim, seq, heads, batch] tensors in boxes of
 /// abi::kTensorMapBoxColumns columns by tile.m (Q) or tile.n (K, V) rows,
-/// 128-byte swizzled. `p` must be normalized (see normalizeAndValidate).
+/// 128-byte swizzled. With `packGQA`, Q is [dim, group, seq, heads_k,
+/// batch] in boxes of every head of a group for ⌊m / group⌋ queries (the
+/// packed tile's rows). `p` must be normalized (see normalizeAndValidate).
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
-                        const TileConfig &tile, abi::TensorMap maps[3]);
+                        const TileConfig &tile, bool packGQA, abi::TensorMap maps[3]);
 
 } // namespace flashjit
 

@@ -116,6 +116,14 @@ struct AttentionParams {
   /// set, when the caller vouches for them (wrong ones are then undefined).
   bool seqlensTrusted = false;
   BlockMask blockMask; // none unless its lists are given
+  /// GQA head packing (forward): the query heads of a key/value head's group
+  /// share a tile's rows, so few queries (decoding) fill a tile per group
+  /// instead of one per head and K/V are read once per group. Auto packs when
+  /// that needs fewer tiles (seq_q < the tile's rows, group > 1); Always
+  /// insists (an error where it cannot: ALiBi, user modifiers, dropout,
+  /// varlen, a block mask, or a group larger than the tile's rows).
+  enum class PackGQA { Auto, Never, Always };
+  PackGQA packGQA = PackGQA::Auto;
   std::optional<TileConfig> tile; // override the default tile configuration
   bool varlen() const { return cuSeqlensQ != nullptr || cuSeqlensK != nullptr; }
 };

@@ -87,6 +87,10 @@ typedef struct flashjit_attention_params {
   const int32_t *block_mask_q_counts, *block_mask_q_indices;
   int64_t block_mask_block_q, block_mask_block_k, block_mask_batches, block_mask_heads;
   int32_t block_mask_trusted;
+  /* GQA head packing (flashjit.h's AttentionParams::packGQA): 0 = auto (pack
+     where it needs fewer tiles, e.g. decoding), 1 = always (an error where it
+     cannot), -1 = never. */
+  int32_t pack_gqa;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

@@ -39,6 +39,7 @@ class AttentionParams(ctypes.Structure):
         ("block_mask_batches", ctypes.c_int64),
         ("block_mask_heads", ctypes.c_int64),
         ("block_mask_trusted", ctypes.c_int32),
+        ("pack_gqa", ctypes.c_int32),
     ]
 
 

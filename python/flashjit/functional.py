@@ -134,7 +134,7 @@ def _run(q, call):
 
 
 def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO_MODIFIERS,
-            packing=None):
+            packing=None, pack_gqa=None):
     import torch
 
     # Packed: b = 1 and sq = total_q here, so lse is [1, heads_q, total_q], the layout
@@ -144,6 +144,7 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO
     lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
     p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
     _set_tile(p, tile)
+    p.pack_gqa = 0 if pack_gqa is None else (1 if pack_gqa else -1)
     _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
     return out, lse
 
@@ -185,9 +186,10 @@ def _autograd_function():
     class Attention(torch.autograd.Function):
         @staticmethod
         def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                    modifiers, packing, atomic_dq):
+                    modifiers, packing, atomic_dq, pack_gqa):
             # The backward needs the LSE: always computed when gradients are wanted.
-            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers, packing)
+            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers, packing,
+                               pack_gqa)
             ctx.save_for_backward(q, k, v, out, lse)
             ctx.causal, ctx.softmax_scale = causal, softmax_scale
             ctx.backward_tiles, ctx.modifiers, ctx.packing = backward_tiles, modifiers, packing
@@ -203,7 +205,7 @@ def _autograd_function():
             dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
                                           ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers,
                                           ctx.packing, ctx.atomic_dq)
-            return dq, dk, dv, None, None, None, None, None, None, None, None
+            return dq, dk, dv, None, None, None, None, None, None, None, None, None
 
     return Attention
 
@@ -214,7 +216,7 @@ _Attention = None
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
               score_mod=None, mask_mod=None, dropout_p=0.0, dropout_seed=None, dropout_offset=0,
-              atomic_dq=False, block_mask=None, _packing=None):
+              atomic_dq=False, block_mask=None, pack_gqa=None, _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -260,6 +262,11 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     block_mask (flashjit.BlockMask, or a flex_attention BlockMask): only the
     (query block, key block) pairs it lists are visited, the others neither
     loaded nor computed, forward and backward; other masks still apply inside.
+
+    pack_gqa (forward, GQA): True packs the query heads of each key/value
+    head's group into the kernel tiles' rows (few queries, e.g. decoding, then
+    fill a tile per group and K/V are read once per group), False never; None
+    (default) packs where that needs fewer tiles.
     """
     import torch
 
@@ -270,8 +277,9 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
         if _Attention is None:
             _Attention = _autograd_function()
         return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                                modifiers, _packing, atomic_dq)
-    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing)
+                                modifiers, _packing, atomic_dq, pack_gqa)
+    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing,
+                       pack_gqa)
     return (out, lse) if return_lse else out
 
 
@@ -346,7 +354,8 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 
 def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(-1, -1),
-            softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None, dropout_p=0.0):
+            softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None, dropout_p=0.0,
+            pack_gqa=None):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -361,6 +370,7 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(
     ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
                    Dropout(dropout_p, 0)).apply(p, b, hq, q.device)
     _set_tile(p, tile)
+    p.pack_gqa = 0 if pack_gqa is None else (1 if pack_gqa else -1)
     lib = _library.library()
     with torch.cuda.device(q.device):
         return lib.variant(lib.runtime(q.device.index), p)

@@ -490,3 +490,21 @@ def test_block_mask_from_flex_and_shape_errors():
     assert ((out.float() - ref).norm() / ref.norm()).item() < 1e-2
     with pytest.raises(ValueError, match="blocks of 128 x 128 need 4 x 8"):
         flashjit.attention(q[:, :512], q, q, block_mask=mask)
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 2000, 32, 8), (2, 7, 333, 14, 2), (1, 40, 900, 8, 1)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_pack_gqa_matches_reference(shape, causal):
+    """GQA head packing (decoding shapes): forced, and chosen by default."""
+    b, sq, sk, hq, hk = shape
+    q = torch.randn(b, sq, hq, 128, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(b, sk, hk, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    assert "_packgqa" in flashjit.variant(q, k, v, causal=causal)
+    assert "_packgqa" not in flashjit.variant(q, k, v, causal=causal, pack_gqa=False)
+    ref = reference(q, k, v, causal)
+    for pack in (True, None):
+        out, lse = flashjit.attention(q, k, v, causal=causal, pack_gqa=pack, return_lse=True)
+        rel = ((out.float() - ref).norm() / ref.norm()).item()
+        assert rel < 1e-2, f"pack_gqa={pack}: relative L2 error {rel}"
+        _, want = flashjit.attention(q, k, v, causal=causal, pack_gqa=False, return_lse=True)
+        assert (lse - want).abs().max().item() < 1e-3

@@ -16,10 +16,9 @@ using flashjit::testing::Shape;
 using flashjit::testing::baseSeed;
 using flashjit::testing::caseName;
 using flashjit::testing::gridCase;
+using flashjit::testing::isHopper;
 
 namespace {
-
-bool isHopper() { return Gpu::get().runtime->device().arch == "sm_90a"; }
 
 CheckCase withBlockMask(CheckCase c, double keep, int64_t blockQ, int64_t blockK,
                         bool perBatch = false, bool perHead = false) {
@@ -49,10 +48,7 @@ std::vector<CheckCase> forwardGrid() {
                                     128, true, false);
   chunked.maskMod = "q_idx / 192 == kv_idx / 192 || kv_idx < 64";
   cases.push_back(chunked);
-  // Every forward main loop: mma.sync, wgmma on all warps, warp-specialized
-  // persistent (the default on Hopper is warp-specialized, a tile a block).
-  for (TileConfig t : {TileConfig{128, 64, 4, 2}, TileConfig{128, 128, 8, 2, true, true},
-                       TileConfig{128, 128, 8, 2, true, true, true, true}}) {
+  for (TileConfig t : flashjit::testing::everyForwardMainLoop()) {
     CheckCase c = withBlockMask(gridCase({2, 700, 1900, 4, 2}, 128, true, seed++), 0.5, 128,
                                 256, false, true);
     c.tile = t;
@@ -65,10 +61,7 @@ class BlockMaskForward : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(BlockMaskForward, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  const CheckCase &c = GetParam();
-  if (c.tile && c.tile->qkWgmma && !isHopper())
-    GTEST_SKIP() << "wgmma needs sm_90a";
-  flashjit::testing::expectForwardMatchesReference(c);
+  flashjit::testing::expectForwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, BlockMaskForward, ::testing::ValuesIn(forwardGrid()), caseName);

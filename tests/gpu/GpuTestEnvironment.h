@@ -82,9 +82,22 @@ inline CheckCase gridCase(const Shape &s, int64_t d, bool causal, uint64_t index
   return c;
 }
 
+inline bool isHopper() { return Gpu::get().runtime->device().arch == "sm_90a"; }
+
+/// One tile per forward main loop for grids that cover them all: mma.sync,
+/// wgmma on all warps, warp-specialized persistent (the Hopper default is
+/// warp-specialized, one tile a block).
+inline std::vector<TileConfig> everyForwardMainLoop() {
+  return {TileConfig{128, 64, 4, 2}, TileConfig{128, 128, 8, 2, true, true},
+          TileConfig{128, 128, 8, 2, true, true, true, true}};
+}
+
 /// The forward's checks of every grid: all of O written, nothing past it,
-/// rel L2 < 1e-2 against the fp32 reference, LSE within 1e-3.
+/// rel L2 < 1e-2 against the fp32 reference, LSE within 1e-3. (Skips wgmma
+/// tiles off Hopper.)
 inline void expectForwardMatchesReference(const CheckCase &c) {
+  if (c.tile && c.tile->qkWgmma && !isHopper())
+    GTEST_SKIP() << "wgmma needs sm_90a";
   CheckResult r;
   Status s = Gpu::get().checker->run(c, r);
   ASSERT_TRUE(s.isOk()) << s.message();

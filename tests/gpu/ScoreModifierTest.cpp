@@ -50,8 +50,6 @@ CheckCase withModifiers(CheckCase c, const Modifiers &m) {
   return c;
 }
 
-bool isHopper() { return Gpu::get().runtime->device().arch == "sm_90a"; }
-
 std::vector<CheckCase> forwardGrid() {
   const Shape shapes[] = {
       {1, 1000, 1000, 4, 2}, {2, 17, 333, 2, 2}, {1, 777, 129, 3, 1}, {3, 1, 1, 1, 1}};
@@ -82,10 +80,7 @@ class ScoreModifierForward : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(ScoreModifierForward, MatchesReference) {
   FLASHJIT_REQUIRE_GPU();
-  const CheckCase &c = GetParam();
-  if (c.tile && c.tile->qkWgmma && !isHopper())
-    GTEST_SKIP() << "wgmma needs sm_90a";
-  flashjit::testing::expectForwardMatchesReference(c);
+  flashjit::testing::expectForwardMatchesReference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, ScoreModifierForward, ::testing::ValuesIn(forwardGrid()),

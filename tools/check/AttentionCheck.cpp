@@ -45,6 +45,8 @@ std::string CheckCase::describe() const {
   if (blockMaskKeep > 0)
     os << " block-mask" << blockMaskQ << "x" << blockMaskK << " keep" << blockMaskKeep
        << (blockMaskPerBatch ? " per-batch" : "") << (blockMaskPerHead ? " per-head" : "");
+  if (packGQA)
+    os << (*packGQA ? " pack-gqa" : " no-pack-gqa");
   if (tile)
     os << " tile " << tileName(*tile);
   if (tileDQ)
@@ -369,6 +371,8 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   p.dropoutSeed = c.dropoutSeed;
   p.dropoutOffset = c.dropoutOffset;
   p.tile = c.tile;
+  if (c.packGQA)
+    p.packGQA = *c.packGQA ? AttentionParams::PackGQA::Always : AttentionParams::PackGQA::Never;
   if (c.varlen()) {
     p.cuSeqlensQ = reinterpret_cast<const int32_t *>(x.cuSeqlens.ptr);
     p.cuSeqlensK = p.cuSeqlensQ + ext.cuQ.size();

@@ -42,6 +42,8 @@ struct CheckCase {
   double blockMaskKeep = 0;
   int64_t blockMaskQ = 128, blockMaskK = 128;
   bool blockMaskPerBatch = false, blockMaskPerHead = false;
+  /// AttentionParams::packGQA: Auto unless set (true = Always, false = Never).
+  std::optional<bool> packGQA;
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
   /// Packed variable-length sequences when non-empty (set with setSeqlens):

@@ -3,6 +3,7 @@
 // One variant, any stage:
 //   flash-gen --arch sm_90a --dtype bf16 --head-dim 128 [--causal] [--lse]
 //             [--window] [--softcap] [--alibi] [--varlen] [--dropout] [--block-mask]
+//             [--pack-gqa]
 //             [--score-mod EXPR] [--mask-mod EXPR]
 //             [--kind fwd|bwd_dq|bwd_dkv|bwd_dk|bwd_dv]
 //             [--tile m,n,warps,stages] --emit ptx|mlir|kernel-mlir|llvm -o FILE
@@ -12,15 +13,16 @@
 //             [--variants FILE.json] [--tuning tuned.json] [--emit-source SRCDIR]
 //             [--no-cubin] [-j N]
 // A variants file is a JSON array of {"arch", "dtype", "head_dim", "head_dim_v",
-// "causal", "window", "softcap", "alibi", "varlen", "dropout", "block_mask", "score_mod",
-// "mask_mod", "lse",
+// "causal", "window", "softcap", "alibi", "varlen", "dropout", "block_mask", "pack_gqa",
+// "score_mod", "mask_mod", "lse",
 // "kind",
 // "tile": [m, n, warps, stages]} (all but arch and head_dim optional: fwd, the default tile).
 // --window, --softcap and --alibi compile the score modifiers in (their values
 // are kernel parameters given at run time), --varlen makes packed
 // variable-length kernels (cu_seqlens), --dropout drops probabilities (p,
 // seed and offset at run time), --block-mask walks a block mask's lists
-// given at run time (FlexAttention's BlockMask), --score-mod / --mask-mod compile user
+// given at run time (FlexAttention's BlockMask), --pack-gqa packs the query
+// heads of a GQA group into the forward's tile rows, --score-mod / --mask-mod compile user
 // modifier expressions in (compiler/ModifierExpression.h); they apply to every variant.
 //
 #include "compiler/Compiler.h"
@@ -67,6 +69,8 @@ static cl::opt<bool> dropout("dropout", cl::desc("dropout on the probabilities (
                                                  "offset given at run time)"));
 static cl::opt<bool> blockMask("block-mask", cl::desc("visit only the key blocks a block mask "
                                                      "lists (lists given at run time)"));
+static cl::opt<bool> packGQA("pack-gqa", cl::desc("forward: the query heads of a GQA group "
+                                                  "share the tile's rows (decoding)"));
 static cl::opt<std::string> lse("lse", cl::ValueOptional,
                                 cl::desc("also write the log-sum-exp: yes (flag alone), no, both"),
                                 cl::init("no"));
@@ -106,6 +110,7 @@ static bool setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.varlen = varlen;
   spec.dropout = dropout;
   spec.blockMask = blockMask;
+  spec.packGQA = packGQA;
   return userModifier(scoreMod, ModifierKind::Score, spec.scoreMod) &&
          userModifier(maskMod, ModifierKind::Mask, spec.maskMod);
 }
@@ -237,6 +242,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.varlen = flag("varlen");
     spec.dropout = flag("dropout");
     spec.blockMask = flag("block_mask");
+    spec.packGQA = flag("pack_gqa");
     if (!userModifier(str("score_mod", ""), ModifierKind::Score, spec.scoreMod) ||
         !userModifier(str("mask_mod", ""), ModifierKind::Mask, spec.maskMod))
       return false;
@@ -415,7 +421,7 @@ int main(int argc, char **argv) {
   }
   spec.kind = kinds[0];
   if (spec.backward())
-    spec.withLse = false;
+    spec.withLse = spec.packGQA = false; // forward-only switches
   spec.tile = defaultTileOf(spec);
   if (!tile.empty() && !parseTile(tile, spec.tile)) {
     llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
