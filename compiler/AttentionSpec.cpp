@@ -56,7 +56,7 @@ void normalizeAuxiliarySpec(AttentionSpec &spec) {
   if (!isAuxiliaryKind(spec.kind))
     return;
   spec.mask = Mask::None;
-  spec.withLse = spec.softcap = spec.alibi = spec.dropout = spec.blockMask = false;
+  spec.withLse = spec.softcap = spec.alibi = spec.dropout = spec.blockMask = spec.packGQA = false;
   spec.scoreMod.clear();
   spec.maskMod.clear();
   spec.tile = TileConfig{64, 64, 4, 1};

@@ -606,9 +606,10 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
   Value steps = e.mul(group, blocksPerHead);
   // Step t: query head headK * group + t / blocksPerHead, its query block
   // firstQueryBlock + t % blocksPerHead, or the (t % blocksPerHead)-th tile
-  // of that head's list. (A block mask's lookups of steps past the end
-  // divide by at least 1 and so stay inside the lists.)
-  Value perHead = v.blockMask ? e.maxsi(blocksPerHead, e.i32(1)) : blocksPerHead;
+  // of that head's list. (Steps past the end are looked at too: dividing by
+  // at least 1 keeps a block mask's lookups inside the lists, and no
+  // division is by 0.)
+  Value perHead = e.maxsi(blocksPerHead, e.i32(1));
   auto headOf = [&](Value t) { return e.add(e.mul(headK, group), e.divui(t, perHead)); };
   // A step's query head, first query, and whether it runs: in range, in its
   // head's list (starting before seq_q: the last query block's later tiles

@@ -271,13 +271,15 @@ std::optional<TileConfig> Bundle::tunedTile(const std::string &arch, const std::
 
 const BundleVariant *Bundle::select(const AttentionSpec &spec, bool exactTile,
                                     const std::string &tuningKey, std::string &missing) const {
-  // Everything but the tile: a kernel without the request's dropout or
-  // modifiers computes something else (and reads another parameter list).
+  // Everything but the tile: a kernel without the request's dropout,
+  // modifiers, block mask or head packing computes something else (and reads
+  // other parameters or another grid).
   auto sameModifiers = [&](const BundleVariant &v) {
     return v.spec.mask == spec.mask && v.spec.softcap == spec.softcap &&
            v.spec.alibi == spec.alibi && v.spec.varlen == spec.varlen &&
            v.spec.dropout == spec.dropout && v.spec.scoreMod == spec.scoreMod &&
-           v.spec.maskMod == spec.maskMod;
+           v.spec.maskMod == spec.maskMod && v.spec.blockMask == spec.blockMask &&
+           v.spec.packGQA == spec.packGQA;
   };
   auto sameProblem = [&](const BundleVariant &v) {
     return v.spec.kind == spec.kind && v.spec.dtype == spec.dtype && v.spec.headDimQK == spec.headDimQK &&

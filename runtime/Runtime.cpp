@@ -297,6 +297,8 @@ static Status choosePackGQA(AttentionSpec &spec, const AttentionParams &p) {
   const int64_t queriesPerTile = spec.tile.m / group;
   std::string obstacle = group == 1                ? "heads_q == heads_k (no group)"
                          : queriesPerTile == 0     ? "the group is larger than the tile's rows"
+                         : p.seqQ * group > std::numeric_limits<int32_t>::max()
+                             ? "seq_q x group exceeds 2^31 - 1 rows"
                          : spec.alibi              ? "ALiBi (slopes per head)"
                          : !spec.scoreMod.empty() || !spec.maskMod.empty()
                              ? "user modifiers (they see one head)"
@@ -441,11 +443,19 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   if (Status s = specFor(*impl_, p, problem, key, spec); !s)
     return s;
 
-  // A block mask's tile must divide its blocks: no other tile may stand in.
+  // A block mask's tile must divide its blocks, and packing was decided for
+  // this tile's rows: no other tile may stand in for either. Packing the
+  // runtime chose itself (Auto) is an optimization: a bundle without the
+  // packed kernel runs the same attention unpacked.
   ProvidedKernel provided;
-  if (Status s = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask, key, provided);
-      !s)
-    return s;
+  Status found = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask || spec.packGQA,
+                            key, provided);
+  if (!found && spec.packGQA && p.packGQA == AttentionParams::PackGQA::Auto) {
+    spec.packGQA = false;
+    found = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask, key, provided);
+  }
+  if (!found)
+    return found;
   const LoadedKernel *kernel = provided.kernel;
 
   abi::AttentionKernelParams k{};

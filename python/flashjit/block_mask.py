@@ -66,6 +66,10 @@ class BlockMask:
         self.q_counts, self.q_indices = q_counts.contiguous(), q_indices.contiguous()
         self.block_size = (int(block_size[0]), int(block_size[1]))
         self.checked = _checked
+        # from_flex: some listed blocks are only partly kept by a Python
+        # mask_mod that flashjit cannot run (attention() then wants the same
+        # mask as causal / window_size / a mask_mod expression).
+        self.partial_blocks = False
 
     @property
     def shape(self):
@@ -96,14 +100,21 @@ class BlockMask:
         if getattr(flex_mask, "full_kv_num_blocks", None) is not None:
             dense |= _dense_of(flex_mask.full_kv_num_blocks, flex_mask.full_kv_indices, columns)
         block = flex_mask.BLOCK_SIZE
-        return cls.from_dense(dense, (block[0], block[1]))
+        mask = cls.from_dense(dense, (block[0], block[1]))
+        mask_mod = getattr(flex_mask, "mask_mod", None)
+        mask.partial_blocks = bool(flex_mask.kv_num_blocks.sum().item() > 0) and \
+            getattr(mask_mod, "__name__", "noop_mask") != "noop_mask"
+        return mask
 
     def to_dense(self):
         """The bool [B, H, query blocks, key blocks] mask."""
         return _dense_of(self.kv_counts, self.kv_indices, self.kv_indices.shape[-1])
 
-    def apply(self, p, batch, heads_q):
+    def apply(self, p, batch, heads_q, device):
         """Fills the C struct's block-mask fields for a call of this shape."""
+        if self.kv_counts.device != device:
+            raise ValueError(f"flashjit: block_mask is on {self.kv_counts.device}, the tensors "
+                             f"on {device}")
         b, h, rows, columns = self.shape
         bq, bk = self.block_size
         want = (-(-p.seq_q // bq), -(-p.seq_k // bk))

@@ -74,7 +74,7 @@ class ScoreModifiers:
         if self.dropout is not None:
             self.dropout.apply(p)
         if self.block_mask is not None:
-            self.block_mask.apply(p, b, hq)
+            self.block_mask.apply(p, b, hq, device)
 
 
 _NO_MODIFIERS = ScoreModifiers()
@@ -273,6 +273,12 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     global _Attention
     modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
                                Dropout(dropout_p, dropout_seed, dropout_offset), block_mask)
+    if modifiers.block_mask is not None and modifiers.block_mask.partial_blocks and not (
+            causal or mask_mod or tuple(window_size) != (-1, -1)):
+        raise ValueError("flashjit: this flex_attention BlockMask keeps some blocks only in part "
+                         "(its Python mask_mod), which flashjit cannot run: give the same mask as "
+                         "causal=, window_size= or a mask_mod expression (flashjit.modifiers), or "
+                         "a BlockMask whose listed blocks are kept whole")
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()

@@ -46,3 +46,28 @@ TEST(BundleGpu, BundleKernelsGiveTheSameResultsAsTheJit) {
     EXPECT_LT(fromBundle.relativeL2, 1e-2);
   }
 }
+
+// GQA decoding packs the group's heads where the runtime chooses (Auto); a
+// bundle without the packed kernel runs the same attention unpacked from the
+// bundle (packing is the runtime's optimization), never an error or the JIT.
+// (CheckResult::variant names the runtime's first choice, the packed one.)
+TEST(BundleGpu, AutoPackingRunsUnpackedFromABundleWithoutPackedKernels) {
+  FLASHJIT_REQUIRE_GPU();
+  const char *bundle = std::getenv("FLASHJIT_BUNDLE");
+  const char *noJit = std::getenv("FLASHJIT_DISABLE_JIT");
+  if (!bundle || !*bundle || !noJit || std::string(noJit) != "1")
+    GTEST_SKIP() << "needs FLASHJIT_BUNDLE and FLASHJIT_DISABLE_JIT=1";
+  CheckCase c;
+  c.headDimQK = 128;
+  c.seqQ = 1;
+  c.seqK = 1000;
+  c.headsQ = 8;
+  c.headsK = 2;
+  c.seed = 4343;
+  CheckResult r;
+  Status s = Gpu::get().checker->run(c, r);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_EQ(r.kernelSource, "bundle");
+  EXPECT_LT(r.relativeL2, 1e-2) << r.variant;
+  EXPECT_EQ(r.unwritten, 0) << r.variant;
+}

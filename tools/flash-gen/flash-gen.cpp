@@ -110,7 +110,7 @@ static bool setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.varlen = varlen;
   spec.dropout = dropout;
   spec.blockMask = blockMask;
-  spec.packGQA = packGQA;
+  spec.packGQA = packGQA && spec.kind == KernelKind::Forward; // forward-only switch
   return userModifier(scoreMod, ModifierKind::Score, spec.scoreMod) &&
          userModifier(maskMod, ModifierKind::Mask, spec.maskMod);
 }
@@ -248,6 +248,8 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
       return false;
     spec.withLse = flag("lse");
     auto k = parseKernelKind(str("kind", "fwd"));
+    if (k && *k != KernelKind::Forward)
+      spec.packGQA = false; // forward-only switch
     if (!k) {
       llvm::errs() << "flash-gen: " << path << ": unknown kind\n";
       return false;
