@@ -36,8 +36,11 @@ const std::string &bundleDir() {
   static std::string dir = [] {
     std::string d = ::testing::TempDir() + "/flashjit-bundle-" + std::to_string(getpid());
     BundleRequest request;
+    AttentionSpec blockMask = spec(96, false), packed = spec(96, false);
+    blockMask.blockMask = true;
+    packed.packGQA = true;
     request.specs = {spec(64, false), spec(64, true), spec(64, true, {64, 64, 4, 1}),
-                     spec(128, false)};
+                     spec(128, false), blockMask, packed};
     request.jobs = 2;
     request.tuning = json::Value::object();
     json::Value tile = json::Value::array();
@@ -65,7 +68,9 @@ TEST(Bundle, WritesAManifestThatLoadsAndVerifies) {
   Bundle b;
   Status s = Bundle::loadDirectory(bundleDir(), b);
   ASSERT_TRUE(s.isOk()) << s.message();
-  ASSERT_EQ(b.variants().size(), 4u);
+  ASSERT_EQ(b.variants().size(), 6u);
+  EXPECT_TRUE(b.variants()[4].spec.blockMask); // the switches survive the manifest
+  EXPECT_TRUE(b.variants()[5].spec.packGQA);
   EXPECT_EQ(b.flashjitVersion(), FLASHJIT_VERSION_STRING);
   const BundleVariant &v = b.variants()[0];
   EXPECT_EQ(v.kernel, v.spec.variantName());
@@ -133,6 +138,29 @@ TEST(Bundle, NeverServesAPlainKernelForDropoutOrModifiers) {
     EXPECT_NE(missing.find("(wanted " + want.variantName() + ")"), std::string::npos) << missing;
   }
   EXPECT_NE(missing.find("mask_mod=kv_idx <= q_idx"), std::string::npos) << missing;
+}
+
+// A block-mask or GQA-packed kernel reads other parameters or walks another
+// grid: neither stands in for a plain one, nor a plain one for either.
+TEST(Bundle, BlockMaskAndPackedKernelsServeOnlyTheirOwnRequests) {
+  Bundle b;
+  ASSERT_TRUE(Bundle::loadDirectory(bundleDir(), b).isOk());
+  std::string missing;
+  AttentionSpec blockMask = spec(96, false), packed = spec(96, false);
+  blockMask.blockMask = true;
+  packed.packGQA = true;
+  for (const AttentionSpec &want : {blockMask, packed}) {
+    const BundleVariant *v = b.select(want, true, "", missing);
+    ASSERT_NE(v, nullptr) << missing;
+    EXPECT_EQ(v->spec.variantName(), want.variantName());
+  }
+  EXPECT_EQ(b.select(spec(96, false), false, "", missing), nullptr); // only the special ones
+  AttentionSpec maskedPacked = packed;
+  maskedPacked.blockMask = true;
+  EXPECT_EQ(b.select(maskedPacked, false, "", missing), nullptr);
+  AttentionSpec plainMasked = spec(64, false);
+  plainMasked.blockMask = true; // the bundle has d64 plain only
+  EXPECT_EQ(b.select(plainMasked, false, "", missing), nullptr);
 }
 
 TEST(Bundle, DamagedOrForeignBundlesAreRejectedAtLoad) {
