@@ -395,7 +395,7 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
           Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
                                     e.fmul(o[i][t][2 * h + 1], inv));
           Value off = e.add(rowOffset, e.add(colOffset, e.i64(t * 8)));
-          e.storeGlobal(packed, e.globalElementPtr(arg(abi::kO), off, v.elementType), 4);
+          e.store(packed, e.globalElementPtr(arg(abi::kO), off, v.elementType), 4);
         }
         if (v.hasLse)
           emitIf(e.cmpi(CmpIPredicate::eq, quadCol, e.i32(0)), [&] {
@@ -403,7 +403,7 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
             Value lse = e.fmul(e.fadd(rowMax[2 * i + h], e.log2Approx(l)), e.f32(M_LN2));
             lse = e.select(seen, lse, e.negInf());
             Value at = rowStatsOffset(headOfRow(row), positionOfRow(row));
-            e.storeGlobal(lse, e.globalElementPtr(arg(abi::kLse), at, b.getF32Type()), 4);
+            e.store(lse, e.globalElementPtr(arg(abi::kLse), at, b.getF32Type()), 4);
           });
       });
     }

@@ -52,11 +52,13 @@ bool isAuxiliaryKind(KernelKind k) {
   return k == KernelKind::BackwardDelta || k == KernelKind::BackwardConvertDQ;
 }
 
-void normalizeAuxiliarySpec(AttentionSpec &spec) {
+void normalizeSpecForKind(AttentionSpec &spec) {
+  if (spec.backward())
+    spec.withLse = spec.packGQA = false;
   if (!isAuxiliaryKind(spec.kind))
     return;
   spec.mask = Mask::None;
-  spec.withLse = spec.softcap = spec.alibi = spec.dropout = spec.blockMask = spec.packGQA = false;
+  spec.softcap = spec.alibi = spec.dropout = spec.blockMask = false;
   spec.scoreMod.clear();
   spec.maskMod.clear();
   spec.tile = TileConfig{64, 64, 4, 1};
@@ -219,7 +221,7 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
   if (isAuxiliaryKind(kind)) {
     AttentionSpec aux;
     aux.kind = kind;
-    normalizeAuxiliarySpec(aux);
+    normalizeSpecForKind(aux);
     return aux.tile;
   }
   t.stages = 2;

@@ -136,9 +136,11 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
 /// BackwardDKQ, BackwardDV, BackwardConvertDQ}.
 std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
                                         bool atomicQueryGradient = false);
-/// The fixed form of an auxiliary kind's spec: no mask, modifiers, dropout
-/// or LSE, tile m64 (query rows a block) w4; other kinds are left as they are.
-void normalizeAuxiliarySpec(AttentionSpec &spec);
+/// Clears what a spec's kind cannot have: the forward-only switches (LSE,
+/// GQA packing) on backward kinds; and gives the auxiliary kinds their fixed
+/// form (no mask, modifiers, dropout or block mask, tile m64 (query rows a
+/// block) w4). Forward specs are left as they are.
+void normalizeSpecForKind(AttentionSpec &spec);
 
 /// Narrows a tile that fits the plain variant's registers but would spill
 /// with `spec`'s extra work per score (a user mask's block test, dropout's

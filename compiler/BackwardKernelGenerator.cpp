@@ -250,7 +250,7 @@ void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value r
             hi = e.fmul(hi, scale);
           }
           Value off = e.add(rowOffset, e.add(colOffset, e.i64(int64_t(t) * 8)));
-          e.storeGlobal(e.packPair(v.elementType, lo, hi),
+          e.store(e.packPair(v.elementType, lo, hi),
                         e.globalElementPtr(arg(ptrArg), off, v.elementType), 4);
         }
       });
@@ -292,7 +292,7 @@ std::vector<Value> BackwardGenerator::emitDelta(Value headIndex) {
       sum = quadReduce(sum, /*isMax=*/false);
       emitIf(arith::AndIOp::create(b, loc, valid, e.cmpi(CmpIPredicate::eq, quadCol, e.i32(0))),
              [&] {
-               e.storeGlobal(sum, e.globalElementPtr(arg(abi::bwd::kDelta),
+               e.store(sum, e.globalElementPtr(arg(abi::bwd::kDelta),
                                                      rowStatsOffset(headIndex, row),
                                                      b.getF32Type()),
                              4);
@@ -345,7 +345,7 @@ void BackwardGenerator::emitConvertDQ() {
       Value hi = e.loadGlobalF32(
           e.globalElementPtr(arg(kDQAccum), e.add(from, e.i64(1)), b.getF32Type()));
       Value to = e.add(dqBase, e.add(e.mul(e.toI64(row), arg(kDQStride0 + 1)), column));
-      e.storeGlobal(e.packPair(v.elementType, e.fmul(lo, arg(kScale)), e.fmul(hi, arg(kScale))),
+      e.store(e.packPair(v.elementType, e.fmul(lo, arg(kScale)), e.fmul(hi, arg(kScale))),
                     e.globalElementPtr(arg(kDQ), to, v.elementType), 4);
     });
   }
@@ -410,7 +410,7 @@ void BackwardGenerator::stageGradQueryChunks(const std::vector<Value> &acc, int6
           if (dimBase >= v.headDimQK)
             continue;
           auto store = [&] {
-            e.storeGlobal(acc[c * perChunk + t * 4 + half * 2 + odd],
+            e.store(acc[c * perChunk + t * 4 + half * 2 + odd],
                           sharedAt(e.add(rowBase, e.i32(dimBase * 4))), 4);
           };
           if (dimBase + 64 - 8 > v.headDimQK) // a chunk past d % 64: not every row exists

@@ -130,6 +130,11 @@ constexpr int64_t kTensorMapBoxColumns = 64;
 inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
   return tiles < smCount ? tiles : smCount;
 }
+// GQA-packed forward tiles (AttentionSpec::packGQA) hold whole queries of
+// every head of a group: this many a tile of m rows (0: the group does not
+// fit); the grid's x walks ceil(seq_q / that) blocks, its y the key/value
+// heads. The generator's tileRows() is group times this.
+inline int64_t packedTileQueries(int64_t m, int64_t group) { return m / group; }
 
 // The backward kernels (every KernelKind but Forward) share one parameter
 // list; each reads or writes the tensors its kind needs. `delta` ([batch,

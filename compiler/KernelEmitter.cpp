@@ -154,7 +154,7 @@ std::array<Value, 4> KernelEmitter::ldmatrixX4(Value ptr, bool transpose) {
   return out;
 }
 
-void KernelEmitter::storeGlobal(Value value, Value ptr, unsigned alignment) {
+void KernelEmitter::store(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }
 

@@ -89,7 +89,8 @@ public:
   void cpAsyncWait(int64_t pendingGroups);
   /// ldmatrix.x4 of 16-bit elements (transposed when `transpose`).
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
-  void storeGlobal(mlir::Value value, mlir::Value ptr, unsigned alignment);
+  /// A plain store (any address space: global, or the staged dQ rows in shared memory).
+  void store(mlir::Value value, mlir::Value ptr, unsigned alignment);
   /// f32 `value` rounded to the 16-bit element type, stored at `sharedPtr`.
   void storeSharedElement(mlir::Type elementType, mlir::Value value, mlir::Value sharedPtr);
   /// Bulk asynchronous reduction (sm_90): global[i] += shared[i] over `bytes`

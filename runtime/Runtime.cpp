@@ -294,7 +294,7 @@ static std::optional<TileConfig> lookupTuned(const Runtime::Impl &impl,
 // (an error where it cannot) or, by default, where that needs fewer tiles.
 static Status choosePackGQA(AttentionSpec &spec, const AttentionParams &p) {
   const int64_t group = p.headsQ / p.headsK;
-  const int64_t queriesPerTile = spec.tile.m / group;
+  const int64_t queriesPerTile = abi::packedTileQueries(spec.tile.m, group);
   std::string obstacle = group == 1                ? "heads_q == heads_k (no group)"
                          : queriesPerTile == 0     ? "the group is larger than the tile's rows"
                          : p.seqQ * group > std::numeric_limits<int32_t>::max()
@@ -462,7 +462,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   setForwardFields(k, p);
   // Packed GQA: tiles of ⌊m / group⌋ whole queries of every head of a group.
   const int64_t group = p.headsQ / p.headsK;
-  const int64_t tileQueries = spec.packGQA ? provided.tile.m / group : provided.tile.m;
+  const int64_t tileQueries =
+      spec.packGQA ? abi::packedTileQueries(provided.tile.m, group) : provided.tile.m;
   const int64_t queryBlocks = (p.seqQ + tileQueries - 1) / tileQueries;
   const int64_t tileHeads = spec.packGQA ? p.headsK : p.headsQ;
   if (!provided.tile.warpSpecialized)
@@ -502,7 +503,7 @@ static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardPa
     spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
     const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
     if (isAuxiliaryKind(kind)) {
-      normalizeAuxiliarySpec(spec);
+      normalizeSpecForKind(spec);
       specs.push_back(spec);
       continue;
     }

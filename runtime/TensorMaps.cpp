@@ -54,14 +54,14 @@ Status encode(const CudaDriver &driver, const char *name, DType dtype, const voi
 
 // Packed GQA Q: [dim, group, seq, heads_k, batch], a box of the whole group
 // for ⌊m / group⌋ queries.
-Status encodePackedQuery(const CudaDriver &driver, const AttentionParams &p, int64_t tileRows,
+Status encodePackedQuery(const CudaDriver &driver, const AttentionParams &p, int64_t m,
                          abi::TensorMap &out) {
   const int64_t group = p.headsQ / p.headsK, elementBytes = 2;
   const int64_t extents[5] = {p.headDimQK, group, p.seqQ, p.headsK, p.batch};
   const int64_t bytes[4] = {p.qStride[2] * elementBytes, p.qStride[1] * elementBytes,
                             group * p.qStride[2] * elementBytes, p.qStride[0] * elementBytes};
   const uint32_t box[5] = {uint32_t(abi::kTensorMapBoxColumns), uint32_t(group),
-                           uint32_t(tileRows / group), 1, 1};
+                           uint32_t(abi::packedTileQueries(m, group)), 1, 1};
   return encodeTiled(driver, "q (packed GQA)", p.dtype, p.q, 5, extents, bytes, box, out);
 }
 

@@ -123,6 +123,11 @@ def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, p
     return p
 
 
+def _pack_gqa_flag(pack_gqa):
+    """The C struct's pack_gqa: None (the library decides) 0, True 1, False -1."""
+    return 0 if pack_gqa is None else (1 if pack_gqa else -1)
+
+
 def _run(q, call):
     """Runs call(lib, runtime, stream) on q's device and current stream."""
     import torch
@@ -144,7 +149,7 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO
     lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
     p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
     _set_tile(p, tile)
-    p.pack_gqa = 0 if pack_gqa is None else (1 if pack_gqa else -1)
+    p.pack_gqa = _pack_gqa_flag(pack_gqa)
     _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
     return out, lse
 
@@ -376,7 +381,7 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(
     ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
                    Dropout(dropout_p, 0)).apply(p, b, hq, q.device)
     _set_tile(p, tile)
-    p.pack_gqa = 0 if pack_gqa is None else (1 if pack_gqa else -1)
+    p.pack_gqa = _pack_gqa_flag(pack_gqa)
     lib = _library.library()
     with torch.cuda.device(q.device):
         return lib.variant(lib.runtime(q.device.index), p)

@@ -110,7 +110,7 @@ static bool setMaskAndModifiers(AttentionSpec &spec, bool causalMask) {
   spec.varlen = varlen;
   spec.dropout = dropout;
   spec.blockMask = blockMask;
-  spec.packGQA = packGQA && spec.kind == KernelKind::Forward; // forward-only switch
+  spec.packGQA = packGQA;
   return userModifier(scoreMod, ModifierKind::Score, spec.scoreMod) &&
          userModifier(maskMod, ModifierKind::Mask, spec.maskMod);
 }
@@ -248,8 +248,6 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
       return false;
     spec.withLse = flag("lse");
     auto k = parseKernelKind(str("kind", "fwd"));
-    if (k && *k != KernelKind::Forward)
-      spec.packGQA = false; // forward-only switch
     if (!k) {
       llvm::errs() << "flash-gen: " << path << ": unknown kind\n";
       return false;
@@ -262,7 +260,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
                    << "(, pv_wgmma(, warp_specialized)))]\n";
       return false;
     }
-    normalizeAuxiliarySpec(spec);
+    normalizeSpecForKind(spec);
     out.push_back(spec);
   }
   return true;
@@ -321,7 +319,7 @@ static int generateBundle() {
                 tiles.push_back(defaultTileOf(spec));
               for (const TileConfig &t : tiles) {
                 spec.tile = t;
-                normalizeAuxiliarySpec(spec); // one per dtype, head dims, packing, arch
+                normalizeSpecForKind(spec); // one per dtype, head dims, packing, arch
                 bool seen = false;
                 for (const AttentionSpec &other : request.specs)
                   seen = seen || other.canonical() == spec.canonical();
@@ -422,14 +420,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   spec.kind = kinds[0];
-  if (spec.backward())
-    spec.withLse = spec.packGQA = false; // forward-only switches
   spec.tile = defaultTileOf(spec);
   if (!tile.empty() && !parseTile(tile, spec.tile)) {
     llvm::errs() << "flash-gen: --tile wants m,n,warps,stages\n";
     return 2;
   }
-  normalizeAuxiliarySpec(spec);
+  normalizeSpecForKind(spec);
   Stage stage;
   if (emit == "mlir")
     stage = Stage::FlashIR;
