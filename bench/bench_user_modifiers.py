@@ -8,7 +8,10 @@ plain attention of the same shape is the first row. TFLOP/s count the kept
 (query, key) pairs (4 d per pair; 2.5x that forward + backward). Every flashjit
 result is first checked against float32 PyTorch on 256 random query rows.
 flashjit derives its block mask from the mask_mod in the compiler (interval
-evaluation per block, compiler/MaskIntervals.cpp); FlexAttention's comes from
+evaluation per block, compiler/MaskIntervals.cpp): per call a small kernel lists
+the key blocks each query tile may keep (included in the timing) and the
+forward visits only those; "flashjit no lists" (mask_mod_block_lists=False)
+trims empty blocks at a row's ends only. FlexAttention's block mask comes from
 create_block_mask (made once, outside the timing).
 
   python3 bench/bench_user_modifiers.py --out results/NAME   (NAME.md, NAME.json)
@@ -28,7 +31,7 @@ from flashjit import modifiers as mods  # noqa: E402
 from bench_variants import publish, time_cells  # noqa: E402
 
 B, S, H, D = 4, 4096, 16, 128
-PEERS = ("flashjit", "flashjit built-in", "flexattention")
+PEERS = ("flashjit", "flashjit no lists", "flashjit built-in", "flexattention")
 
 
 def torch_reference(q, k, v, rows, score_fn, mask_fn, causal):
@@ -85,6 +88,9 @@ def run_row(name, score_mod=None, score_fn=None, mask_mod=None, mask_fn=None, ca
         rows = torch.randperm(S, device="cuda")[:256].sort().values
         ref = torch_reference(q, k, v, rows, score_fn, mask_fn, causal)
         err = ((out[:, rows].float() - ref).norm() / ref.norm()).item()
+        if mask_mod:  # and without the lists
+            unlisted = flashjit.attention(q, k, v, mask_mod_block_lists=False, **kwargs)
+            err = max(err, ((unlisted[:, rows].float() - ref).norm() / ref.norm()).item())
     row["rel_err"] = err
     if not err < 1e-2:
         raise RuntimeError(f"flashjit wrong for {name}: relative error {err}")
@@ -98,6 +104,9 @@ def run_row(name, score_mod=None, score_fn=None, mask_mod=None, mask_fn=None, ca
             return fn
         return lambda: fn().backward(g)
     cells = {"flashjit": timed(lambda: flashjit.attention(q, k, v, **kwargs))}
+    if mask_mod and not training:
+        cells["flashjit no lists"] = lambda: flashjit.attention(q, k, v, mask_mod_block_lists=False,
+                                                                **kwargs)
     if builtin is not None:
         cells["flashjit built-in"] = timed(lambda: flashjit.attention(q, k, v, causal=causal,
                                                                       **builtin))
@@ -144,6 +153,8 @@ def main():
     alibi = lambda s, b, h, i, j: s - torch.exp2(-8.0 * (h + 1) / H) * (i - j).abs()
     chunk = lambda b, h, i, j: i // 1024 == j // 1024
     prefix = lambda b, h, i, j: (j < 1024) | (i >= j)
+    sink = lambda b, h, i, j: (i >= j) & ((j < 64) | (i - j < 1024))
+    strided = lambda b, h, i, j: ((j // 512) % 4 == 0) | (i - j < 512)
     rows = [
         run_row("plain"),
         run_row("relative bias", mods.relative_position_bias(0.02), bias),
@@ -153,12 +164,19 @@ def main():
         run_row("chunked 1024 causal (mask_mod)", mask_mod=mods.chunked(1024), mask_fn=chunk,
                 causal=True),
         run_row("prefix-LM 1024 (mask_mod)", mask_mod=mods.prefix_lm(1024), mask_fn=prefix),
+        run_row("sink 64 + window 1024 (mask_mod)", mask_mod=mods.attention_sink(64, 1024),
+                mask_fn=sink),
+        run_row("strided 512 / 4 + band 512 causal (mask_mod)",
+                mask_mod="(kv_idx / 512) % 4 == 0 || q_idx - kv_idx < 512", mask_fn=strided,
+                causal=True),
         run_row("relative bias", mods.relative_position_bias(0.02), bias, training=True),
         run_row("softcap 30", mods.softcap(30), cap, builtin=dict(softcap=30.0), training=True),
         run_row("chunked 1024 causal (mask_mod)", mask_mod=mods.chunked(1024), mask_fn=chunk,
                 causal=True, training=True),
         run_row("prefix-LM 1024 (mask_mod)", mask_mod=mods.prefix_lm(1024), mask_fn=prefix,
                 training=True),
+        run_row("sink 64 + window 1024 (mask_mod)", mask_mod=mods.attention_sink(64, 1024),
+                mask_fn=sink, training=True),
     ]
     publish(args.out, render(header, rows), {"header": header, "rows": rows})
 

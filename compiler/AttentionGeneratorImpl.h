@@ -103,6 +103,9 @@ public:
       : e(b, loc), b(b), loc(loc), v(v), kernel(kernel), smemSymbol(smemSymbol) {}
 
   void emit();
+  /// The ForwardBlockLists kernel (BlockListsKernel.cpp): the block-mask
+  /// lists of the key blocks each query tile's mask may keep.
+  void emitBlockLists();
 
 protected:
   // AttentionKernelGenerator.cpp: setup, the cp.async main loop, the math
@@ -115,7 +118,7 @@ protected:
   /// The parameter the forward's and the backward's lists (KernelABI.h) hold
   /// at different indices: this kernel's.
   Value kernelArg(int forwardIndex, int backwardIndex) {
-    return arg(v.kind == KernelKind::Forward ? forwardIndex : backwardIndex);
+    return arg(isBackwardKind(v.kind) ? backwardIndex : forwardIndex);
   }
   Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
 

@@ -447,7 +447,7 @@ void Generator::emitThreadGeometry() {
   warp = e.shrui(tid, 5);
   quadRow = e.shrui(lane, 2);
   quadCol = e.andi(lane, e.i32(3));
-  bool backward = v.kind != KernelKind::Forward;
+  bool backward = isBackwardKind(v.kind);
   seqQ = arg(backward ? int(abi::bwd::kSeqQ) : int(abi::kSeqQ));
   seqK = arg(backward ? int(abi::bwd::kSeqK) : int(abi::kSeqK));
 }
@@ -542,6 +542,13 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   using namespace detail;
   flash::TileAttr tile = op.getTile();
   Variant v = variantOf(op);
+  if (op.getDeriveBlockMask()) { // writes the lists, walks ranges: no block mask to read
+    v.kind = KernelKind::ForwardBlockLists;
+    v.blockMask = false;
+    OpBuilder b(kernel.getContext());
+    Generator(b, op.getLoc(), v, kernel, sharedMemorySymbol).emitBlockLists();
+    return success();
+  }
   v.hasLse = static_cast<bool>(op.getLse());
   v.mTilesPerWarp = v.m / (16 * v.warps);
   v.nTilesS = v.n / 8;

@@ -37,10 +37,14 @@ const char *kernelKindName(KernelKind k) {
   case KernelKind::BackwardDKVQ: return "bwd_dkvq";
   case KernelKind::BackwardDKQ: return "bwd_dkq";
   case KernelKind::BackwardConvertDQ: return "bwd_dq_convert";
+  case KernelKind::ForwardBlockLists: return "fwd_block_lists";
   }
   return "?";
 }
 
+bool isBackwardKind(KernelKind k) {
+  return k != KernelKind::Forward && k != KernelKind::ForwardBlockLists;
+}
 bool isQueryBlockKind(KernelKind k) {
   return k == KernelKind::BackwardDQ || k == KernelKind::BackwardDelta ||
          k == KernelKind::BackwardConvertDQ;
@@ -55,6 +59,14 @@ bool isAuxiliaryKind(KernelKind k) {
 void normalizeSpecForKind(AttentionSpec &spec) {
   if (spec.backward())
     spec.withLse = spec.packGQA = false;
+  if (spec.kind == KernelKind::ForwardBlockLists) {
+    // Lists depend on where keys are kept, nothing on how scores are formed.
+    spec.withLse = spec.packGQA = spec.softcap = spec.alibi = spec.dropout = false;
+    spec.scoreMod.clear();
+    spec.blockMask = true;
+    spec.tile = TileConfig{spec.tile.m, spec.tile.n, 1, 1}; // one warp a query block
+    return;
+  }
   if (!isAuxiliaryKind(spec.kind))
     return;
   spec.mask = Mask::None;
@@ -68,7 +80,7 @@ std::optional<KernelKind> parseKernelKind(const std::string &s) {
   for (KernelKind k : {KernelKind::Forward, KernelKind::BackwardDQ, KernelKind::BackwardDKV,
                        KernelKind::BackwardDK, KernelKind::BackwardDV, KernelKind::BackwardDelta,
                        KernelKind::BackwardDKVQ, KernelKind::BackwardDKQ,
-                       KernelKind::BackwardConvertDQ})
+                       KernelKind::BackwardConvertDQ, KernelKind::ForwardBlockLists})
     if (s == kernelKindName(k))
       return k;
   return std::nullopt;
@@ -150,7 +162,7 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
-  if (isAuxiliaryKind(kind))
+  if (isAuxiliaryKind(kind) || kind == KernelKind::ForwardBlockLists)
     return 0;
   if (backward())
     return backwardLayout(kind, headDimQK, headDimV, tile).totalBytes;

@@ -30,11 +30,17 @@ enum class Mask { None, Causal, Window };
 /// adds each block's dQ share to an fp32 accumulator with atomics; above
 /// d = 128 BackwardDKQ and BackwardDV), then BackwardConvertDQ (dQ = scale ·
 /// accumulator, in the element type): five products a block pair instead of
-/// seven.
+/// seven. ForwardBlockLists computes no attention: launched before a forward
+/// with a mask_mod, it lists the key blocks each query tile's mask may keep
+/// (KernelABI.h's BlockMaskParams, on the forward's parameters), so that the
+/// forward's block-mask variant skips every empty block, not only those at
+/// the ends of its range.
 enum class KernelKind {
   Forward, BackwardDQ, BackwardDKV, BackwardDK, BackwardDV,
-  BackwardDelta, BackwardDKVQ, BackwardDKQ, BackwardConvertDQ
+  BackwardDelta, BackwardDKVQ, BackwardDKQ, BackwardConvertDQ, ForwardBlockLists
 };
+/// The kinds of the backward pass (their own parameter list, KernelABI.h's bwd).
+bool isBackwardKind(KernelKind k);
 /// Grid over query blocks (BackwardDQ, BackwardDelta, BackwardConvertDQ) or,
 /// for the other backward kinds, over key blocks.
 bool isQueryBlockKind(KernelKind k);
@@ -48,7 +54,8 @@ const char *dtypeName(DType t); // "f16" / "bf16"
 const char *maskName(Mask m);   // "none" / "causal" / "window"
 std::optional<Mask> parseMask(const std::string &s);
 const char *kernelKindName(KernelKind k); // "fwd", "bwd_dq", "bwd_dkv", "bwd_dk", "bwd_dv",
-                                          // "bwd_delta", "bwd_dkvq", "bwd_dkq", "bwd_dq_convert"
+                                          // "bwd_delta", "bwd_dkvq", "bwd_dkq", "bwd_dq_convert",
+                                          // "fwd_block_lists"
 std::optional<KernelKind> parseKernelKind(const std::string &s);
 std::optional<DType> parseDType(const std::string &s);
 
@@ -113,7 +120,7 @@ struct AttentionSpec {
   std::string variantName() const; // e.g. flash_fwd_bf16_d128_causal_m128n64w4s2_sm90a,
                                    //      flash_bwd_dq_bf16_d128_window_softcap_varlen_m64n64w4s2_sm80,
                                    //      flash_fwd_f16_d64_smod3fa9c2d1e0_mmod..._m128n128w4s2_sm80
-  bool backward() const { return kind != KernelKind::Forward; }
+  bool backward() const { return isBackwardKind(kind); }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;
 };
@@ -139,7 +146,9 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
 /// Clears what a spec's kind cannot have: the forward-only switches (LSE,
 /// GQA packing) on backward kinds; and gives the auxiliary kinds their fixed
 /// form (no mask, modifiers, dropout or block mask, tile m64 (query rows a
-/// block) w4). Forward specs are left as they are.
+/// block) w4), and ForwardBlockLists its own (the mask, mask_mod and the
+/// tile's m and n only; block mask on; w1 s1, no Hopper switches). Forward
+/// specs are left as they are.
 void normalizeSpecForKind(AttentionSpec &spec);
 
 /// Narrows a tile that fits the plain variant's registers but would spill

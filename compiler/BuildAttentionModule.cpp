@@ -178,7 +178,10 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
   auto op = flash::AttentionOp::create(b, loc, body->getArgument(0), body->getArgument(1),
                              body->getArgument(2), body->getArgument(3),
                              body->getArgument(scaleIndex), lse, mask, tile, target,
-                             spec.packGQA ? b.getUnitAttr() : UnitAttr(), m.windowLeft,
+                             spec.packGQA ? b.getUnitAttr() : UnitAttr(),
+                             spec.kind == KernelKind::ForwardBlockLists ? b.getUnitAttr()
+                                                                        : UnitAttr(),
+                             m.windowLeft,
                              m.windowRight, m.softcap, m.alibi, m.cuSeqlensQ, m.cuSeqlensK,
                              m.dropoutP, m.dropoutSeed, m.dropoutOffset, m.kvCounts,
                              m.kvIndices, m.blockQ, m.blockK);

@@ -118,6 +118,11 @@ Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
   return gpu::ShuffleOp::create(b, loc, v, laneMask, /*width=*/32, gpu::ShuffleMode::XOR)
       .getShuffleResult();
 }
+Value KernelEmitter::ballot(Value predicate) {
+  return NVVM::VoteSyncOp::create(b, loc, b.getI32Type(), i32(-1), predicate,
+                                  NVVM::VoteSyncKind::ballot);
+}
+Value KernelEmitter::popCount(Value x) { return LLVM::CtPopOp::create(b, loc, x); }
 void KernelEmitter::barrier() { gpu::BarrierOp::create(b, loc); }
 void KernelEmitter::namedBarrierSync(Value id, int64_t threads) {
   NVVM::BarrierOp::create(b, loc, TypeRange{}, id, i32(threads), {}, Value{});

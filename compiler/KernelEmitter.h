@@ -74,6 +74,9 @@ public:
 
   // Warp and block synchronisation.
   mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);
+  /// vote.sync.ballot over the full warp: bit l set where lane l's i1 holds.
+  mlir::Value ballot(mlir::Value predicate);
+  mlir::Value popCount(mlir::Value i32Value);
   void barrier();
   /// Named barrier `id` (1..15) among `threads` threads: wait for all / only arrive.
   void namedBarrierSync(mlir::Value id, int64_t threads);

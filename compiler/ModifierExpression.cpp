@@ -424,6 +424,17 @@ std::string canonicalModifierText(const char *text, ModifierKind kind) {
   return canonical;
 }
 
+bool modifierReads(const ModifierTree &tree, const std::string &name) {
+  if (!tree)
+    return false;
+  if (tree->kind == ModifierNode::Kind::Variable && tree->name == name)
+    return true;
+  for (const ModifierTree &operand : tree->operands)
+    if (modifierReads(operand, name))
+      return true;
+  return false;
+}
+
 std::string modifierHash(const std::string &canonicalText) {
   uint64_t h = 1469598103934665603ull; // FNV-1a, 64 bits
   for (unsigned char c : canonicalText) {

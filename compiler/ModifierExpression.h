@@ -60,6 +60,9 @@ std::string canonicalModifierText(const char *text, ModifierKind kind);
 /// A short stable hash of the canonical text, for variant names ("3fa9c2d1").
 std::string modifierHash(const std::string &canonicalText);
 
+/// Whether the expression reads the variable `name` ("b", "h", ...).
+bool modifierReads(const ModifierTree &tree, const std::string &name);
+
 const char *modifierKindName(ModifierKind kind); // "score_mod" / "mask_mod"
 
 } // namespace flashjit

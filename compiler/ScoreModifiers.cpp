@@ -71,7 +71,7 @@ void Generator::emitKeyBlockRange(Value firstRow, Value lastRow) {
   } else {
     numBlocks = endBlock;
   }
-  if (v.maskMod)
+  if (v.maskMod && v.kind != KernelKind::ForwardBlockLists) // that kernel tests every block
     trimKeyBlocksByUserMask(firstRow, lastRow);
 }
 

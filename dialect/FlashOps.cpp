@@ -309,6 +309,9 @@ LogicalResult AttentionOp::verify() {
                        getDropoutP() || varlen || getKvCounts()))
     return emitOpError("pack_gqa: not with alibi, score_mod / mask_mod, dropout, seqlens or "
                        "block_mask (their data is per head or per row)");
+  if (getDeriveBlockMask() && (!getKvCounts() || varlen || getPackGqa()))
+    return emitOpError("derive_block_mask: needs block_mask (the lists it writes), not with "
+                       "seqlens or pack_gqa");
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
                                   getAlibiSlopes())) ||
       failed(verifyDropout(*this, getDropoutP(), getDropoutSeed(), getDropoutOffset())) ||

@@ -135,6 +135,14 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     head, and K/V stream once per group. Not with ALiBi, the modifier
     regions, dropout, seqlens or a block mask (per-head or per-row data).
 
+    With `derive_block_mask` the op computes no attention (Q, K, V and the
+    output are not touched): it writes the block mask's lists, listing for
+    every query block of the tile's m rows the key blocks of n keys that the
+    mask, the sequence lengths and the `mask_mod` region may keep (block_q
+    and block_k must be m and n). Launched before the same attention with
+    those lists, it lets a mask_mod skip empty blocks anywhere in a row, not
+    only at its ends. Not with seqlens or pack_gqa.
+
     ```mlir
     flash.attention %q, %k, %v -> %o scale %s window(%left, %right) softcap %cap
         {mask = #flash.mask<window>,
@@ -154,7 +162,8 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     Flash_MaskAttr:$mask,
     Flash_TileAttr:$tile,
     Flash_TargetAttr:$target,
-    UnitAttr:$pack_gqa), ScoreModifierOperands, VarlenOperands, DropoutOperands,
+    UnitAttr:$pack_gqa,
+    UnitAttr:$derive_block_mask), ScoreModifierOperands, VarlenOperands, DropoutOperands,
     BlockMaskOperands);
   let regions = ModifierRegions;
   let assemblyFormat = !strconcat([{

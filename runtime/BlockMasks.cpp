@@ -8,6 +8,8 @@
 //
 #include "runtime/BlockMasks.h"
 
+#include "compiler/ModifierExpression.h"
+
 #include <limits>
 #include <string>
 #include <vector>
@@ -161,6 +163,41 @@ Status fitTileToBlockMask(TileConfig &t, KernelKind kind, const BlockMask &m, bo
                          "block_k); use blocks that are multiples of 128" +
                          (given ? " or another tile" : ""));
   return Status::ok();
+}
+
+abi::BlockMaskParams derivedBlockMaskShape(const AttentionParams &p, int64_t blockQ,
+                                           int64_t blockK) {
+  std::string error;
+  ModifierTree mask = parseModifier(p.maskMod ? p.maskMod : "", ModifierKind::Mask, error);
+  abi::BlockMaskParams k;
+  k.blockQ = int32_t(blockQ);
+  k.blockK = int32_t(blockK);
+  k.queryBlocks = int32_t((p.seqQ + blockQ - 1) / blockQ);
+  k.keyBlocks = int32_t((p.seqK + blockK - 1) / blockK);
+  k.batches = modifierReads(mask, "b") ? int32_t(p.batch) : 1;
+  k.heads = modifierReads(mask, "h") ? int32_t(p.headsQ) : 1;
+  return k;
+}
+
+static size_t listRows(const abi::BlockMaskParams &k) {
+  return size_t(k.batches) * size_t(k.heads) * size_t(k.queryBlocks);
+}
+
+size_t derivedBlockMaskIndicesOffset(const abi::BlockMaskParams &k) {
+  return (listRows(k) * sizeof(int32_t) + 255) / 256 * 256;
+}
+
+size_t derivedBlockMaskBytes(const abi::BlockMaskParams &k) {
+  return derivedBlockMaskIndicesOffset(k) + listRows(k) * size_t(k.keyBlocks) * sizeof(int32_t);
+}
+
+bool derivesBlockMask(const AttentionSpec &spec, const AttentionParams &p) {
+  if (spec.maskMod.empty() || p.blockMask.present() || spec.varlen || spec.packGQA ||
+      !p.maskModBlockLists)
+    return false;
+  // (The cap also keeps the kernels' i32 list offsets in range.)
+  return derivedBlockMaskBytes(derivedBlockMaskShape(p, spec.tile.m, spec.tile.n)) <=
+         kMaxDerivedBlockMaskBytes;
 }
 
 abi::BlockMaskParams blockMaskParamsOf(const AttentionParams &p) {

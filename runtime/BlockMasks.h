@@ -27,6 +27,24 @@ Status fitTileToBlockMask(TileConfig &tile, KernelKind kind, const BlockMask &ma
 
 abi::BlockMaskParams blockMaskParamsOf(const AttentionParams &p);
 
+// Lists derived from a mask_mod (KernelKind::ForwardBlockLists): one list a
+// query block, shared by every batch / head when the expression reads no b /
+// h; counts then (256-byte aligned) indices in one device buffer.
+
+/// The lists' shape for blocks of blockQ x blockK (pointers left null).
+abi::BlockMaskParams derivedBlockMaskShape(const AttentionParams &p, int64_t blockQ,
+                                           int64_t blockK);
+/// Bytes of counts and indices, and where the indices start.
+size_t derivedBlockMaskBytes(const abi::BlockMaskParams &shape);
+size_t derivedBlockMaskIndicesOffset(const abi::BlockMaskParams &shape);
+/// Whether a normalized forward request's spec gets derived lists: a
+/// mask_mod, no block mask of the caller's, not varlen or packed, not turned
+/// off (AttentionParams::maskModBlockLists), lists under kMaxDerivedBlockMaskBytes.
+bool derivesBlockMask(const AttentionSpec &spec, const AttentionParams &p);
+/// Beyond this the forward runs without lists (its ranges trimmed at the
+/// ends only) rather than allocate them per call.
+constexpr size_t kMaxDerivedBlockMaskBytes = size_t(256) << 20;
+
 } // namespace flashjit
 
 #endif

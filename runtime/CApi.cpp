@@ -69,6 +69,7 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   m.trusted = c.block_mask_trusted != 0;
   using PackGQA = flashjit::AttentionParams::PackGQA;
   p.packGQA = c.pack_gqa > 0 ? PackGQA::Always : c.pack_gqa < 0 ? PackGQA::Never : PackGQA::Auto;
+  p.maskModBlockLists = c.mask_mod_block_lists >= 0;
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,

@@ -413,6 +413,112 @@ static Status findKernel(Runtime::Impl &impl, const AttentionSpec &spec, bool ex
   return Status::ok();
 }
 
+// Launches the forward kernel `provided` on parameters `k`.
+static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec,
+                            const ProvidedKernel &provided, const AttentionParams &p,
+                            const abi::AttentionKernelParams &k, CUstream stream) {
+  // Packed GQA: tiles of ⌊m / group⌋ whole queries of every head of a group.
+  const int64_t group = p.headsQ / p.headsK;
+  const int64_t tileQueries =
+      spec.packGQA ? abi::packedTileQueries(provided.tile.m, group) : provided.tile.m;
+  const int64_t queryBlocks = (p.seqQ + tileQueries - 1) / tileQueries;
+  const int64_t tileHeads = spec.packGQA ? p.headsK : p.headsQ;
+  if (!provided.tile.warpSpecialized)
+    return provided.kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(tileHeads),
+                                   unsigned(p.batch), stream);
+  // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
+  // persistent, one block per SM; else one block a tile.
+  const int64_t tiles = queryBlocks * tileHeads * p.batch;
+  if (tiles > std::numeric_limits<int32_t>::max())
+    return Status::error("problem too large for the warp-specialized kernel: " +
+                         std::to_string(tiles) + " tiles (query blocks x heads x batch) "
+                         "exceed 2^31 - 1");
+  abi::TensorMap tensorMaps[3];
+  if (Status s = encodeTensorMaps(*impl.driver, p, provided.tile, spec.packGQA, tensorMaps); !s)
+    return s;
+  const int64_t grid =
+      provided.tile.persistent ? abi::persistentGridSize(tiles, impl.device.smCount) : tiles;
+  return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+}
+
+// The ForwardBlockLists kernel for `forward`'s mask and mask_mod, blocks of
+// blockQ x blockK.
+static Status findBlockListsKernel(Runtime::Impl &impl, const AttentionSpec &forward,
+                                   int64_t blockQ, int64_t blockK, ProvidedKernel &provided) {
+  AttentionSpec spec = forward;
+  spec.kind = KernelKind::ForwardBlockLists;
+  spec.tile = TileConfig{blockQ, blockK};
+  normalizeSpecForKind(spec);
+  return findKernel(impl, spec, /*exactTile=*/true, "", provided);
+}
+
+// Writes the lists `lists` points to: one warp a query block, grid (query
+// blocks, mask heads, mask batches).
+static Status launchBlockLists(const ProvidedKernel &kernel, const AttentionParams &p,
+                               const abi::BlockMaskParams &lists, CUstream stream) {
+  abi::AttentionKernelParams k{};
+  setForwardFields(k, p);
+  k.blockMask = lists;
+  return kernel.kernel->launch(k, nullptr, unsigned(lists.queryBlocks), unsigned(lists.heads),
+                               unsigned(lists.batches), stream);
+}
+
+Status Runtime::listMaskModBlocks(const AttentionParams &params, int32_t *kvCounts,
+                                  int32_t *kvIndices, BlockMask &mask, CUstream stream) {
+  AttentionParams p = params;
+  p.blockMask = BlockMask();
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  if (!p.maskMod || !*p.maskMod)
+    return Status::error("listMaskModBlocks: the params have no maskMod to list blocks of");
+  if (p.varlen())
+    return Status::error("listMaskModBlocks: not with packed sequences (block masks are not)");
+  if (!kvCounts || !kvIndices)
+    return Status::error("listMaskModBlocks: kvCounts and kvIndices must be device buffers");
+  for (int64_t size : {mask.blockQ, mask.blockK})
+    if (size <= 0 || size % 16 != 0)
+      return Status::error("listMaskModBlocks: block sizes must be positive multiples of 16, "
+                           "got " + std::to_string(mask.blockQ) + " x " +
+                           std::to_string(mask.blockK));
+  abi::BlockMaskParams lists = derivedBlockMaskShape(p, mask.blockQ, mask.blockK);
+  // Lists the expression needs per batch / head must be allocated so; more is fine.
+  if ((mask.batches != 1 && mask.batches != p.batch) || mask.batches < lists.batches ||
+      (mask.heads != 1 && mask.heads != p.headsQ) || mask.heads < lists.heads)
+    return Status::error("listMaskModBlocks: mask.batches must be " +
+                         std::string(lists.batches > 1 ? "" : "1 or ") + "the batch (" +
+                         std::to_string(p.batch) + ") and mask.heads " +
+                         (lists.heads > 1 ? "" : "1 or ") + "heads_q (" +
+                         std::to_string(p.headsQ) + ")" +
+                         (lists.batches > 1 || lists.heads > 1 ? ": the mask_mod reads b / h"
+                                                               : ""));
+  lists.batches = int32_t(mask.batches);
+  lists.heads = int32_t(mask.heads);
+  lists.kvCounts = kvCounts;
+  lists.kvIndices = kvIndices;
+  if (p.batch == 0 || p.seqQ == 0)
+    return Status::ok();
+  if (Status s = bindContext(*impl_->driver, impl_->context); !s)
+    return s;
+  const TuningProblem problem = problemOf(p);
+  AttentionSpec spec;
+  setScoreModifiers(spec, p, problem);
+  spec.dtype = p.dtype;
+  spec.headDimQK = p.headDimQK;
+  spec.headDimV = p.headDimV;
+  spec.arch = impl_->device.arch;
+  spec.maxSharedMemory = impl_->device.maxSharedMemoryPerBlock;
+  ProvidedKernel kernel;
+  if (Status s = findBlockListsKernel(*impl_, spec, mask.blockQ, mask.blockK, kernel); !s)
+    return s;
+  if (Status s = launchBlockLists(kernel, p, lists, stream); !s)
+    return s;
+  mask.kvCounts = kvCounts;
+  mask.kvIndices = kvIndices;
+  mask.qCounts = mask.qIndices = nullptr;
+  mask.trusted = true;
+  return Status::ok();
+}
+
 Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   AttentionParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
@@ -445,44 +551,52 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
 
   // A block mask's tile must divide its blocks, and packing was decided for
   // this tile's rows: no other tile may stand in for either. Packing the
-  // runtime chose itself (Auto) is an optimization: a bundle without the
-  // packed kernel runs the same attention unpacked.
-  ProvidedKernel provided;
-  Status found = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask || spec.packGQA,
+  // runtime chose itself (Auto) and lists derived from a mask_mod are
+  // optimizations: a bundle without those kernels runs the same attention
+  // unpacked, or with the mask_mod's blocks trimmed at the ends only.
+  const bool userBlockMask = spec.blockMask;
+  bool derived = derivesBlockMask(spec, p);
+  spec.blockMask = userBlockMask || derived;
+  ProvidedKernel provided, lists;
+  Status found = findKernel(*impl_, spec, p.tile.has_value() || userBlockMask || spec.packGQA,
                             key, provided);
+  if (found && derived) {
+    found = findBlockListsKernel(*impl_, spec, provided.tile.m, provided.tile.n, lists);
+    lastSource = provided.source; // the attention's, not the lists'
+  }
+  if (!found && derived) {
+    derived = spec.blockMask = false;
+    found = findKernel(*impl_, spec, p.tile.has_value() || spec.packGQA, key, provided);
+  }
   if (!found && spec.packGQA && p.packGQA == AttentionParams::PackGQA::Auto) {
     spec.packGQA = false;
     found = findKernel(*impl_, spec, p.tile.has_value() || spec.blockMask, key, provided);
   }
   if (!found)
     return found;
-  const LoadedKernel *kernel = provided.kernel;
 
   abi::AttentionKernelParams k{};
   setForwardFields(k, p);
-  // Packed GQA: tiles of ⌊m / group⌋ whole queries of every head of a group.
-  const int64_t group = p.headsQ / p.headsK;
-  const int64_t tileQueries =
-      spec.packGQA ? abi::packedTileQueries(provided.tile.m, group) : provided.tile.m;
-  const int64_t queryBlocks = (p.seqQ + tileQueries - 1) / tileQueries;
-  const int64_t tileHeads = spec.packGQA ? p.headsK : p.headsQ;
-  if (!provided.tile.warpSpecialized)
-    return kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(tileHeads),
-                          unsigned(p.batch), stream);
-  // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
-  // persistent, one block per SM; else one block a tile.
-  const int64_t tiles = queryBlocks * tileHeads * p.batch;
-  if (tiles > std::numeric_limits<int32_t>::max())
-    return Status::error("problem too large for the warp-specialized kernel: " +
-                         std::to_string(tiles) + " tiles (query blocks x heads x batch) "
-                         "exceed 2^31 - 1");
-  abi::TensorMap tensorMaps[3];
-  if (Status s = encodeTensorMaps(*impl_->driver, p, provided.tile, spec.packGQA, tensorMaps);
+  if (!derived)
+    return launchForward(*impl_, spec, provided, p, k, stream);
+  // The lists in a workspace on the stream, freed after the attention.
+  const CudaDriver &d = *impl_->driver;
+  k.blockMask = derivedBlockMaskShape(p, provided.tile.m, provided.tile.n);
+  CUdeviceptr workspace = 0;
+  if (Status s = d.check("allocating the mask_mod's block lists (cuMemAllocAsync)",
+                         d.cuMemAllocAsync(&workspace, derivedBlockMaskBytes(k.blockMask), stream));
       !s)
     return s;
-  const int64_t grid =
-      provided.tile.persistent ? abi::persistentGridSize(tiles, impl_->device.smCount) : tiles;
-  return kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+  k.blockMask.kvCounts = reinterpret_cast<const int32_t *>(workspace);
+  k.blockMask.kvIndices = reinterpret_cast<const int32_t *>(
+      workspace + derivedBlockMaskIndicesOffset(k.blockMask));
+  Status launched = launchBlockLists(lists, p, k.blockMask, stream);
+  if (launched)
+    launched = launchForward(*impl_, spec, provided, p, k, stream);
+  if (Status s = d.check("freeing the mask_mod's block lists", d.cuMemFreeAsync(workspace, stream));
+      !s && launched)
+    return s;
+  return launched;
 }
 
 // The backward kernels for normalized params, in launch order (atomic dQ

@@ -124,6 +124,15 @@ struct AttentionParams {
   /// varlen, a block mask, or a group larger than the tile's rows).
   enum class PackGQA { Auto, Never, Always };
   PackGQA packGQA = PackGQA::Auto;
+  /// With a maskMod (and no blockMask), a small kernel first lists the key
+  /// blocks the mask may keep for each query tile (Runtime::listMaskModBlocks)
+  /// and the forward visits only those: empty blocks anywhere in a row are
+  /// skipped (sink + window, dilated masks), not only at its ends. Off saves
+  /// that launch where the kept blocks of every row are contiguous anyway.
+  /// Not with varlen; lists over 256 MiB (per-batch / per-head masks at very
+  /// long sequences) are not made. The backward skips empty blocks anywhere
+  /// without lists.
+  bool maskModBlockLists = true;
   std::optional<TileConfig> tile; // override the default tile configuration
   bool varlen() const { return cuSeqlensQ != nullptr || cuSeqlensK != nullptr; }
 };
@@ -205,6 +214,19 @@ public:
 
   /// The variant `attention` would run for these parameters.
   Status selectVariant(const AttentionParams &params, AttentionSpec &spec) const;
+  /// The key-block lists attention() derives for a forward with a maskMod:
+  /// for each query block of mask.blockQ rows, the key blocks of mask.blockK
+  /// keys (both multiples of 16) that params' causal / window bounds and
+  /// maskMod may keep, decided per block by interval arithmetic over the
+  /// expression (a block it cannot decide is listed). Written to kvCounts
+  /// [batches, heads, query blocks] and kvIndices [batches, heads, query
+  /// blocks, key blocks] (device int32, the caller's), mask.batches 1 or the
+  /// batch and mask.heads 1 or heads_q as allocated (not 1 where maskMod
+  /// reads b / h); then `mask` holds them, trusted, ready to be params'
+  /// blockMask for forwards with the same maskMod and lengths (the forward
+  /// only: no transpose), which saves attention() the listing launch.
+  Status listMaskModBlocks(const AttentionParams &params, int32_t *kvCounts, int32_t *kvIndices,
+                           BlockMask &mask, CUstream stream);
 
   const DeviceInfo &device() const;
 

@@ -91,6 +91,10 @@ typedef struct flashjit_attention_params {
      where it needs fewer tiles, e.g. decoding), 1 = always (an error where it
      cannot), -1 = never. */
   int32_t pack_gqa;
+  /* With a mask_mod (flashjit.h's AttentionParams::maskModBlockLists): 0 =
+     list the key blocks it may keep first, so the forward skips every empty
+     block (default); -1 = do not (empty blocks only trimmed at a row's ends). */
+  int32_t mask_mod_block_lists;
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

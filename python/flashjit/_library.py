@@ -40,6 +40,7 @@ class AttentionParams(ctypes.Structure):
         ("block_mask_heads", ctypes.c_int64),
         ("block_mask_trusted", ctypes.c_int32),
         ("pack_gqa", ctypes.c_int32),
+        ("mask_mod_block_lists", ctypes.c_int32),
     ]
 
 

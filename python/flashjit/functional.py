@@ -47,8 +47,9 @@ class ScoreModifiers:
     dropout (a Dropout, None = off)."""
 
     def __init__(self, window_size=(-1, -1), softcap=0.0, alibi_slopes=None, score_mod=None,
-                 mask_mod=None, dropout=None, block_mask=None):
+                 mask_mod=None, dropout=None, block_mask=None, mask_mod_block_lists=True):
         self.window_size, self.softcap, self.alibi_slopes = window_size, softcap, alibi_slopes
+        self.mask_mod_block_lists = bool(mask_mod_block_lists)
         self.score_mod = check_expression(score_mod, "score_mod")
         self.mask_mod = check_expression(mask_mod, "mask_mod")
         self.dropout = dropout
@@ -71,6 +72,7 @@ class ScoreModifiers:
         # The library parses them (errors name the position) and compiles one
         # kernel per distinct expression.
         p.score_mod, p.mask_mod = self.score_mod, self.mask_mod
+        p.mask_mod_block_lists = 0 if self.mask_mod_block_lists else -1
         if self.dropout is not None:
             self.dropout.apply(p)
         if self.block_mask is not None:
@@ -221,7 +223,8 @@ _Attention = None
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
               score_mod=None, mask_mod=None, dropout_p=0.0, dropout_seed=None, dropout_offset=0,
-              atomic_dq=False, block_mask=None, pack_gqa=None, _packing=None):
+              atomic_dq=False, block_mask=None, pack_gqa=None, mask_mod_block_lists=True,
+              _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -255,7 +258,11 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     grammar and named ones): score_mod, an expression of score, b, h, q_idx,
     kv_idx giving the new logit, e.g. "score - 0.02 * abs(q_idx - kv_idx)";
     mask_mod, a condition of b, h, q_idx, kv_idx keeping a key, e.g.
-    "q_idx / 1024 == kv_idx / 1024". Gradients flow through score_mod.
+    "q_idx / 1024 == kv_idx / 1024". Gradients flow through score_mod. With a
+    mask_mod the forward first lists the key blocks the mask may keep (a small
+    kernel) and skips every other block, also between kept ones (a sink plus a
+    window, dilated masks); mask_mod_block_lists=False skips only those at a
+    row's ends and saves that launch. The backward skips empty blocks anywhere.
 
     Dropout (FlashAttention-2's dropout_p): each probability is dropped with
     probability dropout_p (quantized to 1/65536) and the kept ones scaled by 1 /
@@ -277,7 +284,8 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
 
     global _Attention
     modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
-                               Dropout(dropout_p, dropout_seed, dropout_offset), block_mask)
+                               Dropout(dropout_p, dropout_seed, dropout_offset), block_mask,
+                               mask_mod_block_lists)
     if modifiers.block_mask is not None and modifiers.block_mask.partial_blocks and not (
             causal or mask_mod or tuple(window_size) != (-1, -1)):
         raise ValueError("flashjit: this flex_attention BlockMask keeps some blocks only in part "

@@ -84,6 +84,13 @@ def sliding_window(size):
     return f"q_idx >= kv_idx && q_idx - kv_idx < {_count(size, 'size')}"
 
 
+def attention_sink(sink, window):
+    """Causal sliding window of `window` keys plus the first `sink` keys, which
+    every query keeps (StreamingLLM's attention sinks)."""
+    return (f"q_idx >= kv_idx && (kv_idx < {_count(sink, 'sink', 0)} || "
+            f"q_idx - kv_idx < {_count(window, 'window')})")
+
+
 def prefix_lm(prefix_length):
     """Bidirectional over the first prefix_length keys, causal after them."""
     return f"kv_idx < {_count(prefix_length, 'prefix_length', 0)} || q_idx >= kv_idx"

@@ -167,6 +167,8 @@ def test_named_modifiers_are_expressions():
     assert mods.softcap(30) == "30.0 * tanh(score / 30.0)"
     assert mods.chunked(1024) == "q_idx / 1024 == kv_idx / 1024"
     assert mods.prefix_lm(0) == "kv_idx < 0 || q_idx >= kv_idx"
+    assert mods.attention_sink(4, 1024) == \
+        "q_idx >= kv_idx && (kv_idx < 4 || q_idx - kv_idx < 1024)"
     assert mods.all_of(mods.causal(), mods.dilated(2)) == \
         "(q_idx >= kv_idx) && ((q_idx - kv_idx) % 2 == 0)"
     assert mods.temperature_per_head([1, 2]) == "(h == 0 ? score / 1.0 : score / 2.0)"

@@ -315,6 +315,8 @@ USER_MODIFIERS = [  # (score_mod, its torch form, mask_mod, its torch form, caus
                                             device=s.device)[h],
      mods.any_of(mods.sliding_window(128), "b == 1"),
      lambda b, h, i, j: ((i >= j) & (i - j < 128)) | (b == 1), False),
+    (None, None, mods.attention_sink(16, 128),
+     lambda b, h, i, j: (i >= j) & ((j < 16) | (i - j < 128)), False),
 ]
 
 
@@ -337,6 +339,22 @@ def test_user_modifiers_forward_and_gradients(score_mod, score_fn, mask_mod, mas
     for name, got, exp in zip(("dq", "dk", "dv"), grads, want):
         rel = ((got.float() - exp.float()).norm() / exp.float().norm().clamp_min(1.0)).item()
         assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_mask_mod_without_block_lists_matches_reference():
+    """mask_mod_block_lists=False: the forward walks its trimmed range instead of
+    the derived lists (same output; the lists only skip empty blocks)."""
+    b, sq, sk, hq, hk, d = 2, 1000, 1300, 4, 2, 128
+    q = torch.randn(b, sq, hq, d, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(b, sk, hk, d, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(b, sk, hk, d, device="cuda", dtype=torch.bfloat16)
+    mask_fn = lambda b, h, i, j: (j % 512 < 128) | ((i - j).abs() < 64)
+    ref = user_modified_reference(q.float(), k.float(), v.float(), False, None, mask_fn)
+    for lists in (True, False):
+        out = flashjit.attention(q, k, v, mask_mod="kv_idx % 512 < 128 || abs(q_idx - kv_idx) < 64",
+                                 mask_mod_block_lists=lists)
+        rel = ((out.float() - ref).norm() / ref.norm()).item()
+        assert rel < 1e-2, f"lists {lists}: relative L2 error {rel}"
 
 
 def test_bad_user_modifier_is_a_clear_error():

@@ -47,6 +47,10 @@ const UserModifiers kBlockMasks[] = {
     {"", "abs(q_idx - kv_idx) <= 300", false},             // a window, trimmed both ends
     {"", "h % 2 == 0 || (q_idx / 128 == kv_idx / 128)", false}, // all kept on even heads
     {"", "(q_idx - 7) % 512 < 384 && kv_idx >= q_idx / 4", false}, // remainders, scaled
+    // Empty blocks between kept ones: the forward skips them with the lists
+    // it derives (BlockListsKernel.cpp), the backward per step.
+    {"", "kv_idx < 64 || q_idx - kv_idx < 200", true},       // attention sink + window
+    {"", "kv_idx % 512 < 128 || abs(q_idx - kv_idx) < 64", false}, // dilated, plus a band
 };
 
 CheckCase withUserModifiers(CheckCase c, const UserModifiers &m) {
@@ -95,7 +99,24 @@ std::vector<CheckCase> forwardGrid() {
     c.seed = baseSeed() + seed++;
     c.tile = TileConfig{64, 64, 4, 2};
     cases.push_back(c);
+    c.seed = baseSeed() + seed++; // the ends trimmed only
+    c.tile.reset();
+    c.maskModBlockLists = false;
+    cases.push_back(c);
   }
+  // Derived lists on every forward main loop, per head and per batch (the
+  // lists then are too), seq_q != seq_k both ways.
+  for (const TileConfig &t : flashjit::testing::everyForwardMainLoop())
+    for (const char *mask : {"kv_idx < 64 || q_idx - kv_idx < 200",
+                             "(h + b) % 2 == 0 || kv_idx % 384 < 128"}) {
+      CheckCase c = withUserModifiers(gridCase({2, 901, 2100, 4, 2}, 128, false, seed++),
+                                      {"", mask, true});
+      c.tile = t;
+      cases.push_back(c);
+      c = withUserModifiers(gridCase({3, 1500, 700, 2, 2}, 64, false, seed++), {"", mask, false});
+      c.tile = t;
+      cases.push_back(c);
+    }
   return cases;
 }
 

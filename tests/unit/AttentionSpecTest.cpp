@@ -54,6 +54,32 @@ TEST(AttentionSpec, VariantNameIsReadable) {
             "flash_bwd_dq_f16_d128v64_window_softcap_alibi_dropout_m128n64w4s2_sm90a");
 }
 
+// The block-lists kernel keeps what decides which keys are kept (mask,
+// mask_mod, the tile's m x n blocks) and drops the rest, so one kernel serves
+// every dtype-independent variant of a masked forward; it is a forward-ABI
+// kernel, not a backward one.
+TEST(AttentionSpec, BlockListsKindKeepsOnlyWhatPlacesKeys) {
+  AttentionSpec s;
+  s.kind = KernelKind::ForwardBlockLists;
+  s.mask = Mask::Window;
+  s.maskMod = "kv_idx < 64";
+  s.scoreMod = "score * 2.0";
+  s.softcap = s.alibi = s.dropout = s.withLse = s.packGQA = true;
+  s.tile = TileConfig{128, 176, 8, 2, true, true, true, true};
+  normalizeSpecForKind(s);
+  EXPECT_FALSE(s.backward());
+  EXPECT_TRUE(s.blockMask);
+  EXPECT_EQ(s.mask, Mask::Window);
+  EXPECT_EQ(s.maskMod, "kv_idx < 64");
+  EXPECT_TRUE(s.scoreMod.empty());
+  EXPECT_FALSE(s.softcap || s.alibi || s.dropout || s.withLse || s.packGQA);
+  EXPECT_TRUE(sameTile(s.tile, TileConfig{128, 176, 1, 1})) << tileName(s.tile);
+  EXPECT_EQ(s.sharedMemoryBytes(), 0);
+  EXPECT_EQ(parseKernelKind(kernelKindName(s.kind)), KernelKind::ForwardBlockLists);
+  EXPECT_TRUE(isBackwardKind(KernelKind::BackwardDQ));
+  EXPECT_FALSE(isBackwardKind(KernelKind::Forward));
+}
+
 TEST(AttentionSpec, MaskNamesRoundTrip) {
   for (Mask m : {Mask::None, Mask::Causal, Mask::Window})
     EXPECT_EQ(parseMask(maskName(m)), m);

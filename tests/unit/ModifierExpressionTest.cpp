@@ -78,3 +78,17 @@ TEST(ModifierExpression, EmptyTextMeansNoModifier) {
   EXPECT_EQ(canonicalModifierText("", ModifierKind::Mask), "");
   EXPECT_EQ(canonicalModifierText("q_idx>=kv_idx", ModifierKind::Mask), "(q_idx >= kv_idx)");
 }
+
+// Derived block-mask lists are shared by every batch / head unless the mask reads b / h.
+TEST(ModifierExpression, ReadsNamesTheVariablesUsed) {
+  std::string error;
+  ModifierTree t = parseModifier("h % 2 == 0 || q_idx / 64 == kv_idx / 64", ModifierKind::Mask,
+                                 error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_TRUE(modifierReads(t, "h"));
+  EXPECT_TRUE(modifierReads(t, "kv_idx"));
+  EXPECT_FALSE(modifierReads(t, "b"));
+  EXPECT_FALSE(modifierReads(nullptr, "h"));
+  EXPECT_TRUE(modifierReads(parseModifier("b == 0 ? score : 0.0", ModifierKind::Score, error), "b"))
+      << error;
+}

@@ -39,7 +39,7 @@ std::string CheckCase::describe() const {
   if (!scoreMod.empty())
     os << " score_mod{" << scoreMod << "}";
   if (!maskMod.empty())
-    os << " mask_mod{" << maskMod << "}";
+    os << " mask_mod{" << maskMod << "}" << (maskModBlockLists ? "" : " no-lists");
   if (dropoutP > 0)
     os << " dropout" << dropoutP << " seed" << dropoutSeed << " offset" << dropoutOffset;
   if (blockMaskKeep > 0)
@@ -367,6 +367,7 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   }
   p.scoreMod = c.scoreMod.empty() ? nullptr : c.scoreMod.c_str();
   p.maskMod = c.maskMod.empty() ? nullptr : c.maskMod.c_str();
+  p.maskModBlockLists = c.maskModBlockLists;
   p.dropoutP = c.dropoutP;
   p.dropoutSeed = c.dropoutSeed;
   p.dropoutOffset = c.dropoutOffset;

@@ -30,6 +30,7 @@ struct CheckCase {
   /// User modifier expressions (AttentionParams::scoreMod / maskMod); the
   /// reference compiles the same text as C++.
   std::string scoreMod, maskMod;
+  bool maskModBlockLists = true; // AttentionParams::maskModBlockLists
   /// Dropout (AttentionParams::dropoutP, dropoutSeed, dropoutOffset).
   float dropoutP = 0.0f;
   uint64_t dropoutSeed = 0;

@@ -12,7 +12,12 @@
 // modifiers and user modifier expressions (--score-mod / --mask-mod, for every shape)
 // tune their own variants,
 // recorded under their own keys; untuned modifier problems use the tile of
-// the same shape without them. --pass bwd tunes the backward's kernels of each shape
+// the same shape without them. Shapes are timed as attention() runs them: a
+// mask_mod with its derived block lists (their listing launch included), a
+// GQA shape (heads_k < heads) packed where the tile under test makes
+// packing pay (AttentionParams::packGQA's Auto). A user-given block mask is
+// per call data, not a problem: its calls take the tuned tile of their shape,
+// narrowed to the blocks. --pass bwd tunes the backward's kernels of each shape
 // (each kernel's tiles, timing the whole backward). Prints progress, then a table of default vs tuned;
 // writes the tuning database (<cache>/tune/<arch>.json).
 //

@@ -448,6 +448,18 @@ func.func @block_mask_backward_needs_the_transpose(%q: !t, %lse: memref<?x?x?xf3
 
 // -----
 
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @derive_block_mask_needs_the_lists(%q: !t, %s: f32) {
+  // expected-error @+1 {{derive_block_mask: needs block_mask (the lists it writes), not with seqlens or pack_gqa}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {derive_block_mask, mask = #flash.mask<causal>, tile = #flash.tile<m = 64, n = 64, warps = 1, stages = 1>,
+       target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
 !p = memref<?x?x64xbf16, strided<[?, ?, 1]>>
 func.func @block_mask_not_on_packed_sequences(%q: !p, %s: f32, %cu: memref<?xi32>, %c: memref<?x?x?xi32>, %l: memref<?x?x?x?xi32>, %b: i32) {
   // expected-error @+1 {{block_mask is not available on packed sequences (seqlens)}}

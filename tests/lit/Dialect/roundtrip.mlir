@@ -98,6 +98,24 @@ func.func @block_mask(%q: !bt, %lse: memref<?x?x?xf32>, %s: f32, %c: !counts, %l
   return
 }
 
+// The lists a mask_mod may keep, derived ahead of the attention that walks them.
+// CHECK-LABEL: func.func @derive_block_mask
+// CHECK: flash.attention {{.*}} block_mask({{.*}}) mask_mod {
+// CHECK: } {derive_block_mask, mask = #flash.mask<causal>
+func.func @derive_block_mask(%q: !bt, %s: f32, %c: !counts, %l: !lists, %bq: i32, %bk: i32) {
+  flash.attention %q, %q, %q -> %q scale %s block_mask(%c, %l, %bq, %bk : !counts, !lists)
+      mask_mod {
+  ^bb0(%b: i32, %h: i32, %qi: i32, %ki: i32):
+    %c64 = arith.constant 64 : i32
+    %keep = arith.cmpi slt, %ki, %c64 : i32
+    flash.yield %keep : i1
+  } {derive_block_mask, mask = #flash.mask<causal>,
+     tile = #flash.tile<m = 64, n = 64, warps = 1, stages = 1>,
+     target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
+      : !bt, !bt, !bt -> !bt
+  return
+}
+
 // Packed variable-length sequences: rank-3 [total, heads, dim] tensors, the
 // prefix sums as operands, row statistics [heads, total_q].
 !packed = memref<?x?x64xbf16, strided<[?, ?, 1]>>
