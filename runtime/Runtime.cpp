@@ -341,7 +341,10 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
   }
   if (Status s = fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value()); !s)
     return s;
-  return choosePackGQA(spec, p);
+  if (Status s = choosePackGQA(spec, p); !s)
+    return s;
+  spec.blockMask = spec.blockMask || derivesBlockMask(spec, p); // its lists derived per call
+  return Status::ok();
 }
 
 Status Runtime::selectVariant(const AttentionParams &params, AttentionSpec &spec) const {
@@ -554,9 +557,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   // runtime chose itself (Auto) and lists derived from a mask_mod are
   // optimizations: a bundle without those kernels runs the same attention
   // unpacked, or with the mask_mod's blocks trimmed at the ends only.
-  const bool userBlockMask = spec.blockMask;
-  bool derived = derivesBlockMask(spec, p);
-  spec.blockMask = userBlockMask || derived;
+  const bool userBlockMask = p.blockMask.present();
+  bool derived = spec.blockMask && !userBlockMask;
   ProvidedKernel provided, lists;
   Status found = findKernel(*impl_, spec, p.tile.has_value() || userBlockMask || spec.packGQA,
                             key, provided);

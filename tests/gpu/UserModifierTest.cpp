@@ -201,6 +201,16 @@ TEST(UserModifierVariants, NamedByTheCanonicalExpression) {
   Status s = Gpu::get().runtime->selectVariant(p, a);
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("unknown function 'cos'"), std::string::npos) << s.message();
+  // A mask_mod's forward runs the block-mask variant on the lists derived
+  // for it, unless asked not to.
+  p.scoreMod = nullptr;
+  p.maskMod = "kv_idx < 64 || q_idx - kv_idx < 100";
+  ASSERT_TRUE(Gpu::get().runtime->selectVariant(p, a).isOk());
+  EXPECT_NE(a.variantName().find("_mmod"), std::string::npos) << a.variantName();
+  EXPECT_NE(a.variantName().find("_blockmask"), std::string::npos) << a.variantName();
+  p.maskModBlockLists = false;
+  ASSERT_TRUE(Gpu::get().runtime->selectVariant(p, a).isOk());
+  EXPECT_EQ(a.variantName().find("_blockmask"), std::string::npos) << a.variantName();
 }
 
 } // namespace
