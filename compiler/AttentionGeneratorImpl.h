@@ -68,6 +68,7 @@ struct Variant {
   bool pvWgmma;            // P V on wgmma, P from registers, V swizzled (sm_90a)
   bool warpSpecialized;    // TMA producer warpgroup + `warps` consumer warps (sm_90a)
   bool persistent;         // warp-specialized blocks walk many tiles (grid = SMs)
+  bool tmaStore = false;   // warp-specialized: O through the Q tile's shared memory and TMA
   flash::SharedMemoryLayout smem;
 };
 
@@ -208,6 +209,12 @@ protected:
                    std::vector<std::vector<Fragment>> &o, Value slotOffset);
   void emitEpilogue(const std::vector<std::vector<Fragment>> &o, const std::vector<Value> &rowMax,
                     const std::vector<Value> &rowSum);
+  /// tma_store: this thread's values of O's fragment row (i, h) into the Q
+  /// tile's shared memory (its swizzled layout), and then each warpgroup's
+  /// rows out with TMA (WarpSpecializedMainLoop.cpp).
+  void stageOutputRow(const std::vector<std::vector<Fragment>> &o, int64_t i, int64_t h,
+                      Value inv);
+  void storeStagedOutput();
   Value quadReduce(Value x, bool isMax);
   Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
 

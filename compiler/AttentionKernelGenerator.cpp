@@ -388,14 +388,18 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
         stored = arith::AndIOp::create(
             b, loc, stored,
             e.cmpi(CmpIPredicate::slt, row, e.add(firstQueryRow, tileRows())));
+      if (v.tmaStore) // every row: the tensor map clips those past seq_q
+        stageOutputRow(o, i, h, inv);
       emitIf(stored, [&] {
-        Value rowOffset = e.add(oBase, queryRowOffset(abi::kOStride0, row));
-        Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
-        for (int64_t t = 0; t < v.nTilesO; ++t) {
-          Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
-                                    e.fmul(o[i][t][2 * h + 1], inv));
-          Value off = e.add(rowOffset, e.add(colOffset, e.i64(t * 8)));
-          e.store(packed, e.globalElementPtr(arg(abi::kO), off, v.elementType), 4);
+        if (!v.tmaStore) {
+          Value rowOffset = e.add(oBase, queryRowOffset(abi::kOStride0, row));
+          Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
+          for (int64_t t = 0; t < v.nTilesO; ++t) {
+            Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
+                                      e.fmul(o[i][t][2 * h + 1], inv));
+            Value off = e.add(rowOffset, e.add(colOffset, e.i64(t * 8)));
+            e.store(packed, e.globalElementPtr(arg(abi::kO), off, v.elementType), 4);
+          }
         }
         if (v.hasLse)
           emitIf(e.cmpi(CmpIPredicate::eq, quadCol, e.i32(0)), [&] {
@@ -407,6 +411,8 @@ void Generator::emitEpilogue(const std::vector<std::vector<Fragment>> &o,
           });
       });
     }
+  if (v.tmaStore)
+    storeStagedOutput();
 }
 
 void Generator::emit() {
@@ -558,6 +564,7 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.pvWgmma = tile.getPvWgmma();
   v.warpSpecialized = tile.getWarpSpecialized();
   v.persistent = tile.getPersistent();
+  v.tmaStore = tile.getTmaStore();
   v.packGQA = op.getPackGqa();
   v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
                                               v.stages, v.qkWgmma, v.pvWgmma, v.warpSpecialized);

@@ -106,6 +106,8 @@ std::string AttentionSpec::canonical() const {
      << " tile.persistent=" << (tile.persistent ? 1 : 0)
      << " arch=" << arch << " max_smem=" << maxSharedMemory;
   // Appended only when present, so the keys of plain variants stay as they were.
+  if (tile.tmaStore)
+    os << " tile.tma_store=1";
   if (!scoreMod.empty())
     os << " score_mod=" << scoreMod;
   if (!maskMod.empty())
@@ -174,13 +176,14 @@ int64_t AttentionSpec::sharedMemoryBytes() const {
 std::string tileName(const TileConfig &t) {
   return "m" + std::to_string(t.m) + "n" + std::to_string(t.n) + "w" + std::to_string(t.warps) +
          "s" + std::to_string(t.stages) + (t.qkWgmma ? "g" : "") + (t.pvWgmma ? "p" : "") +
-         (t.warpSpecialized ? "ws" : "") + (t.persistent ? "ps" : "");
+         (t.warpSpecialized ? "ws" : "") + (t.persistent ? "ps" : "") + (t.tmaStore ? "ts" : "");
 }
 
 bool sameTile(const TileConfig &a, const TileConfig &b) {
   return a.m == b.m && a.n == b.n && a.warps == b.warps && a.stages == b.stages &&
          a.qkWgmma == b.qkWgmma && a.pvWgmma == b.pvWgmma &&
-         a.warpSpecialized == b.warpSpecialized && a.persistent == b.persistent;
+         a.warpSpecialized == b.warpSpecialized && a.persistent == b.persistent &&
+         a.tmaStore == b.tmaStore;
 }
 
 int64_t documentedMaxSharedMemory(const std::string &arch) {
@@ -191,6 +194,11 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   if (arch == "sm_90" || arch == "sm_90a" || arch == "sm_100" || arch == "sm_100a")
     return 227 * 1024;
   return 0;
+}
+
+bool tmaStoreAvailable(const AttentionSpec &spec) {
+  return !spec.backward() && !spec.varlen && !spec.packGQA &&
+         (spec.headDimV + 63) / 64 <= (spec.headDimQK + 63) / 64;
 }
 
 // A user mask's block test and second mask branch spill the 176-key

@@ -73,12 +73,16 @@ struct TileConfig {
   // Launch switch of the warp-specialized kernel: one block per SM walking
   // many tiles, instead of one block a tile (same code, other grid).
   bool persistent = false;
+  // Switch of the warp-specialized kernel: O leaves through shared memory
+  // (the Q tile's) and TMA stores, one per warpgroup, instead of per-thread
+  // stores. Not with varlen or GQA packing (per-thread stores there).
+  bool tmaStore = false;
   int64_t threads() const { return (warps + (warpSpecialized ? 4 : 0)) * 32; }
 };
 
 /// "m128n64w4s2", with "g" when Q Kᵀ and "p" when P V runs on wgmma, and
 /// "ws" when a TMA producer warpgroup feeds the `w` consumer warps, "ps" when
-/// its grid is persistent.
+/// its grid is persistent, "ts" when O leaves by TMA stores.
 std::string tileName(const TileConfig &t);
 bool sameTile(const TileConfig &a, const TileConfig &b);
 
@@ -150,6 +154,11 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
 /// tile's m and n only; block mask on; w1 s1, no Hopper switches). Forward
 /// specs are left as they are.
 void normalizeSpecForKind(AttentionSpec &spec);
+
+/// Whether the forward `spec` may take the tile switch tmaStore: not varlen
+/// or GQA-packed, and O's padded head dim no wider than Q's (O is staged
+/// where Q was).
+bool tmaStoreAvailable(const AttentionSpec &spec);
 
 /// Narrows a tile that fits the plain variant's registers but would spill
 /// with `spec`'s extra work per score (a user mask's block test, dropout's

@@ -35,7 +35,8 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                             : flash::MaskKind::None);
   auto tile = flash::TileAttr::get(&context, spec.tile.m, spec.tile.n, spec.tile.warps,
                                    spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
-                                   spec.tile.warpSpecialized, spec.tile.persistent);
+                                   spec.tile.warpSpecialized, spec.tile.persistent,
+                                   spec.tile.tmaStore);
   auto target = flash::TargetAttr::get(&context, spec.arch, maxSmem);
   // [batch, heads, seq_q], or [heads, total_q] (varlen).
   auto rowStats = spec.varlen ? MemRefType::get({dyn, dyn}, b.getF32Type())

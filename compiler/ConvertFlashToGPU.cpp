@@ -141,7 +141,8 @@ struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
     if (warpSpecialized)
       kernel->setAttr(kTensorMapArgsAttrName,
-                      b.getDenseI32ArrayAttr({abi::kTensorMapQ, abi::kTensorMapK, abi::kTensorMapV}));
+                      b.getDenseI32ArrayAttr({abi::kTensorMapQ, abi::kTensorMapK, abi::kTensorMapV,
+                                              abi::kTensorMapO}));
     // The producer warpgroup of a warp-specialized tile comes on top of `warps`.
     int32_t threads = static_cast<int32_t>((tile.getWarps() + (warpSpecialized ? 4 : 0)) * 32);
     kernel.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({threads, 1, 1}));

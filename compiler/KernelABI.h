@@ -15,7 +15,7 @@ namespace flashjit::abi {
 // Bumped whenever a kernel's parameter list changes: part of the disk cache's
 // compiler identity and checked in bundle manifests, so no kernel compiled
 // for another list is ever launched with this one.
-constexpr int kVersion = 4;
+constexpr int kVersion = 5;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -106,10 +106,15 @@ enum ParamIndex : int {
   kBlockMask0 = kDropout0 + kNumDropoutParams,            // BlockMaskParam order
   kNumParams = kBlockMask0 + kNumBlockMaskParams,
   // Warp-specialized (TMA) kernels only: the Q, K and V tensor maps, passed
-  // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned).
-  kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV,
+  // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned),
+  // and O's (for TMA stores; unused, all zero, without the tma_store switch).
+  kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV, kTensorMapO,
   kNumParamsWarpSpecialized
 };
+
+constexpr int kNumTensorMaps = kNumParamsWarpSpecialized - kTensorMapQ;
+// O's box: one consumer warpgroup's rows, each stores its own.
+constexpr int64_t kTensorMapOutputRows = 64;
 
 // A CUtensorMap as the kernel receives it (opaque; built by cuTensorMapEncodeTiled).
 struct alignas(64) TensorMap {

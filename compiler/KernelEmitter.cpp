@@ -375,6 +375,10 @@ void KernelEmitter::tmaLoad(Value sharedDst, Value tensorMap, ArrayRef<Value> co
       b, loc, clusterDst, tensorMap, coordinates, barrier, ValueRange{}, Value(), Value(),
       NVVM::TMALoadMode::TILE, false, NVVM::CTAGroupKindAttr(), Value());
 }
+void KernelEmitter::tmaStore(Value sharedSrc, Value tensorMap, ArrayRef<Value> coordinates) {
+  NVVM::CpAsyncBulkTensorSharedCTAToGlobalOp::create(b, loc, tensorMap, sharedSrc, coordinates,
+                                                     Value(), NVVM::TMAStoreMode::TILE, Value());
+}
 void KernelEmitter::setMaxRegisters(int64_t count, bool increase) {
   NVVM::SetMaxRegisterOp::create(b, loc, count,
                                  increase ? NVVM::SetMaxRegisterAction::increase

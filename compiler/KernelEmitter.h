@@ -155,6 +155,10 @@ public:
   /// map behind `tensorMap` into `sharedDst`, completing on `barrier`.
   void tmaLoad(mlir::Value sharedDst, mlir::Value tensorMap, llvm::ArrayRef<mlir::Value> coordinates,
                mlir::Value barrier);
+  /// TMA store (tiled): the box at `coordinates` of `tensorMap` from shared
+  /// memory at `sharedSrc`, in the current bulk group (bulkCommit / bulkWait).
+  void tmaStore(mlir::Value sharedSrc, mlir::Value tensorMap,
+                llvm::ArrayRef<mlir::Value> coordinates);
   /// setmaxnreg: a warpgroup gives up (or takes) registers.
   void setMaxRegisters(int64_t count, bool increase);
 

@@ -16,6 +16,10 @@
 //     keep the tensor cores busy.
 //   * odd lengths and head dims need no padding: TMA fills rows past the
 //     sequence and columns past the head dim with zeros;
+//   * with the tma_store switch, each consumer warpgroup writes its 64 rows
+//     of O into the Q tile's shared memory (its own Q rows, which only it
+//     reads) and one of its threads stores them with TMA; the Q tile is
+//     released to the producer once that store has read it;
 //   * each block walks the (query block, head, batch) tiles blockIdx.x,
 //     + gridDim.x, ... (one of them, or with the `persistent` switch the
 //     runtime launches one block per SM); the query blocks of one head are
@@ -129,7 +133,10 @@ void Generator::emitWarpSpecializedMainLoop() {
   const int64_t consumerWarps = v.warps;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1);
-    e.mbarrierInit(barrierAt(v.smem.barrierOffset + 8), consumerWarps);
+    // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
+    // warpgroup once its O, staged where Q was, has left.
+    e.mbarrierInit(barrierAt(v.smem.barrierOffset + 8),
+                   v.tmaStore ? consumerWarps / 4 : consumerWarps);
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
       e.mbarrierInit(stageBarrier(slot, kKeyFull), 1);
@@ -316,7 +323,8 @@ void Generator::emitConsumer() {
       scf::YieldOp::create(b, loc, flatten());
     }
     unflatten(loop.getResults());
-    release(barrierAt(v.smem.barrierOffset + 8)); // every Q Kᵀ of the tile is done
+    if (!v.tmaStore) // (else O is staged there first: storeStagedOutput releases it)
+      release(barrierAt(v.smem.barrierOffset + 8)); // every Q Kᵀ of the tile is done
 
     // The last block's P V.
     withState(any, [&] {
@@ -333,6 +341,51 @@ void Generator::emitConsumer() {
 
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
+  });
+}
+
+// Row (i, h) of this warp's O fragments at the Q tile's place for it: the
+// 128-byte-swizzled blocks of 64 columns that TMA moves (16-byte chunk
+// (column / 8) ^ (row % 8) of the row's 128 bytes; row % 8 is quadRow).
+// A warp's stores hit 8 rows x 4 words in 32 distinct banks.
+void Generator::stageOutputRow(const std::vector<std::vector<Fragment>> &o, int64_t i, int64_t h,
+                               Value inv) {
+  Value row = e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
+                    e.add(quadRow, e.i32(16 * i + 8 * h)));
+  Value rowBase = e.add(e.mul(row, e.i32(128)), e.mul(quadCol, e.i32(4)));
+  for (int64_t t = 0; t < v.nTilesO; ++t) {
+    Value chunk = arith::XOrIOp::create(b, loc, e.i32(t % 8), quadRow);
+    Value offset = e.add(rowBase, e.add(e.mul(chunk, e.i32(16)), e.i32((t / 8) * v.m * 128)));
+    Value packed = e.packPair(v.elementType, e.fmul(o[i][t][2 * h], inv),
+                              e.fmul(o[i][t][2 * h + 1], inv));
+    e.store(packed, sharedAt(offset), 4);
+  }
+}
+
+// Each warpgroup's 64 staged rows, one box of 64 columns at a time, stored
+// by its first thread once all of its threads have written them; the rows
+// past seq_q and columns past d_v are clipped by the tensor map. That thread
+// then waits until the store has read shared memory and hands the Q tile
+// back to the producer (the next tile's Q lands there).
+void Generator::storeStagedOutput() {
+  e.fenceProxyAsyncShared(); // the generic-proxy writes, before TMA reads them
+  Value warpgroup = e.shrui(warp, 2);
+  // Named barriers 1 and 2 take the ping-pong turns.
+  e.namedBarrierSync(e.add(warpgroup, e.i32(3)), 128);
+  Value first = e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
+  emitIf(first, [&] {
+    const int64_t rows = abi::kTensorMapOutputRows;
+    Value firstRow = e.add(firstQueryRow, e.mul(warpgroup, e.i32(rows)));
+    Value rowInBlock = e.mul(warpgroup, e.i32(rows * 128));
+    for (int64_t c = 0; c * abi::kTensorMapBoxColumns < v.headDimV; ++c) {
+      Value src = e.add(rowInBlock, e.i32(c * v.m * 128));
+      e.tmaStore(sharedAt(src), arg(abi::kTensorMapO),
+                 {e.i32(c * abi::kTensorMapBoxColumns), tensorMapRow(firstRow, true), head,
+                  tensorMapBatch()});
+    }
+    e.bulkCommit();
+    e.bulkWait(0, /*readOnly=*/true);
+    e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8));
   });
 }
 

@@ -43,13 +43,18 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     softmax of one key block with the P·V wgmma of the previous one;
     `persistent` (with `warp_specialized`): the runtime launches one block per
     SM and each walks many (query block, head, batch) tiles, loading the next
-    tile's Q and K/V while it finishes the last (without it, one block a tile).
+    tile's Q and K/V while it finishes the last (without it, one block a tile);
+    `tma_store` (with `warp_specialized`): each consumer warpgroup writes its
+    64 rows of O into the Q tile's shared memory (Q is not read again) and one
+    thread stores them with TMA (`cp.async.bulk.tensor` to global, bounds
+    clipped by the tensor map) instead of every thread storing its fragments.
   }];
   let parameters = (ins "int64_t":$m, "int64_t":$n, "int64_t":$warps,
                         "int64_t":$stages, DefaultValuedParameter<"bool", "false">:$qk_wgmma,
                         DefaultValuedParameter<"bool", "false">:$pv_wgmma,
                         DefaultValuedParameter<"bool", "false">:$warp_specialized,
-                        DefaultValuedParameter<"bool", "false">:$persistent);
+                        DefaultValuedParameter<"bool", "false">:$persistent,
+                        DefaultValuedParameter<"bool", "false">:$tma_store);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -17,7 +17,7 @@ using namespace flashjit::flash;
 LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t m, int64_t n, int64_t warps, int64_t stages,
                                bool qkWgmma, bool pvWgmma, bool warpSpecialized,
-                               bool persistent) {
+                               bool persistent, bool tmaStore) {
   if (warps < 1 || warps > 16)
     return emitError() << "tile: warps must be in [1, 16], got " << warps;
   if (m < 16 || m % 16 != 0)
@@ -37,6 +37,9 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (persistent && !warpSpecialized)
     return emitError() << "tile: persistent needs warp_specialized (only that kernel walks "
                           "several tiles a block)";
+  if (tmaStore && !warpSpecialized)
+    return emitError() << "tile: tma_store needs warp_specialized (its O goes out through the "
+                          "tensor maps that kernel takes)";
   if (warpSpecialized && warps != 8)
     return emitError() << "tile: warp_specialized needs warps = 8 (two consumer warpgroups "
                           "sharing the register file with the producer: 24 + 2 x 240 per "
@@ -97,7 +100,8 @@ static int64_t headDimOf(Value tensor) {
 static LogicalResult verifyTileAttr(Operation *op, TileAttr tile) {
   return TileAttr::verify([&] { return op->emitOpError(); }, tile.getM(), tile.getN(),
                           tile.getWarps(), tile.getStages(), tile.getQkWgmma(),
-                          tile.getPvWgmma(), tile.getWarpSpecialized(), tile.getPersistent());
+                          tile.getPvWgmma(), tile.getWarpSpecialized(), tile.getPersistent(),
+                          tile.getTmaStore());
 }
 
 static bool isAttentionElementType(Type t) { return t.isF16() || t.isBF16(); }
@@ -341,6 +345,15 @@ LogicalResult AttentionOp::verify() {
                                             tile.getM(), tile.getN(), tile.getStages(),
                                             tile.getQkWgmma(), tile.getPvWgmma(),
                                             tile.getWarpSpecialized());
+  if (tile.getTmaStore()) {
+    if (varlen || getPackGqa() || getDeriveBlockMask())
+      return emitOpError("tile: tma_store is not available with seqlens, pack_gqa or "
+                         "derive_block_mask (their rows are not one box of the output)");
+    if (tile.getM() * layout.paddedHeadDimV * elementBytes > layout.queryBytes)
+      return emitOpError() << "tile: tma_store stages O where Q was, which needs d_v <= d_qk "
+                              "(padded to 64), got d_qk "
+                           << getHeadDimQK() << ", d_v " << getHeadDimV();
+  }
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }
 

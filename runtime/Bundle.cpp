@@ -25,13 +25,15 @@ json::Value tileJson(const TileConfig &t) {
     v.push(json::Value(t.pvWgmma ? 1 : 0));
   if (t.warpSpecialized)
     v.push(json::Value(1));
-  if (t.persistent)
+  if (t.persistent || t.tmaStore)
+    v.push(json::Value(t.persistent ? 1 : 0));
+  if (t.tmaStore)
     v.push(json::Value(1));
   return v;
 }
 
 bool tileFrom(const json::Value *v, TileConfig &t) {
-  if (!v || !v->isArray() || v->items().size() < 4 || v->items().size() > 8)
+  if (!v || !v->isArray() || v->items().size() < 4 || v->items().size() > 9)
     return false;
   for (const json::Value &x : v->items())
     if (!x.isNumber())
@@ -41,7 +43,8 @@ bool tileFrom(const json::Value *v, TileConfig &t) {
        v->items().size() >= 5 && v->items()[4].number() != 0,
        v->items().size() >= 6 && v->items()[5].number() != 0,
        v->items().size() >= 7 && v->items()[6].number() != 0,
-       v->items().size() == 8 && v->items()[7].number() != 0};
+       v->items().size() >= 8 && v->items()[7].number() != 0,
+       v->items().size() == 9 && v->items()[8].number() != 0};
   return true;
 }
 

@@ -73,7 +73,8 @@ static flashjit::AttentionParams toParams(const flashjit_attention_params &c) {
   if (c.tile_m || c.tile_n || c.tile_warps || c.tile_stages)
     p.tile = flashjit::TileConfig{c.tile_m, c.tile_n, c.tile_warps, c.tile_stages,
                                   c.tile_qk_wgmma != 0, c.tile_pv_wgmma != 0,
-                                  c.tile_warp_specialized != 0, c.tile_persistent != 0};
+                                  c.tile_warp_specialized != 0, c.tile_persistent != 0,
+                                  c.tile_tma_store != 0};
   return p;
 }
 

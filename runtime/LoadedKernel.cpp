@@ -120,7 +120,7 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   pointAtDropout(args, abi::kDropout0, p.dropout);
   pointAtBlockMask(args, abi::kBlockMask0, p.blockMask);
   if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < abi::kNumTensorMaps; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }

@@ -26,7 +26,7 @@ public:
   ~LoadedKernel();
 
   /// Launches a generated attention kernel (parameters per compiler/KernelABI.h);
-  /// `tensorMaps` (Q, K, V) for warp-specialized kernels, else null.
+  /// `tensorMaps` (Q, K, V, O) for warp-specialized kernels, else null.
   Status launch(const abi::AttentionKernelParams &params, const abi::TensorMap *tensorMaps,
                 unsigned gridX, unsigned gridY, unsigned gridZ, CUstream stream) const;
   /// Launches a generated backward kernel (parameters per abi::bwd).

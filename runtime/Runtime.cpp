@@ -343,6 +343,10 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
     return s;
   if (Status s = choosePackGQA(spec, p); !s)
     return s;
+  // A tuned or default tile's TMA store of O where it cannot be (a given
+  // tile asking for it there is the compiler's error).
+  if (!p.tile && !tmaStoreAvailable(spec))
+    spec.tile.tmaStore = false;
   spec.blockMask = spec.blockMask || derivesBlockMask(spec, p); // its lists derived per call
   return Status::ok();
 }
@@ -436,7 +440,7 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
     return Status::error("problem too large for the warp-specialized kernel: " +
                          std::to_string(tiles) + " tiles (query blocks x heads x batch) "
                          "exceed 2^31 - 1");
-  abi::TensorMap tensorMaps[3];
+  abi::TensorMap tensorMaps[abi::kNumTensorMaps] = {};
   if (Status s = encodeTensorMaps(*impl.driver, p, provided.tile, spec.packGQA, tensorMaps); !s)
     return s;
   const int64_t grid =

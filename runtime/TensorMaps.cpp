@@ -68,7 +68,8 @@ Status encodePackedQuery(const CudaDriver &driver, const AttentionParams &p, int
 } // namespace
 
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
-                        const TileConfig &tile, bool packGQA, abi::TensorMap maps[3]) {
+                        const TileConfig &tile, bool packGQA,
+                        abi::TensorMap maps[abi::kNumTensorMaps]) {
   if (!driver.cuTensorMapEncodeTiled)
     return Status::error("the CUDA driver lacks cuTensorMapEncodeTiled (needed by the "
                          "warp-specialized Hopper kernels; CUDA 12 or newer)");
@@ -86,8 +87,14 @@ Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
                         p.kStride, tile.n, maps[1]);
       !s)
     return s;
-  return encode(driver, "v", p.dtype, p.v, p.headDimV, rowsK, p.headsK, batch, p.vStride,
-                tile.n, maps[2]);
+  if (Status s = encode(driver, "v", p.dtype, p.v, p.headDimV, rowsK, p.headsK, batch,
+                        p.vStride, tile.n, maps[2]);
+      !s)
+    return s;
+  if (!tile.tmaStore) // (the kernel stores O thread by thread)
+    return Status::ok();
+  return encode(driver, "o", p.dtype, p.o, p.headDimV, rowsQ, p.headsQ, batch, p.oStride,
+                abi::kTensorMapOutputRows, maps[3]);
 }
 
 } // namespace flashjit

@@ -16,9 +16,12 @@ namespace flashjit {
 /// abi::kTensorMapBoxColumns columns by tile.m (Q) or tile.n (K, V) rows,
 /// 128-byte swizzled. With `packGQA`, Q is [dim, group, seq, heads_k,
 /// batch] in boxes of every head of a group for ⌊m / group⌋ queries (the
-/// packed tile's rows). `p` must be normalized (see normalizeAndValidate).
+/// packed tile's rows). With tile.tmaStore also O, in boxes of a
+/// warpgroup's 64 rows (else maps[3] is left as it is). `p` must be
+/// normalized (see normalizeAndValidate).
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
-                        const TileConfig &tile, bool packGQA, abi::TensorMap maps[3]);
+                        const TileConfig &tile, bool packGQA,
+                        abi::TensorMap maps[abi::kNumTensorMaps]);
 
 } // namespace flashjit
 

@@ -95,6 +95,7 @@ typedef struct flashjit_attention_params {
      list the key blocks it may keep first, so the forward skips every empty
      block (default); -1 = do not (empty blocks only trimmed at a row's ends). */
   int32_t mask_mod_block_lists;
+  int32_t tile_tma_store; /* with warp_specialized: O leaves through shared memory and TMA */
 } flashjit_attention_params;
 
 /* The backward pass of a forward call `forward` (its o is the forward's

@@ -41,6 +41,7 @@ class AttentionParams(ctypes.Structure):
         ("block_mask_trusted", ctypes.c_int32),
         ("pack_gqa", ctypes.c_int32),
         ("mask_mod_block_lists", ctypes.c_int32),
+        ("tile_tma_store", ctypes.c_int32),
     ]
 
 

@@ -8,18 +8,18 @@ from ._validate import (check_dropout, check_expression, check_packed, check_qkv
 
 
 _TILE_FIELDS = ("tile_m", "tile_n", "tile_warps", "tile_stages", "tile_qk_wgmma",
-                "tile_pv_wgmma", "tile_warp_specialized", "tile_persistent")
+                "tile_pv_wgmma", "tile_warp_specialized", "tile_persistent", "tile_tma_store")
 
 
 def _set_tile(p, tile):
     """An explicit tile: (m, n, warps, stages[, qk_wgmma[, pv_wgmma[, warp_specialized
-    [, persistent]]]])."""
+    [, persistent[, tma_store]]]]])."""
     if tile is None:
         return
     tile = tuple(int(x) for x in tile)
     if not 4 <= len(tile) <= len(_TILE_FIELDS):
         raise ValueError(f"flashjit: tile must be (m, n, warps, stages[, qk_wgmma[, pv_wgmma"
-                         f"[, warp_specialized[, persistent]]]]), got {tile}")
+                         f"[, warp_specialized[, persistent[, tma_store]]]]]), got {tile}")
     for field, x in zip(_TILE_FIELDS, tile):
         setattr(p, field, x)
 

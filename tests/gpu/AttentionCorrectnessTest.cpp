@@ -52,9 +52,10 @@ TEST_P(AttentionCorrectness, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
                          caseName);
 
-// The Hopper switches, each case in four variants: S = Q Kᵀ on wgmma from
+// The Hopper switches, each case in six variants: S = Q Kᵀ on wgmma from
 // swizzled shared memory; also O += P V on wgmma; the warp-specialized kernel
-// (TMA producer, both GEMMs on wgmma); and that kernel on a persistent grid,
+// (TMA producer, both GEMMs on wgmma); that kernel on a persistent grid; and
+// both with O stored by TMA (staged where Q was; clipped at seq_q and d_v),
 // on the head dims of that tier and the same odd shapes.
 std::vector<CheckCase> wgmmaGrid() {
   const Shape shapes[] = {
@@ -66,12 +67,13 @@ std::vector<CheckCase> wgmmaGrid() {
   for (int64_t d : {64, 96, 128, 192, 256})
     for (bool causal : {false, true})
       for (const Shape &s : shapes)
-        for (int variant : {0, 1, 2, 3}) {
-          const bool pv = variant >= 1, warpSpecialized = variant >= 2, persistent = variant == 3;
+        for (int variant : {0, 1, 2, 3, 4, 5}) {
+          const bool pv = variant >= 1, warpSpecialized = variant >= 2,
+                     persistent = variant == 3 || variant == 5, tmaStore = variant >= 4;
           CheckCase c = gridCase(s, d, causal, seed++);
           c.headDimV = d == 192 ? 128 : d;
-          c.tile = d <= 128 ? TileConfig{128, 128, 8, 2, true, pv, warpSpecialized, persistent}
-                            : TileConfig{128, 64, 8, 2, true, pv, warpSpecialized, persistent};
+          c.tile = TileConfig{128, d <= 128 ? 128 : 64, 8, 2, true, pv, warpSpecialized,
+                              persistent, tmaStore};
           cases.push_back(c);
         }
   return cases;
@@ -114,7 +116,9 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
   const TileConfig tiles[] = {{64, 64, 4, 1},       {64, 32, 2, 3}, {128, 128, 8, 2},
                               {16, 16, 1, 2},       {64, 64, 4, 1, true}, {128, 32, 8, 3, true},
                               {64, 128, 4, 2, false, true}, {128, 64, 8, 1, true, true},
-                              {128, 64, 8, 3, true, true, true}, {128, 128, 8, 4, true, true, true, true}};
+                              {128, 64, 8, 3, true, true, true}, {128, 128, 8, 4, true, true, true, true},
+                              {128, 176, 8, 2, true, true, true, false, true},
+                              {128, 96, 8, 3, true, true, true, true, true}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a
@@ -128,7 +132,7 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
     c.tile = t;
     c.seed = baseSeed() + 1000 +
              uint64_t(t.m * 7 + t.n * 3 + t.warps + t.stages + t.qkWgmma + 2 * t.pvWgmma +
-                      4 * t.warpSpecialized + 8 * t.persistent);
+                      4 * t.warpSpecialized + 8 * t.persistent + 16 * t.tmaStore);
     CheckResult r;
     Status s = Gpu::get().checker->run(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();

@@ -43,7 +43,8 @@ std::vector<CheckCase> forwardGrid() {
       TileConfig{128, 64, 4, 2},                           // mma.sync
       TileConfig{128, 128, 8, 2, true, true},              // wgmma, all warps
       TileConfig{128, 128, 8, 2, true, true, true, false}, // warp-specialized
-      TileConfig{128, 176, 8, 2, true, true, true, true}}; // persistent
+      TileConfig{128, 176, 8, 2, true, true, true, true},  // persistent
+      TileConfig{128, 128, 8, 2, true, true, true, false, true}}; // O by TMA stores
   std::vector<CheckCase> cases;
   uint64_t seed = 30000;
   for (bool causal : {false, true}) {

@@ -29,6 +29,7 @@ TEST(AttentionSpec, CanonicalTextChangesWithEveryField) {
   s = base; s.tile.stages = 3; expectNew(s);
   s = base; s.arch = "sm_90a"; expectNew(s);
   s = base; s.maxSharedMemory = 1234; expectNew(s);
+  s = base; s.tile.tmaStore = true; expectNew(s);
 }
 
 TEST(AttentionSpec, VariantNameIsReadable) {
@@ -52,6 +53,24 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   s.dropout = true;
   EXPECT_EQ(s.variantName(),
             "flash_bwd_dq_f16_d128v64_window_softcap_alibi_dropout_m128n64w4s2_sm90a");
+  EXPECT_EQ(tileName({128, 176, 8, 2, true, true, true, true, true}), "m128n176w8s2gpwspsts");
+}
+
+// O is staged where Q was: not for packed rows, and only while it fits.
+TEST(AttentionSpec, TmaStoreOnlyWhereOFitsOneBoxOfRows) {
+  AttentionSpec s;
+  s.headDimQK = s.headDimV = 128;
+  EXPECT_TRUE(tmaStoreAvailable(s));
+  s.headDimQK = 96; // both pad to 128
+  EXPECT_TRUE(tmaStoreAvailable(s));
+  s.headDimQK = 64;
+  EXPECT_FALSE(tmaStoreAvailable(s));
+  s.headDimQK = 128;
+  s.varlen = true;
+  EXPECT_FALSE(tmaStoreAvailable(s));
+  s.varlen = false;
+  s.packGQA = true;
+  EXPECT_FALSE(tmaStoreAvailable(s));
 }
 
 // The block-lists kernel keeps what decides which keys are kept (mask,

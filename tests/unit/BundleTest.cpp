@@ -40,7 +40,8 @@ const std::string &bundleDir() {
     blockMask.blockMask = true;
     packed.packGQA = true;
     request.specs = {spec(64, false), spec(64, true), spec(64, true, {64, 64, 4, 1}),
-                     spec(128, false), blockMask, packed};
+                     spec(128, false), blockMask, packed,
+                     spec(96, true, {128, 128, 8, 2, true, true, true, true, true})};
     request.jobs = 2;
     request.tuning = json::Value::object();
     json::Value tile = json::Value::array();
@@ -68,9 +69,11 @@ TEST(Bundle, WritesAManifestThatLoadsAndVerifies) {
   Bundle b;
   Status s = Bundle::loadDirectory(bundleDir(), b);
   ASSERT_TRUE(s.isOk()) << s.message();
-  ASSERT_EQ(b.variants().size(), 6u);
+  ASSERT_EQ(b.variants().size(), 7u);
   EXPECT_TRUE(b.variants()[4].spec.blockMask); // the switches survive the manifest
   EXPECT_TRUE(b.variants()[5].spec.packGQA);
+  EXPECT_TRUE(sameTile(b.variants()[6].spec.tile, {128, 128, 8, 2, true, true, true, true, true}))
+      << tileName(b.variants()[6].spec.tile);
   EXPECT_EQ(b.flashjitVersion(), FLASHJIT_VERSION_STRING);
   const BundleVariant &v = b.variants()[0];
   EXPECT_EQ(v.kernel, v.spec.variantName());

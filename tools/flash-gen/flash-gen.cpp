@@ -80,7 +80,7 @@ static cl::opt<std::string> kind("kind",
                                           "pass) and lists"),
                                  cl::init("fwd"));
 static cl::opt<std::string> tile("tile",
-                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]][;...] "
+                                 cl::desc("m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent[,tma_store]]]]][;...] "
                                           "(default: per head dim)"),
                                  cl::init(""));
 static cl::opt<std::string> scoreMod("score-mod",
@@ -198,14 +198,14 @@ static bool parseKinds(const std::string &text, int64_t dQK, int64_t dV, const s
   return true;
 }
 
-// m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent]]]] (switches 0 or 1)
+// m,n,warps,stages[,qk_wgmma[,pv_wgmma[,warp_specialized[,persistent[,tma_store]]]]] (switches 0 or 1)
 static bool parseTile(const std::string &text, TileConfig &t) {
-  long m, n, w, st, g = 0, pv = 0, ws = 0, ps = 0;
-  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g, &pv,
-                      &ws, &ps);
+  long m, n, w, st, g = 0, pv = 0, ws = 0, ps = 0, ts = 0;
+  int fields = sscanf(text.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld", &m, &n, &w, &st, &g,
+                      &pv, &ws, &ps, &ts);
   if (fields < 4)
     return false;
-  t = {m, n, w, st, g != 0, pv != 0, ws != 0, ps != 0};
+  t = {m, n, w, st, g != 0, pv != 0, ws != 0, ps != 0, ts != 0};
   return true;
 }
 

@@ -460,6 +460,31 @@ func.func @derive_block_mask_needs_the_lists(%q: !t, %s: f32) {
 
 // -----
 
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @tma_store_needs_the_warp_specialized_kernel(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: tma_store needs warp_specialized}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 2, qk_wgmma = true, pv_wgmma = true, tma_store = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!q = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!v = memref<?x?x?x128xbf16, strided<[?, ?, ?, 1]>>
+func.func @tma_store_stages_o_where_q_was(%q: !q, %v: !v, %s: f32) {
+  // expected-error @+1 {{tile: tma_store stages O where Q was, which needs d_v <= d_qk (padded to 64), got d_qk 64, d_v 128}}
+  flash.attention %q, %q, %v -> %v scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true, tma_store = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !q, !q, !v -> !v
+  return
+}
+
+// -----
+
 !p = memref<?x?x64xbf16, strided<[?, ?, 1]>>
 func.func @block_mask_not_on_packed_sequences(%q: !p, %s: f32, %cu: memref<?xi32>, %c: memref<?x?x?xi32>, %l: memref<?x?x?x?xi32>, %b: i32) {
   // expected-error @+1 {{block_mask is not available on packed sequences (seqlens)}}
