@@ -311,11 +311,14 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
   // warpgroups) with a two-stage ring and the largest key block that fits:
   // 176 above d = 64 (the H200 sweep: +6% over 128 at d = 128, causal or not),
-  // else 128, 96, 80 or 64 (bench/results/h200-warp-specialized.md).
+  // else 128, 96, 80 or 64 (bench/results/h200-warp-specialized.md). O
+  // leaves by TMA stores where it can (H200, d = 128: +3-8% at s <= 4096,
+  // even above; bench/results/h200-tma-store.md).
   if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
     t.warps = 8;
     t.stages = 2;
     t.qkWgmma = t.pvWgmma = t.warpSpecialized = true;
+    t.tmaStore = (headDimV + 63) / 64 <= (headDimQK + 63) / 64;
     for (int64_t n : {176, 128, 96, 80, 64}) {
       if (n == 176 && d <= 64)
         continue; // no gain measured with two stages at d = 64
@@ -324,7 +327,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
         return t;
     }
     // Not even 64 keys fit: the all-warps wgmma tile, shrunk below.
-    t.warpSpecialized = false;
+    t.warpSpecialized = t.tmaStore = false;
   }
   while (maxSharedMemory > 0 && bytes() > maxSharedMemory && t.n > 16)
     t.n /= 2;

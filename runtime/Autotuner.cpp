@@ -203,6 +203,9 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
     for (int64_t n : {64, 80, 96, 128, 176})
       for (int64_t stages : {2, 3, 4}) {
         TileConfig t{128, n, 8, stages, true, true, true};
+        // O by TMA stores where it fits where Q was (ahead of per-thread
+        // stores in every H200 cell measured, bench/results/h200-tma-store.md).
+        t.tmaStore = (p.headDimV + 63) / 64 <= (p.headDimQK + 63) / 64;
         if (limits.maxThreadsPerBlock && t.threads() > limits.maxThreadsPerBlock)
           continue;
         auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, t.m, n, stages,

@@ -174,6 +174,7 @@ static TileConfig defaultTileOf(const AttentionSpec &spec) {
   }
   TileConfig t = defaultTile(spec.headDimQK, spec.headDimV, spec.maxSharedMemory, spec.arch);
   narrowTileForRegisters(t, spec);
+  t.tmaStore = t.tmaStore && tmaStoreAvailable(spec); // (as the runtime clears it)
   return t;
 }
 
