@@ -196,6 +196,11 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   return 0;
 }
 
+void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t seqK) {
+  if (!spec.backward() && spec.mask == Mask::Causal && seqK <= 1024 && t.warpSpecialized)
+    t.n = std::min<int64_t>(t.n, 128);
+}
+
 bool tmaStoreAvailable(const AttentionSpec &spec) {
   return !spec.backward() && !spec.varlen && !spec.packGQA &&
          (spec.headDimV + 63) / 64 <= (spec.headDimQK + 63) / 64;

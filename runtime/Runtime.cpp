@@ -336,8 +336,10 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
     spec.tile = tuned ? *tuned
                       : defaultTile(p.headDimQK, p.headDimV, impl.device.maxSharedMemoryPerBlock,
                                     impl.device.arch);
-    if (!exact)
+    if (!exact) {
       narrowTileForRegisters(spec.tile, spec);
+      narrowTileForShortCausal(spec.tile, spec, p.seqK);
+    }
   }
   if (Status s = fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value()); !s)
     return s;

@@ -56,6 +56,20 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   EXPECT_EQ(tileName({128, 176, 8, 2, true, true, true, true, true}), "m128n176w8s2gpwspsts");
 }
 
+TEST(AttentionSpec, ShortCausalForwardsTakeAtMost128Keys) {
+  AttentionSpec s;
+  s.mask = Mask::Causal;
+  TileConfig t{128, 176, 8, 2, true, true, true, false, true};
+  narrowTileForShortCausal(t, s, 1024);
+  EXPECT_EQ(t.n, 128);
+  t.n = 176;
+  narrowTileForShortCausal(t, s, 1025);
+  EXPECT_EQ(t.n, 176);
+  s.mask = Mask::None;
+  narrowTileForShortCausal(t, s, 512);
+  EXPECT_EQ(t.n, 176);
+}
+
 // O is staged where Q was: not for packed rows, and only while it fits.
 TEST(AttentionSpec, TmaStoreOnlyWhereOFitsOneBoxOfRows) {
   AttentionSpec s;
