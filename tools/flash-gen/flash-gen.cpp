@@ -258,7 +258,7 @@ static bool readVariants(const std::string &path, std::vector<AttentionSpec> &ou
     spec.tile = defaultTileOf(spec);
     if (const json::Value *t = e.get("tile"); t && !tileFrom(t, spec.tile)) {
       llvm::errs() << "flash-gen: " << path << ": a tile is [m, n, warps, stages(, qk_wgmma"
-                   << "(, pv_wgmma(, warp_specialized)))]\n";
+                   << "(, pv_wgmma(, warp_specialized(, persistent(, tma_store)))))]\n";
       return false;
     }
     normalizeSpecForKind(spec);
