@@ -83,6 +83,9 @@ def run_row(name, score_mod=None, score_fn=None, mask_mod=None, mask_fn=None, ca
     kwargs = dict(causal=causal, score_mod=score_mod, mask_mod=mask_mod)
     row = {"name": name, "score_mod": score_mod, "mask_mod": mask_mod, "causal": causal,
            "training": training, "variant": flashjit.variant(q, k, v, **kwargs)}
+    if mask_mod and not training:
+        row["variant without lists"] = flashjit.variant(q, k, v, mask_mod_block_lists=False,
+                                                        **kwargs)
     with torch.no_grad():
         out = flashjit.attention(q, k, v, **kwargs)
         rows = torch.randperm(S, device="cuda")[:256].sort().values

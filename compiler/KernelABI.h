@@ -140,6 +140,13 @@ inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
 // fit); the grid's x walks ceil(seq_q / that) blocks, its y the key/value
 // heads. The generator's tileRows() is group times this.
 inline int64_t packedTileQueries(int64_t m, int64_t group) { return m / group; }
+// Whether packing a GQA group into tiles of m rows needs fewer tiles than one
+// head a tile (the runtime's Auto choice, where nothing else rules it out).
+inline bool packingSavesTiles(int64_t m, int64_t seqQ, int64_t headsQ, int64_t headsK) {
+  const int64_t queries = packedTileQueries(m, headsQ / headsK);
+  return headsQ > headsK && queries > 0 &&
+         (seqQ + queries - 1) / queries * headsK < (seqQ + m - 1) / m * headsQ;
+}
 
 // The backward kernels (every KernelKind but Forward) share one parameter
 // list; each reads or writes the tensors its kind needs. `delta` ([batch,

@@ -305,16 +305,16 @@ static Status choosePackGQA(AttentionSpec &spec, const AttentionParams &p) {
                          : spec.dropout   ? "dropout"
                          : spec.varlen    ? "packed sequences"
                          : spec.blockMask ? "a block mask"
-                                          : "";
+                         : p.tile && p.tile->tmaStore
+                             ? "the given tile stores O with TMA (tma_store)"
+                             : "";
   using PackGQA = AttentionParams::PackGQA;
   if (p.packGQA == PackGQA::Always && !obstacle.empty())
     return Status::error("packGQA: cannot pack the query heads of a group here: " + obstacle);
-  const int64_t unpacked = (p.seqQ + spec.tile.m - 1) / spec.tile.m * p.headsQ;
-  const int64_t packed = obstacle.empty()
-                             ? (p.seqQ + queriesPerTile - 1) / queriesPerTile * p.headsK
-                             : unpacked;
   spec.packGQA = obstacle.empty() &&
-                 (p.packGQA == PackGQA::Always || (p.packGQA == PackGQA::Auto && packed < unpacked));
+                 (p.packGQA == PackGQA::Always ||
+                  (p.packGQA == PackGQA::Auto &&
+                   abi::packingSavesTiles(spec.tile.m, p.seqQ, p.headsQ, p.headsK)));
   return Status::ok();
 }
 
@@ -346,9 +346,14 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
   if (Status s = choosePackGQA(spec, p); !s)
     return s;
   // A tuned or default tile's TMA store of O where it cannot be (a given
-  // tile asking for it there is the compiler's error).
-  if (!p.tile && !tmaStoreAvailable(spec))
+  // tile asking for it there is an error: the compiler's, or this one).
+  if (!p.tile && !(tmaStoreAvailable(spec) && outputSuitsTmaStores(p)))
     spec.tile.tmaStore = false;
+  if (p.tile && p.tile->tmaStore && !outputSuitsTmaStores(p))
+    return Status::error("tile: tma_store writes O with TMA, which needs o 16-byte aligned and "
+                         "its strides multiples of 8 elements; got o strides (" +
+                         std::to_string(p.oStride[0]) + ", " + std::to_string(p.oStride[1]) +
+                         ", " + std::to_string(p.oStride[2]) + ") (or drop tma_store)");
   spec.blockMask = spec.blockMask || derivesBlockMask(spec, p); // its lists derived per call
   return Status::ok();
 }
@@ -482,13 +487,15 @@ Status Runtime::listMaskModBlocks(const AttentionParams &params, int32_t *kvCoun
     return Status::error("listMaskModBlocks: the params have no maskMod to list blocks of");
   if (p.varlen())
     return Status::error("listMaskModBlocks: not with packed sequences (block masks are not)");
-  if (!kvCounts || !kvIndices)
-    return Status::error("listMaskModBlocks: kvCounts and kvIndices must be device buffers");
-  for (int64_t size : {mask.blockQ, mask.blockK})
-    if (size <= 0 || size % 16 != 0)
-      return Status::error("listMaskModBlocks: block sizes must be positive multiples of 16, "
-                           "got " + std::to_string(mask.blockQ) + " x " +
-                           std::to_string(mask.blockK));
+  if (!kvCounts || !kvIndices || reinterpret_cast<uintptr_t>(kvCounts) % 4 != 0 ||
+      reinterpret_cast<uintptr_t>(kvIndices) % 4 != 0)
+    return Status::error("listMaskModBlocks: kvCounts and kvIndices must be 4-byte aligned "
+                         "device buffers");
+  if (mask.blockQ <= 0 || mask.blockQ % 16 != 0 || mask.blockK <= 0 || mask.blockK % 16 != 0 ||
+      mask.blockK > 256)
+    return Status::error("listMaskModBlocks: block sizes must be multiples of 16 (block_k at "
+                         "most 256), got " +
+                         std::to_string(mask.blockQ) + " x " + std::to_string(mask.blockK));
   abi::BlockMaskParams lists = derivedBlockMaskShape(p, mask.blockQ, mask.blockK);
   // Lists the expression needs per batch / head must be allocated so; more is fine.
   if ((mask.batches != 1 && mask.batches != p.batch) || mask.batches < lists.batches ||
@@ -500,10 +507,19 @@ Status Runtime::listMaskModBlocks(const AttentionParams &params, int32_t *kvCoun
                          std::to_string(p.headsQ) + ")" +
                          (lists.batches > 1 || lists.heads > 1 ? ": the mask_mod reads b / h"
                                                                : ""));
+  // The kernels index the lists in i32.
+  if (mask.batches * mask.heads * int64_t(lists.queryBlocks) * int64_t(lists.keyBlocks) >
+      std::numeric_limits<int32_t>::max())
+    return Status::error("listMaskModBlocks: the lists would hold more than 2^31 - 1 entries; "
+                         "use larger blocks or shared (batches / heads 1) lists");
   lists.batches = int32_t(mask.batches);
   lists.heads = int32_t(mask.heads);
   lists.kvCounts = kvCounts;
   lists.kvIndices = kvIndices;
+  mask.kvCounts = kvCounts;
+  mask.kvIndices = kvIndices;
+  mask.qCounts = mask.qIndices = nullptr;
+  mask.trusted = true;
   if (p.batch == 0 || p.seqQ == 0)
     return Status::ok();
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
@@ -519,13 +535,7 @@ Status Runtime::listMaskModBlocks(const AttentionParams &params, int32_t *kvCoun
   ProvidedKernel kernel;
   if (Status s = findBlockListsKernel(*impl_, spec, mask.blockQ, mask.blockK, kernel); !s)
     return s;
-  if (Status s = launchBlockLists(kernel, p, lists, stream); !s)
-    return s;
-  mask.kvCounts = kvCounts;
-  mask.kvIndices = kvIndices;
-  mask.qCounts = mask.qIndices = nullptr;
-  mask.trusted = true;
-  return Status::ok();
+  return launchBlockLists(kernel, p, lists, stream);
 }
 
 Status Runtime::attention(const AttentionParams &params, CUstream stream) {
@@ -582,6 +592,14 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   }
   if (!found)
     return found;
+  // A bundle may serve another tile than asked for; one storing O by TMA
+  // needs an O that suits it, else the same tile without.
+  if (provided.tile.tmaStore && !outputSuitsTmaStores(p)) {
+    spec.tile = provided.tile;
+    spec.tile.tmaStore = false;
+    if (Status s = findKernel(*impl_, spec, /*exactTile=*/true, key, provided); !s)
+      return s;
+  }
 
   abi::AttentionKernelParams k{};
   setForwardFields(k, p);

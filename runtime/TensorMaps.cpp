@@ -67,6 +67,15 @@ Status encodePackedQuery(const CudaDriver &driver, const AttentionParams &p, int
 
 } // namespace
 
+bool outputSuitsTmaStores(const AttentionParams &p) {
+  if (reinterpret_cast<uintptr_t>(p.o) % 16 != 0)
+    return false;
+  for (int i = 0; i < 3; ++i)
+    if (p.oStride[i] % 8 != 0) // 2-byte elements
+      return false;
+  return true;
+}
+
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
                         const TileConfig &tile, bool packGQA,
                         abi::TensorMap maps[abi::kNumTensorMaps]) {

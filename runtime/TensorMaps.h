@@ -19,6 +19,10 @@ namespace flashjit {
 /// packed tile's rows). With tile.tmaStore also O, in boxes of a
 /// warpgroup's 64 rows (else maps[3] is left as it is). `p` must be
 /// normalized (see normalizeAndValidate).
+/// Whether O can be written by TMA stores: a 16-byte aligned base and
+/// strides of whole 16 bytes (validation asks less of O: 4 bytes, pairs).
+bool outputSuitsTmaStores(const AttentionParams &p);
+
 Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
                         const TileConfig &tile, bool packGQA,
                         abi::TensorMap maps[abi::kNumTensorMaps]);

@@ -374,7 +374,7 @@ def flash_attn_qkvpacked_func(qkv, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(-1, -1),
             softcap=0.0, alibi_slopes=None, score_mod=None, mask_mod=None, dropout_p=0.0,
-            pack_gqa=None):
+            pack_gqa=None, mask_mod_block_lists=True):
     """The kernel variant flashjit would run for these tensors (for logs and benchmarks)."""
     import torch
 
@@ -387,7 +387,8 @@ def variant(q, k, v, *, causal=False, return_lse=False, tile=None, window_size=(
     p.head_dim_qk, p.head_dim_v = dqk, dv
     p.causal = int(bool(causal))
     ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
-                   Dropout(dropout_p, 0)).apply(p, b, hq, q.device)
+                   Dropout(dropout_p, 0),
+                   mask_mod_block_lists=mask_mod_block_lists).apply(p, b, hq, q.device)
     _set_tile(p, tile)
     p.pack_gqa = _pack_gqa_flag(pack_gqa)
     lib = _library.library()

@@ -51,6 +51,29 @@ TEST(InvalidRequest, MisalignedPointerIsRejected) {
   EXPECT_NE(s.message().find("k is not 16-byte aligned"), std::string::npos) << s.message();
 }
 
+// An O that TMA cannot store (4 bytes past a 16-byte boundary) is still a
+// valid output: the default tile then stores it thread by thread, and a
+// tile that insists on TMA stores is a clear error.
+TEST(InvalidRequest, OutputUnfitForTmaStoresRunsWithoutThem) {
+  FLASHJIT_REQUIRE_GPU();
+  if (!flashjit::testing::isHopper())
+    GTEST_SKIP() << "TMA stores need sm_90a";
+  Buffers b;
+  AttentionSpec aligned, offset;
+  ASSERT_TRUE(Gpu::get().runtime->selectVariant(b.params(), aligned).isOk());
+  EXPECT_TRUE(aligned.tile.tmaStore) << aligned.variantName(); // the default where it can
+  AttentionParams p = b.params();
+  p.o = static_cast<char *>(p.o) + 4;
+  ASSERT_TRUE(Gpu::get().runtime->selectVariant(p, offset).isOk());
+  EXPECT_FALSE(offset.tile.tmaStore) << offset.variantName();
+  Status s = Gpu::get().runtime->attention(p, nullptr);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  p.tile = TileConfig{128, 128, 8, 2, true, true, true, false, true};
+  s = Gpu::get().runtime->attention(p, nullptr);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("tma_store writes O with TMA"), std::string::npos) << s.message();
+}
+
 TEST(InvalidRequest, UnsupportedHeadDimIsRejected) {
   FLASHJIT_REQUIRE_GPU();
   Buffers b;

@@ -204,6 +204,15 @@ TEST(MaskModBlockLists, BadRequestsAreNamed) {
       << error(perHead, 100, "kv_idx < 5");
   EXPECT_NE(error(perHead, 128, nullptr).find("no maskMod"), std::string::npos)
       << error(perHead, 128, nullptr);
+  EXPECT_NE(error(perHead, 512, "kv_idx < 5").find("block_k at most 256"), std::string::npos)
+      << error(perHead, 512, "kv_idx < 5");
+  AttentionParams p = paramsOf(perHead, tensors.ptr);
+  p.maskMod = "kv_idx < 5";
+  BlockMask m;
+  Status misaligned = Gpu::get().runtime->listMaskModBlocks(
+      p, reinterpret_cast<int32_t *>(lists.ptr + 2), counts + 1024, m, nullptr);
+  EXPECT_NE(misaligned.message().find("4-byte aligned"), std::string::npos)
+      << misaligned.message();
 }
 
 } // namespace

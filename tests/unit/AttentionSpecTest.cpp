@@ -1,5 +1,6 @@
 //===- AttentionSpecTest.cpp - canonical text, names, default tiles -------===//
 #include "compiler/AttentionSpec.h"
+#include "compiler/KernelABI.h"
 #include "dialect/SharedMemoryLayout.h"
 
 #include <gtest/gtest.h>
@@ -68,6 +69,14 @@ TEST(AttentionSpec, ShortCausalForwardsTakeAtMost128Keys) {
   s.mask = Mask::None;
   narrowTileForShortCausal(t, s, 512);
   EXPECT_EQ(t.n, 176);
+}
+
+// The runtime's Auto packing rule, shared with the autotuner.
+TEST(AttentionSpec, GqaPackingSavesTilesOnlyForFewQueries) {
+  EXPECT_TRUE(flashjit::abi::packingSavesTiles(128, 1, 32, 8));     // decode: 8 tiles instead of 32
+  EXPECT_FALSE(flashjit::abi::packingSavesTiles(128, 4096, 32, 8)); // as many tiles either way
+  EXPECT_FALSE(flashjit::abi::packingSavesTiles(128, 1, 8, 8));     // no group
+  EXPECT_FALSE(flashjit::abi::packingSavesTiles(16, 1, 64, 2));     // the group outgrows the tile
 }
 
 // O is staged where Q was: not for packed rows, and only while it fits.

@@ -1,4 +1,5 @@
 //===- ValidateParamsTest.cpp - bad requests get clear errors (no GPU) ----===//
+#include "runtime/TensorMaps.h"
 #include "runtime/flashjit.h"
 
 #include <gtest/gtest.h>
@@ -67,6 +68,23 @@ TEST(ValidateParams, RejectsMisalignedPointersAndStrides) {
   p.qStride[1] = 8 * 64 + 4; // rows no longer 16-byte aligned
   p.qStride[2] = 64;
   EXPECT_NE(errorOf(p).find("q strides"), std::string::npos) << errorOf(p);
+}
+
+// O may be 4-byte aligned with even strides; TMA stores need 16 bytes of both.
+TEST(ValidateParams, OutputFitForTmaStoresNeedsSixteenBytes) {
+  AttentionParams p = valid();
+  ASSERT_TRUE(normalizeAndValidate(p).isOk());
+  EXPECT_TRUE(outputSuitsTmaStores(p));
+  AttentionParams offset = valid();
+  offset.o = storage + 772;
+  ASSERT_TRUE(normalizeAndValidate(offset).isOk());
+  EXPECT_FALSE(outputSuitsTmaStores(offset));
+  AttentionParams padded = valid();
+  padded.oStride[0] = 100 * 8 * 66;
+  padded.oStride[1] = 8 * 66; // rows of 66 elements: 132 bytes
+  padded.oStride[2] = 66;
+  ASSERT_TRUE(normalizeAndValidate(padded).isOk());
+  EXPECT_FALSE(outputSuitsTmaStores(padded));
 }
 
 TEST(ValidateParams, RejectsBadShapesAndScales) {
