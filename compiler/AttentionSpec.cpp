@@ -197,7 +197,11 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
 }
 
 void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t seqK) {
-  if (!spec.backward() && spec.mask == Mask::Causal && seqK <= 1024 && t.warpSpecialized)
+  if (spec.backward() || !t.warpSpecialized)
+    return;
+  const bool shortCausal = spec.mask == Mask::Causal && seqK <= 4096;
+  const bool shortSmallHead = std::max(spec.headDimQK, spec.headDimV) <= 64 && seqK <= 1024;
+  if (shortCausal || shortSmallHead)
     t.n = std::min<int64_t>(t.n, 128);
 }
 
@@ -315,8 +319,10 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   };
   // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
   // warpgroups) with a two-stage ring and the largest key block that fits:
-  // 176 above d = 64 (the H200 sweep: +6% over 128 at d = 128, causal or not),
-  // else 128, 96, 80 or 64 (bench/results/h200-warp-specialized.md). O
+  // 176 (the H200 sweeps: +6% over 128 at d = 128, causal or not; at d = 64
+  // +2-7% from 2048 keys, bench/results/h200-tune-d64.md), else 128, 96, 80
+  // or 64 (bench/results/h200-warp-specialized.md); shorter problems narrow
+  // it (narrowTileForShortCausal). O
   // leaves by TMA stores where it can (H200, d = 128: +3-8% at s <= 4096,
   // even above; bench/results/h200-tma-store.md).
   if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {
@@ -325,8 +331,6 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
     t.qkWgmma = t.pvWgmma = t.warpSpecialized = true;
     t.tmaStore = (headDimV + 63) / 64 <= (headDimQK + 63) / 64;
     for (int64_t n : {176, 128, 96, 80, 64}) {
-      if (n == 176 && d <= 64)
-        continue; // no gain measured with two stages at d = 64
       t.n = n;
       if (maxSharedMemory <= 0 || bytes() <= maxSharedMemory)
         return t;

@@ -168,10 +168,11 @@ bool tmaStoreAvailable(const AttentionSpec &spec);
 /// not tuned for `spec` itself (defaults, fallbacks).
 void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 
-/// Untuned warp-specialized tiles of causal forwards over at most 1024 keys
-/// take at most 128 keys a step: a row of such tiles has few steps, and of a
-/// 176-key diagonal step most is masked (H200, d = 128, causal s = 512 /
-/// 1024: 248 / 361 TFLOP/s at 128 keys against 223 / 328 at 176).
+/// Untuned warp-specialized tiles of causal forwards over at most 4096 keys,
+/// and of d <= 64 over at most 1024, take at most 128 keys a step: such rows
+/// have few steps, and of a 176-key diagonal step most is masked (H200:
+/// d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128 keys against
+/// 223 / 328 at 176; the d = 64 sweep, bench/results/h200-tune-d64.md).
 void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t seqK);
 
 /// A tile configuration measured to do well for this head dim and target

@@ -61,14 +61,17 @@ TEST(AttentionSpec, ShortCausalForwardsTakeAtMost128Keys) {
   AttentionSpec s;
   s.mask = Mask::Causal;
   TileConfig t{128, 176, 8, 2, true, true, true, false, true};
-  narrowTileForShortCausal(t, s, 1024);
+  narrowTileForShortCausal(t, s, 4096);
   EXPECT_EQ(t.n, 128);
   t.n = 176;
-  narrowTileForShortCausal(t, s, 1025);
+  narrowTileForShortCausal(t, s, 4097);
   EXPECT_EQ(t.n, 176);
   s.mask = Mask::None;
-  narrowTileForShortCausal(t, s, 512);
+  narrowTileForShortCausal(t, s, 512); // d = 128
   EXPECT_EQ(t.n, 176);
+  s.headDimQK = s.headDimV = 64;
+  narrowTileForShortCausal(t, s, 1024);
+  EXPECT_EQ(t.n, 128);
 }
 
 // The runtime's Auto packing rule, shared with the autotuner.
