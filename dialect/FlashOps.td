@@ -91,9 +91,11 @@ defvar DropoutDescription = [{
 // (ascending), all others are skipped. The backward's key-block kernels read
 // the transposed lists (%q_counts, %q_indices). b and h index dimensions of
 // size 1 (shared) or batch / heads_q.
+// Read by the attention; written by flash.attention {derive_block_mask}
+// (declared both ways: the effects are per operand, not per attribute).
 defvar BlockMaskOperands = (ins
-    Arg<Optional<AnyMemRef>, "", [MemRead]>:$kv_counts,
-    Arg<Optional<AnyMemRef>, "", [MemRead]>:$kv_indices,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$kv_counts,
+    Arg<Optional<AnyMemRef>, "", [MemRead, MemWrite]>:$kv_indices,
     Optional<I32>:$block_q,
     Optional<I32>:$block_k);
 defvar BlockMaskFormat = [{
