@@ -207,7 +207,7 @@ void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t 
 
 bool tmaStoreAvailable(const AttentionSpec &spec) {
   return !spec.backward() && !spec.varlen && !spec.packGQA &&
-         (spec.headDimV + 63) / 64 <= (spec.headDimQK + 63) / 64;
+         outputFitsQueryTile(spec.headDimQK, spec.headDimV);
 }
 
 // A user mask's block test and second mask branch spill the 176-key
@@ -329,7 +329,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
     t.warps = 8;
     t.stages = 2;
     t.qkWgmma = t.pvWgmma = t.warpSpecialized = true;
-    t.tmaStore = (headDimV + 63) / 64 <= (headDimQK + 63) / 64;
+    t.tmaStore = outputFitsQueryTile(headDimQK, headDimV);
     for (int64_t n : {176, 128, 96, 80, 64}) {
       t.n = n;
       if (maxSharedMemory <= 0 || bytes() <= maxSharedMemory)

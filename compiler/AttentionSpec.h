@@ -155,6 +155,12 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
 /// specs are left as they are.
 void normalizeSpecForKind(AttentionSpec &spec);
 
+/// Whether O's tile fits the shared memory of Q's (both padded to 64
+/// columns): where tma_store stages it.
+inline bool outputFitsQueryTile(int64_t headDimQK, int64_t headDimV) {
+  return (headDimV + 63) / 64 <= (headDimQK + 63) / 64;
+}
+
 /// Whether the forward `spec` may take the tile switch tmaStore: not varlen
 /// or GQA-packed, and O's padded head dim no wider than Q's (O is staged
 /// where Q was).

@@ -208,7 +208,7 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
         // stores in 11 of 12 H200 cells, bench/results/h200-tma-store.md),
         // unless GQA packing would run instead (the run then packs and
         // drops the TMA store; the timing should be of that kernel).
-        t.tmaStore = (p.headDimV + 63) / 64 <= (p.headDimQK + 63) / 64 &&
+        t.tmaStore = outputFitsQueryTile(p.headDimQK, p.headDimV) &&
                      !abi::packingSavesTiles(t.m, p.seqQ, p.headsQ, p.headsK);
         if (limits.maxThreadsPerBlock && t.threads() > limits.maxThreadsPerBlock)
           continue;

@@ -318,9 +318,11 @@ static Status choosePackGQA(AttentionSpec &spec, const AttentionParams &p) {
   return Status::ok();
 }
 
-static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
-                      const TuningProblem &problem, const std::string &key, AttentionSpec &spec) {
-  spec = AttentionSpec();
+// The forward spec's fields that follow from the request and the device
+// (all but the tile and the per-call choices).
+static AttentionSpec requestSpec(const Runtime::Impl &impl, const AttentionParams &p,
+                                 const TuningProblem &problem) {
+  AttentionSpec spec;
   spec.dtype = p.dtype;
   spec.headDimQK = p.headDimQK;
   spec.headDimV = p.headDimV;
@@ -328,6 +330,12 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
   spec.withLse = p.lse != nullptr;
   spec.arch = impl.device.arch;
   spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
+  return spec;
+}
+
+static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
+                      const TuningProblem &problem, const std::string &key, AttentionSpec &spec) {
+  spec = requestSpec(impl, p, problem);
   if (p.tile) {
     spec.tile = *p.tile;
   } else {
@@ -524,14 +532,7 @@ Status Runtime::listMaskModBlocks(const AttentionParams &params, int32_t *kvCoun
     return Status::ok();
   if (Status s = bindContext(*impl_->driver, impl_->context); !s)
     return s;
-  const TuningProblem problem = problemOf(p);
-  AttentionSpec spec;
-  setScoreModifiers(spec, p, problem);
-  spec.dtype = p.dtype;
-  spec.headDimQK = p.headDimQK;
-  spec.headDimV = p.headDimV;
-  spec.arch = impl_->device.arch;
-  spec.maxSharedMemory = impl_->device.maxSharedMemoryPerBlock;
+  const AttentionSpec spec = requestSpec(*impl_, p, problemOf(p));
   ProvidedKernel kernel;
   if (Status s = findBlockListsKernel(*impl_, spec, mask.blockQ, mask.blockK, kernel); !s)
     return s;
