@@ -69,7 +69,9 @@ def run_case(dtype, d, s, causal, peers):
     row["flashjit"] = {"ms": ms, "tflops": fwd_bwd / ms, "bwd_ms": ms - fwd_ms}
     # The atomic-dQ backward (sm_90a), and hand-set tiles.
     others = {ATOMIC: {"atomic_dq": True}} if ATOMIC_COLUMN else {}
-    others.update({name: {"backward_tiles": tiles} for name, tiles in ALT_TILES.get(d, {}).items()})
+    # (A name starting with "atomic" runs them with atomic_dq=True; its dQ tile is (0, 0, 0, 0).)
+    others.update({name: {"backward_tiles": tiles, "atomic_dq": name.startswith("atomic")}
+                   for name, tiles in ALT_TILES.get(d, {}).items()})
     for name, options in others.items():
         alt = lambda q, k, v, options=options: flashjit.attention(q, k, v, causal=causal,
                                                                    **options)
@@ -108,8 +110,8 @@ def main():
     ap = argparse.ArgumentParser()
     add_grid_arguments(ap, "flash,cudnn")
     ap.add_argument("--alt-tiles", default="",
-                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s[,wgmma]/m,n,w,s[,wgmma];...' "
-                         "(dQ/dKV)")
+                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s[,wgmma[,ws]]/"
+                         "m,n,w,s[,wgmma[,ws]];...' (dQ/dKV; NAME atomic...: atomic dQ)")
     args = ap.parse_args()
     for item in filter(None, args.alt_tiles.split(";")):
         name, spec = item.split(":")

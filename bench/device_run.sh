@@ -51,7 +51,7 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
   # never with another kernel). BUNDLE_FILTER narrows this stage on its own.
   FLASHJIT_REQUIRE_GPU=1 FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 \
     FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests \
-    --gtest_filter="${BUNDLE_FILTER:-${GTEST_FILTER:-*}}-*ScoreModifier*:*UserModifier*:*VariableLength*:*ValidPackedBatch*:*Dropout*:*BlockMask*:*PackedGqa*:*MaskModBlockLists*" > "$OUT/gpu-tests-bundle.log" 2>&1
+    --gtest_filter="${BUNDLE_FILTER:-${GTEST_FILTER:-*}}-*ScoreModifier*:*UserModifier*:*VariableLength*:*ValidPackedBatch*:*Dropout*:*BlockMask*:*PackedGqa*:*MaskModBlockLists*:WarpSpecializedTiles/*" > "$OUT/gpu-tests-bundle.log" 2>&1
   echo "gpu tests from the bundle exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
 fi

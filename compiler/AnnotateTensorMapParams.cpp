@@ -34,7 +34,6 @@ struct AnnotateTensorMapParamsPass
         func.setArgAttr(index, LLVM::LLVMDialect::getAlignAttrName(), b.getI64IntegerAttr(64));
         func.setArgAttr(index, NVVM::NVVMDialect::getGridConstantAttrName(), b.getUnitAttr());
       }
-      func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
       func->removeAttr(kTensorMapArgsAttrName);
     });
   }

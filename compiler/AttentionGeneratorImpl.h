@@ -300,8 +300,12 @@ protected:
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer
   Value stageBarrier(Value slot, int64_t kind);      // kind: 0 K full, 1 V full, 2 K empty, 3 V empty
-  void emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlotOffset, int64_t headDim,
-                      Value firstRow, Value headIndex, Value barrier);
+  /// TMA of `rows` rows from firstRow of head `headIndex` (query: a tensor
+  /// of seq_q rows) into the swizzled tile at dstOffset (+ dstSlotOffset),
+  /// completing on `barrier`.
+  void emitTensorLoad(int tensorMapArg, bool query, int64_t rows, int64_t dstOffset,
+                      Value dstSlotOffset, int64_t headDim, Value firstRow, Value headIndex,
+                      Value barrier);
 
   KernelEmitter e;
   OpBuilder &b;

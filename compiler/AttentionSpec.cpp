@@ -160,7 +160,8 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
   return flash::SharedMemoryLayout::computeBackward(headDimQK, headDimV, 2,
                                                     queryBlocksOuter ? t.m : t.n,
                                                     queryBlocksOuter ? t.n : t.m, t.stages,
-                                                    t.qkWgmma, addsQueryGradient(kind));
+                                                    t.qkWgmma, addsQueryGradient(kind),
+                                                    t.warpSpecialized);
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
@@ -274,6 +275,13 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       if (kind == KernelKind::BackwardDKQ && d > 192)
         t.m = 16; // dK (128 registers at d = 256) and a dQ chunk: 32 query rows spill
       t.stages = d <= 64 ? 2 : 3;
+      // Up to d = 128 with a TMA producer warpgroup beside the one consumer
+      // (two blocks an SM): H200, fwd+bwd 1.01-1.09x the cp.async tile
+      // (bench/results/h200-backward-warp-specialized.md), with two stages.
+      if (d <= 128) {
+        t.warpSpecialized = true;
+        t.stages = 2;
+      }
     }
   } else {
     // Four warps on mma.sync. The dQ kernel holds S, dP and dQ per warp: two
@@ -292,10 +300,17 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       t.m = 32;
     }
   }
-  while (maxSharedMemory > 0 &&
-         backwardLayout(kind, headDimQK, headDimV, t).totalBytes > maxSharedMemory &&
-         t.stages > 1)
+  auto fits = [&] {
+    return maxSharedMemory <= 0 ||
+           backwardLayout(kind, headDimQK, headDimV, t).totalBytes <= maxSharedMemory;
+  };
+  while (!fits() && t.stages > (t.warpSpecialized ? 2 : 1))
     --t.stages;
+  if (!fits() && t.warpSpecialized) { // the producer needs a two-slot ring: without it
+    t.warpSpecialized = false;
+    while (!fits() && t.stages > 1)
+      --t.stages;
+  }
   return t;
 }
 

@@ -39,7 +39,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionKernelGenerator.h"
 
-#include "compiler/AttentionGeneratorImpl.h"
+#include "compiler/BackwardGeneratorImpl.h"
 #include "compiler/KernelABI.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -52,163 +52,7 @@ using arith::CmpIPredicate;
 
 namespace flashjit {
 namespace detail {
-namespace {
 
-
-class BackwardGenerator : public Generator {
-public:
-  using Generator::Generator;
-  void emitBackward();
-
-private:
-  bool computesDK() const {
-    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDK ||
-           addsQueryGradient(v.kind);
-  }
-  bool computesDV() const {
-    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV ||
-           v.kind == KernelKind::BackwardDKVQ;
-  }
-  bool addsDQ() const { return addsQueryGradient(v.kind); }
-  bool wgmma() const { return v.qkWgmma; } // the verifier makes both switches go together
-  int64_t ownedRows() const { return isQueryBlockKind(v.kind) ? v.m : v.n; }
-  int64_t streamedRows() const { return isQueryBlockKind(v.kind) ? v.n : v.m; }
-  /// Issues C = A Bᵀ (wgmma, in flight until waitFor) or computes it
-  /// (mma.sync): the warps' owned rows of the resident tile at `aTile` (null:
-  /// 0) times the streamed tile at `bTile`, kSteps of 16 along the head dim.
-  std::vector<Value> issueABt(Value aTile, int64_t aPitch, Value bTile, int64_t bPitch,
-                              int64_t kSteps, bool fence = true) {
-    if (wgmma())
-      return issueWgmmaABt(aTile, ownedRows(), bTile, streamedRows(), kSteps, fence);
-    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
-    Tiles c = warpGemmABt(aTile, warpRow, aPitch, bTile, bPitch, v.mTilesPerWarp,
-                          streamedRows() / 8, kSteps);
-    return fromFragments(c);
-  }
-  /// Issues C += P B (wgmma: fence, then in flight until waitFor) or
-  /// computes it (mma.sync): P in registers, B the streamed tile at `bTile`
-  /// (its rows the k dimension).
-  std::vector<Value> issuePB(const Tiles &p, Value bTile, int64_t bPitch, const Tiles &c) {
-    if (wgmma()) {
-      e.wgmmaFence(); // P and C were written by ordinary instructions
-      return issueWgmmaPB(packP(p[0]), fromFragments(c), bTile, streamedRows(),
-                          int64_t(c[0].size()) * 8);
-    }
-    Tiles out = c;
-    warpGemmPB(packTiles(p), bTile, bPitch, out);
-    return fromFragments(out);
-  }
-  /// An issued product's `columnTiles`-wide tiles, once at most `pending`
-  /// later wgmma groups may still run (mma.sync: already there).
-  Tiles waitFor(int64_t pending, const std::vector<Value> &issued, int64_t columnTiles) {
-    return toFragments(wgmma() ? e.wgmmaWaitFor(pending, issued) : issued, columnTiles);
-  }
-  Tiles zeros(int64_t rowTiles, int64_t colTiles) {
-    Value z = e.f32(0.0);
-    return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
-  }
-  /// Loads the `rows` x head dim tile of a streamed or resident operand.
-  void loadTile(int64_t dstOffset, Value slotOffset, int64_t rows, bool valueWide, int ptrArg,
-                int strideArg, Value base, Value firstRow, Value rowLimit) {
-    emitTileLoad(dstOffset, slotOffset, rows, valueWide ? v.smem.pitchV : v.smem.pitchQK,
-                 valueWide ? v.smem.paddedHeadDimV : v.smem.paddedHeadDimQK,
-                 valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base,
-                 stridedRows(arg(strideArg + 1)), firstRow, rowLimit, /*swizzled=*/wgmma());
-  }
-  /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
-  /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
-  template <typename NegLse> void exponentiate(Tiles &s, NegLse &&negLse) {
-    Value scaleLog2 = softmaxScaleLog2();
-    for (size_t i = 0; i < s.size(); ++i)
-      for (size_t t = 0; t < s[i].size(); ++t)
-        for (int64_t c = 0; c < 4; ++c)
-          s[i][t][c] = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negLse(i, t, c)));
-  }
-  /// dS = P ∘ (dP − Δ), into dP, times the modifiers' `slope` (softcap's
-  /// tanh, the score region's derivative) where emitScoreModifiers gave one.
-  template <typename Delta>
-  void gradScores(const Tiles &p, Tiles &dP, Delta &&delta, const Tiles &slope) {
-    for (size_t i = 0; i < p.size(); ++i)
-      for (size_t t = 0; t < p[i].size(); ++t)
-        for (int64_t c = 0; c < 4; ++c) {
-          Value ds = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
-                                                              delta(i, t, c)));
-          if (!slope.empty())
-            ds = e.fmul(ds, slope[i][t][c]);
-          dP[i][t][c] = ds;
-        }
-  }
-  /// −lse·log2e for a row: −inf for rows past seq_q or that saw no key
-  /// (lse = −inf), so their P is 0.
-  Value loadRowStat(int ptrArg, Value headIndex, Value row, Value &valid);
-  Value negLseLog2(Value headIndex, Value row);
-  Value deltaOf(Value headIndex, Value row);
-  /// Stores `c` · scale (rows `rowOf(i, h)` below `rowLimit`) in the element type.
-  template <typename RowOf>
-  void storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit, int ptrArg, int strideArg,
-                 Value base, Value scale);
-
-  /// i1: whether the mask region may keep any pair of queries [q0, q0 +
-  /// rows) and keys [k0, k0 + columns) of query head `headIndex`.
-  Value blockMayKeep(Value headIndex, Value q0, int64_t rows, Value k0, int64_t columns) {
-    return userMaskOverBlock(headIndex, q0, e.add(q0, e.i32(rows - 1)), k0,
-                             e.add(k0, e.i32(columns - 1)))
-        .mayKeep;
-  }
-  /// Opens `if (mayKeep)` around the rest of a step (mayKeep null: no if):
-  /// blocks a mask region keeps nothing of (or steps past a head's block
-  /// list) are skipped wherever they lie (the key range is trimmed only at
-  /// its ends). The accumulators `each` visits
-  /// pass through the else branch; closeSkippable yields and reads them back.
-  template <typename Each> scf::IfOp openSkippable(Value mayKeep, Each &&each) {
-    if (!mayKeep) // nothing to skip
-      return nullptr;
-    SmallVector<Value> unchanged = flattenCarried(each);
-    auto ifOp = scf::IfOp::create(b, loc, ValueRange(unchanged).getTypes(), mayKeep,
-                                  /*withElseRegion=*/true);
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(b, loc, unchanged);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    return ifOp;
-  }
-  template <typename Each> void closeSkippable(scf::IfOp ifOp, Each &&each) {
-    if (!ifOp)
-      return;
-    scf::YieldOp::create(b, loc, flattenCarried(each));
-    b.setInsertionPointAfter(ifOp);
-    unflattenCarried(each, ifOp.getResults());
-  }
-
-  void emitQueryBlockKernel();
-  void emitQueryBlockMainLoop();
-  /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
-  void emitConvertDQ();
-  /// The atomic dQ of the key-block kernels: dSᵀ (this warp's fragments)
-  /// to the warpgroup's K-major swizzled [step queries x 64 keys] tile;
-  /// dQᵀ = Kᵀ dSᵀ of head-dim chunks [first, first + count) of 64 rows
-  /// (wgmma, A = the resident K tile read M-major), in flight; the finished
-  /// chunks staged in shared memory as f32 rows (per warpgroup: the sum over
-  /// its own keys); and the staged step added to dQAccum of query head `h`
-  /// by one bulk reduction per warpgroup.
-  void storeGradScores(const Tiles &dS);
-  std::vector<Value> issueGradQueryChunks(int64_t first, int64_t count);
-  void stageGradQueryChunks(const std::vector<Value> &acc, int64_t first);
-  /// This warpgroup's staging rows (byte offset), and whether this thread
-  /// issues its bulk reductions.
-  Value stagedGradQuery() {
-    return e.add(e.i32(v.smem.gradQueryOffset),
-                 e.mul(e.shrui(warp, 2), e.i32(v.m * v.headDimQK * 4)));
-  }
-  Value firstOfWarpgroup() { return e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)); }
-  void addStagedGradQuery(Value h, Value firstQuery);
-  /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
-  /// written to `delta` for the key-block kernels.
-  std::vector<Value> emitDelta(Value headIndex);
-  void emitKeyBlockKernel();
-  void emitKeyBlockMainLoop(Value firstKey);
-
-  Value doBase, dqBase, dkBase, dvBase;
-};
 
 // Row `row`'s entry of the fp32 row statistic `ptrArg`
 // (lse or delta); `valid` says whether the row exists (else row 0 is read).
@@ -427,7 +271,7 @@ void BackwardGenerator::stageGradQueryChunks(const std::vector<Value> &acc, int6
 void BackwardGenerator::addStagedGradQuery(Value h, Value firstQuery) {
   using namespace abi::bwd;
   e.fenceProxyAsyncShared(); // the staged rows are read by the async proxy
-  e.barrier();
+  syncGradTiles();
   emitIf(firstOfWarpgroup(), [&] {
     Value rows = e.minsi(e.i32(v.m), e.sub(seqQ, firstQuery));
     Value at = e.add(tensorBase(kDQAccumStride0, h, /*querySide=*/true),
@@ -569,24 +413,31 @@ void BackwardGenerator::emitKeyBlockKernel() {
   batch = e.blockId(2);
   emitSequenceBounds();
   Value firstKey = e.mul(keyBlock, e.i32(v.n));
-  emitInsideSequence(firstKey, seqK, [&] { emitKeyBlockMainLoop(firstKey); });
+  emitInsideSequence(firstKey, seqK, [&] {
+    planKeyBlockSteps(firstKey);
+    if (v.warpSpecialized)
+      emitKeyBlockWarpSpecialized();
+    else
+      emitKeyBlockMainLoop();
+  });
 }
 
-void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
+// Query blocks that see any of these keys: from the one holding the first
+// query that sees the first key to the one holding the last query that sees
+// the last key (visible queries grow with the key). With a block mask, each
+// query head's list of them instead: every head gets as many steps as the
+// group's longest list, those past its own are skipped.
+void BackwardGenerator::planKeyBlockSteps(Value firstKey) {
   using namespace abi::bwd;
   Value group = arg(kGroupSize);
   kBase = tensorBase(kKStride0, headK, /*querySide=*/false);
   vBase = tensorBase(kVStride0, headK, /*querySide=*/false);
   dkBase = tensorBase(kDKStride0, headK, /*querySide=*/false);
   dvBase = tensorBase(kDVStride0, headK, /*querySide=*/false);
-
-  // Query blocks that see any of these keys: from the one holding the first
-  // query that sees the first key to the one holding the last query that
-  // sees the last key (visible queries grow with the key). With a block
-  // mask, each query head's list of them instead: every head gets as many
-  // steps as the group's longest list, those past its own are skipped.
-  Value lastKey = e.add(firstKey, e.i32(v.n - 1));
-  Value firstQueryBlock = e.i32(0), blocksPerHead;
+  keys.first = firstKey;
+  keys.last = e.add(firstKey, e.i32(v.n - 1));
+  keys.firstQueryBlock = e.i32(0);
+  Value blocksPerHead;
   if (v.blockMask) {
     blocksPerHead = e.i32(0);
     OpBuilder::InsertionGuard guard(b);
@@ -598,49 +449,175 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
     blocksPerHead = longest.getResult(0);
   } else {
     Value queryBlocks = e.ceilDiv(
-        e.maxsi(visibleColumns(lastKey, /*transposed=*/true).hi, e.i32(0)), v.m);
+        e.maxsi(visibleColumns(keys.last, /*transposed=*/true).hi, e.i32(0)), v.m);
     if (Value lo = visibleColumns(firstKey, /*transposed=*/true).lo)
-      firstQueryBlock = e.divui(e.maxsi(lo, e.i32(0)), e.i32(v.m));
-    blocksPerHead = e.maxsi(e.sub(queryBlocks, firstQueryBlock), e.i32(0));
+      keys.firstQueryBlock = e.divui(e.maxsi(lo, e.i32(0)), e.i32(v.m));
+    blocksPerHead = e.maxsi(e.sub(queryBlocks, keys.firstQueryBlock), e.i32(0));
   }
-  Value steps = e.mul(group, blocksPerHead);
-  // Step t: query head headK * group + t / blocksPerHead, its query block
-  // firstQueryBlock + t % blocksPerHead, or the (t % blocksPerHead)-th tile
-  // of that head's list. (Steps past the end are looked at too: dividing by
-  // at least 1 keeps a block mask's lookups inside the lists, and no
-  // division is by 0.)
-  Value perHead = e.maxsi(blocksPerHead, e.i32(1));
-  auto headOf = [&](Value t) { return e.add(e.mul(headK, group), e.divui(t, perHead)); };
-  // A step's query head, first query, and whether it runs: in range, in its
-  // head's list (starting before seq_q: the last query block's later tiles
-  // may not) and not emptied by the mask region. Steps that do not run get
-  // first query 0, so that nothing reads or adds out of bounds.
-  struct Step {
-    Value head, firstQuery, needed;
-  };
-  auto stepAt = [&](Value t) {
-    Step step{headOf(t), Value(), e.cmpi(CmpIPredicate::slt, t, steps)};
-    Value position = e.remui(t, perHead);
-    if (v.blockMask) {
-      ListedBlocks l = listedBlocks(step.head, firstKey, /*keyRows=*/true);
-      Value start = listedTileStart(l, position); // position / tiles a block < listed blocks
-      Value listed = arith::AndIOp::create(b, loc, e.cmpi(CmpIPredicate::slt, position, l.tiles),
-                                           e.cmpi(CmpIPredicate::slt, start, seqQ));
-      step.needed = arith::AndIOp::create(b, loc, step.needed, listed);
-      step.firstQuery = e.select(listed, start, e.i32(0));
-    } else {
-      step.firstQuery = e.mul(e.add(firstQueryBlock, position), e.i32(v.m));
-    }
-    if (v.maskMod)
-      step.needed = arith::AndIOp::create(
-          b, loc, step.needed, blockMayKeep(step.head, step.firstQuery, v.m, firstKey, v.n));
-    return step;
-  };
+  keys.steps = e.mul(group, blocksPerHead);
+  // (Steps past the end are looked at too: dividing by at least 1 keeps a
+  // block mask's lookups inside the lists, and no division is by 0.)
+  keys.perHead = e.maxsi(blocksPerHead, e.i32(1));
+}
 
-  loadTile(0, Value(), v.n, false, kK, kKStride0, kBase, firstKey, seqK);
-  loadTile(v.smem.residentSecondOffset, Value(), v.n, true, kV, kVStride0, vBase, firstKey, seqK);
+// Step t: query head headK * group + t / blocksPerHead, its query block
+// firstQueryBlock + t % blocksPerHead, or the (t % blocksPerHead)-th tile
+// of that head's list.
+Value BackwardGenerator::keyStepHead(Value t) {
+  return e.add(e.mul(headK, arg(abi::bwd::kGroupSize)), e.divui(t, keys.perHead));
+}
+
+BackwardGenerator::KeyStep BackwardGenerator::keyStepAt(Value t) {
+  KeyStep step{keyStepHead(t), Value(), e.cmpi(CmpIPredicate::slt, t, keys.steps)};
+  Value position = e.remui(t, keys.perHead);
+  if (v.blockMask) {
+    ListedBlocks l = listedBlocks(step.head, keys.first, /*keyRows=*/true);
+    Value start = listedTileStart(l, position); // position / tiles a block < listed blocks
+    Value listed = arith::AndIOp::create(b, loc, e.cmpi(CmpIPredicate::slt, position, l.tiles),
+                                         e.cmpi(CmpIPredicate::slt, start, seqQ));
+    step.needed = arith::AndIOp::create(b, loc, step.needed, listed);
+    step.firstQuery = e.select(listed, start, e.i32(0));
+  } else {
+    step.firstQuery = e.mul(e.add(keys.firstQueryBlock, position), e.i32(v.m));
+  }
+  if (v.maskMod)
+    step.needed = arith::AndIOp::create(
+        b, loc, step.needed, blockMayKeep(step.head, step.firstQuery, v.m, keys.first, v.n));
+  return step;
+}
+
+Value BackwardGenerator::keyOf(int64_t i, int64_t h) {
+  return e.add(keys.first, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
+                                 e.add(quadRow, e.i32(i * 16 + h * 8))));
+}
+
+BackwardGenerator::StepStats BackwardGenerator::loadStepStats(const KeyStep &step) {
+  StepStats stats;
+  Value colBase = e.add(step.firstQuery, e.mul(quadCol, e.i32(2)));
+  for (int64_t col = 0; col < v.nTilesS; ++col)
+    for (int64_t c = 0; c < 2; ++c) {
+      Value query = e.add(colBase, e.i32(col * 8 + c));
+      stats.negLse.push_back(negLseLog2(step.head, query));
+      if (computesDK())
+        stats.delta.push_back(deltaOf(step.head, query));
+    }
+  return stats;
+}
+
+void BackwardGenerator::syncGradTiles() {
+  if (v.warpSpecialized) // named barriers 1, 2: the consumer warpgroups'
+    e.namedBarrierSync(e.add(e.shrui(warp, 2), e.i32(1)), 128);
+  else
+    e.barrier();
+}
+
+// Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (wgmma: in flight at once), then dV += Pᵀ dO
+// (wgmma: in flight while dSᵀ is formed) and dK += dSᵀ Q.
+void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &stats,
+                                         Value slotOffset, Tiles &dK, Tiles &dV) {
+  Value h = step.head, firstQuery = step.firstQuery;
+  Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
+  Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
+  auto issueDP = [&](bool fence) {
+    return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, dOTile, v.smem.pitchV,
+                    v.kStepsV, fence);
+  };
+  const bool dPEarly = wgmma() && computesDK();
+  std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, qTile, v.smem.pitchQK,
+                                        v.kStepsQK);
+  std::vector<Value> dPIssued = dPEarly ? issueDP(/*fence=*/false) : std::vector<Value>();
+  Tiles p = waitFor(dPEarly ? 1 : 0, sIssued, v.nTilesS);
+  ScorePlacement at;
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t r = 0; r < 2; ++r)
+      at.rows.push_back(keyOf(i, r));
+  at.head = h;
+  at.columnBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
+  at.firstRow = keys.first;
+  at.lastRow = keys.last;
+  at.firstColumn = firstQuery;
+  at.columns = v.m;
+  at.transposed = true;
+  if (v.alibi)
+    alibiCoef = alibiCoefficient(h);
+  Tiles slope;
+  emitScoreModifiers(p, at, &slope);
+  emitPlacedMask(p, at);
+  exponentiate(p, [&](size_t, size_t col, int64_t c) { return stats.negLse[2 * col + (c & 1)]; });
+  Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
+  std::vector<Value> dVIssued, dKIssued;
+  if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
+    Tiles dropped = p;
+    if (v.dropout)
+      applyDropout(dropped, keep, dropoutKeepScale());
+    dVIssued = issuePB(dropped, dOTile, v.smem.pitchV, dV);
+  }
+  if (computesDK()) {
+    if (!dPEarly)
+      dPIssued = issueDP(/*fence=*/true);
+    Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
+    if (v.dropout)
+      applyDropout(dS, keep, dropoutKeepScale());
+    gradScores(p, dS,
+               [&](size_t, size_t col, int64_t c) { return stats.delta[2 * col + (c & 1)]; },
+               slope);
+    if (addsDQ()) { // dS to shared memory, visible to wgmma (the async proxy) in every warp
+      storeGradScores(dS);
+      e.fenceProxyAsyncShared();
+      // The last step's bulk reduction has read the staged dQ before anyone rewrites it.
+      emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/true); });
+      syncGradTiles();
+    }
+    dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
+  }
+  // dQᵀ = Kᵀ dSᵀ: up to d = 128 every 64-row chunk in flight with dK and
+  // dV; above, one chunk at a time after them (registers).
+  const int64_t dQChunks = addsDQ() ? v.smem.paddedHeadDimQK / 64 : 0;
+  const int64_t dQChunksAtOnce =
+      v.headDimQK <= 128 && !v.dropout ? dQChunks : std::min<int64_t>(dQChunks, 1);
+  std::vector<Value> dQIssued =
+      addsDQ() ? issueGradQueryChunks(0, dQChunksAtOnce) : std::vector<Value>();
+  // One wait for every accumulator.
+  std::vector<Value> issued = dVIssued;
+  issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
+  issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
+  if (wgmma())
+    issued = e.wgmmaWaitFor(0, issued);
+  auto dKEnd = issued.begin() + dVIssued.size() + dKIssued.size();
+  if (computesDV())
+    dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
+                     v.headDimV / 8);
+  if (computesDK())
+    dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
+                     v.headDimQK / 8);
+  if (addsDQ()) {
+    stageGradQueryChunks(std::vector<Value>(dKEnd, issued.end()), 0);
+    for (int64_t c = dQChunksAtOnce; c < dQChunks; ++c) {
+      e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
+      stageGradQueryChunks(e.wgmmaWaitFor(0, issueGradQueryChunks(c, 1)), c);
+    }
+    addStagedGradQuery(h, firstQuery);
+  }
+}
+
+void BackwardGenerator::storeKeyBlockGradients(const Tiles &dK, const Tiles &dV) {
+  using namespace abi::bwd;
+  if (addsDQ()) // the bulk reductions are done before the block's shared memory goes
+    emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/false); });
+  auto keyRow = [&](int64_t i, int64_t h) { return keyOf(i, h); };
+  if (computesDK())
+    storeRows(dK, keyRow, seqK, kDK, kDKStride0, dkBase, arg(kScale));
+  if (computesDV())
+    storeRows(dV, keyRow, seqK, kDV, kDVStride0, dvBase, Value());
+}
+
+void BackwardGenerator::emitKeyBlockMainLoop() {
+  using namespace abi::bwd;
+  loadTile(0, Value(), v.n, false, kK, kKStride0, kBase, keys.first, seqK);
+  loadTile(v.smem.residentSecondOffset, Value(), v.n, true, kV, kVStride0, vBase, keys.first,
+           seqK);
   e.cpAsyncCommit();
-  auto loadQueryStep = [&](Value t, const Step &step) {
+  auto loadQueryStep = [&](Value t, const KeyStep &step) {
     emitIf(step.needed, [&] {
       Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
       loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
@@ -653,17 +630,13 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
   // With a block mask a step's entry costs two list loads: they are issued
   // `stages` steps early and the entries of steps t .. t + stages - 1 ride in
   // the loop, so neither the prefetch nor the step waits on them.
-  std::vector<Step> window;
+  std::vector<KeyStep> window;
   if (v.blockMask)
     for (int64_t s = 0; s < v.stages; ++s)
-      window.push_back(stepAt(e.i32(s)));
+      window.push_back(keyStepAt(e.i32(s)));
   for (int64_t s = 0; s + 1 < v.stages; ++s)
-    loadQueryStep(e.i32(s), v.blockMask ? window[s] : stepAt(e.i32(s)));
+    loadQueryStep(e.i32(s), v.blockMask ? window[s] : keyStepAt(e.i32(s)));
 
-  auto keyOf = [&](int64_t i, int64_t h) { // the key of this thread's fragment row (i, h)
-    return e.add(firstKey, e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
-                                 e.add(quadRow, e.i32(i * 16 + h * 8))));
-  };
   Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
   Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
   auto eachCarried = [&](auto &&f) {
@@ -672,7 +645,7 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
   };
   auto eachLoopValue = [&](auto &&f) { // the accumulators and the window's entries
     eachCarried(f);
-    for (Step &step : window) {
+    for (KeyStep &step : window) {
       f(step.firstQuery);
       f(step.needed);
     }
@@ -680,29 +653,20 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
   scf::ForOp loop;
   {
     OpBuilder::InsertionGuard guard(b);
-    loop = openLoop(b, loc, e.i32(0), steps, e.i32(1), flattenCarried(eachLoopValue));
+    loop = openLoop(b, loc, e.i32(0), keys.steps, e.i32(1), flattenCarried(eachLoopValue));
     unflattenCarried(eachLoopValue, loop.getRegionIterArgs());
     Value t = loop.getInductionVar();
     Value ahead = e.add(t, e.i32(v.stages - 1));
-    auto fromWindow = [&](Value u, const Step &entry) {
-      return Step{headOf(u), entry.firstQuery, entry.needed};
+    auto fromWindow = [&](Value u, const KeyStep &entry) {
+      return KeyStep{keyStepHead(u), entry.firstQuery, entry.needed};
     };
-    Step next = v.blockMask ? stepAt(e.add(t, e.i32(v.stages))) : Step();
-    loadQueryStep(ahead, v.blockMask ? fromWindow(ahead, window.back()) : stepAt(ahead));
+    KeyStep next = v.blockMask ? keyStepAt(e.add(t, e.i32(v.stages))) : KeyStep();
+    loadQueryStep(ahead, v.blockMask ? fromWindow(ahead, window.back()) : keyStepAt(ahead));
 
     // This step's query head and rows; −lse·log2e and Δ per accumulator
     // column (query), loaded while the tiles land.
-    const Step step = v.blockMask ? fromWindow(t, window.front()) : stepAt(t);
-    Value h = step.head, firstQuery = step.firstQuery;
-    Value colBase = e.add(firstQuery, e.mul(quadCol, e.i32(2)));
-    std::vector<Value> negLse, delta; // index 2 t + (c & 1)
-    for (int64_t col = 0; col < v.nTilesS; ++col)
-      for (int64_t c = 0; c < 2; ++c) {
-        Value query = e.add(colBase, e.i32(col * 8 + c));
-        negLse.push_back(negLseLog2(h, query));
-        if (computesDK())
-          delta.push_back(deltaOf(h, query));
-      }
+    const KeyStep step = v.blockMask ? fromWindow(t, window.front()) : keyStepAt(t);
+    StepStats stats = loadStepStats(step);
     if (v.blockMask) { // the window moves on by a step
       window.erase(window.begin());
       window.push_back(next);
@@ -714,105 +678,17 @@ void BackwardGenerator::emitKeyBlockMainLoop(Value firstKey) {
 
     scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
                                         eachCarried);
-    Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
-    Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
-    Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
-    // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (wgmma: in flight at once), then dV += Pᵀ dO
-    // (wgmma: in flight while dSᵀ is formed) and dK += dSᵀ Q.
-    auto issueDP = [&](bool fence) {
-      return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, dOTile, v.smem.pitchV,
-                      v.kStepsV, fence);
-    };
-    const bool dPEarly = wgmma() && computesDK();
-    std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, qTile, v.smem.pitchQK,
-                                          v.kStepsQK);
-    std::vector<Value> dPIssued = dPEarly ? issueDP(/*fence=*/false) : std::vector<Value>();
-    Tiles p = waitFor(dPEarly ? 1 : 0, sIssued, v.nTilesS);
-    ScorePlacement at;
-    for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
-      for (int64_t h = 0; h < 2; ++h)
-        at.rows.push_back(keyOf(i, h));
-    at.head = h;
-    at.columnBase = colBase;
-    at.firstRow = firstKey;
-    at.lastRow = lastKey;
-    at.firstColumn = firstQuery;
-    at.columns = v.m;
-    at.transposed = true;
-    if (v.alibi)
-      alibiCoef = alibiCoefficient(h);
-    Tiles slope;
-    emitScoreModifiers(p, at, &slope);
-    emitPlacedMask(p, at);
-    exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
-    Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
-    std::vector<Value> dVIssued, dKIssued;
-    if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
-      Tiles dropped = p;
-      if (v.dropout)
-        applyDropout(dropped, keep, dropoutKeepScale());
-      dVIssued = issuePB(dropped, dOTile, v.smem.pitchV, dV);
-    }
-    if (computesDK()) {
-      if (!dPEarly)
-        dPIssued = issueDP(/*fence=*/true);
-      Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
-      if (v.dropout)
-        applyDropout(dS, keep, dropoutKeepScale());
-      gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
-                 slope);
-      if (addsDQ()) { // dS to shared memory, visible to wgmma (the async proxy) in every warp
-        storeGradScores(dS);
-        e.fenceProxyAsyncShared();
-        // The last step's bulk reduction has read the staged dQ before anyone rewrites it.
-        emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/true); });
-        e.barrier();
-      }
-      dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
-    }
-    // dQᵀ = Kᵀ dSᵀ: up to d = 128 every 64-row chunk in flight with dK and
-    // dV; above, one chunk at a time after them (registers).
-    const int64_t dQChunks = addsDQ() ? v.smem.paddedHeadDimQK / 64 : 0;
-    const int64_t dQChunksAtOnce =
-        v.headDimQK <= 128 && !v.dropout ? dQChunks : std::min<int64_t>(dQChunks, 1);
-    std::vector<Value> dQIssued =
-        addsDQ() ? issueGradQueryChunks(0, dQChunksAtOnce) : std::vector<Value>();
-    // One wait for every accumulator.
-    std::vector<Value> issued = dVIssued;
-    issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
-    issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
-    if (wgmma())
-      issued = e.wgmmaWaitFor(0, issued);
-    auto dKEnd = issued.begin() + dVIssued.size() + dKIssued.size();
-    if (computesDV())
-      dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
-                     v.headDimV / 8);
-    if (computesDK())
-      dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
-                     v.headDimQK / 8);
-    if (addsDQ()) {
-      stageGradQueryChunks(std::vector<Value>(dKEnd, issued.end()), 0);
-      for (int64_t c = dQChunksAtOnce; c < dQChunks; ++c) {
-        e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
-        stageGradQueryChunks(e.wgmmaWaitFor(0, issueGradQueryChunks(c, 1)), c);
-      }
-      addStagedGradQuery(h, firstQuery);
-    }
+    emitKeyBlockStep(step, stats, e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes)),
+                     dK, dV);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachLoopValue));
   }
   unflattenCarried(eachLoopValue, loop.getResults());
   e.cpAsyncWait(0);
-  if (addsDQ()) // the bulk reductions are done before the block's shared memory goes
-    emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/false); });
-  if (computesDK())
-    storeRows(dK, keyOf, seqK, kDK, kDKStride0, dkBase, arg(kScale));
-  if (computesDV())
-    storeRows(dV, keyOf, seqK, kDV, kDVStride0, dvBase, Value());
+  storeKeyBlockGradients(dK, dV);
 }
 
-} // namespace
 } // namespace detail
 
 LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPUFuncOp kernel,
@@ -831,7 +707,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
                       : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV);
   v.hasLse = true;
   v.qkWgmma = v.pvWgmma = op.getTile().getQkWgmma(); // the verifier: both or neither
-  v.warpSpecialized = v.persistent = false;
+  v.warpSpecialized = op.getTile().getWarpSpecialized(); // key-block kernels (the verifier)
+  v.persistent = false;
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
   const bool queryBlocks = isQueryBlockKind(v.kind);
   int64_t ownedRows = queryBlocks ? v.m : v.n, streamedRows = queryBlocks ? v.n : v.m;
@@ -841,7 +718,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.smem = flash::SharedMemoryLayout::computeBackward(v.headDimQK, v.headDimV, elementBytes,
                                                       ownedRows, streamedRows, v.stages,
-                                                      v.qkWgmma, addsQueryGradient(v.kind));
+                                                      v.qkWgmma, addsQueryGradient(v.kind),
+                                                      v.warpSpecialized);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
   v.kStepsV = v.smem.paddedHeadDimV / 16;
 

@@ -74,10 +74,13 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   return types;
 }
 
-SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx) {
+SmallVector<Type> backwardKernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
   auto i32 = IntegerType::get(ctx, 32);
   SmallVector<Type> types(abi::bwd::kNumParams, IntegerType::get(ctx, 64));
+  if (warpSpecialized) // tensor maps, as the forward's
+    types.append(abi::bwd::kNumParamsWarpSpecialized - abi::bwd::kNumParams,
+                 LLVM::LLVMPointerType::get(ctx));
   for (int i = abi::bwd::kQ; i <= abi::bwd::kDQAccum; ++i)
     types[i] = global;
   for (int i = abi::bwd::kSeqQ; i <= abi::bwd::kGroupSize; ++i)
@@ -135,14 +138,26 @@ struct ConvertFlashToGPUPass : impl::ConvertFlashToGPUBase<ConvertFlashToGPUPass
     bool warpSpecialized = tile.getWarpSpecialized();
     auto kernelType = b.getFunctionType(
         forward ? kernelParameterTypes(b.getContext(), warpSpecialized)
-                : backwardKernelParameterTypes(b.getContext()),
+                : backwardKernelParameterTypes(b.getContext(), warpSpecialized),
         {});
     auto kernel = gpu::GPUFuncOp::create(b, func.getLoc(), func.getName(), kernelType);
     kernel->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-    if (warpSpecialized)
-      kernel->setAttr(kTensorMapArgsAttrName,
-                      b.getDenseI32ArrayAttr({abi::kTensorMapQ, abi::kTensorMapK, abi::kTensorMapV,
-                                              abi::kTensorMapO}));
+    if (warpSpecialized) {
+      const int firstMap = forward ? abi::kTensorMapQ : abi::bwd::kTensorMapQ;
+      SmallVector<int32_t> maps;
+      for (int i = 0; i < abi::kNumTensorMaps; ++i)
+        maps.push_back(firstMap + i);
+      kernel->setAttr(kTensorMapArgsAttrName, b.getDenseI32ArrayAttr(maps));
+      // setmaxnreg hands registers between the roles of one block; ptxas
+      // sizes the block's share at entry from the blocks an SM must hold.
+      const int64_t headDim =
+          forward ? std::max(forward.getHeadDimQK(), forward.getHeadDimV())
+                  : std::max(cast<flash::AttentionBwdOp>(op).getHeadDimQK(),
+                             cast<flash::AttentionBwdOp>(op).getHeadDimV());
+      kernel->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                      b.getI32IntegerAttr(int32_t(
+                          abi::warpSpecializedRegisters(tile.getWarps(), headDim).blocksPerSM)));
+    }
     // The producer warpgroup of a warp-specialized tile comes on top of `warps`.
     int32_t threads = static_cast<int32_t>((tile.getWarps() + (warpSpecialized ? 4 : 0)) * 32);
     kernel.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({threads, 1, 1}));

@@ -15,7 +15,7 @@ namespace flashjit::abi {
 // Bumped whenever a kernel's parameter list changes: part of the disk cache's
 // compiler identity and checked in bundle manifests, so no kernel compiled
 // for another list is ever launched with this one.
-constexpr int kVersion = 5;
+constexpr int kVersion = 6;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -116,6 +116,23 @@ constexpr int kNumTensorMaps = kNumParamsWarpSpecialized - kTensorMapQ;
 // O's box: one consumer warpgroup's rows, each stores its own.
 constexpr int64_t kTensorMapOutputRows = 64;
 
+// The register split of a warp-specialized block (setmaxnreg): the producer
+// warpgroup keeps a few registers a thread for addresses, the consumer warps
+// take the rest of the block's share of the SM's 64K: one block an SM with
+// two consumer warpgroups (128 x 24 + 256 x 240), two with one (each
+// 128 x 24 + 128 x 232 = 32K) up to head dim 128. (ptxas still holds every
+// instruction to the entry share, 128 a thread at two blocks: a 64 x 256
+// accumulator does not fit, so wider heads keep one block an SM.)
+struct WarpSpecializedRegisters {
+  int64_t producer, consumer, blocksPerSM;
+};
+inline WarpSpecializedRegisters warpSpecializedRegisters(int64_t consumerWarps,
+                                                         int64_t headDim) {
+  if (consumerWarps == 4 && headDim <= 128)
+    return {24, 232, 2};
+  return {24, 240, 1};
+}
+
 // A CUtensorMap as the kernel receives it (opaque; built by cuTensorMapEncodeTiled).
 struct alignas(64) TensorMap {
   uint64_t opaque[16];
@@ -184,8 +201,14 @@ enum ParamIndex : int {
   kVarlen0 = kScoreModifiers0 + kNumScoreModifierParams, // VarlenParam order
   kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
   kBlockMask0 = kDropout0 + kNumDropoutParams,            // BlockMaskParam order
-  kNumParams = kBlockMask0 + kNumBlockMaskParams
+  kNumParams = kBlockMask0 + kNumBlockMaskParams,
+  // Warp-specialized key-block kernels only: tensor maps (as the forward's)
+  // of Q and dO in boxes of the step's tile.m rows, K and V of tile.n.
+  kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV, kTensorMapDO,
+  kNumParamsWarpSpecialized
 };
+static_assert(kNumParamsWarpSpecialized - kTensorMapQ == kNumTensorMaps,
+              "the backward passes as many tensor maps as the forward");
 } // namespace bwd
 
 // Backward grids. BackwardDQ (and BackwardDelta, BackwardConvertDQ): x =

@@ -44,10 +44,6 @@ namespace flashjit::detail {
 
 namespace {
 enum StageBarrier : int64_t { kKeyFull = 0, kValueFull, kKeyEmpty, kValueEmpty };
-// Registers a thread of each role keeps: the producer needs a few for
-// addresses, the consumers hold S, P and O. 128 * 24 + 256 * 240 <= 64K.
-constexpr int64_t kProducerRegisters = 24;
-constexpr int64_t kConsumerRegisters = 240;
 } // namespace
 
 Value Generator::barrierAt(int64_t offset) { return sharedAt(e.i32(offset)); }
@@ -109,10 +105,9 @@ void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
 
 // One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
 // layout wgmma reads.
-void Generator::emitTensorLoad(int tensorMapArg, int64_t dstOffset, Value dstSlotOffset,
-                               int64_t headDim, Value firstRow, Value headIndex, Value barrier) {
-  const bool query = tensorMapArg == abi::kTensorMapQ;
-  const int64_t rows = query ? v.m : v.n;
+void Generator::emitTensorLoad(int tensorMapArg, bool query, int64_t rows, int64_t dstOffset,
+                               Value dstSlotOffset, int64_t headDim, Value firstRow,
+                               Value headIndex, Value barrier) {
   const int64_t boxes = (headDim + abi::kTensorMapBoxColumns - 1) / abi::kTensorMapBoxColumns;
   Value row = tensorMapRow(firstRow, /*querySide=*/query);
   for (int64_t c = 0; c < boxes; ++c) {
@@ -158,7 +153,7 @@ void Generator::emitWarpSpecializedMainLoop() {
 }
 
 void Generator::emitProducer() {
-  e.setMaxRegisters(kProducerRegisters, /*increase=*/false);
+  e.setMaxRegisters(abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV)).producer, /*increase=*/false);
   const int64_t keyBytes = v.smem.paddedHeadDimQK * v.n * 2;
   const int64_t valueBytes = v.smem.paddedHeadDimV * v.n * 2;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
@@ -168,7 +163,8 @@ void Generator::emitProducer() {
                                                               b, loc, tileParity, e.i32(1)));
       Value queryFull = barrierAt(v.smem.barrierOffset);
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
-      emitTensorLoad(abi::kTensorMapQ, 0, Value(), v.headDimQK, firstQueryRow, head, queryFull);
+      emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK,
+                     firstQueryRow, head, queryFull);
 
       auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
       OpBuilder::InsertionGuard guard(b);
@@ -184,21 +180,21 @@ void Generator::emitProducer() {
       e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
       Value keyFull = stageBarrier(slot, kKeyFull);
       e.mbarrierArriveExpectTx(keyFull, keyBytes);
-      emitTensorLoad(abi::kTensorMapK, v.smem.queryBytes, slotOffset, v.headDimQK, firstKey,
-                     headK, keyFull);
+      emitTensorLoad(abi::kTensorMapK, /*query=*/false, v.n, v.smem.queryBytes, slotOffset,
+                     v.headDimQK, firstKey, headK, keyFull);
 
       e.mbarrierWait(stageBarrier(slot, kValueEmpty), emptyParity);
       Value valueFull = stageBarrier(slot, kValueFull);
       e.mbarrierArriveExpectTx(valueFull, valueBytes);
-      emitTensorLoad(abi::kTensorMapV, v.smem.queryBytes + v.smem.keyBytes, slotOffset,
-                     v.headDimV, firstKey, headK, valueFull);
+      emitTensorLoad(abi::kTensorMapV, /*query=*/false, v.n, v.smem.queryBytes + v.smem.keyBytes,
+                     slotOffset, v.headDimV, firstKey, headK, valueFull);
       return numBlocks;
     });
   });
 }
 
 void Generator::emitConsumer() {
-  e.setMaxRegisters(kConsumerRegisters, /*increase=*/true);
+  e.setMaxRegisters(abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV)).consumer, /*increase=*/true);
   warp = e.sub(e.shrui(tid, 5), e.i32(4)); // consumer warps count from 0
 
   Value zero = e.f32(0.0);

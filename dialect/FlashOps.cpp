@@ -40,14 +40,13 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (tmaStore && !warpSpecialized)
     return emitError() << "tile: tma_store needs warp_specialized (its O goes out through the "
                           "tensor maps that kernel takes)";
-  if (warpSpecialized && warps != 8)
-    return emitError() << "tile: warp_specialized needs warps = 8 (two consumer warpgroups "
-                          "sharing the register file with the producer: 24 + 2 x 240 per "
-                          "thread), got "
+  if (warpSpecialized && warps != 4 && warps != 8)
+    return emitError() << "tile: warp_specialized needs warps = 4 or 8 (one or two consumer "
+                          "warpgroups beside the producer's), got "
                        << warps;
   if (warpSpecialized && stages < 2)
-    return emitError() << "tile: warp_specialized needs stages >= 2 (a consumer holds K of one "
-                          "block and V of the previous one)";
+    return emitError() << "tile: warp_specialized needs stages >= 2 (the producer fills one "
+                          "slot while the consumers read another)";
   return success();
 }
 
@@ -325,6 +324,11 @@ LogicalResult AttentionOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
+  if (tile.getWarpSpecialized() && tile.getWarps() != 8)
+    return emitOpError() << "tile: the warp-specialized forward needs warps = 8 (two consumer "
+                            "warpgroups taking turns on the tensor cores, 24 + 2 x 240 "
+                            "registers a thread), got "
+                         << tile.getWarps();
   if (failed(verifyOwnedRows(*this, tile, "m", tile.getM())) ||
       failed(verifyTargetArch(*this, getTarget())))
     return failure();
@@ -425,9 +429,12 @@ LogicalResult AttentionBwdOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
-  if (tile.getWarpSpecialized() || tile.getPersistent())
-    return emitOpError("tile: the backward kernels have no warp-specialized or persistent "
-                       "form yet (every warp loads and computes)");
+  if (tile.getPersistent() || tile.getTmaStore())
+    return emitOpError("tile: the backward kernels have no persistent or tma_store form (one "
+                       "block a key block, gradients stored by the threads)");
+  if (tile.getWarpSpecialized() && !keyBlocks)
+    return emitOpError("tile: warp_specialized: only the key-block kernels (grad_key and/or "
+                       "grad_value) have a warp-specialized form");
   const int64_t ownedRows = dq ? tile.getM() : tile.getN();
   const int64_t streamedRows = dq ? tile.getN() : tile.getM();
   if (failed(verifyOwnedRows(*this, tile, dq ? "m" : "n", ownedRows)) ||
@@ -456,6 +463,6 @@ LogicalResult AttentionBwdOp::verify() {
   }
   auto layout = SharedMemoryLayout::computeBackward(
       dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,
-      tile.getStages(), wgmma, accum);
+      tile.getStages(), wgmma, accum, tile.getWarpSpecialized());
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

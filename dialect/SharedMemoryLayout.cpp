@@ -51,7 +51,8 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
 SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_t headDimV,
                                                        int64_t elementBytes, int64_t residentRows,
                                                        int64_t streamRows, int64_t stages,
-                                                       bool swizzled, bool gradScoreTile) {
+                                                       bool swizzled, bool gradScoreTile,
+                                                       bool warpSpecialized) {
   SharedMemoryLayout l = compute(headDimQK, headDimV, elementBytes, residentRows, streamRows,
                                  stages, swizzled, swizzled);
   // The second resident tile (dO or V) is V-wide, placed after the first.
@@ -66,6 +67,10 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
     const int64_t scoreBytes = roundUp(residentRows / 64 * streamRows * 128, 1024);
     l.gradQueryOffset = l.gradScoreOffset + scoreBytes;
     l.totalBytes += scoreBytes + roundUp(residentRows / 64 * streamRows * headDimQK * 4, 1024);
+  }
+  if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
+    l.barrierOffset = l.totalBytes - 1024;
+    l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
   }
   return l;
 }

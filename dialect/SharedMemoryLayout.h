@@ -62,7 +62,8 @@ struct SharedMemoryLayout {
   static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
                                             int64_t elementBytes, int64_t residentRows,
                                             int64_t streamRows, int64_t stages,
-                                            bool swizzled = false, bool gradScoreTile = false);
+                                            bool swizzled = false, bool gradScoreTile = false,
+                                            bool warpSpecialized = false);
 };
 
 } // namespace flashjit::flash

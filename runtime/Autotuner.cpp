@@ -157,6 +157,16 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
             if (accumulators > 212) // ptxas: 224 spills (d128 key blocks, 64 queries a step)
               continue;
             space.push_back({m, n, warps, stages, wgmma, wgmma});
+            // The key-block kernels also with a TMA producer warpgroup.
+            if (wgmma && !queryBlocks && stages >= 2 &&
+                (!limits.maxThreadsPerBlock || (warps + 4) * 32 <= limits.maxThreadsPerBlock)) {
+              TileConfig ws{m, n, warps, stages, true, true, true};
+              if (!limits.maxSharedMemoryPerBlock ||
+                  flash::SharedMemoryLayout::computeBackward(p.headDimQK, p.headDimV, 2, owned,
+                                                             streamed, stages, true, addsDQ, true)
+                          .totalBytes <= limits.maxSharedMemoryPerBlock)
+                space.push_back(ws);
+            }
           }
   return space;
 }

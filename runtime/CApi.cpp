@@ -3,6 +3,7 @@
 
 #include "runtime/flashjit.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -155,10 +156,10 @@ int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_b
     b.dVStride[i] = p->d_v_stride[i];
   }
   b.delta = p->delta;
-  auto tileOf = [](const int32_t t[5]) -> std::optional<flashjit::TileConfig> {
-    if (!t[0] && !t[1] && !t[2] && !t[3] && !t[4])
+  auto tileOf = [](const int32_t t[6]) -> std::optional<flashjit::TileConfig> {
+    if (std::all_of(t, t + 6, [](int32_t x) { return x == 0; }))
       return std::nullopt;
-    return flashjit::TileConfig{t[0], t[1], t[2], t[3], t[4] != 0, t[4] != 0};
+    return flashjit::TileConfig{t[0], t[1], t[2], t[3], t[4] != 0, t[4] != 0, t[5] != 0};
   };
   b.tileDQ = tileOf(p->tile_dq);
   b.tileDKV = tileOf(p->tile_dkv);

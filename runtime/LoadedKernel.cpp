@@ -125,10 +125,11 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 
-Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, unsigned gridY,
-                            unsigned gridZ, CUstream stream) const {
+Status LoadedKernel::launch(const abi::BackwardKernelParams &p, const abi::TensorMap *tensorMaps,
+                            unsigned gridX, unsigned gridY, unsigned gridZ,
+                            CUstream stream) const {
   using namespace abi::bwd;
-  void *args[kNumParams];
+  void *args[kNumParamsWarpSpecialized];
   const void *const *pointers[] = {&p.q, &p.k, &p.v, &p.o, &p.dO};
   for (int i = 0; i < 5; ++i)
     args[kQ + i] = const_cast<const void **>(pointers[i]);
@@ -154,6 +155,9 @@ Status LoadedKernel::launch(const abi::BackwardKernelParams &p, unsigned gridX, 
   pointAtVarlen(args, kVarlen0, p.varlen);
   pointAtDropout(args, kDropout0, p.dropout);
   pointAtBlockMask(args, kBlockMask0, p.blockMask);
+  if (tensorMaps) // by value, as the forward's
+    for (int i = 0; i < abi::kNumTensorMaps; ++i)
+      args[kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

@@ -29,9 +29,10 @@ public:
   /// `tensorMaps` (Q, K, V, O) for warp-specialized kernels, else null.
   Status launch(const abi::AttentionKernelParams &params, const abi::TensorMap *tensorMaps,
                 unsigned gridX, unsigned gridY, unsigned gridZ, CUstream stream) const;
-  /// Launches a generated backward kernel (parameters per abi::bwd).
-  Status launch(const abi::BackwardKernelParams &params, unsigned gridX, unsigned gridY,
-                unsigned gridZ, CUstream stream) const;
+  /// Launches a generated backward kernel (parameters per abi::bwd);
+  /// `tensorMaps` (Q, K, V, dO) for warp-specialized kernels, else null.
+  Status launch(const abi::BackwardKernelParams &params, const abi::TensorMap *tensorMaps,
+                unsigned gridX, unsigned gridY, unsigned gridZ, CUstream stream) const;
   /// Launches any kernel: `args` holds one pointer per kernel parameter.
   Status launchRaw(void **args, unsigned gridX, unsigned gridY, unsigned gridZ,
                    CUstream stream) const;

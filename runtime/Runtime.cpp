@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cmath>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <cstdio>
@@ -731,9 +731,14 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   if (Status s = checkAtomicQueryGradient(p, specs); !s)
     return s;
   std::vector<ProvidedKernel> kernels(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i)
+  std::vector<std::array<abi::TensorMap, abi::kNumTensorMaps>> tensorMaps(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
     if (Status s = findKernel(*impl_, specs[i], true, "", kernels[i]); !s)
       return s;
+    if (kernels[i].tile.warpSpecialized)
+      if (Status s = encodeBackwardTensorMaps(d, p, kernels[i].tile, tensorMaps[i].data()); !s)
+        return s;
+  }
 
   // Workspaces on the stream: delta (unless given) and, for atomic dQ, the
   // fp32 accumulator (rows x heads_q x d_qk, zeroed).
@@ -773,10 +778,11 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     const TileConfig &t = kernels[i].tile;
     if (isQueryBlockKind(specs[i].kind)) {
       if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
-        launched = kernels[i].kernel->launch(k, unsigned((f.seqQ + t.m - 1) / t.m),
+        launched = kernels[i].kernel->launch(k, nullptr, unsigned((f.seqQ + t.m - 1) / t.m),
                                              unsigned(f.headsQ), unsigned(f.batch), stream);
     } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
-      launched = kernels[i].kernel->launch(k, unsigned((f.seqK + t.n - 1) / t.n),
+      launched = kernels[i].kernel->launch(k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
+                                           unsigned((f.seqK + t.n - 1) / t.n),
                                            unsigned(f.headsK), unsigned(f.batch), stream);
     }
   }

@@ -76,34 +76,72 @@ bool outputSuitsTmaStores(const AttentionParams &p) {
   return true;
 }
 
-Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
-                        const TileConfig &tile, bool packGQA,
-                        abi::TensorMap maps[abi::kNumTensorMaps]) {
+namespace {
+
+// Rows and batches of the maps: packed (varlen) tensors are one batch of all
+// rows; the kernel adds the sequence's first row to the row coordinate.
+struct MapExtents {
+  int64_t rowsQ, rowsK, batch;
+};
+MapExtents mapExtents(const AttentionParams &p) {
+  const bool packed = p.varlen();
+  return {packed ? p.totalQ : p.seqQ, packed ? p.totalK : p.seqK, packed ? 1 : p.batch};
+}
+
+Status checkDriver(const CudaDriver &driver) {
   if (!driver.cuTensorMapEncodeTiled)
     return Status::error("the CUDA driver lacks cuTensorMapEncodeTiled (needed by the "
                          "warp-specialized Hopper kernels; CUDA 12 or newer)");
-  // Packed (varlen) tensors are one batch of all rows; the kernel adds the
-  // sequence's first row to the row coordinate.
-  const bool packed = p.varlen();
-  const int64_t rowsQ = packed ? p.totalQ : p.seqQ, rowsK = packed ? p.totalK : p.seqK;
-  const int64_t batch = packed ? 1 : p.batch;
-  Status query = packGQA ? encodePackedQuery(driver, p, tile.m, maps[0])
-                         : encode(driver, "q", p.dtype, p.q, p.headDimQK, rowsQ, p.headsQ, batch,
-                                  p.qStride, tile.m, maps[0]);
-  if (!query)
-    return query;
-  if (Status s = encode(driver, "k", p.dtype, p.k, p.headDimQK, rowsK, p.headsK, batch,
+  return Status::ok();
+}
+
+// K and V in boxes of tile.n rows, into maps[1] and maps[2].
+Status encodeKeyValue(const CudaDriver &driver, const AttentionParams &p, const TileConfig &tile,
+                      abi::TensorMap maps[abi::kNumTensorMaps]) {
+  const MapExtents x = mapExtents(p);
+  if (Status s = encode(driver, "k", p.dtype, p.k, p.headDimQK, x.rowsK, p.headsK, x.batch,
                         p.kStride, tile.n, maps[1]);
       !s)
     return s;
-  if (Status s = encode(driver, "v", p.dtype, p.v, p.headDimV, rowsK, p.headsK, batch,
-                        p.vStride, tile.n, maps[2]);
-      !s)
+  return encode(driver, "v", p.dtype, p.v, p.headDimV, x.rowsK, p.headsK, x.batch, p.vStride,
+                tile.n, maps[2]);
+}
+
+} // namespace
+
+Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
+                        const TileConfig &tile, bool packGQA,
+                        abi::TensorMap maps[abi::kNumTensorMaps]) {
+  if (Status s = checkDriver(driver); !s)
+    return s;
+  const MapExtents x = mapExtents(p);
+  Status query = packGQA ? encodePackedQuery(driver, p, tile.m, maps[0])
+                         : encode(driver, "q", p.dtype, p.q, p.headDimQK, x.rowsQ, p.headsQ,
+                                  x.batch, p.qStride, tile.m, maps[0]);
+  if (!query)
+    return query;
+  if (Status s = encodeKeyValue(driver, p, tile, maps); !s)
     return s;
   if (!tile.tmaStore) // (the kernel stores O thread by thread)
     return Status::ok();
-  return encode(driver, "o", p.dtype, p.o, p.headDimV, rowsQ, p.headsQ, batch, p.oStride,
+  return encode(driver, "o", p.dtype, p.o, p.headDimV, x.rowsQ, p.headsQ, x.batch, p.oStride,
                 abi::kTensorMapOutputRows, maps[3]);
+}
+
+Status encodeBackwardTensorMaps(const CudaDriver &driver, const AttentionBackwardParams &p,
+                                const TileConfig &tile, abi::TensorMap maps[abi::kNumTensorMaps]) {
+  if (Status s = checkDriver(driver); !s)
+    return s;
+  const AttentionParams &f = p.forward;
+  const MapExtents x = mapExtents(f);
+  if (Status s = encode(driver, "q", f.dtype, f.q, f.headDimQK, x.rowsQ, f.headsQ, x.batch,
+                        f.qStride, tile.m, maps[0]);
+      !s)
+    return s;
+  if (Status s = encodeKeyValue(driver, f, tile, maps); !s)
+    return s;
+  return encode(driver, "do", f.dtype, p.dO, f.headDimV, x.rowsQ, f.headsQ, x.batch, p.dOStride,
+                tile.m, maps[3]);
 }
 
 } // namespace flashjit

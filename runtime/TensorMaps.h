@@ -27,6 +27,12 @@ Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
                         const TileConfig &tile, bool packGQA,
                         abi::TensorMap maps[abi::kNumTensorMaps]);
 
+/// The warp-specialized key-block kernels' maps (abi::bwd::kTensorMapQ ..):
+/// Q and dO in boxes of tile.m rows (the step), K and V of tile.n (the
+/// resident keys). `p` must be normalized.
+Status encodeBackwardTensorMaps(const CudaDriver &driver, const AttentionBackwardParams &p,
+                                const TileConfig &tile, abi::TensorMap maps[abi::kNumTensorMaps]);
+
 } // namespace flashjit
 
 #endif

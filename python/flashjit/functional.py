@@ -176,10 +176,10 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
     if backward_tiles is not None:
         for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
             tile = tuple(int(x) for x in tile)
-            if len(tile) not in (4, 5):
-                raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma]), "
-                                 f"got {tile}")
-            getattr(p, field)[:] = tile + (0,) * (5 - len(tile))
+            if len(tile) not in (4, 5, 6):
+                raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma"
+                                 f"[, warp_specialized]]), got {tile}")
+            getattr(p, field)[:] = tile + (0,) * (6 - len(tile))
     for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
                      ("d_v_stride", dv)):
         getattr(p, field)[:] = t.stride()[:3]

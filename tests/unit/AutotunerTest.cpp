@@ -196,26 +196,36 @@ TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
         std::vector<TileConfig> space = configurationSpace(p, limits);
         ASSERT_FALSE(space.empty()) << kernelKindName(kind) << " d" << d;
         const bool dq = kind == KernelKind::BackwardDQ;
-        bool hasDefault = false, hasWgmma = false;
+        bool hasDefault = false, hasWgmma = false, hasWarpSpecialized = false;
         TileConfig def =
             defaultBackwardTile(kind, d, d, limits.maxSharedMemoryPerBlock, limits.arch);
         EXPECT_EQ(def.qkWgmma, limits.arch == "sm_90a") << tileName(def);
         for (const TileConfig &t : space) {
           const int64_t owned = dq ? t.m : t.n;
           EXPECT_EQ(owned % (16 * t.warps), 0) << tileName(t);
-          EXPECT_FALSE(t.warpSpecialized || t.persistent) << tileName(t);
+          // Only the key-block kernels have a warp-specialized (TMA) form.
+          EXPECT_FALSE(t.persistent || t.tmaStore) << tileName(t);
+          if (t.warpSpecialized) {
+            hasWarpSpecialized = true;
+            EXPECT_FALSE(dq) << tileName(t);
+            EXPECT_TRUE(t.qkWgmma && t.stages >= 2 && (t.warps == 4 || t.warps == 8))
+                << tileName(t);
+          }
           EXPECT_EQ(t.qkWgmma, t.pvWgmma) << tileName(t);
           if (t.qkWgmma) {
             hasWgmma = true;
             EXPECT_EQ(limits.arch, "sm_90a") << tileName(t);
             EXPECT_EQ(owned, 16 * t.warps) << tileName(t);
           }
-          auto smem = flash::SharedMemoryLayout::computeBackward(d, d, 2, owned, dq ? t.n : t.m,
-                                                                 t.stages, t.qkWgmma);
+          auto smem = flash::SharedMemoryLayout::computeBackward(
+              d, d, 2, owned, dq ? t.n : t.m, t.stages, t.qkWgmma, addsQueryGradient(kind),
+              t.warpSpecialized);
           EXPECT_LE(smem.totalBytes, limits.maxSharedMemoryPerBlock) << tileName(t);
           hasDefault |= sameTile(t, def);
         }
         EXPECT_EQ(hasWgmma, limits.arch == "sm_90a") << kernelKindName(kind) << " d" << d;
+        EXPECT_EQ(hasWarpSpecialized, limits.arch == "sm_90a" && !dq)
+            << kernelKindName(kind) << " d" << d;
         EXPECT_TRUE(hasDefault) << kernelKindName(kind) << " d" << d << " default "
                                 << tileName(def);
         EXPECT_NE(tuningKey(p), tuningKey(problem(d)));

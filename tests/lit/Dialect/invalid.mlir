@@ -146,9 +146,31 @@ func.func @warp_specialized_needs_both_wgmma(%q: !t, %s: f32) {
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 func.func @warp_specialized_needs_two_stages(%q: !t, %s: f32) {
-  // expected-error @+2 {{tile: warp_specialized needs stages >= 2 (a consumer holds K of one block and V of the previous one)}}
+  // expected-error @+2 {{tile: warp_specialized needs stages >= 2 (the producer fills one slot while the consumers read another)}}
   flash.attention %q, %q, %q -> %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 128, n = 64, warps = 8, stages = 1, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @warp_specialized_forward_needs_two_consumers(%q: !t, %s: f32) {
+  // expected-error @+1 {{tile: the warp-specialized forward needs warps = 8 (two consumer warpgroups taking turns on the tensor cores, 24 + 2 x 240 registers a thread), got 4}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @warp_specialized_one_or_two_consumers(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: warp_specialized needs warps = 4 or 8 (one or two consumer warpgroups beside the producer's), got 12}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 192, n = 64, warps = 12, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
   return
 }
@@ -226,6 +248,32 @@ func.func @backward_wgmma_needs_sm90a(%q: !t, %lse: !stats, %s: f32) {
       {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true>,
        target = #flash.target<arch = "sm_80", max_shared_memory = 166912>}
       : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_warp_specialized_key_blocks_only(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: warp_specialized: only the key-block kernels (grad_key and/or grad_value) have a warp-specialized form}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_not_persistent(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the backward kernels have no persistent or tma_store form}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true, persistent = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
   return
 }
 

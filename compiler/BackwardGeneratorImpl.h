@@ -1,0 +1,210 @@
+//===- BackwardGeneratorImpl.h - the backward-kernel generator -*- C++ -*-===//
+//
+// Private to compiler/: the BackwardGenerator shared by the backward's main
+// loops (BackwardKernelGenerator.cpp: the kernels, the math and the cp.async
+// loops; WarpSpecializedKeyBlockLoop.cpp: the key-block kernels' TMA
+// producer and wgmma consumers).
+//
+#ifndef FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
+#define FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
+
+#include "compiler/AttentionGeneratorImpl.h"
+
+namespace flashjit::detail {
+
+using arith::CmpIPredicate;
+
+class BackwardGenerator : public Generator {
+public:
+  using Generator::Generator;
+  void emitBackward();
+
+private:
+  bool computesDK() const {
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDK ||
+           addsQueryGradient(v.kind);
+  }
+  bool computesDV() const {
+    return v.kind == KernelKind::BackwardDKV || v.kind == KernelKind::BackwardDV ||
+           v.kind == KernelKind::BackwardDKVQ;
+  }
+  bool addsDQ() const { return addsQueryGradient(v.kind); }
+  bool wgmma() const { return v.qkWgmma; } // the verifier makes both switches go together
+  int64_t ownedRows() const { return isQueryBlockKind(v.kind) ? v.m : v.n; }
+  int64_t streamedRows() const { return isQueryBlockKind(v.kind) ? v.n : v.m; }
+  /// Issues C = A Bᵀ (wgmma, in flight until waitFor) or computes it
+  /// (mma.sync): the warps' owned rows of the resident tile at `aTile` (null:
+  /// 0) times the streamed tile at `bTile`, kSteps of 16 along the head dim.
+  std::vector<Value> issueABt(Value aTile, int64_t aPitch, Value bTile, int64_t bPitch,
+                              int64_t kSteps, bool fence = true) {
+    if (wgmma())
+      return issueWgmmaABt(aTile, ownedRows(), bTile, streamedRows(), kSteps, fence);
+    Value warpRow = e.mul(warp, e.i32(16 * v.mTilesPerWarp));
+    Tiles c = warpGemmABt(aTile, warpRow, aPitch, bTile, bPitch, v.mTilesPerWarp,
+                          streamedRows() / 8, kSteps);
+    return fromFragments(c);
+  }
+  /// Issues C += P B (wgmma: fence, then in flight until waitFor) or
+  /// computes it (mma.sync): P in registers, B the streamed tile at `bTile`
+  /// (its rows the k dimension).
+  std::vector<Value> issuePB(const Tiles &p, Value bTile, int64_t bPitch, const Tiles &c) {
+    if (wgmma()) {
+      e.wgmmaFence(); // P and C were written by ordinary instructions
+      return issueWgmmaPB(packP(p[0]), fromFragments(c), bTile, streamedRows(),
+                          int64_t(c[0].size()) * 8);
+    }
+    Tiles out = c;
+    warpGemmPB(packTiles(p), bTile, bPitch, out);
+    return fromFragments(out);
+  }
+  /// An issued product's `columnTiles`-wide tiles, once at most `pending`
+  /// later wgmma groups may still run (mma.sync: already there).
+  Tiles waitFor(int64_t pending, const std::vector<Value> &issued, int64_t columnTiles) {
+    return toFragments(wgmma() ? e.wgmmaWaitFor(pending, issued) : issued, columnTiles);
+  }
+  Tiles zeros(int64_t rowTiles, int64_t colTiles) {
+    Value z = e.f32(0.0);
+    return Tiles(rowTiles, std::vector<Fragment>(colTiles, {z, z, z, z}));
+  }
+  /// Loads the `rows` x head dim tile of a streamed or resident operand.
+  void loadTile(int64_t dstOffset, Value slotOffset, int64_t rows, bool valueWide, int ptrArg,
+                int strideArg, Value base, Value firstRow, Value rowLimit) {
+    emitTileLoad(dstOffset, slotOffset, rows, valueWide ? v.smem.pitchV : v.smem.pitchQK,
+                 valueWide ? v.smem.paddedHeadDimV : v.smem.paddedHeadDimQK,
+                 valueWide ? v.headDimV : v.headDimQK, arg(ptrArg), base,
+                 stridedRows(arg(strideArg + 1)), firstRow, rowLimit, /*swizzled=*/wgmma());
+  }
+  /// exp2(s · scale·log2e − lse·log2e) in place; `negLse(i, h, t, c)` gives
+  /// −lse·log2e of element (i, t, c) (−inf where the row or column is void).
+  template <typename NegLse> void exponentiate(Tiles &s, NegLse &&negLse) {
+    Value scaleLog2 = softmaxScaleLog2();
+    for (size_t i = 0; i < s.size(); ++i)
+      for (size_t t = 0; t < s[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c)
+          s[i][t][c] = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negLse(i, t, c)));
+  }
+  /// dS = P ∘ (dP − Δ), into dP, times the modifiers' `slope` (softcap's
+  /// tanh, the score region's derivative) where emitScoreModifiers gave one.
+  template <typename Delta>
+  void gradScores(const Tiles &p, Tiles &dP, Delta &&delta, const Tiles &slope) {
+    for (size_t i = 0; i < p.size(); ++i)
+      for (size_t t = 0; t < p[i].size(); ++t)
+        for (int64_t c = 0; c < 4; ++c) {
+          Value ds = e.fmul(p[i][t][c], arith::SubFOp::create(b, loc, dP[i][t][c],
+                                                              delta(i, t, c)));
+          if (!slope.empty())
+            ds = e.fmul(ds, slope[i][t][c]);
+          dP[i][t][c] = ds;
+        }
+  }
+  /// −lse·log2e for a row: −inf for rows past seq_q or that saw no key
+  /// (lse = −inf), so their P is 0.
+  Value loadRowStat(int ptrArg, Value headIndex, Value row, Value &valid);
+  Value negLseLog2(Value headIndex, Value row);
+  Value deltaOf(Value headIndex, Value row);
+  /// Stores `c` · scale (rows `rowOf(i, h)` below `rowLimit`) in the element type.
+  template <typename RowOf>
+  void storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit, int ptrArg, int strideArg,
+                 Value base, Value scale);
+
+  /// i1: whether the mask region may keep any pair of queries [q0, q0 +
+  /// rows) and keys [k0, k0 + columns) of query head `headIndex`.
+  Value blockMayKeep(Value headIndex, Value q0, int64_t rows, Value k0, int64_t columns) {
+    return userMaskOverBlock(headIndex, q0, e.add(q0, e.i32(rows - 1)), k0,
+                             e.add(k0, e.i32(columns - 1)))
+        .mayKeep;
+  }
+  /// Opens `if (mayKeep)` around the rest of a step (mayKeep null: no if):
+  /// blocks a mask region keeps nothing of (or steps past a head's block
+  /// list) are skipped wherever they lie (the key range is trimmed only at
+  /// its ends). The accumulators `each` visits
+  /// pass through the else branch; closeSkippable yields and reads them back.
+  template <typename Each> scf::IfOp openSkippable(Value mayKeep, Each &&each) {
+    if (!mayKeep) // nothing to skip
+      return nullptr;
+    SmallVector<Value> unchanged = flattenCarried(each);
+    auto ifOp = scf::IfOp::create(b, loc, ValueRange(unchanged).getTypes(), mayKeep,
+                                  /*withElseRegion=*/true);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, unchanged);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    return ifOp;
+  }
+  template <typename Each> void closeSkippable(scf::IfOp ifOp, Each &&each) {
+    if (!ifOp)
+      return;
+    scf::YieldOp::create(b, loc, flattenCarried(each));
+    b.setInsertionPointAfter(ifOp);
+    unflattenCarried(each, ifOp.getResults());
+  }
+
+  void emitQueryBlockKernel();
+  void emitQueryBlockMainLoop();
+  /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
+  void emitConvertDQ();
+  /// The atomic dQ of the key-block kernels: dSᵀ (this warp's fragments)
+  /// to the warpgroup's K-major swizzled [step queries x 64 keys] tile;
+  /// dQᵀ = Kᵀ dSᵀ of head-dim chunks [first, first + count) of 64 rows
+  /// (wgmma, A = the resident K tile read M-major), in flight; the finished
+  /// chunks staged in shared memory as f32 rows (per warpgroup: the sum over
+  /// its own keys); and the staged step added to dQAccum of query head `h`
+  /// by one bulk reduction per warpgroup.
+  void storeGradScores(const Tiles &dS);
+  std::vector<Value> issueGradQueryChunks(int64_t first, int64_t count);
+  void stageGradQueryChunks(const std::vector<Value> &acc, int64_t first);
+  /// This warpgroup's staging rows (byte offset), and whether this thread
+  /// issues its bulk reductions.
+  Value stagedGradQuery() {
+    return e.add(e.i32(v.smem.gradQueryOffset),
+                 e.mul(e.shrui(warp, 2), e.i32(v.m * v.headDimQK * 4)));
+  }
+  Value firstOfWarpgroup() { return e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)); }
+  void addStagedGradQuery(Value h, Value firstQuery);
+  /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
+  /// written to `delta` for the key-block kernels.
+  std::vector<Value> emitDelta(Value headIndex);
+  void emitKeyBlockKernel();
+
+  // The key-block kernels' steps: step t visits one tile of queries of one
+  // query head of the group (keyStepAt), `needed` when it exists and the
+  // masks may keep some of it.
+  struct KeyStep {
+    Value head, firstQuery, needed;
+  };
+  struct KeyBlockSteps {
+    Value first, last;      // the block's keys
+    Value steps, perHead;   // steps in all, a head (at least 1)
+    Value firstQueryBlock;  // of every head (without a block mask)
+  } keys;
+  /// Sets `keys` (and the key-side bases) for the block starting at firstKey.
+  void planKeyBlockSteps(Value firstKey);
+  Value keyStepHead(Value t);
+  KeyStep keyStepAt(Value t);
+  Value keyOf(int64_t i, int64_t h); // the key of this thread's fragment row (i, h)
+  /// −lse·log2e and Δ of this thread's accumulator columns (queries):
+  /// index 2 t + (c & 1).
+  struct StepStats {
+    std::vector<Value> negLse, delta;
+  };
+  StepStats loadStepStats(const KeyStep &step);
+  /// One step's products on the ring slot at `slotOffset` (its Q and dO
+  /// tiles): dK and dV accumulate, dQ (atomic form) is added to dQAccum.
+  void emitKeyBlockStep(const KeyStep &step, const StepStats &stats, Value slotOffset,
+                        Tiles &dK, Tiles &dV);
+  /// Before / after the warpgroup's dS and staged dQ tiles: the block's
+  /// barrier, or (warp-specialized: the producer never comes) the
+  /// warpgroup's named barrier.
+  void syncGradTiles();
+  void storeKeyBlockGradients(const Tiles &dK, const Tiles &dV);
+  /// cp.async: every warp loads the ring's next tiles, then computes.
+  void emitKeyBlockMainLoop();
+  /// TMA producer warpgroup and wgmma consumers
+  /// (WarpSpecializedKeyBlockLoop.cpp).
+  void emitKeyBlockWarpSpecialized();
+
+  Value doBase, dqBase, dkBase, dvBase;
+};
+
+} // namespace flashjit::detail
+
+#endif
