@@ -221,6 +221,12 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
   // 16-52 B; half of it does not.
   if (addsQueryGradient(spec.kind) && spec.dropout && t.qkWgmma)
     t.m = std::max<int64_t>(16, t.m / 2);
+  // So do the dK/dV kernel's 64 queries a step at d = 128 with them (64 B)
+  // or with a slope per score (softcap's tanh: 108 B; a score_mod may have one).
+  if (spec.kind == KernelKind::BackwardDKV && t.qkWgmma &&
+      (spec.dropout || spec.softcap || !spec.scoreMod.empty()) &&
+      std::max(spec.headDimQK, spec.headDimV) > 64)
+    t.m = std::min<int64_t>(t.m, 32);
   if (spec.backward() || !t.warpSpecialized)
     return;
   if (!spec.maskMod.empty())
@@ -272,12 +278,15 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
     } else {
       t.n = 64;
       t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;
+      if (kind == KernelKind::BackwardDKV && d <= 128)
+        t.m = 64; // warp-specialized (below): LSE and Δ wait in shared memory, not registers
       if (kind == KernelKind::BackwardDKQ && d > 192)
         t.m = 16; // dK (128 registers at d = 256) and a dQ chunk: 32 query rows spill
       t.stages = d <= 64 ? 2 : 3;
       // Up to d = 128 with a TMA producer warpgroup beside the one consumer
-      // (two blocks an SM): H200, fwd+bwd 1.01-1.09x the cp.async tile
-      // (bench/results/h200-backward-warp-specialized.md), with two stages.
+      // (two blocks an SM), two stages: H200, fwd+bwd 1.16-1.33x the cp.async
+      // tile at d = 128 (64 queries a step), 1.16-1.28x at d = 64
+      // (bench/results/h200-backward-warp-specialized.md).
       if (d <= 128) {
         t.warpSpecialized = true;
         t.stages = 2;

@@ -182,11 +182,15 @@ private:
   KeyStep keyStepAt(Value t);
   Value keyOf(int64_t i, int64_t h); // the key of this thread's fragment row (i, h)
   /// −lse·log2e and Δ of this thread's accumulator columns (queries):
-  /// index 2 t + (c & 1).
+  /// index 2 t + (c & 1); or, warp-specialized, `staged` (the slot's rows
+  /// in shared memory, −lse·log2e then Δ, m each), read where they are used.
   struct StepStats {
     std::vector<Value> negLse, delta;
+    Value staged;
   };
   StepStats loadStepStats(const KeyStep &step);
+  /// Array `which` (0: −lse·log2e, 1: Δ) of `stats` for this thread's columns.
+  std::vector<Value> stepStat(const StepStats &stats, int64_t which);
   /// One step's products on the ring slot at `slotOffset` (its Q and dO
   /// tiles): dK and dV accumulate, dQ (atomic form) is added to dQAccum.
   void emitKeyBlockStep(const KeyStep &step, const StepStats &stats, Value slotOffset,

@@ -504,6 +504,17 @@ BackwardGenerator::StepStats BackwardGenerator::loadStepStats(const KeyStep &ste
   return stats;
 }
 
+std::vector<Value> BackwardGenerator::stepStat(const StepStats &stats, int64_t which) {
+  if (!stats.staged)
+    return which == 0 ? stats.negLse : stats.delta;
+  std::vector<Value> values;
+  Value base = e.add(stats.staged, e.add(e.i32(which * v.m * 4), e.mul(quadCol, e.i32(8))));
+  for (int64_t col = 0; col < v.nTilesS; ++col)
+    for (int64_t c = 0; c < 2; ++c)
+      values.push_back(e.loadSharedF32(sharedAt(e.add(base, e.i32((col * 8 + c) * 4)))));
+  return values;
+}
+
 void BackwardGenerator::syncGradTiles() {
   if (v.warpSpecialized) // named barriers 1, 2: the consumer warpgroups'
     e.namedBarrierSync(e.add(e.shrui(warp, 2), e.i32(1)), 128);
@@ -543,7 +554,8 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   Tiles slope;
   emitScoreModifiers(p, at, &slope);
   emitPlacedMask(p, at);
-  exponentiate(p, [&](size_t, size_t col, int64_t c) { return stats.negLse[2 * col + (c & 1)]; });
+  const std::vector<Value> negLse = stepStat(stats, 0);
+  exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
   Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
   std::vector<Value> dVIssued, dKIssued;
   if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
@@ -558,8 +570,8 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
     if (v.dropout)
       applyDropout(dS, keep, dropoutKeepScale());
-    gradScores(p, dS,
-               [&](size_t, size_t col, int64_t c) { return stats.delta[2 * col + (c & 1)]; },
+    const std::vector<Value> delta = stepStat(stats, 1);
+    gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
                slope);
     if (addsDQ()) { // dS to shared memory, visible to wgmma (the async proxy) in every warp
       storeGradScores(dS);

@@ -191,6 +191,10 @@ void KernelEmitter::bulkWait(int64_t pending, bool readOnly) {
             "", {});
 }
 
+Value KernelEmitter::loadSharedF32(Value sharedPtr) {
+  return LLVM::LoadOp::create(b, loc, b.getF32Type(), sharedPtr, /*alignment=*/4);
+}
+
 Value KernelEmitter::loadGlobalF32(Value ptr) {
   return LLVM::LoadOp::create(b, loc, b.getF32Type(), ptr, /*alignment=*/4);
 }

@@ -94,6 +94,8 @@ public:
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
   /// A plain store (any address space: global, or the staged dQ rows in shared memory).
   void store(mlir::Value value, mlir::Value ptr, unsigned alignment);
+  /// An f32 from shared memory (4-byte aligned).
+  mlir::Value loadSharedF32(mlir::Value sharedPtr);
   /// f32 `value` rounded to the 16-bit element type, stored at `sharedPtr`.
   void storeSharedElement(mlir::Type elementType, mlir::Value value, mlir::Value sharedPtr);
   /// Bulk asynchronous reduction (sm_90): global[i] += shared[i] over `bytes`

@@ -3,11 +3,13 @@
 // The key-block kernels (dK/dV, and the atomic form's dQ) with the tile
 // switch `warp_specialized`, as the forward's main loop
 // (WarpSpecializedMainLoop.cpp):
-//   * warpgroup 0 is the producer: it gives up registers (setmaxnreg) and one
+//   * warpgroup 0 is the producer: it gives up registers (setmaxnreg); one
 //     thread loads the resident K and V tiles once, then each step's Q and
-//     dO tiles with TMA into a `stages`-deep ring. A slot's Q and dO complete
-//     on its "full" mbarrier; the slot is refilled once its "empty" mbarrier
-//     saw every consumer warp arrive;
+//     dO tiles with TMA into a `stages`-deep ring, and its second warp puts
+//     the step's −lse·log2e and Δ (0 and −inf past seq_q) beside them. A
+//     slot is full when the tiles have landed and every lane of that warp
+//     has arrived; it is refilled once its "empty" mbarrier saw every
+//     consumer warp arrive;
 //   * warpgroups 1.. are consumers (64 key rows each, more registers): the
 //     step's five (atomic: six) products as in the cp.async loop, with no
 //     block-wide barrier: the atomic form's dS and staged dQ tiles are per
@@ -38,7 +40,8 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     e.mbarrierInit(residentFull, 1);
     for (int64_t s = 0; s < v.stages; ++s) {
-      e.mbarrierInit(stageBarrier(e.i32(s), kStepFull), 1);
+      // The TMA thread and each lane of the stats warp (each releases its own stores).
+      e.mbarrierInit(stageBarrier(e.i32(s), kStepFull), 1 + 32);
       e.mbarrierInit(stageBarrier(e.i32(s), kStepEmpty), consumerWarps);
     }
     e.fenceMbarrierInit(); // visible to the async proxy (TMA) too
@@ -53,6 +56,15 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
   };
   auto slotBarrier = [&](Value t, int64_t kind) {
     return stageBarrier(e.remui(t, e.i32(v.stages)), kind);
+  };
+  auto statsOf = [&](Value t) { // the slot's row statistics (byte offset)
+    return e.add(e.i32(v.smem.stepStatsOffset),
+                 e.mul(e.remui(t, e.i32(v.stages)), e.i32(2 * v.m * 4)));
+  };
+  // A fresh barrier passes a wait for the parity before its first phase.
+  auto waitEmpty = [&](Value t) {
+    e.mbarrierWait(slotBarrier(t, kStepEmpty),
+                   arith::XOrIOp::create(b, loc, parityOf(t), e.i32(1)));
   };
   auto roles = scf::IfOp::create(b, loc, e.cmpi(CmpIPredicate::ult, tid, e.i32(128)),
                                  /*withElseRegion=*/true);
@@ -75,9 +87,7 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
     b.setInsertionPoint(loop.getBody()->getTerminator());
     Value t = loop.getInductionVar();
     KeyStep step = keyStepAt(t);
-    // A fresh barrier passes a wait for the parity before its first phase.
-    e.mbarrierWait(slotBarrier(t, kStepEmpty),
-                   arith::XOrIOp::create(b, loc, parityOf(t), e.i32(1)));
+    waitEmpty(t);
     Value full = slotBarrier(t, kStepFull);
     auto load = scf::IfOp::create(b, loc, step.needed, /*withElseRegion=*/true);
     OpBuilder::InsertionGuard branchGuard(b);
@@ -90,6 +100,35 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
                    v.headDimV, step.firstQuery, step.head, full);
     b.setInsertionPoint(load.elseBlock()->getTerminator());
     e.mbarrierArrive(full); // nothing to load: the phase still completes
+  });
+  // Warp 1: the row statistics of each step's queries, a lane a query.
+  emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(1)), [&] {
+    OpBuilder::InsertionGuard guard(b);
+    auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    Value t = loop.getInductionVar();
+    KeyStep step = keyStepAt(t);
+    waitEmpty(t);
+    emitIf(step.needed, [&] {
+      Value stats = statsOf(t);
+      for (int64_t r = 0; r < v.m; r += 32) {
+        Value row = e.add(lane, e.i32(r));
+        auto at = [&](int64_t which) {
+          return sharedAt(e.add(stats, e.mul(e.add(row, e.i32(which * v.m)), e.i32(4))));
+        };
+        Value query = e.add(step.firstQuery, row);
+        auto store = [&] {
+          e.store(negLseLog2(step.head, query), at(0), 4);
+          if (computesDK())
+            e.store(deltaOf(step.head, query), at(1), 4);
+        };
+        if (r + 32 <= v.m)
+          store();
+        else // m = 16: half the warp
+          emitIf(e.cmpi(CmpIPredicate::ult, row, e.i32(v.m)), store);
+      }
+    });
+    e.mbarrierArrive(slotBarrier(t, kStepFull));
   });
 
   // The consumers.
@@ -110,7 +149,8 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
     unflattenCarried(eachCarried, loop.getRegionIterArgs());
     Value t = loop.getInductionVar();
     const KeyStep step = keyStepAt(t);
-    StepStats stats = loadStepStats(step); // in flight while the tiles land
+    StepStats stats;
+    stats.staged = statsOf(t);
     e.mbarrierWait(slotBarrier(t, kStepFull), parityOf(t));
     scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
                                         eachCarried);

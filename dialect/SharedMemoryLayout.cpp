@@ -13,7 +13,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
   l.barrierOffset = 0;
-  l.gradScoreOffset = l.gradQueryOffset = 0;
+  l.gradScoreOffset = l.gradQueryOffset = l.stepStatsOffset = 0;
   l.residentSecondOffset = 0;
   const int64_t blockElements = 128 / elementBytes; // one 128-byte swizzle row
   // Padded rows: a 16-byte pad shifts consecutive rows by four banks, so the
@@ -69,6 +69,8 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
     l.totalBytes += scoreBytes + roundUp(residentRows / 64 * streamRows * headDimQK * 4, 1024);
   }
   if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
+    l.stepStatsOffset = l.totalBytes - 1024;
+    l.totalBytes += stages * 2 * streamRows * 4;
     l.barrierOffset = l.totalBytes - 1024;
     l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
   }

@@ -16,7 +16,10 @@
 // and stream the other pair through the ring in the same order (K, V or Q,
 // dO); all four in padded rows (mma.sync) or all swizzled (wgmma, which
 // reads each tile both K-major and N-major). The key-block kernels that add
-// dQ atomically keep the step's dS after the ring.
+// dQ atomically keep the step's dS after the ring; the warp-specialized
+// key-block kernels add each stage's row statistics and then their mbarriers
+// (the same count as the forward's: resident full at barrierOffset, per stage
+// full and empty).
 //
 #ifndef FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
 #define FLASHJIT_DIALECT_SHAREDMEMORYLAYOUT_H
@@ -41,6 +44,8 @@ struct SharedMemoryLayout {
   int64_t barrierOffset;   // warp-specialized: the mbarriers, after the last slot (else 0)
   int64_t gradScoreOffset; // atomic-dQ key-block kernels: dSᵀ of the step, after the ring (else 0)
   int64_t gradQueryOffset; // and each warpgroup's dQ share, [streamRows x d_qk] f32 rows (else 0)
+  int64_t stepStatsOffset; // warp-specialized key-block kernels: per stage the step's
+                           // −lse·log2e and Δ, streamRows f32 each, before the mbarriers (else 0)
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
   // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full and

@@ -147,16 +147,25 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
               continue;
             const int64_t tiles = owned / (16 * warps);
             int64_t accumulators = 2 * tiles * (streamed / 8) * 4;
-            if (queryBlocks)
+            // The key-block kernels' LSE (and for dK, Δ) of this thread's
+            // streamed columns, in registers unless warp-specialized (there
+            // they wait in shared memory).
+            int64_t stats = 0;
+            if (queryBlocks) {
               accumulators += tiles * (p.headDimQK / 8) * 4;
-            else // plus LSE (and for dK, Δ) of this thread's streamed columns
-              accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 + streamed / 4 : 0) +
-                              (dv ? tiles * (p.headDimV / 8) * 4 : 0) + streamed / 4;
+            } else {
+              accumulators += (dk ? tiles * (p.headDimQK / 8) * 4 : 0) +
+                              (dv ? tiles * (p.headDimV / 8) * 4 : 0);
+              stats = (dk ? streamed / 4 : 0) + streamed / 4;
+            }
             if (addsDQ) // dQᵀ chunks of 64 head-dim rows in flight (all up to d = 128)
               accumulators += (p.headDimQK <= 128 ? (p.headDimQK + 63) / 64 : 1) * streamed / 2;
-            if (accumulators > 212) // ptxas: 224 spills (d128 key blocks, 64 queries a step)
+            // ptxas: 224 spills (d128 key blocks, 64 queries a step, LSE and Δ held)
+            const bool fitsHeld = accumulators + stats <= 212, fitsStaged = accumulators <= 212;
+            if (!fitsStaged)
               continue;
-            space.push_back({m, n, warps, stages, wgmma, wgmma});
+            if (fitsHeld)
+              space.push_back({m, n, warps, stages, wgmma, wgmma});
             // The key-block kernels also with a TMA producer warpgroup.
             if (wgmma && !queryBlocks && stages >= 2 &&
                 (!limits.maxThreadsPerBlock || (warps + 4) * 32 <= limits.maxThreadsPerBlock)) {
