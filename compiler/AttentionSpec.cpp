@@ -227,6 +227,11 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
       (spec.dropout || spec.softcap || !spec.scoreMod.empty()) &&
       std::max(spec.headDimQK, spec.headDimV) > 64)
     t.m = std::min<int64_t>(t.m, 32);
+  // The warp-specialized dQ kernel's 128 keys a step spill with softcap's
+  // slopes (12-260 B) or a mask_mod's block test (48 B at d = 128).
+  if (spec.kind == KernelKind::BackwardDQ && t.warpSpecialized &&
+      (spec.softcap || !spec.scoreMod.empty() || !spec.maskMod.empty()))
+    t.n = std::min<int64_t>(t.n, 64);
   if (spec.backward() || !t.warpSpecialized)
     return;
   if (!spec.maskMod.empty())
@@ -275,6 +280,20 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       t.m = 64;
       t.n = d <= 128 ? 64 : 32;
       t.stages = d > 64 && d <= 128 ? 1 : 2;
+      // Up to d = 128 with a TMA producer warpgroup, 128 keys a step: one
+      // consumer warpgroup at d = 64 (two blocks an SM), two above (one):
+      // H200 fwd+bwd +9-11% at d = 128 from s = 4096, +4-5% at d = 64
+      // s = 16384, -2-4% at s <= 1024 there
+      // (bench/results/h200-backward-warp-specialized.md).
+      if (d <= 128) {
+        t.warpSpecialized = true;
+        t.n = 128;
+        t.stages = 2;
+        if (d > 64) {
+          t.m = 128;
+          t.warps = 8;
+        }
+      }
     } else {
       t.n = 64;
       t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;

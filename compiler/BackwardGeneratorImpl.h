@@ -2,7 +2,7 @@
 //
 // Private to compiler/: the BackwardGenerator shared by the backward's main
 // loops (BackwardKernelGenerator.cpp: the kernels, the math and the cp.async
-// loops; WarpSpecializedKeyBlockLoop.cpp: the key-block kernels' TMA
+// loops; WarpSpecializedBackwardLoops.cpp: the key-block kernels' TMA
 // producer and wgmma consumers).
 //
 #ifndef FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
@@ -139,7 +139,24 @@ private:
   }
 
   void emitQueryBlockKernel();
+  // The dQ kernel's steps: the key blocks of the query block (emitKeyBlockRange).
+  /// Sets the bases, the key-block range and ALiBi's coefficient.
+  void planQueryBlockSteps();
+  Value queryStepKey(Value block);                   // the step's first key
+  Value queryStepNeeded(Value block, Value firstKey); // in range, not emptied by mask_mod
+  /// Δ (written for the key-block kernels) and −lse·log2e of this thread's rows.
+  struct QueryRowStats {
+    std::vector<Value> delta, negLse;
+  };
+  QueryRowStats loadQueryRowStats();
+  /// One step's products on the ring slot at `slotOffset` (its K and V tiles).
+  void emitQueryBlockStep(Value firstKey, Value slotOffset, const QueryRowStats &stats,
+                          Tiles &dQ);
+  void storeQueryGradient(const Tiles &dQ);
+  /// cp.async: every warp loads the ring's next tiles, then computes.
   void emitQueryBlockMainLoop();
+  /// TMA producer warpgroup and wgmma consumers (WarpSpecializedBackwardLoops.cpp).
+  void emitQueryBlockWarpSpecialized();
   /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
   void emitConvertDQ();
   /// The atomic dQ of the key-block kernels: dSᵀ (this warp's fragments)
@@ -203,8 +220,20 @@ private:
   /// cp.async: every warp loads the ring's next tiles, then computes.
   void emitKeyBlockMainLoop();
   /// TMA producer warpgroup and wgmma consumers
-  /// (WarpSpecializedKeyBlockLoop.cpp).
+  /// (WarpSpecializedBackwardLoops.cpp).
   void emitKeyBlockWarpSpecialized();
+  /// The warp-specialized loops' frame: initializes the resident-tile and
+  /// ring barriers (a slot is full after `fullArrivals`), splits the block
+  /// into the producer warpgroup (fewer registers) and the consumers (more;
+  /// `warp` counts them from 0) and emits each role's code.
+  void emitWarpSpecializedRoles(int64_t fullArrivals, llvm::function_ref<void()> producer,
+                                llvm::function_ref<void()> consumer);
+  // The ring: slot t % stages, its k-th use waits for parity k & 1.
+  Value ringParity(Value t);
+  Value ringSlotOffset(Value t);            // byte offset of the slot's tiles
+  Value ringBarrier(Value t, int64_t kind); // kind: kRingFull or kRingEmpty
+  void waitRingEmpty(Value t); // the producer, before refilling the slot
+  static constexpr int64_t kRingFull = 0, kRingEmpty = 2; // of a stage's four barriers
 
   Value doBase, dqBase, dkBase, dvBase;
 };

@@ -164,7 +164,11 @@ void BackwardGenerator::emitQueryBlockKernel() {
     } else if (v.kind == KernelKind::BackwardConvertDQ) {
       emitConvertDQ();
     } else {
-      emitQueryBlockMainLoop();
+      planQueryBlockSteps();
+      if (v.warpSpecialized)
+        emitQueryBlockWarpSpecialized();
+      else
+        emitQueryBlockMainLoop();
     }
   });
 }
@@ -283,7 +287,7 @@ void BackwardGenerator::addStagedGradQuery(Value h, Value firstQuery) {
   });
 }
 
-void BackwardGenerator::emitQueryBlockMainLoop() {
+void BackwardGenerator::planQueryBlockSteps() {
   using namespace abi::bwd;
   qBase = tensorBase(kQStride0, head, /*querySide=*/true);
   kBase = tensorBase(kKStride0, headK, /*querySide=*/false);
@@ -294,51 +298,95 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
   emitKeyBlockRange(firstQueryPosition, lastQueryPosition);
   if (v.alibi)
     alibiCoef = alibiCoefficient(head);
+}
 
+// A block mask's list entry: j is kept inside the list, steps past it are
+// looked at too.
+Value BackwardGenerator::queryStepKey(Value block) {
+  if (!v.blockMask)
+    return keyBlockStart(block);
+  return keyBlockStart(e.select(e.cmpi(CmpIPredicate::slt, block, numBlocks), block, e.i32(0)));
+}
+
+Value BackwardGenerator::queryStepNeeded(Value block, Value firstKey) {
+  Value inside = e.cmpi(CmpIPredicate::slt, block, numBlocks);
+  if (!v.maskMod)
+    return inside;
+  return arith::AndIOp::create(b, loc, inside,
+                               blockMayKeep(head, firstQueryRow, v.m, firstKey, v.n));
+}
+
+BackwardGenerator::QueryRowStats BackwardGenerator::loadQueryRowStats() {
+  QueryRowStats stats;
+  stats.delta = emitDelta(head);
+  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
+    for (int64_t h = 0; h < 2; ++h)
+      stats.negLse.push_back(negLseLog2(head, rowOf(i, h)));
+  return stats;
+}
+
+// S = Q Kᵀ, and dP = dO Vᵀ: on wgmma both in flight at once, P computed
+// while dP runs; then dS and dQ += dS K.
+void BackwardGenerator::emitQueryBlockStep(Value firstKey, Value slotOffset,
+                                           const QueryRowStats &stats, Tiles &dQ) {
+  Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
+  Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
+  auto issueDP = [&] { // on wgmma right after S, under S's fence
+    return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, vTile, v.smem.pitchV,
+                    v.kStepsV, /*fence=*/!wgmma());
+  };
+  std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, kTile, v.smem.pitchQK,
+                                        v.kStepsQK);
+  std::vector<Value> dPIssued = wgmma() ? issueDP() : std::vector<Value>();
+  Tiles p = waitFor(wgmma() ? 1 : 0, sIssued, v.nTilesS);
+  ScorePlacement at = queryRowPlacement(firstKey);
+  Tiles slope;
+  emitScoreModifiers(p, at, &slope);
+  emitPlacedMask(p, at);
+  exponentiate(p, [&](size_t i, size_t, int64_t c) { return stats.negLse[2 * i + c / 2]; });
+  if (!wgmma())
+    dPIssued = issueDP();
+  Tiles dS = waitFor(0, dPIssued, v.nTilesS);
+  if (v.dropout) // dP of the dropped P: dO Vᵀ · keep / (1 − p)
+    applyDropout(dS, at, dropoutKeepScale());
+  gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return stats.delta[2 * i + c / 2]; },
+             slope);
+  dQ = waitFor(0, issuePB(dS, kTile, v.smem.pitchQK, dQ), v.headDimQK / 8);
+}
+
+void BackwardGenerator::storeQueryGradient(const Tiles &dQ) {
+  using namespace abi::bwd;
+  storeRows(dQ, [&](int64_t i, int64_t h) { return rowOf(i, h); }, seqQ, kDQ, kDQStride0, dqBase,
+            arg(kScale));
+}
+
+void BackwardGenerator::emitQueryBlockMainLoop() {
+  using namespace abi::bwd;
   // Resident Q and dO, then the first stages-1 K/V blocks.
   loadTile(0, Value(), v.m, false, kQ, kQStride0, qBase, firstQueryRow, seqQ);
   loadTile(v.smem.residentSecondOffset, Value(), v.m, true, kDO, kDOStride0, doBase,
            firstQueryRow, seqQ);
   e.cpAsyncCommit();
-  // The first key of step j (a block mask's list entry: j is kept inside the
-  // list, steps past it are looked at too).
-  auto startAt = [&](Value block) {
-    if (!v.blockMask)
-      return keyBlockStart(block);
-    return keyBlockStart(e.select(e.cmpi(CmpIPredicate::slt, block, numBlocks), block, e.i32(0)));
-  };
   auto loadKeyValue = [&](Value block, Value firstKey) {
     Value slotOffset = e.mul(e.remui(block, e.i32(v.stages)), e.i32(v.smem.stageBytes));
     loadTile(v.smem.queryBytes, slotOffset, v.n, false, kK, kKStride0, kBase, firstKey, seqK);
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
              firstKey, seqK);
   };
-  // In the range, not empty under the mask region.
-  auto blockNeeded = [&](Value block, Value firstKey) -> Value {
-    Value inside = e.cmpi(CmpIPredicate::slt, block, numBlocks);
-    if (!v.maskMod)
-      return inside;
-    return arith::AndIOp::create(b, loc, inside,
-                                 blockMayKeep(head, firstQueryRow, v.m, firstKey, v.n));
-  };
   // With a block mask a step's first key is a list load: looked up `stages`
   // steps early, the starts of steps j .. j + stages - 1 ride in the loop.
   std::vector<Value> window;
   if (v.blockMask)
     for (int64_t s = 0; s < v.stages; ++s)
-      window.push_back(startAt(e.i32(s)));
+      window.push_back(queryStepKey(e.i32(s)));
   for (int64_t s = 0; s + 1 < v.stages; ++s) { // one commit group per block, as the loop waits
-    Value block = e.i32(s), firstKey = v.blockMask ? window[s] : startAt(block);
-    emitIf(blockNeeded(block, firstKey), [&] { loadKeyValue(block, firstKey); });
+    Value block = e.i32(s), firstKey = v.blockMask ? window[s] : queryStepKey(block);
+    emitIf(queryStepNeeded(block, firstKey), [&] { loadKeyValue(block, firstKey); });
     e.cpAsyncCommit();
   }
 
   // Per fragment row: Δ and −lse·log2e.
-  std::vector<Value> delta = emitDelta(head), negLse;
-  for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
-    for (int64_t h = 0; h < 2; ++h)
-      negLse.push_back(negLseLog2(head, rowOf(i, h)));
-
+  QueryRowStats stats = loadQueryRowStats();
   Tiles dQ = zeros(v.mTilesPerWarp, v.headDimQK / 8);
   auto eachCarried = [&](auto &&f) { eachValue(dQ, f); };
   auto eachLoopValue = [&](auto &&f) { // dQ and the window's starts
@@ -353,11 +401,11 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     unflattenCarried(eachLoopValue, loop.getRegionIterArgs());
     Value j = loop.getInductionVar();
     Value ahead = e.add(j, e.i32(v.stages - 1));
-    Value next = v.blockMask ? startAt(e.add(j, e.i32(v.stages))) : Value();
-    Value aheadKey = v.blockMask ? window.back() : startAt(ahead);
-    emitIf(blockNeeded(ahead, aheadKey), [&] { loadKeyValue(ahead, aheadKey); });
+    Value next = v.blockMask ? queryStepKey(e.add(j, e.i32(v.stages))) : Value();
+    Value aheadKey = v.blockMask ? window.back() : queryStepKey(ahead);
+    emitIf(queryStepNeeded(ahead, aheadKey), [&] { loadKeyValue(ahead, aheadKey); });
     e.cpAsyncCommit();
-    Value firstKey = v.blockMask ? window.front() : startAt(j);
+    Value firstKey = v.blockMask ? window.front() : queryStepKey(j);
     if (v.blockMask) { // the window moves on by a step
       window.erase(window.begin());
       window.push_back(next);
@@ -368,41 +416,16 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
     e.barrier();
 
     scf::IfOp skippable =
-        openSkippable(v.maskMod ? blockNeeded(j, firstKey) : Value(), eachCarried);
-    Value slotOffset = e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes));
-    Value kTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
-    Value vTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
-    // S = Q Kᵀ, and dP = dO Vᵀ: on wgmma both in flight at once, P computed
-    // while dP runs.
-    auto issueDP = [&] { // on wgmma right after S, under S's fence
-      return issueABt(e.i32(v.smem.residentSecondOffset), v.smem.pitchV, vTile, v.smem.pitchV,
-                      v.kStepsV, /*fence=*/!wgmma());
-    };
-    std::vector<Value> sIssued = issueABt(Value(), v.smem.pitchQK, kTile, v.smem.pitchQK,
-                                          v.kStepsQK);
-    std::vector<Value> dPIssued = wgmma() ? issueDP() : std::vector<Value>();
-    Tiles p = waitFor(wgmma() ? 1 : 0, sIssued, v.nTilesS);
-    ScorePlacement at = queryRowPlacement(firstKey);
-    Tiles slope;
-    emitScoreModifiers(p, at, &slope);
-    emitPlacedMask(p, at);
-    exponentiate(p, [&](size_t i, size_t, int64_t c) { return negLse[2 * i + c / 2]; });
-    if (!wgmma())
-      dPIssued = issueDP();
-    Tiles dS = waitFor(0, dPIssued, v.nTilesS);
-    if (v.dropout) // dP of the dropped P: dO Vᵀ · keep / (1 − p)
-      applyDropout(dS, at, dropoutKeepScale());
-    gradScores(p, dS, [&](size_t i, size_t, int64_t c) { return delta[2 * i + c / 2]; },
-               slope);
-    dQ = waitFor(0, issuePB(dS, kTile, v.smem.pitchQK, dQ), v.headDimQK / 8);
+        openSkippable(v.maskMod ? queryStepNeeded(j, firstKey) : Value(), eachCarried);
+    emitQueryBlockStep(firstKey, e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes)),
+                       stats, dQ);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
     scf::YieldOp::create(b, loc, flattenCarried(eachLoopValue));
   }
   unflattenCarried(eachLoopValue, loop.getResults());
   e.cpAsyncWait(0);
-  storeRows(dQ, [&](int64_t i, int64_t h) { return rowOf(i, h); }, seqQ, kDQ, kDQStride0, dqBase,
-            arg(kScale));
+  storeQueryGradient(dQ);
 }
 
 void BackwardGenerator::emitKeyBlockKernel() {

@@ -432,9 +432,6 @@ LogicalResult AttentionBwdOp::verify() {
   if (tile.getPersistent() || tile.getTmaStore())
     return emitOpError("tile: the backward kernels have no persistent or tma_store form (one "
                        "block a key block, gradients stored by the threads)");
-  if (tile.getWarpSpecialized() && !keyBlocks)
-    return emitOpError("tile: warp_specialized: only the key-block kernels (grad_key and/or "
-                       "grad_value) have a warp-specialized form");
   const int64_t ownedRows = dq ? tile.getM() : tile.getN();
   const int64_t streamedRows = dq ? tile.getN() : tile.getM();
   if (failed(verifyOwnedRows(*this, tile, dq ? "m" : "n", ownedRows)) ||

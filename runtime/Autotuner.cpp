@@ -166,8 +166,8 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
               continue;
             if (fitsHeld)
               space.push_back({m, n, warps, stages, wgmma, wgmma});
-            // The key-block kernels also with a TMA producer warpgroup.
-            if (wgmma && !queryBlocks && stages >= 2 &&
+            // Also with a TMA producer warpgroup.
+            if (wgmma && stages >= 2 &&
                 (!limits.maxThreadsPerBlock || (warps + 4) * 32 <= limits.maxThreadsPerBlock)) {
               TileConfig ws{m, n, warps, stages, true, true, true};
               if (!limits.maxSharedMemoryPerBlock ||

@@ -148,6 +148,15 @@ Status fitTileToBlockMask(TileConfig &t, KernelKind kind, const BlockMask &m, bo
   // Key-block kernels own n key rows and stream m query rows; the others
   // own m query rows and stream n keys.
   const bool keyRows = kind != KernelKind::Forward && !isQueryBlockKind(kind);
+  // A backward default of two wgmma warpgroups (128 owned rows) becomes one
+  // where the blocks are multiples of 64 only.
+  int64_t &owned = keyRows ? t.n : t.m;
+  const int64_t ownedBlock = keyRows ? m.blockK : m.blockQ;
+  if (!given && kind != KernelKind::Forward && t.qkWgmma && owned == 128 && t.warps == 8 &&
+      ownedBlock % 128 != 0 && ownedBlock % 64 == 0) {
+    owned = 64;
+    t.warps = 4;
+  }
   int64_t &streamed = keyRows ? t.m : t.n;
   const int64_t streamedBlock = keyRows ? m.blockQ : m.blockK;
   if (!given && streamedBlock % streamed != 0)

@@ -778,8 +778,9 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
     const TileConfig &t = kernels[i].tile;
     if (isQueryBlockKind(specs[i].kind)) {
       if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
-        launched = kernels[i].kernel->launch(k, nullptr, unsigned((f.seqQ + t.m - 1) / t.m),
-                                             unsigned(f.headsQ), unsigned(f.batch), stream);
+        launched = kernels[i].kernel->launch(
+            k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
+            unsigned((f.seqQ + t.m - 1) / t.m), unsigned(f.headsQ), unsigned(f.batch), stream);
     } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
       launched = kernels[i].kernel->launch(k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
                                            unsigned((f.seqK + t.n - 1) / t.n),

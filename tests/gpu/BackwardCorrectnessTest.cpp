@@ -97,16 +97,19 @@ std::vector<CheckCase> backwardTileGrid() {
   return cases;
 }
 
-// The warp-specialized key-block kernel (TMA producer warpgroup, one or two
-// wgmma consumer warpgroups): the main grid's shapes at d = 64, 128, 256
-// (the split dK and dV kernels), deterministic and atomic dQ.
+// A warp-specialized wgmma tile.
+TileConfig ws(int64_t m, int64_t n, int64_t warps, int64_t stages) {
+  return TileConfig{m, n, warps, stages, true, true, true};
+}
+
+// The warp-specialized kernels (TMA producer warpgroup, one or two wgmma
+// consumer warpgroups): the main grid's shapes at d = 64, 128, 256 (the
+// split dK and dV kernels), deterministic (the dQ kernel warp-specialized
+// too) and atomic dQ.
 std::vector<CheckCase> backwardWarpSpecializedGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},       {3, 17, 17, 6, 6},      {1, 1000, 1000, 12, 4},
       {2, 4097, 4097, 1, 1}, {1, 17, 1000, 4, 4},    {3, 1000, 17, 6, 2},
-  };
-  auto ws = [](int64_t m, int64_t n, int64_t warps, int64_t stages) {
-    return TileConfig{m, n, warps, stages, true, true, true};
   };
   std::vector<CheckCase> cases;
   uint64_t seed = 9700;
@@ -116,27 +119,32 @@ std::vector<CheckCase> backwardWarpSpecializedGrid() {
         for (bool atomic : {false, true}) {
           CheckCase c = gridCase(s, d, causal, seed++);
           c.tileDKV = ws(d <= 128 ? 32 : 16, 64, 4, 2);
+          if (!atomic)
+            c.tileDQ = ws(64, d <= 128 ? 64 : 32, 4, 2);
           c.atomicQueryGradient = atomic;
           cases.push_back(c);
         }
   return cases;
 }
 
-// Other warp-specialized tiles: 16 to 64 query rows a step, one or two
-// consumer warpgroups, two to four stages (JIT only: not in the tests bundle).
+// Other warp-specialized tiles: 16 to 64 query rows a step (key-block
+// kernels) or 32 to 128 keys (dQ kernel), one or two consumer warpgroups, two
+// to four stages (JIT only: not in the tests bundle).
 std::vector<CheckCase> backwardWarpSpecializedTileGrid() {
-  auto ws = [](int64_t m, int64_t n, int64_t warps, int64_t stages) {
-    return TileConfig{m, n, warps, stages, true, true, true};
-  };
   std::vector<CheckCase> cases;
   uint64_t seed = 9800;
-  for (const TileConfig &dkv : {ws(32, 64, 4, 3), ws(32, 128, 8, 2), ws(64, 128, 8, 2),
-                                ws(16, 128, 8, 4), ws(64, 64, 4, 2)})
+  const std::pair<TileConfig, TileConfig> tiles[] = {
+      {ws(64, 64, 4, 3), ws(32, 64, 4, 3)},   {ws(64, 128, 4, 2), ws(32, 128, 8, 2)},
+      {ws(128, 64, 8, 2), ws(64, 128, 8, 2)}, {ws(128, 128, 8, 2), ws(16, 128, 8, 4)},
+      {ws(64, 32, 4, 4), ws(64, 64, 4, 2)}};
+  for (const auto &[dq, dkv] : tiles)
     for (int64_t d : {64, 128})
       for (bool causal : {false, true})
         for (bool atomic : {false, true}) {
           CheckCase c = gridCase({2, 1000, 777, 4, 2}, d, causal, seed++);
           c.tileDKV = dkv;
+          if (!atomic)
+            c.tileDQ = dq;
           c.atomicQueryGradient = atomic;
           cases.push_back(c);
         }

@@ -1,4 +1,5 @@
 //===- ValidateParamsTest.cpp - bad requests get clear errors (no GPU) ----===//
+#include "runtime/BlockMasks.h"
 #include "runtime/TensorMaps.h"
 #include "runtime/flashjit.h"
 
@@ -315,4 +316,33 @@ TEST(ValidateParams, BadBlockMasksAreNamed) {
   b.forward.blockMask.qCounts = b.forward.blockMask.kvCounts;
   b.forward.blockMask.qIndices = b.forward.blockMask.kvIndices;
   EXPECT_EQ(errorOf(b), "");
+}
+
+// A default tile shrinks to a block mask's blocks (its streamed rows, and a
+// backward default of two wgmma warpgroups to one); a given one is kept and
+// refused when it does not divide them.
+TEST(ValidateParams, DefaultTilesFitBlockMasks) {
+  BlockMask mask;
+  mask.kvCounts = reinterpret_cast<const int32_t *>(storage + 1024);
+  mask.kvIndices = reinterpret_cast<const int32_t *>(storage + 1040);
+  mask.blockQ = 64;
+  mask.blockK = 64;
+  TileConfig dq{128, 128, 8, 2, true, true, true}; // the warp-specialized dQ default (d 128)
+  TileConfig t = dq;
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::BackwardDQ, mask, false).isOk());
+  EXPECT_EQ(tileName(t), "m64n64w4s2gpws");
+  t = dq;
+  Status s = fitTileToBlockMask(t, KernelKind::BackwardDQ, mask, true);
+  EXPECT_NE(s.message().find("not multiples of the bwd_dq tile m128n128w8s2gpws"),
+            std::string::npos)
+      << s.message();
+  mask.blockQ = mask.blockK = 128;
+  t = dq;
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::BackwardDQ, mask, false).isOk());
+  EXPECT_EQ(tileName(t), "m128n128w8s2gpws");
+  // The key-block kernels own keys and stream queries.
+  mask.blockQ = 32;
+  t = TileConfig{64, 64, 4, 2, true, true, true};
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::BackwardDKV, mask, false).isOk());
+  EXPECT_EQ(tileName(t), "m32n64w4s2gpws");
 }

@@ -1,0 +1,240 @@
+//===- WarpSpecializedBackwardLoops.cpp - the backward's TMA main loops ---===//
+//
+// The backward kernels with the tile switch `warp_specialized`, as the
+// forward's main loop (WarpSpecializedMainLoop.cpp):
+//   * warpgroup 0 is the producer: it gives up registers (setmaxnreg); one
+//     thread loads the resident tiles once (K and V in the key-block kernels,
+//     Q and dO in the dQ kernel) and each step's streamed pair (Q and dO, or
+//     K and V) with TMA into a `stages`-deep ring. In the key-block kernels
+//     its second warp puts the step's −lse·log2e and Δ (−inf and 0 past
+//     seq_q) beside them. A slot is full when the tiles have landed (and
+//     every lane of that warp has arrived); it is refilled once its "empty"
+//     mbarrier saw every consumer warp arrive;
+//   * warpgroups 1.. are consumers (64 owned rows each, more registers): the
+//     step's products as in the cp.async loops, with no block-wide barrier:
+//     the atomic form's dS and staged dQ tiles are per warpgroup and sync on
+//     its own named barrier.
+// Every step takes a slot, also those the masks skip (the producer arrives
+// without loading, the consumers wait and release without computing): the
+// k-th use of slot s then always waits for parity k & 1.
+// Rows past the sequence come in as zeros (or, packed, as the next
+// sequence's rows): keys past seq_k are masked, queries past seq_q have P = 0
+// (their lse is −inf), so they add nothing, and their gradients are not stored.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/BackwardGeneratorImpl.h"
+#include "compiler/KernelABI.h"
+
+using namespace mlir;
+
+namespace flashjit::detail {
+
+Value BackwardGenerator::ringParity(Value t) {
+  return e.andi(e.divui(t, e.i32(v.stages)), e.i32(1));
+}
+
+Value BackwardGenerator::ringSlotOffset(Value t) {
+  return e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+}
+
+Value BackwardGenerator::ringBarrier(Value t, int64_t kind) {
+  return stageBarrier(e.remui(t, e.i32(v.stages)), kind);
+}
+
+// A fresh barrier passes a wait for the parity before its first phase.
+void BackwardGenerator::waitRingEmpty(Value t) {
+  e.mbarrierWait(ringBarrier(t, kRingEmpty),
+                 arith::XOrIOp::create(b, loc, ringParity(t), e.i32(1)));
+}
+
+void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals,
+                                                 llvm::function_ref<void()> producer,
+                                                 llvm::function_ref<void()> consumer) {
+  emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
+    e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1); // the resident tiles
+    for (int64_t s = 0; s < v.stages; ++s) {
+      e.mbarrierInit(stageBarrier(e.i32(s), kRingFull), fullArrivals);
+      e.mbarrierInit(stageBarrier(e.i32(s), kRingEmpty), v.warps); // every consumer warp
+    }
+    e.fenceMbarrierInit(); // visible to the async proxy (TMA) too
+  });
+  e.barrier(); // the last block-wide barrier: the roles never meet again
+
+  const abi::WarpSpecializedRegisters registers =
+      abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV));
+  auto roles = scf::IfOp::create(b, loc, e.cmpi(CmpIPredicate::ult, tid, e.i32(128)),
+                                 /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(roles.thenBlock()->getTerminator());
+  e.setMaxRegisters(registers.producer, /*increase=*/false);
+  producer();
+  b.setInsertionPoint(roles.elseBlock()->getTerminator());
+  e.setMaxRegisters(registers.consumer, /*increase=*/true);
+  warp = e.sub(e.shrui(tid, 5), e.i32(4)); // consumer warps count from 0
+  consumer();
+}
+
+void BackwardGenerator::emitKeyBlockWarpSpecialized() {
+  using namespace abi::bwd;
+  Value residentFull = barrierAt(v.smem.barrierOffset);
+  auto statsOf = [&](Value t) { // the slot's row statistics (byte offset)
+    return e.add(e.i32(v.smem.stepStatsOffset),
+                 e.mul(e.remui(t, e.i32(v.stages)), e.i32(2 * v.m * 4)));
+  };
+  auto producer = [&] {
+    emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
+      const int64_t residentBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.n * 2;
+      e.mbarrierArriveExpectTx(residentFull, residentBytes);
+      emitTensorLoad(kTensorMapK, /*query=*/false, v.n, 0, Value(), v.headDimQK, keys.first,
+                     headK, residentFull);
+      emitTensorLoad(kTensorMapV, /*query=*/false, v.n, v.smem.residentSecondOffset, Value(),
+                     v.headDimV, keys.first, headK, residentFull);
+
+      const int64_t stepBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.m * 2;
+      auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      Value t = loop.getInductionVar();
+      KeyStep step = keyStepAt(t);
+      waitRingEmpty(t);
+      Value full = ringBarrier(t, kRingFull);
+      auto load = scf::IfOp::create(b, loc, step.needed, /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard branchGuard(b);
+      b.setInsertionPoint(load.thenBlock()->getTerminator());
+      e.mbarrierArriveExpectTx(full, stepBytes);
+      Value slot = ringSlotOffset(t);
+      emitTensorLoad(kTensorMapQ, /*query=*/true, v.m, v.smem.queryBytes, slot, v.headDimQK,
+                     step.firstQuery, step.head, full);
+      emitTensorLoad(kTensorMapDO, /*query=*/true, v.m, v.smem.queryBytes + v.smem.keyBytes,
+                     slot, v.headDimV, step.firstQuery, step.head, full);
+      b.setInsertionPoint(load.elseBlock()->getTerminator());
+      e.mbarrierArrive(full); // nothing to load: the phase still completes
+    });
+    // Warp 1: the row statistics of each step's queries, a lane a query.
+    emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(1)), [&] {
+      OpBuilder::InsertionGuard guard(b);
+      auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      Value t = loop.getInductionVar();
+      KeyStep step = keyStepAt(t);
+      waitRingEmpty(t);
+      emitIf(step.needed, [&] {
+        Value stats = statsOf(t);
+        for (int64_t r = 0; r < v.m; r += 32) {
+          Value row = e.add(lane, e.i32(r));
+          auto at = [&](int64_t which) {
+            return sharedAt(e.add(stats, e.mul(e.add(row, e.i32(which * v.m)), e.i32(4))));
+          };
+          Value query = e.add(step.firstQuery, row);
+          auto store = [&] {
+            e.store(negLseLog2(step.head, query), at(0), 4);
+            if (computesDK())
+              e.store(deltaOf(step.head, query), at(1), 4);
+          };
+          if (r + 32 <= v.m)
+            store();
+          else // m = 16: half the warp
+            emitIf(e.cmpi(CmpIPredicate::ult, row, e.i32(v.m)), store);
+        }
+      });
+      e.mbarrierArrive(ringBarrier(t, kRingFull)); // each lane releases its own stores
+    });
+  };
+
+  auto consumer = [&] {
+    Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
+    Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
+    auto eachCarried = [&](auto &&f) {
+      eachValue(dK, f);
+      eachValue(dV, f);
+    };
+    e.mbarrierWait(residentFull, e.i32(0));
+    scf::ForOp loop;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      loop = openLoop(b, loc, e.i32(0), keys.steps, e.i32(1), flattenCarried(eachCarried));
+      unflattenCarried(eachCarried, loop.getRegionIterArgs());
+      Value t = loop.getInductionVar();
+      const KeyStep step = keyStepAt(t);
+      StepStats stats;
+      stats.staged = statsOf(t);
+      e.mbarrierWait(ringBarrier(t, kRingFull), ringParity(t));
+      scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
+                                          eachCarried);
+      emitKeyBlockStep(step, stats, ringSlotOffset(t), dK, dV);
+      closeSkippable(skippable, eachCarried);
+      // Every product reading the slot has been waited for: hand it back.
+      emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+             [&] { e.mbarrierArrive(ringBarrier(t, kRingEmpty)); });
+      scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+    }
+    unflattenCarried(eachCarried, loop.getResults());
+    storeKeyBlockGradients(dK, dV);
+  };
+  emitWarpSpecializedRoles(/*fullArrivals=*/1 + 32, producer, consumer);
+}
+
+void BackwardGenerator::emitQueryBlockWarpSpecialized() {
+  using namespace abi::bwd;
+  Value residentFull = barrierAt(v.smem.barrierOffset);
+  auto producer = [&] {
+    emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
+      const int64_t residentBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.m * 2;
+      e.mbarrierArriveExpectTx(residentFull, residentBytes);
+      emitTensorLoad(kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK, firstQueryRow,
+                     head, residentFull);
+      emitTensorLoad(kTensorMapDO, /*query=*/true, v.m, v.smem.residentSecondOffset, Value(),
+                     v.headDimV, firstQueryRow, head, residentFull);
+
+      const int64_t stepBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.n * 2;
+      auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+      Value j = loop.getInductionVar();
+      Value firstKey = queryStepKey(j);
+      waitRingEmpty(j);
+      Value full = ringBarrier(j, kRingFull);
+      auto load = scf::IfOp::create(b, loc, queryStepNeeded(j, firstKey),
+                                    /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard branchGuard(b);
+      b.setInsertionPoint(load.thenBlock()->getTerminator());
+      e.mbarrierArriveExpectTx(full, stepBytes);
+      Value slot = ringSlotOffset(j);
+      emitTensorLoad(kTensorMapK, /*query=*/false, v.n, v.smem.queryBytes, slot, v.headDimQK,
+                     firstKey, headK, full);
+      emitTensorLoad(kTensorMapV, /*query=*/false, v.n, v.smem.queryBytes + v.smem.keyBytes,
+                     slot, v.headDimV, firstKey, headK, full);
+      b.setInsertionPoint(load.elseBlock()->getTerminator());
+      e.mbarrierArrive(full); // nothing to load: the phase still completes
+    });
+  };
+
+  auto consumer = [&] {
+    // Δ (from O and dO in global memory) and −lse·log2e while the tiles land.
+    QueryRowStats stats = loadQueryRowStats();
+    Tiles dQ = zeros(v.mTilesPerWarp, v.headDimQK / 8);
+    auto eachCarried = [&](auto &&f) { eachValue(dQ, f); };
+    e.mbarrierWait(residentFull, e.i32(0));
+    scf::ForOp loop;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      loop = openLoop(b, loc, e.i32(0), numBlocks, e.i32(1), flattenCarried(eachCarried));
+      unflattenCarried(eachCarried, loop.getRegionIterArgs());
+      Value j = loop.getInductionVar();
+      Value firstKey = queryStepKey(j);
+      e.mbarrierWait(ringBarrier(j, kRingFull), ringParity(j));
+      scf::IfOp skippable =
+          openSkippable(v.maskMod ? queryStepNeeded(j, firstKey) : Value(), eachCarried);
+      emitQueryBlockStep(firstKey, ringSlotOffset(j), stats, dQ);
+      closeSkippable(skippable, eachCarried);
+      emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+             [&] { e.mbarrierArrive(ringBarrier(j, kRingEmpty)); });
+      scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+    }
+    unflattenCarried(eachCarried, loop.getResults());
+    storeQueryGradient(dQ);
+  };
+  emitWarpSpecializedRoles(/*fullArrivals=*/1, producer, consumer);
+}
+
+} // namespace flashjit::detail
