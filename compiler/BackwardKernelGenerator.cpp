@@ -19,6 +19,11 @@
 //     dK += dSᵀ Q. The transposed products keep every operand in the layout
 //     the forward's GEMMs read (P from the accumulators, B from ldmatrix).
 //
+// With the tile switch `warp_specialized` (sm_90a) the same steps run in the
+// loops of WarpSpecializedBackwardLoops.cpp: a TMA producer warpgroup feeds
+// the tiles (and the key-block kernels' LSE and Δ) through an mbarrier ring,
+// the consumer warpgroups compute with no block-wide barrier.
+//
 // With a mask region, a step whose block the region keeps nothing of (by
 // interval evaluation, MaskIntervals.cpp) is neither loaded nor computed,
 // wherever it lies in the range (the dQ kernel's key range is also trimmed

@@ -36,11 +36,13 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     every product, with `pv_wgmma`; see flash.attention_bwd);
     `pv_wgmma` (Hopper, sm_90a): O += P V on wgmma, P from registers and V from
     128-byte swizzled shared memory read N-major;
-    `warp_specialized` (Hopper, sm_90a, with both wgmma switches): one more
-    warpgroup, a producer that loads Q, K and V with TMA
+    `warp_specialized` (Hopper, sm_90a, with both wgmma switches, two stages
+    or more): one more warpgroup, a producer that loads Q, K and V with TMA
     (`cp.async.bulk.tensor`) into an mbarrier-guarded ring and gives its
-    registers to the `warps` consumer warps (`setmaxnreg`), which overlap the
-    softmax of one key block with the P·V wgmma of the previous one;
+    registers to the `warps` consumer warps (`setmaxnreg`; 4 or 8 warps, the
+    forward 8), which overlap the softmax of one key block with the P·V
+    wgmma of the previous one (the backward kernels: resident and streamed
+    tiles likewise, no block-wide barrier in the loop);
     `persistent` (with `warp_specialized`): the runtime launches one block per
     SM and each walks many (query block, head, batch) tiles, loading the next
     tile's Q and K/V while it finishes the last (without it, one block a tile);

@@ -217,8 +217,11 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     tile may set `qk_wgmma` and `pv_wgmma` (together: every shared tile feeds
     both kinds of product): all five products on wgmma from 128-byte
     swizzled tiles, one warpgroup per 64 owned rows (owned rows = 16 ·
-    warps), at most 256 streamed rows; `warp_specialized` and `persistent`
-    are not available here.
+    warps), at most 256 streamed rows; with `warp_specialized` a TMA
+    producer warpgroup feeds them (Q, dO, K and V then come as tensor-map
+    parameters; the key-block kernels' producer also stages each step's
+    −lse·log2e and Δ in shared memory); `persistent` and `tma_store` are
+    not available here.
 
     ```mlir
     flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s
