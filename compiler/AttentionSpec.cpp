@@ -161,7 +161,8 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
                                                     queryBlocksOuter ? t.m : t.n,
                                                     queryBlocksOuter ? t.n : t.m, t.stages,
                                                     t.qkWgmma, addsQueryGradient(kind),
-                                                    t.warpSpecialized);
+                                                    t.warpSpecialized,
+                                                    t.warpSpecialized && !queryBlocksOuter);
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
@@ -266,50 +267,27 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
     return aux.tile;
   }
   t.stages = 2;
-  if (arch == "sm_90a" && headDimQK % 16 == 0 && headDimV % 16 == 0 && d >= 64) {
-    // Hopper: every product on wgmma, one warpgroup (64 owned rows) a block:
-    // in the H100 sweep (bench/results/h100-backward-wgmma.md) one warpgroup
-    // beat two by 1.01-1.15x per kernel (two or three blocks share an SM and
-    // overlap each other's waits). The step (streamed rows) is as wide as the
-    // registers allow without spilling (ptxas -v): the dQ kernel holds dQ, S
-    // and dP; the key-block kernels dK and/or dV, Sᵀ, dPᵀ, and LSE and Δ of
-    // the step's queries.
+  const bool hopper = arch == "sm_90a" && headDimQK % 16 == 0 && headDimV % 16 == 0 && d >= 64;
+  if (hopper) {
+    // Hopper: every product on wgmma; with cp.async rings one warpgroup (64
+    // owned rows) a block: in the H100 sweep (bench/results/
+    // h100-backward-wgmma.md) one warpgroup beat two by 1.01-1.15x per kernel
+    // (two or three blocks share an SM and overlap each other's waits). The
+    // step (streamed rows) is as wide as the registers allow without
+    // spilling (ptxas -v): the dQ kernel holds dQ, S and dP; the key-block
+    // kernels dK and/or dV, Sᵀ, dPᵀ, and LSE and Δ of the step's queries.
     t.qkWgmma = t.pvWgmma = true;
     t.warps = 4;
     if (kind == KernelKind::BackwardDQ) {
       t.m = 64;
       t.n = d <= 128 ? 64 : 32;
       t.stages = d > 64 && d <= 128 ? 1 : 2;
-      // Up to d = 128 with a TMA producer warpgroup, 128 keys a step: one
-      // consumer warpgroup at d = 64 (two blocks an SM), two above (one):
-      // H200 fwd+bwd +9-11% at d = 128 from s = 4096, +4-5% at d = 64
-      // s = 16384, -2-4% at s <= 1024 there
-      // (bench/results/h200-backward-warp-specialized.md).
-      if (d <= 128) {
-        t.warpSpecialized = true;
-        t.n = 128;
-        t.stages = 2;
-        if (d > 64) {
-          t.m = 128;
-          t.warps = 8;
-        }
-      }
     } else {
       t.n = 64;
       t.m = d <= 64 || kind == KernelKind::BackwardDV ? 64 : 32;
-      if (kind == KernelKind::BackwardDKV && d <= 128)
-        t.m = 64; // warp-specialized (below): LSE and Δ wait in shared memory, not registers
       if (kind == KernelKind::BackwardDKQ && d > 192)
         t.m = 16; // dK (128 registers at d = 256) and a dQ chunk: 32 query rows spill
       t.stages = d <= 64 ? 2 : 3;
-      // Up to d = 128 with a TMA producer warpgroup beside the one consumer
-      // (two blocks an SM), two stages: H200, fwd+bwd 1.16-1.33x the cp.async
-      // tile at d = 128 (64 queries a step), 1.16-1.28x at d = 64
-      // (bench/results/h200-backward-warp-specialized.md).
-      if (d <= 128) {
-        t.warpSpecialized = true;
-        t.stages = 2;
-      }
     }
   } else {
     // Four warps on mma.sync. The dQ kernel holds S, dP and dQ per warp: two
@@ -328,17 +306,37 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       t.m = 32;
     }
   }
-  auto fits = [&] {
+  auto fits = [&](const TileConfig &c) {
     return maxSharedMemory <= 0 ||
-           backwardLayout(kind, headDimQK, headDimV, t).totalBytes <= maxSharedMemory;
+           backwardLayout(kind, headDimQK, headDimV, c).totalBytes <= maxSharedMemory;
   };
-  while (!fits() && t.stages > (t.warpSpecialized ? 2 : 1))
-    --t.stages;
-  if (!fits() && t.warpSpecialized) { // the producer needs a two-slot ring: without it
-    t.warpSpecialized = false;
-    while (!fits() && t.stages > 1)
-      --t.stages;
+  // Up to d = 128 on Hopper both kernels take a TMA producer warpgroup
+  // (bench/results/h200-backward-warp-specialized.md, H200 fwd+bwd):
+  //   dQ: 128 keys a step, one consumer warpgroup at d = 64 (two blocks an
+  //     SM), two above (one): +9-11% at d = 128 from s = 4096, +4-5% at
+  //     d = 64 s = 16384, -2-4% at s <= 1024 there;
+  //   key blocks: one consumer warpgroup (two blocks an SM), two stages, 64
+  //     queries a step for dK/dV (LSE and Δ wait in shared memory, not in
+  //     registers): 1.16-1.33x the cp.async tile at d = 128, 1.16-1.28x at
+  //     d = 64.
+  if (hopper && d <= 128) {
+    TileConfig ws = t;
+    ws.warpSpecialized = true;
+    ws.stages = 2;
+    if (kind == KernelKind::BackwardDQ) {
+      ws.n = 128;
+      if (d > 64) {
+        ws.m = 128;
+        ws.warps = 8;
+      }
+    } else if (kind == KernelKind::BackwardDKV) {
+      ws.m = 64;
+    }
+    if (fits(ws))
+      return ws;
   }
+  while (!fits(t) && t.stages > 1)
+    --t.stages;
   return t;
 }
 

@@ -2,8 +2,8 @@
 //
 // Private to compiler/: the BackwardGenerator shared by the backward's main
 // loops (BackwardKernelGenerator.cpp: the kernels, the math and the cp.async
-// loops; WarpSpecializedBackwardLoops.cpp: the key-block kernels' TMA
-// producer and wgmma consumers).
+// loops; WarpSpecializedBackwardLoops.cpp: both kernels' TMA producer and
+// wgmma consumers).
 //
 #ifndef FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
 #define FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H

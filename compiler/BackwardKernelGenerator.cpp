@@ -373,7 +373,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
            firstQueryRow, seqQ);
   e.cpAsyncCommit();
   auto loadKeyValue = [&](Value block, Value firstKey) {
-    Value slotOffset = e.mul(e.remui(block, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+    Value slotOffset = ringSlotOffset(block);
     loadTile(v.smem.queryBytes, slotOffset, v.n, false, kK, kKStride0, kBase, firstKey, seqK);
     loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.n, true, kV, kVStride0, vBase,
              firstKey, seqK);
@@ -422,7 +422,7 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
 
     scf::IfOp skippable =
         openSkippable(v.maskMod ? queryStepNeeded(j, firstKey) : Value(), eachCarried);
-    emitQueryBlockStep(firstKey, e.mul(e.remui(j, e.i32(v.stages)), e.i32(v.smem.stageBytes)),
+    emitQueryBlockStep(firstKey, ringSlotOffset(j),
                        stats, dQ);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
@@ -659,7 +659,7 @@ void BackwardGenerator::emitKeyBlockMainLoop() {
   e.cpAsyncCommit();
   auto loadQueryStep = [&](Value t, const KeyStep &step) {
     emitIf(step.needed, [&] {
-      Value slotOffset = e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes));
+      Value slotOffset = ringSlotOffset(t);
       loadTile(v.smem.queryBytes, slotOffset, v.m, false, kQ, kQStride0,
                tensorBase(kQStride0, step.head, /*querySide=*/true), step.firstQuery, seqQ);
       loadTile(v.smem.queryBytes + v.smem.keyBytes, slotOffset, v.m, true, kDO, kDOStride0,
@@ -718,7 +718,7 @@ void BackwardGenerator::emitKeyBlockMainLoop() {
 
     scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
                                         eachCarried);
-    emitKeyBlockStep(step, stats, e.mul(e.remui(t, e.i32(v.stages)), e.i32(v.smem.stageBytes)),
+    emitKeyBlockStep(step, stats, ringSlotOffset(t),
                      dK, dV);
     closeSkippable(skippable, eachCarried);
     e.barrier(); // every warp is done with this slot before it is refilled
@@ -747,7 +747,7 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
                       : (dk ? KernelKind::BackwardDK : KernelKind::BackwardDV);
   v.hasLse = true;
   v.qkWgmma = v.pvWgmma = op.getTile().getQkWgmma(); // the verifier: both or neither
-  v.warpSpecialized = op.getTile().getWarpSpecialized(); // key-block kernels (the verifier)
+  v.warpSpecialized = op.getTile().getWarpSpecialized(); // not the auxiliary kinds (the verifier)
   v.persistent = false;
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
   const bool queryBlocks = isQueryBlockKind(v.kind);
@@ -759,7 +759,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   v.smem = flash::SharedMemoryLayout::computeBackward(v.headDimQK, v.headDimV, elementBytes,
                                                       ownedRows, streamedRows, v.stages,
                                                       v.qkWgmma, addsQueryGradient(v.kind),
-                                                      v.warpSpecialized);
+                                                      v.warpSpecialized,
+                                                      v.warpSpecialized && !queryBlocks);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
   v.kStepsV = v.smem.paddedHeadDimV / 16;
 

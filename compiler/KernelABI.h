@@ -120,9 +120,11 @@ constexpr int64_t kTensorMapOutputRows = 64;
 // warpgroup keeps a few registers a thread for addresses, the consumer warps
 // take the rest of the block's share of the SM's 64K: one block an SM with
 // two consumer warpgroups (128 x 24 + 256 x 240), two with one (each
-// 128 x 24 + 128 x 232 = 32K) up to head dim 128. (ptxas still holds every
-// instruction to the entry share, 128 a thread at two blocks: a 64 x 256
-// accumulator does not fit, so wider heads keep one block an SM.)
+// 128 x 24 + 128 x 232 = 32K) up to head dim 128. (ptxas allocates the
+// consumers' code up to their setmaxnreg count, but rejects any single
+// instruction that needs more registers than the entry share, 128 a thread
+// at two blocks: a 64 x 256 wgmma accumulator does, so wider heads keep one
+// block an SM.)
 struct WarpSpecializedRegisters {
   int64_t producer, consumer, blocksPerSM;
 };
@@ -202,8 +204,8 @@ enum ParamIndex : int {
   kDropout0 = kVarlen0 + kNumVarlenParams,                // DropoutParam order
   kBlockMask0 = kDropout0 + kNumDropoutParams,            // BlockMaskParam order
   kNumParams = kBlockMask0 + kNumBlockMaskParams,
-  // Warp-specialized key-block kernels only: tensor maps (as the forward's)
-  // of Q and dO in boxes of the step's tile.m rows, K and V of tile.n.
+  // Warp-specialized kernels only: tensor maps (as the forward's) of Q and dO
+  // in boxes of tile.m rows, K and V of tile.n (resident or streamed by kind).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV, kTensorMapDO,
   kNumParamsWarpSpecialized
 };

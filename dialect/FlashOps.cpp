@@ -418,6 +418,9 @@ LogicalResult AttentionBwdOp::verify() {
   if (!keyBlocks && dq == accum) {
     if (getKvCounts())
       return emitOpError("the delta and dQ conversion kernels take no block_mask");
+    if (getTile().getWarpSpecialized() || getTile().getPersistent() || getTile().getTmaStore())
+      return emitOpError("tile: the delta and dQ conversion kernels have no warp_specialized, "
+                         "persistent or tma_store form (every warp reads and writes rows)");
     return verifyTargetArch(*this, getTarget());
   }
   if (failed(verifyScoreModifiers(*this, getMask(), getWindowLeft(), getWindowRight(),
@@ -460,6 +463,7 @@ LogicalResult AttentionBwdOp::verify() {
   }
   auto layout = SharedMemoryLayout::computeBackward(
       dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,
-      tile.getStages(), wgmma, accum, tile.getWarpSpecialized());
+      tile.getStages(), wgmma, accum, tile.getWarpSpecialized(),
+      /*stagedRowStats=*/tile.getWarpSpecialized() && keyBlocks);
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

@@ -52,7 +52,7 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
                                                        int64_t elementBytes, int64_t residentRows,
                                                        int64_t streamRows, int64_t stages,
                                                        bool swizzled, bool gradScoreTile,
-                                                       bool warpSpecialized) {
+                                                       bool warpSpecialized, bool stagedRowStats) {
   SharedMemoryLayout l = compute(headDimQK, headDimV, elementBytes, residentRows, streamRows,
                                  stages, swizzled, swizzled);
   // The second resident tile (dO or V) is V-wide, placed after the first.
@@ -69,8 +69,10 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
     l.totalBytes += scoreBytes + roundUp(residentRows / 64 * streamRows * headDimQK * 4, 1024);
   }
   if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
-    l.stepStatsOffset = l.totalBytes - 1024;
-    l.totalBytes += stages * 2 * streamRows * 4;
+    if (stagedRowStats) {
+      l.stepStatsOffset = l.totalBytes - 1024;
+      l.totalBytes += stages * 2 * streamRows * 4;
+    }
     l.barrierOffset = l.totalBytes - 1024;
     l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
   }

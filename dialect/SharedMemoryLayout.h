@@ -41,11 +41,12 @@ struct SharedMemoryLayout {
   int64_t valueBytes;      // one V tile
   int64_t stageBytes;      // one K/V ring slot (K tile then V tile)
   int64_t alignment;       // of every tile's base: 16, or 1024 for swizzled tiles
-  int64_t barrierOffset;   // warp-specialized: the mbarriers, after the last slot (else 0)
+  int64_t barrierOffset;   // warp-specialized: the mbarriers, after everything else (else 0)
   int64_t gradScoreOffset; // atomic-dQ key-block kernels: dSᵀ of the step, after the ring (else 0)
   int64_t gradQueryOffset; // and each warpgroup's dQ share, [streamRows x d_qk] f32 rows (else 0)
   int64_t stepStatsOffset; // warp-specialized key-block kernels: per stage the step's
-                           // −lse·log2e and Δ, streamRows f32 each, before the mbarriers (else 0)
+                           // −lse·log2e and Δ, streamRows f32 each, before the mbarriers
+                           // (else 0)
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
   // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full and
@@ -59,6 +60,8 @@ struct SharedMemoryLayout {
                                     bool swizzledQK = false, bool swizzledV = false,
                                     bool warpSpecialized = false);
   /// The backward kernels: `residentRows` rows of both resident tiles,
+  /// (`warpSpecialized`: the mbarriers; `stagedRowStats`, the key-block
+  /// kernels', each stage's LSE and Δ of the streamed rows)
   /// `streamRows` rows of each ring slot's pair; with `gradScoreTile` (the
   /// key-block kernels that add dQ, swizzled only) also the step's dS as
   /// the B operand of dQᵀ = Kᵀ dSᵀ: per warpgroup a [streamRows x 64 keys]
@@ -68,7 +71,8 @@ struct SharedMemoryLayout {
                                             int64_t elementBytes, int64_t residentRows,
                                             int64_t streamRows, int64_t stages,
                                             bool swizzled = false, bool gradScoreTile = false,
-                                            bool warpSpecialized = false);
+                                            bool warpSpecialized = false,
+                                            bool stagedRowStats = false);
 };
 
 } // namespace flashjit::flash

@@ -172,7 +172,8 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
               TileConfig ws{m, n, warps, stages, true, true, true};
               if (!limits.maxSharedMemoryPerBlock ||
                   flash::SharedMemoryLayout::computeBackward(p.headDimQK, p.headDimV, 2, owned,
-                                                             streamed, stages, true, addsDQ, true)
+                                                             streamed, stages, true, addsDQ, true,
+                                                             /*stagedRowStats=*/!queryBlocks)
                           .totalBytes <= limits.maxSharedMemoryPerBlock)
                 space.push_back(ws);
             }

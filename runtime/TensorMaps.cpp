@@ -132,7 +132,14 @@ Status encodeBackwardTensorMaps(const CudaDriver &driver, const AttentionBackwar
                                 const TileConfig &tile, abi::TensorMap maps[abi::kNumTensorMaps]) {
   if (Status s = checkDriver(driver); !s)
     return s;
-  const AttentionParams &f = p.forward;
+  // With no queries (or no keys) that side's pointers may be null; its maps
+  // are never read then, but need some 16-byte aligned address.
+  AttentionParams f = p.forward;
+  const void *dO = p.dO;
+  const void *any = f.q ? f.q : f.k ? f.k : f.v ? f.v : dO;
+  for (const void **side : {&f.q, &f.k, &f.v, &dO})
+    if (!*side)
+      *side = any;
   const MapExtents x = mapExtents(f);
   if (Status s = encode(driver, "q", f.dtype, f.q, f.headDimQK, x.rowsQ, f.headsQ, x.batch,
                         f.qStride, tile.m, maps[0]);
@@ -140,7 +147,7 @@ Status encodeBackwardTensorMaps(const CudaDriver &driver, const AttentionBackwar
     return s;
   if (Status s = encodeKeyValue(driver, f, tile, maps); !s)
     return s;
-  return encode(driver, "do", f.dtype, p.dO, f.headDimV, x.rowsQ, f.headsQ, x.batch, p.dOStride,
+  return encode(driver, "do", f.dtype, dO, f.headDimV, x.rowsQ, f.headsQ, x.batch, p.dOStride,
                 tile.m, maps[3]);
 }
 

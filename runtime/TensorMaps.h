@@ -27,9 +27,10 @@ Status encodeTensorMaps(const CudaDriver &driver, const AttentionParams &p,
                         const TileConfig &tile, bool packGQA,
                         abi::TensorMap maps[abi::kNumTensorMaps]);
 
-/// The warp-specialized key-block kernels' maps (abi::bwd::kTensorMapQ ..):
-/// Q and dO in boxes of tile.m rows (the step), K and V of tile.n (the
-/// resident keys). `p` must be normalized.
+/// The warp-specialized backward kernels' maps (abi::bwd::kTensorMapQ ..):
+/// Q and dO in boxes of tile.m rows, K and V of tile.n (the key-block
+/// kernels stream the former, the dQ kernel the latter). `p` must be
+/// normalized; an empty side's null pointers are replaced (never read).
 Status encodeBackwardTensorMaps(const CudaDriver &driver, const AttentionBackwardParams &p,
                                 const TileConfig &tile, abi::TensorMap maps[abi::kNumTensorMaps]);
 

@@ -110,10 +110,10 @@ typedef struct flashjit_attention_backward_params {
   float *delta; /* optional fp32 workspace [batch, heads_q, seq_q] ([heads_q, total_q] when
                    varlen); NULL = allocated on the stream */
   int32_t tile_dq[6];  /* m, n, warps, stages, wgmma (1: every product on wgmma, sm_90a;
-                          the warps own m = 16 * warps rows), warp_specialized (key-block
-                          kernels only) of the dQ kernel; all 0 = default */
-  int32_t tile_dkv[6]; /* the same for the dK/dV kernel(s) (the warps own n rows;
-                          warp_specialized 1: a TMA producer warpgroup beside them) */
+                          the warps own m = 16 * warps rows), warp_specialized (1: a TMA
+                          producer warpgroup beside 4 or 8 warps, with wgmma) of the dQ
+                          kernel; all 0 = default */
+  int32_t tile_dkv[6]; /* the same for the dK/dV kernel(s) (the warps own n rows) */
   int32_t atomic_dq; /* 1: dQ summed by bulk reductions in the key-block kernel (sm_90a,
                         wgmma tile; not bit-identical run to run; tile_dq must be 0) */
 } flashjit_attention_backward_params;

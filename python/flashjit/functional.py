@@ -241,10 +241,11 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     not differentiable. atomic_dq=True (sm_90a): the key-block kernel also sums
     dQ into an fp32 accumulator by bulk reductions (no dQ kernel; dQ's last bits
     vary from run to run; slower than the default at d = 128 on an H200).
-    backward_tiles: explicit (m, n, warps, stages[, wgmma]) tiles of the
-    backward's dQ kernel and dK/dV kernel(s), as a pair (wgmma = 1: every
-    product on wgmma, sm_90a, with m = 16 * warps for dQ and n = 16 * warps for
-    dK/dV).
+    backward_tiles: explicit (m, n, warps, stages[, wgmma[, warp_specialized]])
+    tiles of the backward's dQ kernel and dK/dV kernel(s), as a pair (wgmma =
+    1: every product on wgmma, sm_90a, with m = 16 * warps for dQ and n = 16 *
+    warps for dK/dV; warp_specialized = 1: with a TMA producer warpgroup, 4 or
+    8 warps, two stages or more).
 
     FlashAttention-2's score modifiers (forward and backward): window_size
     (left, right) keeps the keys from left before to right after each query's

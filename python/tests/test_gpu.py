@@ -120,9 +120,11 @@ def test_gradients_match_float32_autograd(d, causal, shape):
 
 @pytest.mark.parametrize("tiles", [((64, 32, 4, 2), (32, 64, 4, 2)),          # mma.sync
                                    ((64, 64, 4, 1, 1), (64, 64, 4, 2, 1)),    # wgmma
-                                   ((128, 64, 8, 2, 1), (16, 128, 8, 3, 1))])
+                                   ((128, 64, 8, 2, 1), (16, 128, 8, 3, 1)),
+                                   # wgmma with a TMA producer warpgroup
+                                   ((64, 128, 4, 2, 1, 1), (32, 128, 8, 2, 1, 1))])
 def test_backward_tiles_by_hand(tiles):
-    if any(len(t) == 5 and t[4] for t in tiles) and \
+    if any(len(t) >= 5 and t[4] for t in tiles) and \
             torch.cuda.get_device_capability() != (9, 0):
         pytest.skip("wgmma backward tiles need sm_90a")
     q, k, v = (torch.randn(2, 333, 4, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))

@@ -1,6 +1,9 @@
 //===- InvalidRequestGpuTest.cpp - bad requests get errors, not crashes ---===//
 #include "GpuTestEnvironment.h"
 
+#include <algorithm>
+#include <vector>
+
 using namespace flashjit;
 using flashjit::testing::Gpu;
 
@@ -146,6 +149,60 @@ TEST(InvalidRequest, BadPrefixSumsAreRejected) {
     s = Gpu::get().runtime->attentionBackward(bp, nullptr);
     ASSERT_FALSE(s.isOk()) << c.message;
     EXPECT_NE(s.message().find(c.message), std::string::npos) << s.message();
+  }
+}
+
+} // namespace
+
+namespace {
+
+// A backward with no queries writes dK = dV = 0 and one with no keys dQ = 0;
+// the empty side's pointers may be null (also where the kernels take TMA
+// tensor maps of them). The outputs are poisoned first.
+TEST(InvalidRequest, BackwardWithAnEmptySideWritesZeros) {
+  FLASHJIT_REQUIRE_GPU();
+  Buffers inputs, outputs;
+  const CudaDriver &d = *inputs.d;
+  auto *out = reinterpret_cast<char *>(outputs.base);
+  auto allZero = [&](const void *ptr, size_t bytes) {
+    std::vector<uint8_t> host(bytes);
+    EXPECT_EQ(d.cuMemcpyDtoH(host.data(), reinterpret_cast<CUdeviceptr>(ptr), bytes),
+              CUDA_SUCCESS);
+    return std::all_of(host.begin(), host.end(), [](uint8_t x) { return x == 0; });
+  };
+  const size_t gradBytes = 64 * 2 * 64 * 2; // 64 rows, 2 heads, d 64, 2 bytes
+  for (bool noQueries : {true, false}) {
+    AttentionBackwardParams b;
+    b.forward = inputs.params();
+    AttentionParams &f = b.forward;
+    float *lse = reinterpret_cast<float *>(out + (896 << 10));
+    f.lse = lse;
+    b.dO = out + (128 << 10);
+    b.dQ = out;
+    b.dK = out + (256 << 10);
+    b.dV = out + (512 << 10);
+    if (noQueries) {
+      f.seqQ = 0;
+      f.q = nullptr;
+      f.o = nullptr;
+      f.lse = nullptr;
+      b.dO = nullptr;
+      b.dQ = nullptr;
+    } else {
+      f.seqK = 0;
+      f.k = nullptr;
+      f.v = nullptr;
+    }
+    ASSERT_EQ(d.cuMemsetD8(outputs.base, 0xff, 1 << 20), CUDA_SUCCESS); // NaN in bf16
+    Status s = Gpu::get().runtime->attentionBackward(b, nullptr);
+    ASSERT_TRUE(s.isOk()) << (noQueries ? "no queries: " : "no keys: ") << s.message();
+    ASSERT_EQ(d.cuCtxSynchronize(), CUDA_SUCCESS);
+    if (noQueries) {
+      EXPECT_TRUE(allZero(b.dK, gradBytes)) << "dK of a backward with no queries";
+      EXPECT_TRUE(allZero(b.dV, gradBytes)) << "dV of a backward with no queries";
+    } else {
+      EXPECT_TRUE(allZero(b.dQ, gradBytes)) << "dQ of a backward with no keys";
+    }
   }
 }
 

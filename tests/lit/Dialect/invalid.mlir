@@ -255,6 +255,19 @@ func.func @backward_wgmma_needs_sm90a(%q: !t, %lse: !stats, %s: f32) {
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
+func.func @backward_delta_not_warp_specialized(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the delta and dQ conversion kernels have no warp_specialized, persistent or tma_store form}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats ->
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
 func.func @backward_not_persistent(%q: !t, %lse: !stats, %s: f32) {
   // expected-error @+1 {{tile: the backward kernels have no persistent or tma_store form}}
   flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
