@@ -228,6 +228,14 @@ private:
   /// `warp` counts them from 0) and emits each role's code.
   void emitWarpSpecializedRoles(int64_t fullArrivals, llvm::function_ref<void()> producer,
                                 llvm::function_ref<void()> consumer);
+  /// A ring step of the producer: the streamed pair's first row and head
+  /// (and, where stepAt knows it, whether it is loaded).
+  struct RingStep {
+    Value firstRow, headIndex, needed;
+  };
+  void emitTmaProducer(bool streamQueries, Value residentRow, Value residentHead, Value steps,
+                       llvm::function_ref<RingStep(Value)> stepAt,
+                       llvm::function_ref<Value(Value, const RingStep &)> neededAt);
   // The ring: slot t % stages, its k-th use waits for parity k & 1.
   Value ringParity(Value t);
   Value ringSlotOffset(Value t);            // byte offset of the slot's tiles

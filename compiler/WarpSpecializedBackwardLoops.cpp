@@ -74,6 +74,54 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals,
   consumer();
 }
 
+// The producer's TMA thread: the resident pair (K and V, or Q and dO) once
+// onto the resident barrier, then each step's streamed pair into its slot;
+// a step not needed (neededAt, asked once the slot is free) completes its
+// slot's phase without loading.
+void BackwardGenerator::emitTmaProducer(
+    bool streamQueries, Value residentRow, Value residentHead, Value steps,
+    llvm::function_ref<RingStep(Value)> stepAt,
+    llvm::function_ref<Value(Value, const RingStep &)> neededAt) {
+  using namespace abi::bwd;
+  struct Pair {
+    int first, second; // tensor maps (Q/K-wide, then V-wide)
+    bool query;
+    int64_t rows;
+  };
+  const Pair queries{kTensorMapQ, kTensorMapDO, true, v.m}, keyPair{kTensorMapK, kTensorMapV,
+                                                                     false, v.n};
+  const Pair &resident = streamQueries ? keyPair : queries;
+  const Pair &streamed = streamQueries ? queries : keyPair;
+  auto pairBytes = [&](const Pair &p) {
+    return (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * p.rows * 2;
+  };
+  Value residentFull = barrierAt(v.smem.barrierOffset);
+  e.mbarrierArriveExpectTx(residentFull, pairBytes(resident));
+  emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
+                 residentRow, residentHead, residentFull);
+  emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
+                 Value(), v.headDimV, residentRow, residentHead, residentFull);
+
+  auto loop = scf::ForOp::create(b, loc, e.i32(0), steps, e.i32(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  Value t = loop.getInductionVar();
+  RingStep step = stepAt(t);
+  waitRingEmpty(t);
+  Value full = ringBarrier(t, kRingFull);
+  auto load = scf::IfOp::create(b, loc, neededAt(t, step), /*withElseRegion=*/true);
+  b.setInsertionPoint(load.thenBlock()->getTerminator());
+  e.mbarrierArriveExpectTx(full, pairBytes(streamed));
+  Value slot = ringSlotOffset(t);
+  emitTensorLoad(streamed.first, streamed.query, streamed.rows, v.smem.queryBytes, slot,
+                 v.headDimQK, step.firstRow, step.headIndex, full);
+  emitTensorLoad(streamed.second, streamed.query, streamed.rows,
+                 v.smem.queryBytes + v.smem.keyBytes, slot, v.headDimV, step.firstRow,
+                 step.headIndex, full);
+  b.setInsertionPoint(load.elseBlock()->getTerminator());
+  e.mbarrierArrive(full); // nothing to load: the phase still completes
+}
+
 void BackwardGenerator::emitKeyBlockWarpSpecialized() {
   using namespace abi::bwd;
   Value residentFull = barrierAt(v.smem.barrierOffset);
@@ -83,32 +131,13 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
   };
   auto producer = [&] {
     emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-      const int64_t residentBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.n * 2;
-      e.mbarrierArriveExpectTx(residentFull, residentBytes);
-      emitTensorLoad(kTensorMapK, /*query=*/false, v.n, 0, Value(), v.headDimQK, keys.first,
-                     headK, residentFull);
-      emitTensorLoad(kTensorMapV, /*query=*/false, v.n, v.smem.residentSecondOffset, Value(),
-                     v.headDimV, keys.first, headK, residentFull);
-
-      const int64_t stepBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.m * 2;
-      auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPoint(loop.getBody()->getTerminator());
-      Value t = loop.getInductionVar();
-      KeyStep step = keyStepAt(t);
-      waitRingEmpty(t);
-      Value full = ringBarrier(t, kRingFull);
-      auto load = scf::IfOp::create(b, loc, step.needed, /*withElseRegion=*/true);
-      OpBuilder::InsertionGuard branchGuard(b);
-      b.setInsertionPoint(load.thenBlock()->getTerminator());
-      e.mbarrierArriveExpectTx(full, stepBytes);
-      Value slot = ringSlotOffset(t);
-      emitTensorLoad(kTensorMapQ, /*query=*/true, v.m, v.smem.queryBytes, slot, v.headDimQK,
-                     step.firstQuery, step.head, full);
-      emitTensorLoad(kTensorMapDO, /*query=*/true, v.m, v.smem.queryBytes + v.smem.keyBytes,
-                     slot, v.headDimV, step.firstQuery, step.head, full);
-      b.setInsertionPoint(load.elseBlock()->getTerminator());
-      e.mbarrierArrive(full); // nothing to load: the phase still completes
+      emitTmaProducer(
+          /*streamQueries=*/true, keys.first, headK, keys.steps,
+          [&](Value t) {
+            KeyStep step = keyStepAt(t);
+            return RingStep{step.firstQuery, step.head, step.needed};
+          },
+          [](Value, const RingStep &step) { return step.needed; });
     });
     // Warp 1: the row statistics of each step's queries, a lane a query.
     emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(1)), [&] {
@@ -179,33 +208,10 @@ void BackwardGenerator::emitQueryBlockWarpSpecialized() {
   Value residentFull = barrierAt(v.smem.barrierOffset);
   auto producer = [&] {
     emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-      const int64_t residentBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.m * 2;
-      e.mbarrierArriveExpectTx(residentFull, residentBytes);
-      emitTensorLoad(kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK, firstQueryRow,
-                     head, residentFull);
-      emitTensorLoad(kTensorMapDO, /*query=*/true, v.m, v.smem.residentSecondOffset, Value(),
-                     v.headDimV, firstQueryRow, head, residentFull);
-
-      const int64_t stepBytes = (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * v.n * 2;
-      auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPoint(loop.getBody()->getTerminator());
-      Value j = loop.getInductionVar();
-      Value firstKey = queryStepKey(j);
-      waitRingEmpty(j);
-      Value full = ringBarrier(j, kRingFull);
-      auto load = scf::IfOp::create(b, loc, queryStepNeeded(j, firstKey),
-                                    /*withElseRegion=*/true);
-      OpBuilder::InsertionGuard branchGuard(b);
-      b.setInsertionPoint(load.thenBlock()->getTerminator());
-      e.mbarrierArriveExpectTx(full, stepBytes);
-      Value slot = ringSlotOffset(j);
-      emitTensorLoad(kTensorMapK, /*query=*/false, v.n, v.smem.queryBytes, slot, v.headDimQK,
-                     firstKey, headK, full);
-      emitTensorLoad(kTensorMapV, /*query=*/false, v.n, v.smem.queryBytes + v.smem.keyBytes,
-                     slot, v.headDimV, firstKey, headK, full);
-      b.setInsertionPoint(load.elseBlock()->getTerminator());
-      e.mbarrierArrive(full); // nothing to load: the phase still completes
+      emitTmaProducer(
+          /*streamQueries=*/false, firstQueryRow, head, numBlocks,
+          [&](Value j) { return RingStep{queryStepKey(j), headK, Value()}; },
+          [&](Value j, const RingStep &step) { return queryStepNeeded(j, step.firstRow); });
     });
   };
 

@@ -21,20 +21,22 @@ using flashjit::testing::gridCase;
 
 namespace {
 
+// The backward grids' shapes (see backwardGrid).
+const Shape kShapes[] = {
+    {1, 1, 1, 1, 1},       {3, 17, 17, 6, 6},      {1, 1000, 1000, 12, 4},
+    {2, 4097, 4097, 1, 1}, {1, 17, 1000, 4, 4},    {3, 1000, 17, 6, 2},
+};
+
 // The forward's odd sizes: one token, 17, 1000 with GQA 3:1, 4097, and
 // seq_q != seq_k both ways (causal: bottom-right aligned, so some queries see
 // no key and some keys no query); head dims 8..256 (two and three kernels).
 // On sm_90a also the atomic-dQ kernels (the same grid at d = 64, 128, 256).
 std::vector<CheckCase> backwardGrid() {
-  const Shape shapes[] = {
-      {1, 1, 1, 1, 1},       {3, 17, 17, 6, 6},      {1, 1000, 1000, 12, 4},
-      {2, 4097, 4097, 1, 1}, {1, 17, 1000, 4, 4},    {3, 1000, 17, 6, 2},
-  };
   std::vector<CheckCase> cases;
   uint64_t seed = 9000;
   for (int64_t d : {8, 40, 64, 96, 128, 160, 256})
     for (bool causal : {false, true})
-      for (const Shape &s : shapes)
+      for (const Shape &s : kShapes)
         cases.push_back(gridCase(s, d, causal, seed++));
   CheckCase mixed = gridCase({2, 333, 517, 4, 2}, 192, true, seed++);
   mixed.headDimV = 128;
@@ -44,7 +46,7 @@ std::vector<CheckCase> backwardGrid() {
   cases.push_back(gridCase({1, 259, 300, 14, 2}, 128, false, seed++));
   for (int64_t d : {64, 128, 256})
     for (bool causal : {false, true})
-      for (const Shape &s : shapes) {
+      for (const Shape &s : kShapes) {
         CheckCase c = gridCase(s, d, causal, seed++);
         c.atomicQueryGradient = true;
         cases.push_back(c);
@@ -107,15 +109,11 @@ TileConfig ws(int64_t m, int64_t n, int64_t warps, int64_t stages) {
 // split dK and dV kernels), deterministic (the dQ kernel warp-specialized
 // too) and atomic dQ.
 std::vector<CheckCase> backwardWarpSpecializedGrid() {
-  const Shape shapes[] = {
-      {1, 1, 1, 1, 1},       {3, 17, 17, 6, 6},      {1, 1000, 1000, 12, 4},
-      {2, 4097, 4097, 1, 1}, {1, 17, 1000, 4, 4},    {3, 1000, 17, 6, 2},
-  };
   std::vector<CheckCase> cases;
   uint64_t seed = 9700;
   for (int64_t d : {64, 128, 256})
     for (bool causal : {false, true})
-      for (const Shape &s : shapes)
+      for (const Shape &s : kShapes)
         for (bool atomic : {false, true}) {
           CheckCase c = gridCase(s, d, causal, seed++);
           c.tileDKV = ws(d <= 128 ? 32 : 16, 64, 4, 2);
