@@ -296,6 +296,10 @@ protected:
   // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
   void emitWarpSpecializedMainLoop();
   void emitTileLoop(const std::function<Value(Value, Value)> &body);
+  void emitTileCoordinatesOf(Value tile); // the warp-specialized tile order
+  Value tileQueryBlocks();
+  Value tileHeads();
+  Value currentTile;                      // of emitTileLoop's body
   void emitProducer();
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer

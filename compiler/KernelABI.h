@@ -148,12 +148,13 @@ constexpr int64_t kTensorMapBoxColumns = 64;
 
 // Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch.
 // Warp-specialized kernels: grid x = the (query block, head, batch) tiles, or
-// with the persistent switch min(tiles, SMs); each block walks the tiles
-// x, x + gridDim.x, ...
+// with the persistent switch min(tiles, blocks the SMs hold at once); each
+// block walks the tiles x, x + gridDim.x, ...
 // Block: TileConfig::threads(). Dynamic shared memory: SharedMemoryLayout::totalBytes.
-inline int64_t persistentGridSize(int64_t tiles, int64_t smCount) {
-  return tiles < smCount ? tiles : smCount;
+inline int64_t persistentGridSize(int64_t tiles, int64_t residentBlocks) {
+  return tiles < residentBlocks ? tiles : residentBlocks;
 }
+
 // GQA-packed forward tiles (AttentionSpec::packGQA) hold whole queries of
 // every head of a group: this many a tile of m rows (0: the group does not
 // fit); the grid's x walks ceil(seq_q / that) blocks, its y the key/value

@@ -55,21 +55,40 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
   return sharedAt(offset);
 }
 
+// Tile `tile`'s coordinates (query block, head, batch): a head's query
+// blocks in a row (its K/V stay in L2), heaviest first for causal masks.
+// (Sections of several heads' heaviest blocks first, FlashAttention-3's
+// order, ran up to 13% slower on an H200 at short sequences and no faster
+// at long ones: bench/results/h200-forward-short-problems.md.)
+// Everything from the kernel parameters, so a persistent block can redo it
+// after its key-block loop instead of keeping it in registers.
+void Generator::emitTileCoordinatesOf(Value tile) {
+  Value queryBlocks = tileQueryBlocks(), headsQ = tileHeads();
+  Value headBatch = e.divui(tile, queryBlocks);
+  Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
+  emitTileCoordinates(heaviestFirst, e.remui(headBatch, headsQ), e.divui(headBatch, headsQ));
+}
+
+// Query blocks a head has (of the longest sequence when varlen) and the heads
+// of tiles: packed GQA tiles walk (query, head) rows of each key/value head.
+Value Generator::tileQueryBlocks() {
+  Value rows = v.packGQA ? e.mul(arg(abi::kSeqQ), groupSize()) : arg(abi::kSeqQ);
+  return e.ceilDiv(rows, tileRows());
+}
+
+Value Generator::tileHeads() {
+  return v.packGQA ? e.divui(arg(abi::kHeadsQ), groupSize()) : arg(abi::kHeadsQ);
+}
+
 // for (tile = blockIdx.x; tile < tiles; tile += gridDim.x), carrying the key
 // blocks and tiles this block has done (for the barrier phases); `body` sets
 // the tile's coordinates up and returns how many key blocks it had.
 // Varlen tiles past their sequence's end (the grid fits the longest) are
 // skipped and count neither blocks nor tiles.
 void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
-  // Of the longest sequence when varlen; packed GQA tiles walk (query, head)
-  // rows of each key/value head.
-  Value rows = v.packGQA ? e.mul(arg(abi::kSeqQ), groupSize()) : arg(abi::kSeqQ);
-  Value queryBlocks = e.ceilDiv(rows, tileRows());
-  Value headsQ = v.packGQA ? e.divui(arg(abi::kHeadsQ), groupSize()) : arg(abi::kHeadsQ);
   auto setTile = [&](Value tile) {
-    Value headBatch = e.divui(tile, queryBlocks);
-    Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
-    emitTileCoordinates(heaviestFirst, e.remui(headBatch, headsQ), e.divui(headBatch, headsQ));
+    currentTile = tile;
+    emitTileCoordinatesOf(tile);
   };
   // (key blocks, tiles) the tile adds to the counts.
   auto runTile = [&](Value blocksDone, Value tileParity) -> std::pair<Value, Value> {
@@ -92,7 +111,7 @@ void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
     runTile(e.i32(0), e.i32(0));
     return;
   }
-  Value tiles = e.mul(e.mul(queryBlocks, headsQ), arg(abi::kBatch));
+  Value tiles = e.mul(e.mul(tileQueryBlocks(), tileHeads()), arg(abi::kBatch));
   Value zero = e.i32(0);
   OpBuilder::InsertionGuard guard(b);
   scf::ForOp loop = openLoop(b, loc, e.blockId(0), tiles, e.gridDim(0), ValueRange{zero, zero});
@@ -156,38 +175,40 @@ void Generator::emitProducer() {
   e.setMaxRegisters(abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV)).producer, /*increase=*/false);
   const int64_t keyBytes = v.smem.paddedHeadDimQK * v.n * 2;
   const int64_t valueBytes = v.smem.paddedHeadDimV * v.n * 2;
+  // Key or value block j of the tile into ring slot (blocksDone + j) % stages,
+  // once the consumers have emptied it.
+  auto loadBlock = [&](Value blocksDone, Value j, bool key) {
+    Value ring = e.add(blocksDone, j);
+    Value slot = e.remui(ring, e.i32(v.stages));
+    Value emptyParity = arith::XOrIOp::create(
+        b, loc, e.andi(e.divui(ring, e.i32(v.stages)), e.i32(1)), e.i32(1));
+    e.mbarrierWait(stageBarrier(slot, key ? kKeyEmpty : kValueEmpty), emptyParity);
+    Value full = stageBarrier(slot, key ? kKeyFull : kValueFull);
+    e.mbarrierArriveExpectTx(full, key ? keyBytes : valueBytes);
+    emitTensorLoad(key ? abi::kTensorMapK : abi::kTensorMapV, /*query=*/false, v.n,
+                   v.smem.queryBytes + (key ? 0 : v.smem.keyBytes),
+                   e.mul(slot, e.i32(v.smem.stageBytes)), key ? v.headDimQK : v.headDimV,
+                   keyBlockStart(j), headK, full);
+  };
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     emitTileLoop([&](Value blocksDone, Value tileParity) {
-      // The consumers are done with the last tile's Q.
+      // K_0 first: it needs only a ring slot, which the last tile's Q Kᵀ
+      // freed long ago, while Q waits for the last tile to finish with Q.
+      Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
+      emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/true); });
       e.mbarrierWait(barrierAt(v.smem.barrierOffset + 8), arith::XOrIOp::create(
                                                               b, loc, tileParity, e.i32(1)));
       Value queryFull = barrierAt(v.smem.barrierOffset);
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
       emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK,
                      firstQueryRow, head, queryFull);
+      emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/false); });
 
-      auto loop = scf::ForOp::create(b, loc, e.i32(0), numBlocks, e.i32(1));
+      auto loop = scf::ForOp::create(b, loc, e.i32(1), e.maxsi(numBlocks, e.i32(1)), e.i32(1));
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(loop.getBody()->getTerminator());
-      Value j = loop.getInductionVar();
-      Value ring = e.add(blocksDone, j);
-      Value slot = e.remui(ring, e.i32(v.stages));
-      Value emptyParity = arith::XOrIOp::create(
-          b, loc, e.andi(e.divui(ring, e.i32(v.stages)), e.i32(1)), e.i32(1));
-      Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
-      Value firstKey = keyBlockStart(j);
-
-      e.mbarrierWait(stageBarrier(slot, kKeyEmpty), emptyParity);
-      Value keyFull = stageBarrier(slot, kKeyFull);
-      e.mbarrierArriveExpectTx(keyFull, keyBytes);
-      emitTensorLoad(abi::kTensorMapK, /*query=*/false, v.n, v.smem.queryBytes, slotOffset,
-                     v.headDimQK, firstKey, headK, keyFull);
-
-      e.mbarrierWait(stageBarrier(slot, kValueEmpty), emptyParity);
-      Value valueFull = stageBarrier(slot, kValueFull);
-      e.mbarrierArriveExpectTx(valueFull, valueBytes);
-      emitTensorLoad(abi::kTensorMapV, /*query=*/false, v.n, v.smem.queryBytes + v.smem.keyBytes,
-                     slotOffset, v.headDimV, firstKey, headK, valueFull);
+      loadBlock(blocksDone, loop.getInductionVar(), /*key=*/true);
+      loadBlock(blocksDone, loop.getInductionVar(), /*key=*/false);
       return numBlocks;
     });
   });
@@ -247,15 +268,28 @@ void Generator::emitConsumer() {
 
   // Ping-pong: warpgroup w issues its GEMMs after bar.sync on barrier 1 + w
   // and then lets the other go (bar.arrive on its barrier). Each issues
-  // numBlocks + 1 times; warpgroup 1 opens with one arrival so warpgroup 0
-  // goes first and skips its last one so no arrival is left pending.
+  // numBlocks + 1 times a tile, so the turns run on from tile to tile: one
+  // warpgroup's first Q Kᵀ of the next tile goes while the other finishes
+  // this one. Warpgroup 1 opens with one arrival so warpgroup 0 goes first;
+  // warpgroup 0 takes one more turn at the end so no arrival is left
+  // pending. A lone consumer warpgroup (two blocks an SM) takes no turns:
+  // the other block's warpgroup fills the tensor cores' gaps.
+  const bool pingPong = v.warps == 8; // two consumer warpgroups
   Value warpgroup = e.shrui(warp, 2);
   Value myTurn = e.add(warpgroup, e.i32(1));
   Value otherTurn = e.sub(e.i32(2), warpgroup);
   const int64_t turnThreads = 2 * 128;
-  auto beginIssue = [&] { e.namedBarrierSync(myTurn, turnThreads); };
-  auto endIssue = [&] { e.namedBarrierArrive(otherTurn, turnThreads); };
+  auto beginIssue = [&] {
+    if (pingPong)
+      e.namedBarrierSync(myTurn, turnThreads);
+  };
+  auto endIssue = [&] {
+    if (pingPong)
+      e.namedBarrierArrive(otherTurn, turnThreads);
+  };
 
+  Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
+  emitIf(secondWarpgroup, endIssue);
   emitTileLoop([&](Value blocksDone, Value tileParity) {
     Value zero = e.f32(0.0), zeroPacked = e.i32(0);
     std::fill(o.begin(), o.end(), zero);
@@ -265,8 +299,6 @@ void Generator::emitConsumer() {
     rowSum.assign(2, zero);
     e.mbarrierWait(barrierAt(v.smem.barrierOffset), tileParity);
     Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
-    Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
-    emitIf(arith::AndIOp::create(b, loc, any, secondWarpgroup), endIssue);
 
     // Block 0: scores and softmax only (O is still zero).
     withState(any, [&] {
@@ -330,14 +362,17 @@ void Generator::emitConsumer() {
       beginIssue();
       e.wgmmaFence();
       std::vector<Value> issued = issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes)));
-      emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), endIssue);
+      endIssue();
       o = e.wgmmaWaitFor(0, issued);
       release(stageBarrier(slot, kValueEmpty)); // the next tile reuses the ring
     });
 
+    if (v.persistent) // recomputed rather than held in registers through the loop
+      emitTileCoordinatesOf(currentTile);
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
   });
+  emitIf(e.logicalNot(secondWarpgroup), beginIssue);
 }
 
 // Row (i, h) of this warp's O fragments at the Q tile's place for it: the

@@ -39,13 +39,15 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `warp_specialized` (Hopper, sm_90a, with both wgmma switches, two stages
     or more): one more warpgroup, a producer that loads Q, K and V with TMA
     (`cp.async.bulk.tensor`) into an mbarrier-guarded ring and gives its
-    registers to the `warps` consumer warps (`setmaxnreg`; 4 or 8 warps, the
-    forward 8), which overlap the softmax of one key block with the P·V
-    wgmma of the previous one (the backward kernels: resident and streamed
-    tiles likewise, no block-wide barrier in the loop);
-    `persistent` (with `warp_specialized`): the runtime launches one block per
-    SM and each walks many (query block, head, batch) tiles, loading the next
-    tile's Q and K/V while it finishes the last (without it, one block a tile);
+    registers to the `warps` consumer warps (`setmaxnreg`; 4 or 8 warps:
+    one consumer warpgroup, two blocks an SM up to d = 128, or two taking
+    turns on the tensor cores), which overlap the softmax of one key block
+    with the P·V wgmma of the previous one (the backward kernels: resident
+    and streamed tiles likewise, no block-wide barrier in the loop);
+    `persistent` (with `warp_specialized`): the runtime launches as many
+    blocks as the SMs hold and each walks many (query block, head, batch)
+    tiles, loading the next tile's K/V and Q while it finishes the last
+    (without it, one block a tile);
     `tma_store` (with `warp_specialized`): each consumer warpgroup writes its
     64 rows of O into the Q tile's shared memory (Q is not read again) and one
     thread stores them with TMA (`cp.async.bulk.tensor` to global, bounds

@@ -324,11 +324,6 @@ LogicalResult AttentionOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
-  if (tile.getWarpSpecialized() && tile.getWarps() != 8)
-    return emitOpError() << "tile: the warp-specialized forward needs warps = 8 (two consumer "
-                            "warpgroups taking turns on the tensor cores, 24 + 2 x 240 "
-                            "registers a thread), got "
-                         << tile.getWarps();
   if (failed(verifyOwnedRows(*this, tile, "m", tile.getM())) ||
       failed(verifyTargetArch(*this, getTarget())))
     return failure();

@@ -20,7 +20,8 @@ namespace flashjit {
   X(cuGetErrorName) X(cuGetErrorString) X(cuMemAlloc) X(cuMemFree) X(cuMemcpyHtoD)            \
   X(cuMemcpyDtoH) X(cuMemsetD8) X(cuStreamSynchronize) X(cuEventCreate) X(cuEventRecord)      \
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy) X(cuPointerGetAttribute)          \
-  X(cuTensorMapEncodeTiled) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemsetD32Async)
+  X(cuTensorMapEncodeTiled) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemsetD32Async)          \
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
 
 struct CudaDriver {
 #define FLASHJIT_DECLARE(name) decltype(&::name) name = nullptr;

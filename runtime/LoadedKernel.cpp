@@ -36,6 +36,13 @@ Status LoadedKernel::load(const CudaDriver &driver, const std::string &image,
     return Status::error(s.message() + " (kernel " + name + " wants " +
                          std::to_string(sharedMemoryBytes) + " bytes)");
   driver.cuFuncGetAttribute(&k.registers_, CU_FUNC_ATTRIBUTE_NUM_REGS, k.function_);
+  // What registers and shared memory allow (a persistent grid's size).
+  if (Status s = driver.check("cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                              driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                                  &k.residentBlocksPerSM_, k.function_, int(threads),
+                                  size_t(sharedMemoryBytes)));
+      !s)
+    return Status::error(s.message() + " (kernel " + name + ")");
   out = std::move(k);
   return Status::ok();
 }
@@ -50,6 +57,7 @@ LoadedKernel &LoadedKernel::operator=(LoadedKernel &&o) noexcept {
   std::swap(threads_, o.threads_);
   std::swap(sharedMemoryBytes_, o.sharedMemoryBytes_);
   std::swap(registers_, o.registers_);
+  std::swap(residentBlocksPerSM_, o.residentBlocksPerSM_);
   return *this;
 }
 

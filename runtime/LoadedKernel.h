@@ -38,6 +38,8 @@ public:
                    CUstream stream) const;
   const std::string &name() const { return name_; }
   int registersPerThread() const { return registers_; }
+  /// Blocks of this kernel one SM holds at once (the driver's occupancy).
+  int residentBlocksPerSM() const { return residentBlocksPerSM_; }
 
 private:
   const CudaDriver *driver_ = nullptr;
@@ -45,7 +47,7 @@ private:
   CUfunction function_ = nullptr;
   std::string name_;
   unsigned threads_ = 0, sharedMemoryBytes_ = 0;
-  int registers_ = 0;
+  int registers_ = 0, residentBlocksPerSM_ = 0;
 };
 
 } // namespace flashjit

@@ -52,11 +52,13 @@ TEST_P(AttentionCorrectness, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Grid, AttentionCorrectness, ::testing::ValuesIn(correctnessGrid()),
                          caseName);
 
-// The Hopper switches, each case in six variants: S = Q Kᵀ on wgmma from
+// The Hopper switches, each case in eight variants: S = Q Kᵀ on wgmma from
 // swizzled shared memory; also O += P V on wgmma; the warp-specialized kernel
-// (TMA producer, both GEMMs on wgmma); that kernel on a persistent grid; and
-// both with O stored by TMA (staged where Q was; clipped at seq_q and d_v),
-// on the head dims of that tier and the same odd shapes.
+// (TMA producer, both GEMMs on wgmma); that kernel on a persistent grid;
+// both with O stored by TMA (staged where Q was; clipped at seq_q and d_v);
+// and the last two with one consumer warpgroup (64 rows, no ping-pong, two
+// blocks an SM up to d = 128), on the head dims of that tier and the same
+// odd shapes.
 std::vector<CheckCase> wgmmaGrid() {
   const Shape shapes[] = {
       {1, 1, 1, 1, 1},        {3, 17, 17, 12, 12},   {1, 1000, 1000, 12, 4},
@@ -67,13 +69,14 @@ std::vector<CheckCase> wgmmaGrid() {
   for (int64_t d : {64, 96, 128, 192, 256})
     for (bool causal : {false, true})
       for (const Shape &s : shapes)
-        for (int variant : {0, 1, 2, 3, 4, 5}) {
+        for (int variant : {0, 1, 2, 3, 4, 5, 6, 7}) {
           const bool pv = variant >= 1, warpSpecialized = variant >= 2,
-                     persistent = variant == 3 || variant == 5, tmaStore = variant >= 4;
+                     persistent = variant % 2 == 1 && variant >= 3, tmaStore = variant >= 4,
+                     oneConsumer = variant >= 6;
           CheckCase c = gridCase(s, d, causal, seed++);
           c.headDimV = d == 192 ? 128 : d;
-          c.tile = TileConfig{128, d <= 128 ? 128 : 64, 8, 2, true, pv, warpSpecialized,
-                              persistent, tmaStore};
+          c.tile = TileConfig{oneConsumer ? 64 : 128, d <= 128 ? 128 : 64, oneConsumer ? 4 : 8, 2,
+                              true, pv, warpSpecialized, persistent, tmaStore};
           cases.push_back(c);
         }
   return cases;
@@ -118,7 +121,9 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
                               {64, 128, 4, 2, false, true}, {128, 64, 8, 1, true, true},
                               {128, 64, 8, 3, true, true, true}, {128, 128, 8, 4, true, true, true, true},
                               {128, 176, 8, 2, true, true, true, false, true},
-                              {128, 96, 8, 3, true, true, true, true, true}};
+                              {128, 96, 8, 3, true, true, true, true, true},
+                              {64, 176, 4, 2, true, true, true, false, true},
+                              {64, 96, 4, 3, true, true, true, true, false}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a

@@ -156,17 +156,6 @@ func.func @warp_specialized_needs_two_stages(%q: !t, %s: f32) {
 // -----
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
-func.func @warp_specialized_forward_needs_two_consumers(%q: !t, %s: f32) {
-  // expected-error @+1 {{tile: the warp-specialized forward needs warps = 8 (two consumer warpgroups taking turns on the tensor cores, 24 + 2 x 240 registers a thread), got 4}}
-  flash.attention %q, %q, %q -> %q scale %s
-      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
-       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
-  return
-}
-
-// -----
-
-!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 func.func @warp_specialized_one_or_two_consumers(%q: !t, %s: f32) {
   // expected-error @+2 {{tile: warp_specialized needs warps = 4 or 8 (one or two consumer warpgroups beside the producer's), got 12}}
   flash.attention %q, %q, %q -> %q scale %s
