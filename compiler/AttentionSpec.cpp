@@ -198,13 +198,26 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   return 0;
 }
 
-void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t seqK) {
+void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seqK) {
   if (spec.backward() || !t.warpSpecialized)
     return;
-  const bool shortCausal = spec.mask == Mask::Causal && seqK <= 4096;
-  const bool shortSmallHead = std::max(spec.headDimQK, spec.headDimV) <= 64 && seqK <= 1024;
-  if (shortCausal || shortSmallHead)
+  const bool causal = spec.mask == Mask::Causal;
+  const bool smallHead = std::max(spec.headDimQK, spec.headDimV) <= 64;
+  if ((causal && seqK <= 4096) || (smallHead && seqK <= 1024))
     t.n = std::min<int64_t>(t.n, 128);
+  // The rest was measured on plain attention only.
+  const bool plain = spec.mask != Mask::Window && !spec.softcap && !spec.alibi && !spec.varlen &&
+                     spec.scoreMod.empty() && spec.maskMod.empty() && !spec.dropout &&
+                     !spec.blockMask && !spec.packGQA;
+  if (!smallHead || !plain)
+    return;
+  if (causal && seqK <= 2048) { // one consumer warpgroup, two blocks an SM
+    t.m = 64;
+    t.warps = 4;
+  } else if (!causal && seqK <= 1024) { // persistent; Q free for the next tile after Q Kᵀ
+    t.persistent = true;
+    t.tmaStore = false;
+  }
 }
 
 bool tmaStoreAvailable(const AttentionSpec &spec) {
@@ -363,7 +376,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   // 176 (the H200 sweeps: +6% over 128 at d = 128, causal or not; at d = 64
   // +2-7% from 2048 keys, bench/results/h200-tune-d64.md), else 128, 96, 80
   // or 64 (bench/results/h200-warp-specialized.md); shorter problems narrow
-  // it (narrowTileForShortCausal). O
+  // it (fitTileToShortProblem). O
   // leaves by TMA stores where it can (H200, d = 128: +3-8% at s <= 4096,
   // even above; bench/results/h200-tma-store.md).
   if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {

@@ -174,12 +174,17 @@ bool tmaStoreAvailable(const AttentionSpec &spec);
 /// not tuned for `spec` itself (defaults, fallbacks).
 void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 
-/// Untuned warp-specialized tiles of causal forwards over at most 4096 keys,
-/// and of d <= 64 over at most 1024, take at most 128 keys a step: such rows
-/// have few steps, and of a 176-key diagonal step most is masked (H200:
-/// d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128 keys against
-/// 223 / 328 at 176; the d = 64 sweep, bench/results/h200-tune-d64.md).
-void narrowTileForShortCausal(TileConfig &t, const AttentionSpec &spec, int64_t seqK);
+/// Untuned warp-specialized forward tiles for short problems (H200 sweeps):
+/// causal over at most 4096 keys, and d <= 64 over at most 1024, take at most
+/// 128 keys a step: such rows have few steps, and of a 176-key diagonal step
+/// most is masked (d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128
+/// keys against 223 / 328 at 176; bench/results/h200-tune-d64.md). Plain
+/// (unmodified) d <= 64 attention also takes one consumer warpgroup (64 rows,
+/// two blocks an SM) when causal over at most 2048 keys (+9% / +8% / +2% at
+/// 512 / 1024 / 2048), and a persistent grid without the TMA store
+/// otherwise over at most 1024 (+14% / +3%; bench/results/
+/// h200-forward-short-problems.md).
+void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seqK);
 
 /// A tile configuration measured to do well for this head dim and target
 /// (until the autotuner has something better for a shape).

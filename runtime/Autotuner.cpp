@@ -217,31 +217,40 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
             continue;
           space.push_back({m, n, warps, stages, qkWgmma, pvWgmma});
           }
-  // Warp-specialized (TMA producer + two wgmma consumer warpgroups): the
-  // consumers hold O (d_v / 2), S (n / 2) and P (n / 4) registers each, out
-  // of 240; key-block sizes between the powers of two fit more stages.
+  // Warp-specialized (TMA producer + two wgmma consumer warpgroups, or one
+  // and two blocks an SM up to d = 128): the consumers hold O (d_v / 2),
+  // S (n / 2) and P (n / 4) registers each, out of 240 (232 with one);
+  // key-block sizes between the powers of two fit more stages.
+  const bool oneConsumerFits = std::max(p.headDimQK, p.headDimV) <= 128;
   if (limits.arch == "sm_90a" && p.headDimQK % 16 == 0)
-    for (int64_t n : {64, 80, 96, 128, 176})
-      for (int64_t stages : {2, 3, 4}) {
-        TileConfig t{128, n, 8, stages, true, true, true};
-        // O by TMA stores where it fits where Q was (ahead of per-thread
-        // stores in 11 of 12 H200 cells, bench/results/h200-tma-store.md),
-        // unless GQA packing would run instead (the run then packs and
-        // drops the TMA store; the timing should be of that kernel).
-        t.tmaStore = outputFitsQueryTile(p.headDimQK, p.headDimV) &&
-                     !abi::packingSavesTiles(t.m, p.seqQ, p.headsQ, p.headsK);
-        if (limits.maxThreadsPerBlock && t.threads() > limits.maxThreadsPerBlock)
-          continue;
-        auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, t.m, n, stages,
-                                                       true, true, true);
-        if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
-          continue;
-        if (p.headDimV / 2 + n / 2 + n / 4 > 200)
-          continue;
-        space.push_back(t);
-        t.persistent = true;
-        space.push_back(t);
-      }
+    for (int64_t consumers : {2, 1})
+      for (int64_t n : {64, 80, 96, 128, 176})
+        for (int64_t stages : {2, 3, 4}) {
+          if (consumers == 1 && !oneConsumerFits)
+            continue;
+          TileConfig t{64 * consumers, n, 4 * consumers, stages, true, true, true};
+          // O by TMA stores where it fits where Q was (ahead of per-thread
+          // stores in 11 of 12 H200 cells, bench/results/h200-tma-store.md),
+          // unless GQA packing would run instead (the run then packs and
+          // drops the TMA store; the timing should be of that kernel).
+          t.tmaStore = outputFitsQueryTile(p.headDimQK, p.headDimV) &&
+                       !abi::packingSavesTiles(t.m, p.seqQ, p.headsQ, p.headsK);
+          if (limits.maxThreadsPerBlock && t.threads() > limits.maxThreadsPerBlock)
+            continue;
+          auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, t.m, n, stages,
+                                                         true, true, true);
+          if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
+            continue;
+          if (p.headDimV / 2 + n / 2 + n / 4 > 200)
+            continue;
+          space.push_back(t);
+          t.persistent = true; // with the TMA store and without
+          space.push_back(t);
+          if (t.tmaStore) {
+            t.tmaStore = false;
+            space.push_back(t);
+          }
+        }
   return space;
 }
 

@@ -346,7 +346,7 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
                                     impl.device.arch);
     if (!exact) {
       narrowTileForRegisters(spec.tile, spec);
-      narrowTileForShortCausal(spec.tile, spec, p.seqK);
+      fitTileToShortProblem(spec.tile, spec, p.seqK);
     }
   }
   if (Status s = fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value()); !s)
@@ -449,7 +449,7 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
     return provided.kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(tileHeads),
                                    unsigned(p.batch), stream);
   // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
-  // persistent, one block per SM; else one block a tile.
+  // persistent, as many blocks as the SMs hold at once; else one block a tile.
   const int64_t tiles = queryBlocks * tileHeads * p.batch;
   if (tiles > std::numeric_limits<int32_t>::max())
     return Status::error("problem too large for the warp-specialized kernel: " +
@@ -458,8 +458,10 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
   abi::TensorMap tensorMaps[abi::kNumTensorMaps] = {};
   if (Status s = encodeTensorMaps(*impl.driver, p, provided.tile, spec.packGQA, tensorMaps); !s)
     return s;
+  const int64_t residentBlocks =
+      int64_t(impl.device.smCount) * std::max(1, provided.kernel->residentBlocksPerSM());
   const int64_t grid =
-      provided.tile.persistent ? abi::persistentGridSize(tiles, impl.device.smCount) : tiles;
+      provided.tile.persistent ? abi::persistentGridSize(tiles, residentBlocks) : tiles;
   return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
 }
 

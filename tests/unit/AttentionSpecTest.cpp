@@ -57,21 +57,30 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   EXPECT_EQ(tileName({128, 176, 8, 2, true, true, true, true, true}), "m128n176w8s2gpwspsts");
 }
 
-TEST(AttentionSpec, ShortCausalForwardsTakeAtMost128Keys) {
+TEST(AttentionSpec, ShortForwardsTakeTheirMeasuredTiles) {
   AttentionSpec s;
+  const TileConfig wide{128, 176, 8, 2, true, true, true, false, true};
+  auto fitted = [&](int64_t seqK, TileConfig t) {
+    fitTileToShortProblem(t, s, seqK);
+    return tileName(t);
+  };
   s.mask = Mask::Causal;
-  TileConfig t{128, 176, 8, 2, true, true, true, false, true};
-  narrowTileForShortCausal(t, s, 4096);
-  EXPECT_EQ(t.n, 128);
-  t.n = 176;
-  narrowTileForShortCausal(t, s, 4097);
-  EXPECT_EQ(t.n, 176);
+  EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwsts");
+  EXPECT_EQ(fitted(4097, wide), tileName(wide));
   s.mask = Mask::None;
-  narrowTileForShortCausal(t, s, 512); // d = 128
-  EXPECT_EQ(t.n, 176);
+  EXPECT_EQ(fitted(512, wide), tileName(wide)); // d = 128
+  // d = 64: persistent without the TMA store up to 1024 keys ...
   s.headDimQK = s.headDimV = 64;
-  narrowTileForShortCausal(t, s, 1024);
-  EXPECT_EQ(t.n, 128);
+  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps");
+  EXPECT_EQ(fitted(1025, wide), tileName(wide));
+  // ... and causal, one consumer warpgroup up to 2048.
+  s.mask = Mask::Causal;
+  EXPECT_EQ(fitted(2048, wide), "m64n128w4s2gpwsts");
+  // Not where it was not measured: with a modifier only the key-block width.
+  s.softcap = true;
+  EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsts");
+  // Nor for tiles that are not warp-specialized.
+  EXPECT_EQ(fitted(512, TileConfig{128, 128, 4, 2}), "m128n128w4s2");
 }
 
 // The runtime's Auto packing rule, shared with the autotuner.
