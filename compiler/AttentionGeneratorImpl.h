@@ -295,7 +295,7 @@ protected:
 
   // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
   void emitWarpSpecializedMainLoop();
-  void emitTileLoop(const std::function<Value(Value, Value)> &body);
+  void emitTileLoop(bool producer, const std::function<Value(Value, Value)> &body);
   void emitTileCoordinatesOf(Value tile); // the warp-specialized tile order
   Value tileQueryBlocks();
   Value tileHeads();

@@ -59,8 +59,10 @@ SmallVector<Type> kernelParameterTypes(MLIRContext *ctx, bool warpSpecialized) {
   auto global = LLVM::LLVMPointerType::get(ctx, 1);
   auto i64 = IntegerType::get(ctx, 64), i32 = IntegerType::get(ctx, 32);
   SmallVector<Type> types(abi::kNumParams, i64);
-  if (warpSpecialized) // tensor maps: generic pointers to the by-value parameters
-    types.append(abi::kNumParamsWarpSpecialized - abi::kNumParams, LLVM::LLVMPointerType::get(ctx));
+  if (warpSpecialized) { // tensor maps: generic pointers to the by-value parameters
+    types.append(abi::kNumTensorMaps, LLVM::LLVMPointerType::get(ctx));
+    types.push_back(global); // the tile counter
+  }
   for (int i = abi::kQ; i <= abi::kLse; ++i)
     types[i] = global;
   for (int i = abi::kSeqQ; i <= abi::kGroupSize; ++i)

@@ -15,7 +15,7 @@ namespace flashjit::abi {
 // Bumped whenever a kernel's parameter list changes: part of the disk cache's
 // compiler identity and checked in bundle manifests, so no kernel compiled
 // for another list is ever launched with this one.
-constexpr int kVersion = 6;
+constexpr int kVersion = 7;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -94,6 +94,9 @@ struct AttentionKernelParams {
   VarlenParams varlen;
   DropoutParams dropout;
   BlockMaskParams blockMask;
+  // Persistent causal warp-specialized kernels: a zeroed counter the blocks
+  // take their tiles from after their first (blockIdx.x); null for others.
+  int32_t *tileCounter;
 };
 
 enum ParamIndex : int {
@@ -109,10 +112,11 @@ enum ParamIndex : int {
   // by value as __grid_constant__ parameters (128 bytes, 64-byte aligned),
   // and O's (for TMA stores; unused, all zero, without the tma_store switch).
   kTensorMapQ = kNumParams, kTensorMapK, kTensorMapV, kTensorMapO,
+  kTileCounter, // AttentionKernelParams::tileCounter
   kNumParamsWarpSpecialized
 };
 
-constexpr int kNumTensorMaps = kNumParamsWarpSpecialized - kTensorMapQ;
+constexpr int kNumTensorMaps = kTileCounter - kTensorMapQ;
 // O's box: one consumer warpgroup's rows, each stores its own.
 constexpr int64_t kTensorMapOutputRows = 64;
 

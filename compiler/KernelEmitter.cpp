@@ -118,6 +118,10 @@ Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
   return gpu::ShuffleOp::create(b, loc, v, laneMask, /*width=*/32, gpu::ShuffleMode::XOR)
       .getShuffleResult();
 }
+Value KernelEmitter::broadcastLane0(Value v) {
+  return gpu::ShuffleOp::create(b, loc, v, i32(0), i32(32), gpu::ShuffleMode::IDX)
+      .getShuffleResult();
+}
 Value KernelEmitter::ballot(Value predicate) {
   return NVVM::VoteSyncOp::create(b, loc, b.getI32Type(), i32(-1), predicate,
                                   NVVM::VoteSyncKind::ballot);
@@ -193,6 +197,15 @@ void KernelEmitter::bulkWait(int64_t pending, bool readOnly) {
 
 Value KernelEmitter::loadSharedF32(Value sharedPtr) {
   return LLVM::LoadOp::create(b, loc, b.getF32Type(), sharedPtr, /*alignment=*/4);
+}
+
+Value KernelEmitter::loadSharedI32(Value sharedPtr) {
+  return LLVM::LoadOp::create(b, loc, b.getI32Type(), sharedPtr, /*alignment=*/4);
+}
+
+Value KernelEmitter::atomicAddGlobalI32(Value ptr, Value value) {
+  return LLVM::AtomicRMWOp::create(b, loc, LLVM::AtomicBinOp::add, ptr, value,
+                                   LLVM::AtomicOrdering::monotonic);
 }
 
 Value KernelEmitter::loadGlobalF32(Value ptr) {

@@ -74,6 +74,7 @@ public:
 
   // Warp and block synchronisation.
   mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);
+  mlir::Value broadcastLane0(mlir::Value i32Value); // shfl.sync.idx from lane 0
   /// vote.sync.ballot over the full warp: bit l set where lane l's i1 holds.
   mlir::Value ballot(mlir::Value predicate);
   mlir::Value popCount(mlir::Value i32Value);
@@ -107,6 +108,9 @@ public:
   void bulkWait(int64_t pending, bool readOnly);
   mlir::Value loadGlobalF32(mlir::Value ptr);
   mlir::Value loadGlobalI32(mlir::Value ptr);
+  mlir::Value loadSharedI32(mlir::Value sharedPtr);
+  /// atom.global.add.u32 (relaxed, GPU scope): the old value.
+  mlir::Value atomicAddGlobalI32(mlir::Value ptr, mlir::Value value);
   /// Two adjacent 16-bit elements (4-byte aligned) widened to f32.
   std::array<mlir::Value, 2> loadGlobalPair(mlir::Type elementType, mlir::Value ptr);
 

@@ -80,46 +80,105 @@ Value Generator::tileHeads() {
   return v.packGQA ? e.divui(arg(abi::kHeadsQ), groupSize()) : arg(abi::kHeadsQ);
 }
 
-// for (tile = blockIdx.x; tile < tiles; tile += gridDim.x), carrying the key
-// blocks and tiles this block has done (for the barrier phases); `body` sets
-// the tile's coordinates up and returns how many key blocks it had.
-// Varlen tiles past their sequence's end (the grid fits the longest) are
-// skipped and count neither blocks nor tiles.
-void Generator::emitTileLoop(const std::function<Value(Value, Value)> &body) {
+// The tiles of a block, carrying the key blocks and tiles it has done (for
+// the barrier phases); `body` sets the tile's coordinates up and returns how
+// many key blocks it had. One tile a block: tile blockIdx.x, varlen tiles
+// past their sequence's end (the grid fits the longest) skipped. Persistent:
+// the producer's thread takes blockIdx.x, then (causal) gridDim.x + the tile
+// counter's next value, atomically, so blocks that finish early take more and
+// causal tiles of different lengths balance as over a grid of one block a
+// tile; tiles of equal work take x + k gridDim.x (no counter to zero);
+// skipping varlen tiles without rows. It writes each tile index to shared
+// memory before the tile's Q-full arrival, and past the last one `tiles`,
+// with a plain arrival. The consumers wait for Q full and read the index.
+void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Value)> &body) {
   auto setTile = [&](Value tile) {
     currentTile = tile;
     emitTileCoordinatesOf(tile);
   };
-  // (key blocks, tiles) the tile adds to the counts.
-  auto runTile = [&](Value blocksDone, Value tileParity) -> std::pair<Value, Value> {
-    if (!v.varlen)
-      return {body(blocksDone, tileParity), e.i32(1)};
-    Type i32 = b.getI32Type();
-    auto ifOp = scf::IfOp::create(b, loc, TypeRange{i32, i32},
-                                  e.cmpi(CmpIPredicate::slt, firstQueryRow, seqQ),
-                                  /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(b, loc, ValueRange{e.i32(0), e.i32(0)});
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    Value blocks = body(blocksDone, tileParity);
-    scf::YieldOp::create(b, loc, ValueRange{blocks, e.i32(1)});
-    return {ifOp.getResult(0), ifOp.getResult(1)};
-  };
   if (!v.persistent) { // one tile a block: no loop (measured faster than a one-trip loop)
     setTile(e.blockId(0));
-    runTile(e.i32(0), e.i32(0));
+    if (!v.varlen) {
+      body(e.i32(0), e.i32(0));
+      return;
+    }
+    emitIf(e.cmpi(CmpIPredicate::slt, firstQueryRow, seqQ), [&] { body(e.i32(0), e.i32(0)); });
     return;
   }
+  Type i32 = b.getI32Type();
   Value tiles = e.mul(e.mul(tileQueryBlocks(), tileHeads()), arg(abi::kBatch));
-  Value zero = e.i32(0);
-  OpBuilder::InsertionGuard guard(b);
-  scf::ForOp loop = openLoop(b, loc, e.blockId(0), tiles, e.gridDim(0), ValueRange{zero, zero});
-  Value tile = loop.getInductionVar();
-  Value blocksDone = loop.getRegionIterArgs()[0], tilesDone = loop.getRegionIterArgs()[1];
-  setTile(tile);
-  auto [tileBlocks, tileCount] = runTile(blocksDone, e.andi(tilesDone, e.i32(1)));
-  scf::YieldOp::create(b, loc, ValueRange{e.add(blocksDone, tileBlocks), e.add(tilesDone, tileCount)});
+  Value tileSlot = barrierAt(v.smem.barrierOffset + 16);
+  Value queryFull = barrierAt(v.smem.barrierOffset);
+  Value queryEmpty = barrierAt(v.smem.barrierOffset + 8);
+  auto following = [&](Value tile) { // the producer's next tile
+    if (!v.causal)
+      return e.add(tile, e.gridDim(0));
+    return e.add(e.gridDim(0), e.atomicAddGlobalI32(arg(abi::kTileCounter), e.i32(1)));
+  };
+  auto withRows = [&](Value candidate) -> Value { // the first tile from candidate on with rows
+    if (!v.varlen)
+      return candidate;
+    auto skip = scf::WhileOp::create(b, loc, TypeRange{i32}, ValueRange{candidate});
+    OpBuilder::InsertionGuard guard(b);
+    Block *before = b.createBlock(&skip.getBefore(), {}, {i32}, {loc});
+    Value tile = before->getArgument(0);
+    Value inRange = e.cmpi(CmpIPredicate::slt, tile, tiles);
+    setTile(e.minsi(tile, e.sub(tiles, e.i32(1)))); // (in range for its cu_seqlens reads)
+    Value rowless = e.cmpi(CmpIPredicate::sge, firstQueryRow, seqQ);
+    scf::ConditionOp::create(b, loc, arith::AndIOp::create(b, loc, inRange, rowless), ValueRange{tile});
+    Block *after = b.createBlock(&skip.getAfter(), {}, {i32}, {loc});
+    scf::YieldOp::create(b, loc, ValueRange{following(after->getArgument(0))});
+    return skip.getResult(0);
+  };
+
+  SmallVector<Value> init = {e.i32(0), e.i32(0)}; // blocks done, tiles done
+  if (producer)
+    init.insert(init.begin(), withRows(e.blockId(0)));
+  SmallVector<Type> types(init.size(), i32);
+  auto loop = scf::WhileOp::create(b, loc, TypeRange{i32, i32, i32}, init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    Block *before = b.createBlock(&loop.getBefore(), {}, types, SmallVector<Location>(types.size(), loc));
+    Value blocksDone = before->getArgument(producer ? 1 : 0);
+    Value tilesDone = before->getArgument(producer ? 2 : 1);
+    Value tile;
+    if (producer) {
+      tile = before->getArgument(0);
+    } else {
+      // Lane 0 reads it for its warp: the lane that later releases Q (and
+      // so the word) to the producer.
+      e.mbarrierWait(queryFull, e.andi(tilesDone, e.i32(1)));
+      auto read = scf::IfOp::create(b, loc, TypeRange{i32}, e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+                                    /*withElseRegion=*/true);
+      b.setInsertionPointToStart(read.thenBlock());
+      scf::YieldOp::create(b, loc, ValueRange{e.loadSharedI32(tileSlot)});
+      b.setInsertionPointToStart(read.elseBlock());
+      scf::YieldOp::create(b, loc, ValueRange{e.i32(0)});
+      b.setInsertionPointAfter(read);
+      tile = e.broadcastLane0(read.getResult(0));
+    }
+    scf::ConditionOp::create(b, loc, e.cmpi(CmpIPredicate::slt, tile, tiles),
+                             ValueRange{tile, blocksDone, tilesDone});
+    Block *after = b.createBlock(&loop.getAfter(), {}, {i32, i32, i32}, {loc, loc, loc});
+    tile = after->getArgument(0);
+    blocksDone = after->getArgument(1);
+    tilesDone = after->getArgument(2);
+    // Taken early, used after the tile: its latency hides behind the loads.
+    Value nextTile = producer ? following(tile) : Value();
+    setTile(tile);
+    Value blocks = body(blocksDone, e.andi(tilesDone, e.i32(1)));
+    SmallVector<Value> next = {e.add(blocksDone, blocks), e.add(tilesDone, e.i32(1))};
+    if (producer)
+      next.insert(next.begin(), withRows(nextTile));
+    scf::YieldOp::create(b, loc, next);
+  }
+  if (!producer)
+    return;
+  // No more tiles: wake the consumers with `tiles` once they are done with Q.
+  Value tilesDone = loop.getResult(2);
+  e.mbarrierWait(queryEmpty, arith::XOrIOp::create(b, loc, e.andi(tilesDone, e.i32(1)), e.i32(1)));
+  e.store(tiles, tileSlot, 4);
+  e.mbarrierArrive(queryFull);
 }
 
 // One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
@@ -148,9 +207,10 @@ void Generator::emitWarpSpecializedMainLoop() {
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1);
     // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
-    // warpgroup once its O, staged where Q was, has left.
+    // warpgroup once its O, staged where Q was, has left (persistent: each
+    // warp then, see storeStagedOutput).
     e.mbarrierInit(barrierAt(v.smem.barrierOffset + 8),
-                   v.tmaStore ? consumerWarps / 4 : consumerWarps);
+                   v.tmaStore && !v.persistent ? consumerWarps / 4 : consumerWarps);
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
       e.mbarrierInit(stageBarrier(slot, kKeyFull), 1);
@@ -191,13 +251,15 @@ void Generator::emitProducer() {
                    keyBlockStart(j), headK, full);
   };
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    emitTileLoop([&](Value blocksDone, Value tileParity) {
+    emitTileLoop(/*producer=*/true, [&](Value blocksDone, Value tileParity) {
       // K_0 first: it needs only a ring slot, which the last tile's Q Kᵀ
       // freed long ago, while Q waits for the last tile to finish with Q.
       Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
       emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/true); });
       e.mbarrierWait(barrierAt(v.smem.barrierOffset + 8), arith::XOrIOp::create(
                                                               b, loc, tileParity, e.i32(1)));
+      if (v.persistent) // the consumers' word on which tile comes (emitTileLoop)
+        e.store(currentTile, barrierAt(v.smem.barrierOffset + 16), 4);
       Value queryFull = barrierAt(v.smem.barrierOffset);
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
       emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK,
@@ -290,14 +352,15 @@ void Generator::emitConsumer() {
 
   Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
   emitIf(secondWarpgroup, endIssue);
-  emitTileLoop([&](Value blocksDone, Value tileParity) {
+  emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tileParity) {
     Value zero = e.f32(0.0), zeroPacked = e.i32(0);
     std::fill(o.begin(), o.end(), zero);
     for (auto &frag : p)
       frag = {zeroPacked, zeroPacked, zeroPacked, zeroPacked};
     rowMax.assign(2, e.negInf());
     rowSum.assign(2, zero);
-    e.mbarrierWait(barrierAt(v.smem.barrierOffset), tileParity);
+    if (!v.persistent) // (else emitTileLoop waited to read the tile index)
+      e.mbarrierWait(barrierAt(v.smem.barrierOffset), tileParity);
     Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
 
     // Block 0: scores and softmax only (O is still zero).
@@ -397,7 +460,8 @@ void Generator::stageOutputRow(const std::vector<std::vector<Fragment>> &o, int6
 // by its first thread once all of its threads have written them; the rows
 // past seq_q and columns past d_v are clipped by the tensor map. That thread
 // then waits until the store has read shared memory and hands the Q tile
-// back to the producer (the next tile's Q lands there).
+// back to the producer (the next tile's Q lands there); persistent, every
+// warp does after a second warpgroup barrier.
 void Generator::storeStagedOutput() {
   e.fenceProxyAsyncShared(); // the generic-proxy writes, before TMA reads them
   Value warpgroup = e.shrui(warp, 2);
@@ -416,8 +480,17 @@ void Generator::storeStagedOutput() {
     }
     e.bulkCommit();
     e.bulkWait(0, /*readOnly=*/true);
-    e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8));
+    if (!v.persistent)
+      e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8));
   });
+  if (!v.persistent)
+    return;
+  // Persistent: each warp's lane 0 read the next tile's index from shared
+  // memory (emitTileLoop), so that lane hands Q (and the word) back itself,
+  // once the store has read the rows.
+  e.namedBarrierSync(e.add(warpgroup, e.i32(3)), 128);
+  emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+         [&] { e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8)); });
 }
 
 } // namespace flashjit::detail

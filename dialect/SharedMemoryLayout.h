@@ -50,9 +50,10 @@ struct SharedMemoryLayout {
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
   // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full and
-  // Q empty at barrierOffset, then per stage s at barrierOffset + 16 + 32 s:
-  // K full, V full, K empty, V empty.
-  static constexpr int64_t kQueryBarriers = 2;
+  // Q empty at barrierOffset, the forward's next tile index (persistent: the
+  // producer's word to the consumers) at + 16, then per stage s at
+  // barrierOffset + 24 + 32 s: K full, V full, K empty, V empty.
+  static constexpr int64_t kQueryBarriers = 3;
   static constexpr int64_t kBarriersPerStage = 4;
 
   static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV, int64_t elementBytes,

@@ -127,9 +127,11 @@ Status LoadedKernel::launch(const abi::AttentionKernelParams &p, const abi::Tens
   pointAtVarlen(args, abi::kVarlen0, p.varlen);
   pointAtDropout(args, abi::kDropout0, p.dropout);
   pointAtBlockMask(args, abi::kBlockMask0, p.blockMask);
-  if (tensorMaps) // by value: the driver copies the 128 bytes behind each pointer
+  if (tensorMaps) { // by value: the driver copies the 128 bytes behind each pointer
     for (int i = 0; i < abi::kNumTensorMaps; ++i)
       args[abi::kTensorMapQ + i] = const_cast<abi::TensorMap *>(&tensorMaps[i]);
+    args[abi::kTileCounter] = const_cast<int32_t **>(&p.tileCounter);
+  }
   return launchRaw(args, gridX, gridY, gridZ, stream);
 }
 

@@ -462,7 +462,30 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
       int64_t(impl.device.smCount) * std::max(1, provided.kernel->residentBlocksPerSM());
   const int64_t grid =
       provided.tile.persistent ? abi::persistentGridSize(tiles, residentBlocks) : tiles;
-  return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+  if (tiles + grid > std::numeric_limits<int32_t>::max()) // (the next tile's index)
+    return Status::error("problem too large for the warp-specialized kernel: " +
+                         std::to_string(tiles) + " tiles (query blocks x heads x batch)");
+  if (!provided.tile.persistent || spec.mask != Mask::Causal)
+    return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+  // Persistent causal: the blocks take tiles past their first from a counter
+  // that starts at zero, one per launch (stream-ordered, so concurrent
+  // launches on other streams never share one).
+  const CudaDriver &d = *impl.driver;
+  CUdeviceptr counter = 0;
+  if (Status s = d.check("allocating the persistent kernel's tile counter (cuMemAllocAsync)",
+                         d.cuMemAllocAsync(&counter, sizeof(int32_t), stream));
+      !s)
+    return s;
+  abi::AttentionKernelParams withCounter = k;
+  withCounter.tileCounter = reinterpret_cast<int32_t *>(counter);
+  Status launched = d.check("zeroing the tile counter (cuMemsetD32Async)",
+                            d.cuMemsetD32Async(counter, 0, 1, stream));
+  if (launched)
+    launched = provided.kernel->launch(withCounter, tensorMaps, unsigned(grid), 1, 1, stream);
+  if (Status s = d.check("freeing the tile counter", d.cuMemFreeAsync(counter, stream));
+      !s && launched)
+    return s;
+  return launched;
 }
 
 // The ForwardBlockLists kernel for `forward`'s mask and mask_mod, blocks of

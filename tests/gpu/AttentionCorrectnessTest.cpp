@@ -112,6 +112,30 @@ TEST_P(HopperQkWgmma, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), caseName);
 
+// Persistent blocks that walk many tiles each (the grid above has at most a
+// few tiles a block): ~1000 tiles on a grid of the SMs' resident blocks, taken
+// from the tile counter; causal rows of 1 to 12 key blocks; GQA; odd lengths.
+// Two consumer warpgroups with and without TMA stores, one with.
+std::vector<CheckCase> persistentManyTilesGrid() {
+  const Shape shapes[] = {{6, 1500, 1500, 16, 4}, {5, 1000, 1531, 24, 24}};
+  std::vector<CheckCase> cases;
+  uint64_t seed = 7000;
+  for (int64_t d : {64, 128})
+    for (bool causal : {false, true})
+      for (const Shape &s : shapes)
+        for (const TileConfig &t : {TileConfig{128, 128, 8, 2, true, true, true, true, false},
+                                    TileConfig{128, 128, 8, 2, true, true, true, true, true},
+                                    TileConfig{64, 128, 4, 2, true, true, true, true, true}}) {
+          CheckCase c = gridCase(s, d, causal, seed++);
+          c.tile = t;
+          cases.push_back(c);
+        }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(PersistentManyTiles, HopperQkWgmma,
+                         ::testing::ValuesIn(persistentManyTilesGrid()), caseName);
+
 // Every tile configuration the autotuner may pick must be correct, not just
 // the default: sweep a few shapes of the configuration space.
 TEST(AttentionTiles, NonDefaultTilesMatchReference) {
