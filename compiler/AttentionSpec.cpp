@@ -209,14 +209,13 @@ void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seq
   const bool plain = spec.mask != Mask::Window && !spec.softcap && !spec.alibi && !spec.varlen &&
                      spec.scoreMod.empty() && spec.maskMod.empty() && !spec.dropout &&
                      !spec.blockMask && !spec.packGQA;
-  if (!smallHead || !plain)
-    return;
-  if (causal && seqK <= 2048) { // one consumer warpgroup, two blocks an SM
-    t.m = 64;
-    t.warps = 4;
-  } else if (!causal && seqK <= 1024) { // persistent; Q free for the next tile after Q Kᵀ
+  const int64_t d = std::max(spec.headDimQK, spec.headDimV);
+  const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
+                                    : d <= 128 && !causal && seqK <= 1024;
+  if (plain && persistent) { // Q free for the next tile after its last Q Kᵀ
     t.persistent = true;
     t.tmaStore = false;
+    t.n = std::min<int64_t>(t.n, 128);
   }
 }
 

@@ -179,11 +179,10 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 /// 128 keys a step: such rows have few steps, and of a 176-key diagonal step
 /// most is masked (d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128
 /// keys against 223 / 328 at 176; bench/results/h200-tune-d64.md). Plain
-/// (unmodified) d <= 64 attention also takes one consumer warpgroup (64 rows,
-/// two blocks an SM) when causal over at most 2048 keys (+9% / +8% / +2% at
-/// 512 / 1024 / 2048), and a persistent grid without the TMA store
-/// otherwise over at most 1024 (+14% / +3%; bench/results/
-/// h200-forward-short-problems.md).
+/// (unmodified) attention runs persistent without the TMA store, 128 keys a
+/// step, at d <= 64 over at most 1024 keys (2048 causal) and at d <= 128
+/// non-causal over at most 1024 (H200: +2-19% over one block a tile;
+/// bench/results/h200-forward-short-problems.md).
 void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seqK);
 
 /// A tile configuration measured to do well for this head dim and target

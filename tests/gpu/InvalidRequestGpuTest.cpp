@@ -56,8 +56,8 @@ TEST(InvalidRequest, MisalignedPointerIsRejected) {
 
 // An O that TMA cannot store (4 bytes past a 16-byte boundary) is still a
 // valid output: the default tile then stores it thread by thread, and a
-// tile that insists on TMA stores is a clear error. (Causal: the short
-// non-causal d = 64 default is persistent without TMA stores anyway.)
+// tile that insists on TMA stores is a clear error. (Causal d = 128: the
+// short d <= 64 defaults are persistent without TMA stores anyway.)
 TEST(InvalidRequest, OutputUnfitForTmaStoresRunsWithoutThem) {
   FLASHJIT_REQUIRE_GPU();
   if (!flashjit::testing::isHopper())
@@ -66,6 +66,7 @@ TEST(InvalidRequest, OutputUnfitForTmaStoresRunsWithoutThem) {
   AttentionSpec aligned, offset;
   AttentionParams p = b.params();
   p.causal = true;
+  p.headDimQK = 128;
   ASSERT_TRUE(Gpu::get().runtime->selectVariant(p, aligned).isOk());
   EXPECT_TRUE(aligned.tile.tmaStore) << aligned.variantName(); // the default where it can
   p.o = static_cast<char *>(p.o) + 4;

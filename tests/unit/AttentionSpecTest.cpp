@@ -64,18 +64,18 @@ TEST(AttentionSpec, ShortForwardsTakeTheirMeasuredTiles) {
     fitTileToShortProblem(t, s, seqK);
     return tileName(t);
   };
-  s.mask = Mask::Causal;
+  s.mask = Mask::Causal; // d = 128
   EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwsts");
   EXPECT_EQ(fitted(4097, wide), tileName(wide));
   s.mask = Mask::None;
-  EXPECT_EQ(fitted(512, wide), tileName(wide)); // d = 128
-  // d = 64: persistent without the TMA store up to 1024 keys ...
+  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps"); // persistent, no TMA store
+  EXPECT_EQ(fitted(1025, wide), tileName(wide));
   s.headDimQK = s.headDimV = 64;
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps");
   EXPECT_EQ(fitted(1025, wide), tileName(wide));
-  // ... and causal, one consumer warpgroup up to 2048.
   s.mask = Mask::Causal;
-  EXPECT_EQ(fitted(2048, wide), "m64n128w4s2gpwsts");
+  EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsps");
+  EXPECT_EQ(fitted(2049, wide), "m128n128w8s2gpwsts");
   // Not where it was not measured: with a modifier only the key-block width.
   s.softcap = true;
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsts");
