@@ -303,6 +303,9 @@ protected:
   void emitProducer();
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer
+  Value queryFullBarrier();
+  Value queryEmptyBarrier();
+  Value tileWord();
   Value stageBarrier(Value slot, int64_t kind);      // kind: 0 K full, 1 V full, 2 K empty, 3 V empty
   /// TMA of `rows` rows from firstRow of head `headIndex` (query: a tensor
   /// of seq_q rows) into the swizzled tile at dstOffset (+ dstSlotOffset),

@@ -205,10 +205,11 @@ void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seq
   const bool smallHead = std::max(spec.headDimQK, spec.headDimV) <= 64;
   if ((causal && seqK <= 4096) || (smallHead && seqK <= 1024))
     t.n = std::min<int64_t>(t.n, 128);
-  // The rest was measured on plain attention only.
+  // The rest was measured on plain attention only (GQA packing is decided
+  // after this; a packed persistent kernel is tested, not measured).
   const bool plain = spec.mask != Mask::Window && !spec.softcap && !spec.alibi && !spec.varlen &&
                      spec.scoreMod.empty() && spec.maskMod.empty() && !spec.dropout &&
-                     !spec.blockMask && !spec.packGQA;
+                     !spec.blockMask;
   const int64_t d = std::max(spec.headDimQK, spec.headDimV);
   const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
                                     : d <= 128 && !causal && seqK <= 1024;

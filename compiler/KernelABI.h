@@ -153,7 +153,8 @@ constexpr int64_t kTensorMapBoxColumns = 64;
 // Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch.
 // Warp-specialized kernels: grid x = the (query block, head, batch) tiles, or
 // with the persistent switch min(tiles, blocks the SMs hold at once); each
-// block walks the tiles x, x + gridDim.x, ...
+// block then walks the tiles x, x + gridDim.x, ..., or (causal) takes each
+// next one from the tile counter (AttentionKernelParams::tileCounter).
 // Block: TileConfig::threads(). Dynamic shared memory: SharedMemoryLayout::totalBytes.
 inline int64_t persistentGridSize(int64_t tiles, int64_t residentBlocks) {
   return tiles < residentBlocks ? tiles : residentBlocks;

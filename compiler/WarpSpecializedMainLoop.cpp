@@ -20,12 +20,13 @@
 //     of O into the Q tile's shared memory (its own Q rows, which only it
 //     reads) and one of its threads stores them with TMA; the Q tile is
 //     released to the producer once that store has read it;
-//   * each block walks the (query block, head, batch) tiles blockIdx.x,
-//     + gridDim.x, ... (one of them, or with the `persistent` switch the
-//     runtime launches one block per SM); the query blocks of one head are
-//     adjacent (its K/V stay in L2) and heaviest first for causal masks. The
-//     producer loads the next tile's Q (guarded by a "Q empty" barrier) and
-//     K/V while the consumers finish the last one.
+//   * each block runs one (query block, head, batch) tile, or with the
+//     `persistent` switch (as many blocks as the SMs hold) many: blockIdx.x,
+//     then x + gridDim.x, ... or, causal, each next one from an atomic tile
+//     counter (emitTileLoop); the query blocks of one head are adjacent (its
+//     K/V stay in L2) and heaviest first for causal masks. The producer loads
+//     the next tile's K/V and Q (guarded by a "Q empty" barrier) while the
+//     consumers finish the last one.
 // Phases: the K/V ring counts key blocks over all tiles of the block; the
 // k-th use of slot s waits for parity k & 1 on its full barrier; the
 // producer waits on empty barriers with the opposite parity, which a fresh
@@ -47,6 +48,10 @@ enum StageBarrier : int64_t { kKeyFull = 0, kValueFull, kKeyEmpty, kValueEmpty }
 } // namespace
 
 Value Generator::barrierAt(int64_t offset) { return sharedAt(e.i32(offset)); }
+// The Q barriers and the persistent producer's tile word (SharedMemoryLayout).
+Value Generator::queryFullBarrier() { return barrierAt(v.smem.barrierOffset); }
+Value Generator::queryEmptyBarrier() { return barrierAt(v.smem.barrierOffset + 8); }
+Value Generator::tileWord() { return barrierAt(v.smem.barrierOffset + 16); }
 
 Value Generator::stageBarrier(Value slot, int64_t kind) {
   using Layout = flash::SharedMemoryLayout;
@@ -107,9 +112,9 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
   }
   Type i32 = b.getI32Type();
   Value tiles = e.mul(e.mul(tileQueryBlocks(), tileHeads()), arg(abi::kBatch));
-  Value tileSlot = barrierAt(v.smem.barrierOffset + 16);
-  Value queryFull = barrierAt(v.smem.barrierOffset);
-  Value queryEmpty = barrierAt(v.smem.barrierOffset + 8);
+  Value tileSlot = tileWord();
+  Value queryFull = queryFullBarrier();
+  Value queryEmpty = queryEmptyBarrier();
   auto following = [&](Value tile) { // the producer's next tile
     if (!v.causal)
       return e.add(tile, e.gridDim(0));
@@ -205,11 +210,11 @@ void Generator::emitTensorLoad(int tensorMapArg, bool query, int64_t rows, int64
 void Generator::emitWarpSpecializedMainLoop() {
   const int64_t consumerWarps = v.warps;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1);
+    e.mbarrierInit(queryFullBarrier(), 1);
     // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
     // warpgroup once its O, staged where Q was, has left (persistent: each
     // warp then, see storeStagedOutput).
-    e.mbarrierInit(barrierAt(v.smem.barrierOffset + 8),
+    e.mbarrierInit(queryEmptyBarrier(),
                    v.tmaStore && !v.persistent ? consumerWarps / 4 : consumerWarps);
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
@@ -256,11 +261,11 @@ void Generator::emitProducer() {
       // freed long ago, while Q waits for the last tile to finish with Q.
       Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
       emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/true); });
-      e.mbarrierWait(barrierAt(v.smem.barrierOffset + 8), arith::XOrIOp::create(
+      e.mbarrierWait(queryEmptyBarrier(), arith::XOrIOp::create(
                                                               b, loc, tileParity, e.i32(1)));
       if (v.persistent) // the consumers' word on which tile comes (emitTileLoop)
-        e.store(currentTile, barrierAt(v.smem.barrierOffset + 16), 4);
-      Value queryFull = barrierAt(v.smem.barrierOffset);
+        e.store(currentTile, tileWord(), 4);
+      Value queryFull = queryFullBarrier();
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
       emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK,
                      firstQueryRow, head, queryFull);
@@ -360,7 +365,7 @@ void Generator::emitConsumer() {
     rowMax.assign(2, e.negInf());
     rowSum.assign(2, zero);
     if (!v.persistent) // (else emitTileLoop waited to read the tile index)
-      e.mbarrierWait(barrierAt(v.smem.barrierOffset), tileParity);
+      e.mbarrierWait(queryFullBarrier(), tileParity);
     Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
 
     // Block 0: scores and softmax only (O is still zero).
@@ -415,7 +420,7 @@ void Generator::emitConsumer() {
     }
     unflatten(loop.getResults());
     if (!v.tmaStore) // (else O is staged there first: storeStagedOutput releases it)
-      release(barrierAt(v.smem.barrierOffset + 8)); // every Q Kᵀ of the tile is done
+      release(queryEmptyBarrier()); // every Q Kᵀ of the tile is done
 
     // The last block's P V.
     withState(any, [&] {
@@ -481,7 +486,7 @@ void Generator::storeStagedOutput() {
     e.bulkCommit();
     e.bulkWait(0, /*readOnly=*/true);
     if (!v.persistent)
-      e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8));
+      e.mbarrierArrive(queryEmptyBarrier());
   });
   if (!v.persistent)
     return;
@@ -490,7 +495,7 @@ void Generator::storeStagedOutput() {
   // once the store has read the rows.
   e.namedBarrierSync(e.add(warpgroup, e.i32(3)), 128);
   emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
-         [&] { e.mbarrierArrive(barrierAt(v.smem.barrierOffset + 8)); });
+         [&] { e.mbarrierArrive(queryEmptyBarrier()); });
 }
 
 } // namespace flashjit::detail

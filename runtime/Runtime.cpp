@@ -448,8 +448,9 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
   if (!provided.tile.warpSpecialized)
     return provided.kernel->launch(k, nullptr, unsigned(queryBlocks), unsigned(tileHeads),
                                    unsigned(p.batch), stream);
-  // The warp-specialized kernel walks tiles blockIdx.x, + gridDim.x, ...:
-  // persistent, as many blocks as the SMs hold at once; else one block a tile.
+  // The warp-specialized kernel: one block a tile, or persistent, as many
+  // blocks as the SMs hold at once, walking tiles x + k gridDim.x or (causal)
+  // taking them from a tile counter.
   const int64_t tiles = queryBlocks * tileHeads * p.batch;
   if (tiles > std::numeric_limits<int32_t>::max())
     return Status::error("problem too large for the warp-specialized kernel: " +
@@ -462,9 +463,10 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
       int64_t(impl.device.smCount) * std::max(1, provided.kernel->residentBlocksPerSM());
   const int64_t grid =
       provided.tile.persistent ? abi::persistentGridSize(tiles, residentBlocks) : tiles;
-  if (tiles + grid > std::numeric_limits<int32_t>::max()) // (the next tile's index)
-    return Status::error("problem too large for the warp-specialized kernel: " +
-                         std::to_string(tiles) + " tiles (query blocks x heads x batch)");
+  if (provided.tile.persistent && tiles + grid > std::numeric_limits<int32_t>::max())
+    return Status::error("problem too large for the persistent kernel: " + std::to_string(tiles) +
+                         " tiles (query blocks x heads x batch) plus " + std::to_string(grid) +
+                         " blocks exceed 2^31 - 1 (the next tile's index)");
   if (!provided.tile.persistent || spec.mask != Mask::Causal)
     return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
   // Persistent causal: the blocks take tiles past their first from a counter
