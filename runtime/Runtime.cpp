@@ -435,6 +435,25 @@ static Status findKernel(Runtime::Impl &impl, const AttentionSpec &spec, bool ex
   return Status::ok();
 }
 
+// Runs `use` with `bytes` of stream-ordered device memory (0 when bytes is 0)
+// and frees it on the stream after; the first error wins.
+static Status withStreamWorkspace(const CudaDriver &d, size_t bytes, CUstream stream,
+                                  const std::string &what,
+                                  const std::function<Status(CUdeviceptr)> &use) {
+  if (bytes == 0)
+    return use(0);
+  CUdeviceptr workspace = 0;
+  if (Status s = d.check(("allocating " + what + " (cuMemAllocAsync)").c_str(),
+                         d.cuMemAllocAsync(&workspace, bytes, stream));
+      !s)
+    return s;
+  Status used = use(workspace);
+  if (Status s = d.check(("freeing " + what).c_str(), d.cuMemFreeAsync(workspace, stream));
+      !s && used)
+    return s;
+  return used;
+}
+
 // Launches the forward kernel `provided` on parameters `k`.
 static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec,
                             const ProvidedKernel &provided, const AttentionParams &p,
@@ -473,21 +492,16 @@ static Status launchForward(const Runtime::Impl &impl, const AttentionSpec &spec
   // that starts at zero, one per launch (stream-ordered, so concurrent
   // launches on other streams never share one).
   const CudaDriver &d = *impl.driver;
-  CUdeviceptr counter = 0;
-  if (Status s = d.check("allocating the persistent kernel's tile counter (cuMemAllocAsync)",
-                         d.cuMemAllocAsync(&counter, sizeof(int32_t), stream));
-      !s)
-    return s;
-  abi::AttentionKernelParams withCounter = k;
-  withCounter.tileCounter = reinterpret_cast<int32_t *>(counter);
-  Status launched = d.check("zeroing the tile counter (cuMemsetD32Async)",
-                            d.cuMemsetD32Async(counter, 0, 1, stream));
-  if (launched)
-    launched = provided.kernel->launch(withCounter, tensorMaps, unsigned(grid), 1, 1, stream);
-  if (Status s = d.check("freeing the tile counter", d.cuMemFreeAsync(counter, stream));
-      !s && launched)
-    return s;
-  return launched;
+  return withStreamWorkspace(
+      d, sizeof(int32_t), stream, "the persistent kernel's tile counter", [&](CUdeviceptr counter) {
+        abi::AttentionKernelParams withCounter = k;
+        withCounter.tileCounter = reinterpret_cast<int32_t *>(counter);
+        if (Status s = d.check("zeroing the tile counter (cuMemsetD32Async)",
+                               d.cuMemsetD32Async(counter, 0, 1, stream));
+            !s)
+          return s;
+        return provided.kernel->launch(withCounter, tensorMaps, unsigned(grid), 1, 1, stream);
+      });
 }
 
 // The ForwardBlockLists kernel for `forward`'s mask and mask_mod, blocks of
@@ -634,23 +648,17 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
   if (!derived)
     return launchForward(*impl_, spec, provided, p, k, stream);
   // The lists in a workspace on the stream, freed after the attention.
-  const CudaDriver &d = *impl_->driver;
   k.blockMask = derivedBlockMaskShape(p, provided.tile.m, provided.tile.n);
-  CUdeviceptr workspace = 0;
-  if (Status s = d.check("allocating the mask_mod's block lists (cuMemAllocAsync)",
-                         d.cuMemAllocAsync(&workspace, derivedBlockMaskBytes(k.blockMask), stream));
-      !s)
-    return s;
-  k.blockMask.kvCounts = reinterpret_cast<const int32_t *>(workspace);
-  k.blockMask.kvIndices = reinterpret_cast<const int32_t *>(
-      workspace + derivedBlockMaskIndicesOffset(k.blockMask));
-  Status launched = launchBlockLists(lists, p, k.blockMask, stream);
-  if (launched)
-    launched = launchForward(*impl_, spec, provided, p, k, stream);
-  if (Status s = d.check("freeing the mask_mod's block lists", d.cuMemFreeAsync(workspace, stream));
-      !s && launched)
-    return s;
-  return launched;
+  return withStreamWorkspace(
+      *impl_->driver, derivedBlockMaskBytes(k.blockMask), stream, "the mask_mod's block lists",
+      [&](CUdeviceptr workspace) {
+        k.blockMask.kvCounts = reinterpret_cast<const int32_t *>(workspace);
+        k.blockMask.kvIndices = reinterpret_cast<const int32_t *>(
+            workspace + derivedBlockMaskIndicesOffset(k.blockMask));
+        if (Status s = launchBlockLists(lists, p, k.blockMask, stream); !s)
+          return s;
+        return launchForward(*impl_, spec, provided, p, k, stream);
+      });
 }
 
 // The backward kernels for normalized params, in launch order (atomic dQ
@@ -773,15 +781,12 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   const bool atomic = specs.back().kind == KernelKind::BackwardConvertDQ;
   const size_t deltaBytes = p.delta ? 0 : rows * size_t(f.headsQ) * sizeof(float);
   const size_t accumElements = atomic ? rows * size_t(f.headsQ) * size_t(f.headDimQK) : 0;
-  CUdeviceptr workspace = 0;
-  if (deltaBytes + accumElements > 0) {
-    const size_t accumOffset = (deltaBytes + 255) / 256 * 256;
-    if (Status s = d.check("allocating the backward's workspace (cuMemAllocAsync)",
-                           d.cuMemAllocAsync(&workspace, accumOffset + 4 * accumElements, stream));
-        !s)
-      return s;
+  const size_t accumOffset = (deltaBytes + 255) / 256 * 256;
+  const size_t workspaceBytes = deltaBytes + accumElements > 0 ? accumOffset + 4 * accumElements : 0;
+  return withStreamWorkspace(d, workspaceBytes, stream, "the backward's workspace",
+                             [&](CUdeviceptr workspace) {
     k.delta = p.delta ? p.delta : reinterpret_cast<float *>(workspace);
-    if (atomic) {
+    if (atomic && workspace) {
       k.dQAccum = reinterpret_cast<float *>(workspace + accumOffset);
       // Head-major ([batch, heads_q, seq_q, d] or [heads_q, total_q, d]): a
       // step's query rows are one contiguous range for the bulk reduction.
@@ -792,33 +797,25 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
       if (Status s = d.check("zeroing the dQ accumulator (cuMemsetD32Async)",
                              d.cuMemsetD32Async(workspace + accumOffset, 0, accumElements,
                                                 stream));
-          !s) {
-        d.cuMemFreeAsync(workspace, stream);
+          !s)
         return s;
+    }
+    Status launched = Status::ok();
+    for (size_t i = 0; i < specs.size() && launched; ++i) {
+      const TileConfig &t = kernels[i].tile;
+      if (isQueryBlockKind(specs[i].kind)) {
+        if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
+          launched = kernels[i].kernel->launch(
+              k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
+              unsigned((f.seqQ + t.m - 1) / t.m), unsigned(f.headsQ), unsigned(f.batch), stream);
+      } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
+        launched = kernels[i].kernel->launch(k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
+                                             unsigned((f.seqK + t.n - 1) / t.n),
+                                             unsigned(f.headsK), unsigned(f.batch), stream);
       }
     }
-  } else {
-    k.delta = p.delta;
-  }
-  Status launched = Status::ok();
-  for (size_t i = 0; i < specs.size() && launched; ++i) {
-    const TileConfig &t = kernels[i].tile;
-    if (isQueryBlockKind(specs[i].kind)) {
-      if (f.seqQ > 0) // x: query blocks, y: query heads, z: batch
-        launched = kernels[i].kernel->launch(
-            k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
-            unsigned((f.seqQ + t.m - 1) / t.m), unsigned(f.headsQ), unsigned(f.batch), stream);
-    } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
-      launched = kernels[i].kernel->launch(k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
-                                           unsigned((f.seqK + t.n - 1) / t.n),
-                                           unsigned(f.headsK), unsigned(f.batch), stream);
-    }
-  }
-  if (workspace)
-    if (Status s = d.check("freeing the backward's workspace", d.cuMemFreeAsync(workspace, stream));
-        !s && launched)
-      return s;
-  return launched;
+    return launched;
+  });
 }
 
 } // namespace flashjit
