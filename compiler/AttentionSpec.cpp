@@ -198,7 +198,8 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   return 0;
 }
 
-void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seqK) {
+void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ,
+                          int64_t seqK) {
   if (spec.backward() || !t.warpSpecialized)
     return;
   const bool causal = spec.mask == Mask::Causal;
@@ -206,17 +207,29 @@ void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seq
   if ((causal && seqK <= 4096) || (smallHead && seqK <= 1024))
     t.n = std::min<int64_t>(t.n, 128);
   // The rest was measured on plain attention only (GQA packing is decided
-  // after this; a packed persistent kernel is tested, not measured).
+  // after this; packed kernels of these tiles are tested, not measured).
   const bool plain = spec.mask != Mask::Window && !spec.softcap && !spec.alibi && !spec.varlen &&
                      spec.scoreMod.empty() && spec.maskMod.empty() && !spec.dropout &&
                      !spec.blockMask;
+  if (!plain)
+    return;
   const int64_t d = std::max(spec.headDimQK, spec.headDimV);
   const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
                                     : d <= 128 && !causal && seqK <= 1024;
-  if (plain && persistent) { // Q free for the next tile after its last Q Kᵀ
+  if (persistent) { // Q free for the next tile after its last Q Kᵀ
     t.persistent = true;
     t.tmaStore = false;
     t.n = std::min<int64_t>(t.n, 128);
+  }
+  // Long small-head problems: three consumer warpgroups of 64 rows, two on
+  // the tensor cores while the third runs a softmax as long as its GEMMs.
+  const int64_t longFrom = causal ? 4096 : 2048;
+  if (smallHead && seqQ >= longFrom && seqK >= longFrom) {
+    t.m = 192;
+    t.warps = 12;
+    t.n = 128;
+    t.persistent = !causal; // causal: one tile a block, O by TMA stores
+    t.tmaStore = t.tmaStore && causal;
   }
 }
 
@@ -376,7 +389,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   // 176 (the H200 sweeps: +6% over 128 at d = 128, causal or not; at d = 64
   // +2-7% from 2048 keys, bench/results/h200-tune-d64.md), else 128, 96, 80
   // or 64 (bench/results/h200-warp-specialized.md); shorter problems narrow
-  // it (fitTileToShortProblem). O
+  // it (fitTileToProblemSize). O
   // leaves by TMA stores where it can (H200, d = 128: +3-8% at s <= 4096,
   // even above; bench/results/h200-tma-store.md).
   if (arch == "sm_90a" && headDimQK % 16 == 0 && d >= 64) {

@@ -174,7 +174,7 @@ bool tmaStoreAvailable(const AttentionSpec &spec);
 /// not tuned for `spec` itself (defaults, fallbacks).
 void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 
-/// Untuned warp-specialized forward tiles for short problems (H200 sweeps):
+/// Untuned warp-specialized forward tiles by problem size (H200 sweeps):
 /// causal over at most 4096 keys, and d <= 64 over at most 1024, take at most
 /// 128 keys a step: such rows have few steps, and of a 176-key diagonal step
 /// most is masked (d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128
@@ -182,8 +182,11 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 /// (unmodified) attention runs persistent without the TMA store, 128 keys a
 /// step, at d <= 64 over at most 1024 keys (2048 causal) and at d <= 128
 /// non-causal over at most 1024 (H200: +2-19% over one block a tile;
-/// bench/results/h200-forward-short-problems.md).
-void fitTileToShortProblem(TileConfig &t, const AttentionSpec &spec, int64_t seqK);
+/// bench/results/h200-forward-short-problems.md), and at d <= 64 from 2048
+/// queries and keys (4096 causal) on three consumer warpgroups, 192 rows and
+/// 128 keys a step, persistent when not causal (H200: +7-12% non-causal,
+/// +2-6% causal; bench/results/h200-forward-three-consumers.md).
+void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ, int64_t seqK);
 
 /// A tile configuration measured to do well for this head dim and target
 /// (until the autotuner has something better for a shape).

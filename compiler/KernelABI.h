@@ -124,7 +124,8 @@ constexpr int64_t kTensorMapOutputRows = 64;
 // warpgroup keeps a few registers a thread for addresses, the consumer warps
 // take the rest of the block's share of the SM's 64K: one block an SM with
 // two consumer warpgroups (128 x 24 + 256 x 240), two with one (each
-// 128 x 24 + 128 x 232 = 32K) up to head dim 128. (ptxas allocates the
+// 128 x 24 + 128 x 232 = 32K) up to head dim 128, one with three (128 x 24 +
+// 384 x 160: small head dims, where softmax takes as long as the GEMMs). (ptxas allocates the
 // consumers' code up to their setmaxnreg count, but rejects any single
 // instruction that needs more registers than the entry share, 128 a thread
 // at two blocks: a 64 x 256 wgmma accumulator does, so wider heads keep one
@@ -136,6 +137,8 @@ inline WarpSpecializedRegisters warpSpecializedRegisters(int64_t consumerWarps,
                                                          int64_t headDim) {
   if (consumerWarps == 4 && headDim <= 128)
     return {24, 232, 2};
+  if (consumerWarps == 12) // 128 x 24 + 384 x 160 of the 64K
+    return {24, 160, 1};
   return {24, 240, 1};
 }
 

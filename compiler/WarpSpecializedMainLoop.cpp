@@ -11,8 +11,8 @@
 //     S = Q Kᵀ from shared memory and O += P V with P in registers, both on
 //     wgmma. Step j issues Q K_jᵀ and P_{j-1} V_{j-1} back to back and runs the
 //     softmax of S_j while the P V product is still on the tensor cores;
-//   * the two consumer warpgroups take turns issuing their GEMMs (ping-pong
-//     on two named barriers), so one's softmax runs while the other's GEMMs
+//   * the consumer warpgroups take turns issuing their GEMMs (ping-pong
+//     on named barriers), so one's softmax runs while the others' GEMMs
 //     keep the tensor cores busy.
 //   * odd lengths and head dims need no padding: TMA fills rows past the
 //     sequence and columns past the head dim with zeros;
@@ -334,17 +334,20 @@ void Generator::emitConsumer() {
   };
 
   // Ping-pong: warpgroup w issues its GEMMs after bar.sync on barrier 1 + w
-  // and then lets the other go (bar.arrive on its barrier). Each issues
+  // and then lets the next go (bar.arrive on barrier 1 + (w + 1) % W), in a
+  // ring of the W consumer warpgroups: with three (small head dims), two
+  // keep the tensor cores busy while the third runs its softmax. Each issues
   // numBlocks + 1 times a tile, so the turns run on from tile to tile: one
-  // warpgroup's first Q Kᵀ of the next tile goes while the other finishes
-  // this one. Warpgroup 1 opens with one arrival so warpgroup 0 goes first;
-  // warpgroup 0 takes one more turn at the end so no arrival is left
+  // warpgroup's first Q Kᵀ of the next tile goes while another finishes
+  // this one. The last warpgroup opens with one arrival so warpgroup 0 goes
+  // first; warpgroup 0 takes one more turn at the end so no arrival is left
   // pending. A lone consumer warpgroup (two blocks an SM) takes no turns:
   // the other block's warpgroup fills the tensor cores' gaps.
-  const bool pingPong = v.warps == 8; // two consumer warpgroups
+  const int64_t warpgroups = v.warps / 4;
+  const bool pingPong = warpgroups > 1;
   Value warpgroup = e.shrui(warp, 2);
   Value myTurn = e.add(warpgroup, e.i32(1));
-  Value otherTurn = e.sub(e.i32(2), warpgroup);
+  Value nextTurn = e.add(e.remui(myTurn, e.i32(warpgroups)), e.i32(1));
   const int64_t turnThreads = 2 * 128;
   auto beginIssue = [&] {
     if (pingPong)
@@ -352,11 +355,10 @@ void Generator::emitConsumer() {
   };
   auto endIssue = [&] {
     if (pingPong)
-      e.namedBarrierArrive(otherTurn, turnThreads);
+      e.namedBarrierArrive(nextTurn, turnThreads);
   };
 
-  Value secondWarpgroup = e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(1));
-  emitIf(secondWarpgroup, endIssue);
+  emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(warpgroups - 1)), endIssue);
   emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tileParity) {
     Value zero = e.f32(0.0), zeroPacked = e.i32(0);
     std::fill(o.begin(), o.end(), zero);
@@ -440,7 +442,7 @@ void Generator::emitConsumer() {
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
   });
-  emitIf(e.logicalNot(secondWarpgroup), beginIssue);
+  emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), beginIssue);
 }
 
 // Row (i, h) of this warp's O fragments at the Q tile's place for it: the
@@ -470,8 +472,9 @@ void Generator::stageOutputRow(const std::vector<std::vector<Fragment>> &o, int6
 void Generator::storeStagedOutput() {
   e.fenceProxyAsyncShared(); // the generic-proxy writes, before TMA reads them
   Value warpgroup = e.shrui(warp, 2);
-  // Named barriers 1 and 2 take the ping-pong turns.
-  e.namedBarrierSync(e.add(warpgroup, e.i32(3)), 128);
+  // Named barriers 1 .. warpgroups take the ping-pong turns.
+  Value stagedBarrier = e.add(warpgroup, e.i32(1 + v.warps / 4));
+  e.namedBarrierSync(stagedBarrier, 128);
   Value first = e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
   emitIf(first, [&] {
     const int64_t rows = abi::kTensorMapOutputRows;
@@ -493,7 +496,7 @@ void Generator::storeStagedOutput() {
   // Persistent: each warp's lane 0 read the next tile's index from shared
   // memory (emitTileLoop), so that lane hands Q (and the word) back itself,
   // once the store has read the rows.
-  e.namedBarrierSync(e.add(warpgroup, e.i32(3)), 128);
+  e.namedBarrierSync(stagedBarrier, 128);
   emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
          [&] { e.mbarrierArrive(queryEmptyBarrier()); });
 }

@@ -39,9 +39,10 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `warp_specialized` (Hopper, sm_90a, with both wgmma switches, two stages
     or more): one more warpgroup, a producer that loads Q, K and V with TMA
     (`cp.async.bulk.tensor`) into an mbarrier-guarded ring and gives its
-    registers to the `warps` consumer warps (`setmaxnreg`; 4 or 8 warps:
-    one consumer warpgroup, two blocks an SM up to d = 128, or two taking
-    turns on the tensor cores), which overlap the softmax of one key block
+    registers to the `warps` consumer warps (`setmaxnreg`; 4, 8 or 12 warps:
+    one consumer warpgroup, two blocks an SM up to d = 128, or two or three
+    (up to d = 128) taking turns on the tensor cores), which overlap the
+    softmax of one key block
     with the P·V wgmma of the previous one (the backward kernels: resident
     and streamed tiles likewise, no block-wide barrier in the loop);
     `persistent` (with `warp_specialized`): the runtime launches as many

@@ -40,9 +40,9 @@ LogicalResult TileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (tmaStore && !warpSpecialized)
     return emitError() << "tile: tma_store needs warp_specialized (its O goes out through the "
                           "tensor maps that kernel takes)";
-  if (warpSpecialized && warps != 4 && warps != 8)
-    return emitError() << "tile: warp_specialized needs warps = 4 or 8 (one or two consumer "
-                          "warpgroups beside the producer's), got "
+  if (warpSpecialized && warps != 4 && warps != 8 && warps != 12)
+    return emitError() << "tile: warp_specialized needs warps = 4, 8 or 12 (one to three "
+                          "consumer warpgroups beside the producer's), got "
                        << warps;
   if (warpSpecialized && stages < 2)
     return emitError() << "tile: warp_specialized needs stages >= 2 (the producer fills one "
@@ -339,6 +339,13 @@ LogicalResult AttentionOp::verify() {
                               "(the wgmma k-step), got "
                            << getHeadDimQK();
   }
+  // Three consumer warpgroups get 160 registers a thread (KernelABI.h): a
+  // 64 x 256 O accumulator alone would take 128 of them.
+  if (tile.getWarpSpecialized() && tile.getWarps() == 12 &&
+      std::max(getHeadDimQK(), getHeadDimV()) > 128)
+    return emitOpError() << "tile: three consumer warpgroups (warps = 12) hold O and S in 160 "
+                            "registers a thread, so head dims up to 128; got "
+                         << std::max(getHeadDimQK(), getHeadDimV());
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
   auto layout = SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(), elementBytes,
                                             tile.getM(), tile.getN(), tile.getStages(),
@@ -430,6 +437,10 @@ LogicalResult AttentionBwdOp::verify() {
   if (tile.getPersistent() || tile.getTmaStore())
     return emitOpError("tile: the backward kernels have no persistent or tma_store form (one "
                        "block a key block, gradients stored by the threads)");
+  if (tile.getWarpSpecialized() && tile.getWarps() > 8)
+    return emitOpError() << "tile: the warp-specialized backward takes one or two consumer "
+                            "warpgroups (warps = 4 or 8), got warps = "
+                         << tile.getWarps();
   const int64_t ownedRows = dq ? tile.getM() : tile.getN();
   const int64_t streamedRows = dq ? tile.getN() : tile.getM();
   if (failed(verifyOwnedRows(*this, tile, dq ? "m" : "n", ownedRows)) ||

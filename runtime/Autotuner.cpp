@@ -218,15 +218,18 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
           space.push_back({m, n, warps, stages, qkWgmma, pvWgmma});
           }
   // Warp-specialized (TMA producer + two wgmma consumer warpgroups, or one
-  // and two blocks an SM up to d = 128): the consumers hold O (d_v / 2),
-  // S (n / 2) and P (n / 4) registers each, out of 240 (232 with one);
+  // and two blocks an SM, or three, up to d = 128): the consumers hold O
+  // (d_v / 2), S (n / 2) and P (n / 4) registers each, out of 240 (232 with
+  // one, 160 with three: 128 of them leave room for the rest, ptxas -v);
   // key-block sizes between the powers of two fit more stages.
-  const bool oneConsumerFits = std::max(p.headDimQK, p.headDimV) <= 128;
+  const bool upTo128 = std::max(p.headDimQK, p.headDimV) <= 128;
   if (limits.arch == "sm_90a" && p.headDimQK % 16 == 0)
-    for (int64_t consumers : {2, 1})
+    for (int64_t consumers : {2, 1, 3})
       for (int64_t n : {64, 80, 96, 128, 176})
         for (int64_t stages : {2, 3, 4}) {
-          if (consumers == 1 && !oneConsumerFits)
+          if (consumers != 2 && !upTo128)
+            continue;
+          if (consumers == 3 && p.headDimV / 2 + n / 2 + n / 4 > 128)
             continue;
           TileConfig t{64 * consumers, n, 4 * consumers, stages, true, true, true};
           // O by TMA stores where it fits where Q was (ahead of per-thread

@@ -69,14 +69,17 @@ std::vector<CheckCase> wgmmaGrid() {
   for (int64_t d : {64, 96, 128, 192, 256})
     for (bool causal : {false, true})
       for (const Shape &s : shapes)
-        for (int variant : {0, 1, 2, 3, 4, 5, 6, 7}) {
+        for (int variant : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+          // 6, 7: one consumer warpgroup; 8, 9: three (head dims up to 128).
           const bool pv = variant >= 1, warpSpecialized = variant >= 2,
-                     persistent = variant % 2 == 1 && variant >= 3, tmaStore = variant >= 4,
-                     oneConsumer = variant >= 6;
+                     persistent = variant % 2 == 1 && variant >= 3, tmaStore = variant >= 4;
+          const int64_t consumers = variant >= 8 ? 3 : variant >= 6 ? 1 : 2;
+          if (consumers == 3 && d > 128)
+            continue;
           CheckCase c = gridCase(s, d, causal, seed++);
           c.headDimV = d == 192 ? 128 : d;
-          c.tile = TileConfig{oneConsumer ? 64 : 128, d <= 128 ? 128 : 64, oneConsumer ? 4 : 8, 2,
-                              true, pv, warpSpecialized, persistent, tmaStore};
+          c.tile = TileConfig{64 * consumers, d <= 64 ? 128 : d <= 128 && consumers < 3 ? 128 : 64,
+                              4 * consumers, 2, true, pv, warpSpecialized, persistent, tmaStore};
           cases.push_back(c);
         }
   return cases;
@@ -115,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), 
 // Persistent blocks that walk many tiles each (the grid above has at most a
 // few tiles a block): ~1000 tiles on a grid of the SMs' resident blocks, taken
 // from the tile counter; causal rows of 1 to 12 key blocks; GQA; odd lengths.
-// Two consumer warpgroups with and without TMA stores, one with.
+// Two consumer warpgroups with and without TMA stores, one with, three
+// without.
 std::vector<CheckCase> persistentManyTilesGrid() {
   const Shape shapes[] = {{6, 1500, 1500, 16, 4}, {5, 1000, 1531, 24, 24}};
   std::vector<CheckCase> cases;
@@ -125,7 +129,9 @@ std::vector<CheckCase> persistentManyTilesGrid() {
       for (const Shape &s : shapes)
         for (const TileConfig &t : {TileConfig{128, 128, 8, 2, true, true, true, true, false},
                                     TileConfig{128, 128, 8, 2, true, true, true, true, true},
-                                    TileConfig{64, 128, 4, 2, true, true, true, true, true}}) {
+                                    TileConfig{64, 128, 4, 2, true, true, true, true, true},
+                                    TileConfig{192, d <= 64 ? 128 : 64, 12, 2, true, true, true,
+                                               true, false}}) {
           CheckCase c = gridCase(s, d, causal, seed++);
           c.tile = t;
           cases.push_back(c);
@@ -147,7 +153,9 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
                               {128, 176, 8, 2, true, true, true, false, true},
                               {128, 96, 8, 3, true, true, true, true, true},
                               {64, 176, 4, 2, true, true, true, false, true},
-                              {64, 96, 4, 3, true, true, true, true, false}};
+                              {64, 96, 4, 3, true, true, true, true, false},
+                              {192, 128, 12, 3, true, true, true, false, true},
+                              {192, 96, 12, 2, true, true, true, true, false}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a

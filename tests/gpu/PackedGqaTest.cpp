@@ -47,6 +47,15 @@ std::vector<CheckCase> packedGrid() {
     c.tile = t;
     cases.push_back(c);
   }
+  // Three consumer warpgroups (the long d = 64 default): 192 rows, groups
+  // of 4 and 7 (27 queries a tile), persistent and one tile a block.
+  for (const TileConfig &t : {TileConfig{192, 128, 12, 2, true, true, true, true},
+                              TileConfig{192, 128, 12, 2, true, true, true}})
+    for (const Shape &s : {Shape{2, 1100, 2100, 16, 4}, Shape{3, 13, 777, 14, 2}}) {
+      CheckCase c = packed(gridCase(s, 64, true, seed++));
+      c.tile = t;
+      cases.push_back(c);
+    }
   return cases;
 }
 

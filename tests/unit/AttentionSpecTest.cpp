@@ -57,11 +57,11 @@ TEST(AttentionSpec, VariantNameIsReadable) {
   EXPECT_EQ(tileName({128, 176, 8, 2, true, true, true, true, true}), "m128n176w8s2gpwspsts");
 }
 
-TEST(AttentionSpec, ShortForwardsTakeTheirMeasuredTiles) {
+TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
   AttentionSpec s;
   const TileConfig wide{128, 176, 8, 2, true, true, true, false, true};
-  auto fitted = [&](int64_t seqK, TileConfig t) {
-    fitTileToShortProblem(t, s, seqK);
+  auto fitted = [&](int64_t seqK, TileConfig t, int64_t seqQ = 0) {
+    fitTileToProblemSize(t, s, seqQ ? seqQ : seqK, seqK);
     return tileName(t);
   };
   s.mask = Mask::Causal; // d = 128
@@ -73,12 +73,23 @@ TEST(AttentionSpec, ShortForwardsTakeTheirMeasuredTiles) {
   s.headDimQK = s.headDimV = 64;
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps");
   EXPECT_EQ(fitted(1025, wide), tileName(wide));
+  // Long: three consumer warpgroups, persistent without TMA stores...
+  EXPECT_EQ(fitted(2048, wide), "m192n128w12s2gpwsps");
+  EXPECT_EQ(fitted(2048, wide, 2047), tileName(wide)); // (not for fewer queries)
   s.mask = Mask::Causal;
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsps");
   EXPECT_EQ(fitted(2049, wide), "m128n128w8s2gpwsts");
+  // ... causal from 4096, one tile a block with them.
+  EXPECT_EQ(fitted(4095, wide), "m128n128w8s2gpwsts");
+  EXPECT_EQ(fitted(4096, wide), "m192n128w12s2gpwsts");
+  EXPECT_EQ(fitted(8192, wide), "m192n128w12s2gpwsts");
   // Not where it was not measured: with a modifier only the key-block width.
   s.softcap = true;
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsts");
+  EXPECT_EQ(fitted(8192, wide), tileName(wide));
+  s.softcap = false;
+  s.headDimQK = s.headDimV = 128; // nor above d = 64
+  EXPECT_EQ(fitted(8192, wide), tileName(wide));
   // Nor for tiles that are not warp-specialized.
   EXPECT_EQ(fitted(512, TileConfig{128, 128, 4, 2}), "m128n128w4s2");
 }

@@ -112,6 +112,23 @@ TEST(Autotuner, SpaceIsPrunedByTheDeviceLimitsAndValid) {
   }
 }
 
+// Three consumer warpgroups (160 registers a thread) only up to d = 128 and
+// only with key blocks whose O, S and P fit 128 of them.
+TEST(Autotuner, ThreeConsumerTilesOnlyWhereTheirRegistersSuffice) {
+  const DeviceLimits hopper{232448, 65536, 1024, "sm_90a"};
+  for (int64_t d : {64, 128, 256}) {
+    int64_t threeConsumerTiles = 0;
+    for (const TileConfig &t : configurationSpace(problem(d), hopper)) {
+      if (!t.warpSpecialized || t.warps != 12)
+        continue;
+      ++threeConsumerTiles;
+      EXPECT_EQ(t.m, 192) << tileName(t);
+      EXPECT_LE(d / 2 + t.n / 2 + t.n / 4, 128) << tileName(t);
+    }
+    EXPECT_EQ(threeConsumerTiles > 0, d <= 128) << d;
+  }
+}
+
 TEST(Autotuner, KeysBucketSequenceLengths) {
   TuningProblem a = problem(), b = problem();
   b.seqQ = b.seqK = 3000; // same power-of-two bucket as 4096

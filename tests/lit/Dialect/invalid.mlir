@@ -156,11 +156,35 @@ func.func @warp_specialized_needs_two_stages(%q: !t, %s: f32) {
 // -----
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
-func.func @warp_specialized_one_or_two_consumers(%q: !t, %s: f32) {
-  // expected-error @+2 {{tile: warp_specialized needs warps = 4 or 8 (one or two consumer warpgroups beside the producer's), got 12}}
+func.func @warp_specialized_one_to_three_consumers(%q: !t, %s: f32) {
+  // expected-error @+2 {{tile: warp_specialized needs warps = 4, 8 or 12 (one to three consumer warpgroups beside the producer's), got 16}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 256, n = 64, warps = 16, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x256xbf16, strided<[?, ?, ?, 1]>>
+func.func @three_consumers_up_to_head_dim_128(%q: !t, %s: f32) {
+  // expected-error @+1 {{tile: three consumer warpgroups (warps = 12) hold O and S in 160 registers a thread, so head dims up to 128; got 256}}
   flash.attention %q, %q, %q -> %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 192, n = 64, warps = 12, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_one_or_two_consumers(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the warp-specialized backward takes one or two consumer warpgroups (warps = 4 or 8), got warps = 12}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 192, warps = 12, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
   return
 }
 
