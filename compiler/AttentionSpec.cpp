@@ -198,8 +198,8 @@ int64_t documentedMaxSharedMemory(const std::string &arch) {
   return 0;
 }
 
-void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ,
-                          int64_t seqK) {
+void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ, int64_t seqK,
+                          int64_t maxSharedMemory) {
   if (spec.backward() || !t.warpSpecialized)
     return;
   const bool causal = spec.mask == Mask::Causal;
@@ -214,6 +214,12 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
   if (!plain)
     return;
   const int64_t d = std::max(spec.headDimQK, spec.headDimV);
+  // Long non-causal rows at d <= 128: 192 keys a step where they fit.
+  if (!causal && d > 64 && d <= 128 && seqK >= 4096 && t.n == 176 && !t.persistent &&
+      flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, t.m, 192, t.stages,
+                                         t.qkWgmma, t.pvWgmma, t.warpSpecialized)
+              .totalBytes <= maxSharedMemory)
+    t.n = 192;
   const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
                                     : d <= 128 && !causal && seqK <= 1024;
   if (persistent) { // Q free for the next tile after its last Q Kᵀ

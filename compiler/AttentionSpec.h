@@ -185,8 +185,11 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 /// bench/results/h200-forward-short-problems.md), and at d <= 64 from 2048
 /// queries and keys (4096 causal) on three consumer warpgroups, 192 rows and
 /// 128 keys a step, persistent when not causal (H200: +7-12% non-causal,
-/// +2-6% causal; bench/results/h200-forward-three-consumers.md).
-void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ, int64_t seqK);
+/// +2-6% causal), and at 64 < d <= 128 non-causal from 4096 keys with 192
+/// keys a step where they fit `maxSharedMemory` (+2-4%;
+/// bench/results/h200-forward-three-consumers.md).
+void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ, int64_t seqK,
+                          int64_t maxSharedMemory);
 
 /// A tile configuration measured to do well for this head dim and target
 /// (until the autotuner has something better for a shape).

@@ -346,7 +346,7 @@ static Status specFor(const Runtime::Impl &impl, const AttentionParams &p,
                                     impl.device.arch);
     if (!exact) {
       narrowTileForRegisters(spec.tile, spec);
-      fitTileToProblemSize(spec.tile, spec, p.seqQ, p.seqK);
+      fitTileToProblemSize(spec.tile, spec, p.seqQ, p.seqK, impl.device.maxSharedMemoryPerBlock);
     }
   }
   if (Status s = fitTileToBlockMask(spec.tile, spec.kind, p.blockMask, p.tile.has_value()); !s)

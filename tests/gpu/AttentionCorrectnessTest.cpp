@@ -155,7 +155,9 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
                               {64, 176, 4, 2, true, true, true, false, true},
                               {64, 96, 4, 3, true, true, true, true, false},
                               {192, 128, 12, 3, true, true, true, false, true},
-                              {192, 96, 12, 2, true, true, true, true, false}};
+                              {192, 96, 12, 2, true, true, true, true, false},
+                              {64, 128, 4, 2, true, true, true, false, false},
+                              {192, 128, 12, 2, true, true, true, false, false}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a

@@ -80,6 +80,16 @@ std::vector<CheckCase> forwardGrid() {
       c.tile = tile;
       cases.push_back(c);
     }
+  // Persistent at d = 64 with one and with three consumer warpgroups (the
+  // skip loop over tiles past a sequence's end with other tile heights).
+  for (TileConfig tile : {TileConfig{64, 128, 4, 2, true, true, true, true},
+                          TileConfig{192, 128, 12, 2, true, true, true, true}})
+    for (bool causal : {false, true}) {
+      CheckCase c = packedCase(kIssueLengths, {3, 7, 999, 4100}, 4, 2, 64, seed++);
+      c.causal = causal;
+      c.tile = tile;
+      cases.push_back(c);
+    }
   return cases;
 }
 

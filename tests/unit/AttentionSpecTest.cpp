@@ -61,7 +61,7 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
   AttentionSpec s;
   const TileConfig wide{128, 176, 8, 2, true, true, true, false, true};
   auto fitted = [&](int64_t seqK, TileConfig t, int64_t seqQ = 0) {
-    fitTileToProblemSize(t, s, seqQ ? seqQ : seqK, seqK);
+    fitTileToProblemSize(t, s, seqQ ? seqQ : seqK, seqK, 232448);
     return tileName(t);
   };
   s.mask = Mask::Causal; // d = 128
@@ -70,6 +70,11 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
   s.mask = Mask::None;
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps"); // persistent, no TMA store
   EXPECT_EQ(fitted(1025, wide), tileName(wide));
+  EXPECT_EQ(fitted(4095, wide), tileName(wide));
+  EXPECT_EQ(fitted(4096, wide), "m128n192w8s2gpwsts"); // long: 192 keys a step
+  TileConfig small = wide;
+  fitTileToProblemSize(small, s, 4096, 4096, 227 * 1024 - 4096); // unless they do not fit
+  EXPECT_EQ(tileName(small), tileName(wide));
   s.headDimQK = s.headDimV = 64;
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps");
   EXPECT_EQ(fitted(1025, wide), tileName(wide));
