@@ -70,24 +70,24 @@ std::vector<CheckCase> forwardGrid() {
   all.alibiPerBatch = true;
   cases.push_back(all);
   // Every forward main loop at d = 128: mma.sync, wgmma on all warps, and
-  // the warp-specialized one as one block a tile and persistent.
-  for (TileConfig tile : {TileConfig{128, 64, 4, 2}, TileConfig{128, 128, 8, 2, true, true},
-                          TileConfig{128, 176, 8, 2, true, true, true, false},
-                          TileConfig{128, 176, 8, 2, true, true, true, true}})
+  // the warp-specialized one as one block a tile and persistent; persistent
+  // at d = 64 with one and with three consumer warpgroups (the skip loop over
+  // tiles past a sequence's end with other tile heights).
+  struct TileAt {
+    TileConfig tile;
+    int64_t headDim, headsQ, headsK;
+  };
+  for (const TileAt &t : {TileAt{{128, 64, 4, 2}, 128, 2, 1},
+                          TileAt{{128, 128, 8, 2, true, true}, 128, 2, 1},
+                          TileAt{{128, 176, 8, 2, true, true, true, false}, 128, 2, 1},
+                          TileAt{{128, 176, 8, 2, true, true, true, true}, 128, 2, 1},
+                          TileAt{{64, 128, 4, 2, true, true, true, true}, 64, 4, 2},
+                          TileAt{{192, 128, 12, 2, true, true, true, true}, 64, 4, 2}})
     for (bool causal : {false, true}) {
-      CheckCase c = packedCase(kIssueLengths, {3, 7, 999, 4100}, 2, 1, 128, seed++);
+      CheckCase c = packedCase(kIssueLengths, {3, 7, 999, 4100}, t.headsQ, t.headsK, t.headDim,
+                               seed++);
       c.causal = causal;
-      c.tile = tile;
-      cases.push_back(c);
-    }
-  // Persistent at d = 64 with one and with three consumer warpgroups (the
-  // skip loop over tiles past a sequence's end with other tile heights).
-  for (TileConfig tile : {TileConfig{64, 128, 4, 2, true, true, true, true},
-                          TileConfig{192, 128, 12, 2, true, true, true, true}})
-    for (bool causal : {false, true}) {
-      CheckCase c = packedCase(kIssueLengths, {3, 7, 999, 4100}, 4, 2, 64, seed++);
-      c.causal = causal;
-      c.tile = tile;
+      c.tile = t.tile;
       cases.push_back(c);
     }
   return cases;
