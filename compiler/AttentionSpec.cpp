@@ -214,11 +214,14 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
   if (!plain)
     return;
   const int64_t d = std::max(spec.headDimQK, spec.headDimV);
+  auto fits = [&](int64_t m, int64_t n) {
+    return flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, m, n, t.stages,
+                                              t.qkWgmma, t.pvWgmma, t.warpSpecialized)
+               .totalBytes <= maxSharedMemory;
+  };
   // Long non-causal rows at d <= 128: 192 keys a step where they fit.
-  if (!causal && d > 64 && d <= 128 && seqK >= 4096 && t.n == 176 && !t.persistent &&
-      flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, t.m, 192, t.stages,
-                                         t.qkWgmma, t.pvWgmma, t.warpSpecialized)
-              .totalBytes <= maxSharedMemory)
+  if (!causal && d > 64 && d <= 128 && seqQ >= 4096 && seqK >= 4096 && t.n == 176 &&
+      !t.persistent && fits(t.m, 192))
     t.n = 192;
   const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
                                     : d <= 128 && !causal && seqK <= 1024;
@@ -230,7 +233,7 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
   // Long small-head problems: three consumer warpgroups of 64 rows, two on
   // the tensor cores while the third runs a softmax as long as its GEMMs.
   const int64_t longFrom = causal ? 4096 : 2048;
-  if (smallHead && seqQ >= longFrom && seqK >= longFrom) {
+  if (smallHead && seqQ >= longFrom && seqK >= longFrom && fits(192, 128)) {
     t.m = 192;
     t.warps = 12;
     t.n = 128;

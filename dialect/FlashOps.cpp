@@ -341,11 +341,17 @@ LogicalResult AttentionOp::verify() {
   }
   // Three consumer warpgroups get 160 registers a thread (KernelABI.h): a
   // 64 x 256 O accumulator alone would take 128 of them.
+  // (ptxas also caps one instruction at the 128 registers a thread of the
+  // block's entry share: the 64 x n score wgmma needs n / 2 of them.)
   if (tile.getWarpSpecialized() && tile.getWarps() == 12 &&
       std::max(getHeadDimQK(), getHeadDimV()) > 128)
     return emitOpError() << "tile: three consumer warpgroups (warps = 12) hold O and S in 160 "
                             "registers a thread, so head dims up to 128; got "
                          << std::max(getHeadDimQK(), getHeadDimV());
+  if (tile.getWarpSpecialized() && tile.getWarps() == 12 && tile.getN() > 192)
+    return emitOpError() << "tile: three consumer warpgroups (warps = 12) take n <= 192 (the "
+                            "scores' wgmma may use 128 registers a thread), got n = "
+                         << tile.getN();
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
   auto layout = SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(), elementBytes,
                                             tile.getM(), tile.getN(), tile.getStages(),

@@ -148,14 +148,15 @@ Status fitTileToBlockMask(TileConfig &t, KernelKind kind, const BlockMask &m, bo
   // Key-block kernels own n key rows and stream m query rows; the others
   // own m query rows and stream n keys.
   const bool keyRows = kind != KernelKind::Forward && !isQueryBlockKind(kind);
-  // A backward default of two wgmma warpgroups (128 owned rows) becomes one
-  // where the blocks are multiples of 64 only.
+  // A default or tuned wgmma tile of several warpgroups (64 owned rows
+  // each) takes fewer where the blocks are multiples of fewer: three (192
+  // rows) become two where they are multiples of 128, two one where of 64.
   int64_t &owned = keyRows ? t.n : t.m;
   const int64_t ownedBlock = keyRows ? m.blockK : m.blockQ;
-  if (!given && kind != KernelKind::Forward && t.qkWgmma && owned == 128 && t.warps == 8 &&
-      ownedBlock % 128 != 0 && ownedBlock % 64 == 0) {
-    owned = 64;
-    t.warps = 4;
+  while (!given && t.qkWgmma && t.warps > 4 && owned == 16 * t.warps && ownedBlock % owned != 0 &&
+         ownedBlock % 64 == 0) {
+    t.warps -= 4;
+    owned = 16 * t.warps;
   }
   int64_t &streamed = keyRows ? t.m : t.n;
   const int64_t streamedBlock = keyRows ? m.blockQ : m.blockK;

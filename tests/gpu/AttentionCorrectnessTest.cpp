@@ -157,7 +157,8 @@ TEST(AttentionTiles, NonDefaultTilesMatchReference) {
                               {192, 128, 12, 3, true, true, true, false, true},
                               {192, 96, 12, 2, true, true, true, true, false},
                               {64, 128, 4, 2, true, true, true, false, false},
-                              {192, 128, 12, 2, true, true, true, false, false}};
+                              {192, 128, 12, 2, true, true, true, false, false},
+                              {128, 192, 8, 2, true, true, true, false, true}};
   for (const TileConfig &t : tiles) {
     if ((t.qkWgmma || t.pvWgmma) && Gpu::get().runtime->device().arch != "sm_90a")
       continue; // wgmma needs sm_90a

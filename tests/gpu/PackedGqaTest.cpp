@@ -51,11 +51,16 @@ std::vector<CheckCase> packedGrid() {
   // of 4 and 7 (27 queries a tile), persistent and one tile a block.
   for (const TileConfig &t : {TileConfig{192, 128, 12, 2, true, true, true, true},
                               TileConfig{192, 128, 12, 2, true, true, true}})
-    for (const Shape &s : {Shape{2, 1100, 2100, 16, 4}, Shape{3, 13, 777, 14, 2}}) {
-      CheckCase c = packed(gridCase(s, 64, true, seed++));
-      c.tile = t;
-      cases.push_back(c);
-    }
+    for (const Shape &s : {Shape{2, 1100, 2100, 16, 4}, Shape{3, 13, 777, 14, 2}})
+      for (bool causal : {false, true}) {
+        CheckCase c = packed(gridCase(s, 64, causal, seed++));
+        c.tile = t;
+        cases.push_back(c);
+      }
+  // 192 keys a step (the long non-causal d = 128 default), packed for decoding.
+  CheckCase wide = packed(gridCase({2, 1, 4500, 16, 2}, 128, false, seed++));
+  wide.tile = TileConfig{128, 192, 8, 2, true, true, true};
+  cases.push_back(wide);
   return cases;
 }
 

@@ -122,7 +122,7 @@ TEST(Autotuner, ThreeConsumerTilesOnlyWhereTheirRegistersSuffice) {
       if (!t.warpSpecialized || t.warps != 12)
         continue;
       ++threeConsumerTiles;
-      EXPECT_EQ(t.m, 192) << tileName(t);
+      EXPECT_LE(t.n, 192) << tileName(t); // (the verifier's limit)
       EXPECT_LE(d / 2 + t.n / 2 + t.n / 4, 128) << tileName(t);
     }
     EXPECT_EQ(threeConsumerTiles > 0, d <= 128) << d;

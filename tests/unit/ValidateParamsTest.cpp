@@ -319,7 +319,7 @@ TEST(ValidateParams, BadBlockMasksAreNamed) {
 }
 
 // A default tile shrinks to a block mask's blocks (its streamed rows, and a
-// backward default of two wgmma warpgroups to one); a given one is kept and
+// wgmma tile of several warpgroups to fewer); a given one is kept and
 // refused when it does not divide them.
 TEST(ValidateParams, DefaultTilesFitBlockMasks) {
   BlockMask mask;
@@ -345,4 +345,22 @@ TEST(ValidateParams, DefaultTilesFitBlockMasks) {
   t = TileConfig{64, 64, 4, 2, true, true, true};
   ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::BackwardDKV, mask, false).isOk());
   EXPECT_EQ(tileName(t), "m32n64w4s2gpws");
+  // A forward of three consumer warpgroups (192 rows) takes two for blocks
+  // of 128 and one for blocks of 64; a given one is refused.
+  const TileConfig three{192, 128, 12, 2, true, true, true, true};
+  mask.blockQ = mask.blockK = 128;
+  t = three;
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::Forward, mask, false).isOk());
+  EXPECT_EQ(tileName(t), "m128n128w8s2gpwsps");
+  mask.blockQ = 64;
+  t = three;
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::Forward, mask, false).isOk());
+  EXPECT_EQ(tileName(t), "m64n128w4s2gpwsps");
+  mask.blockQ = 384;
+  t = three;
+  ASSERT_TRUE(fitTileToBlockMask(t, KernelKind::Forward, mask, false).isOk());
+  EXPECT_EQ(tileName(t), tileName(three));
+  mask.blockQ = 128;
+  t = three;
+  EXPECT_FALSE(fitTileToBlockMask(t, KernelKind::Forward, mask, true).isOk());
 }

@@ -178,6 +178,17 @@ func.func @three_consumers_up_to_head_dim_128(%q: !t, %s: f32) {
 // -----
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+func.func @three_consumers_up_to_192_keys(%q: !t, %s: f32) {
+  // expected-error @+1 {{tile: three consumer warpgroups (warps = 12) take n <= 192 (the scores' wgmma may use 128 registers a thread), got n = 208}}
+  flash.attention %q, %q, %q -> %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 192, n = 208, warps = 12, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>} : !t, !t, !t -> !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
 func.func @backward_one_or_two_consumers(%q: !t, %lse: !stats, %s: f32) {
   // expected-error @+1 {{tile: the warp-specialized backward takes one or two consumer warpgroups (warps = 4 or 8), got warps = 12}}
