@@ -165,14 +165,19 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
                                                     t.warpSpecialized && !queryBlocksOuter);
 }
 
+// The forward's shared memory for tile t (16-bit elements).
+static int64_t forwardBytes(int64_t headDimQK, int64_t headDimV, const TileConfig &t) {
+  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
+                                            t.qkWgmma, t.pvWgmma, t.warpSpecialized)
+      .totalBytes;
+}
+
 int64_t AttentionSpec::sharedMemoryBytes() const {
   if (isAuxiliaryKind(kind) || kind == KernelKind::ForwardBlockLists)
     return 0;
   if (backward())
     return backwardLayout(kind, headDimQK, headDimV, tile).totalBytes;
-  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, tile.m, tile.n, tile.stages,
-                                            tile.qkWgmma, tile.pvWgmma, tile.warpSpecialized)
-      .totalBytes;
+  return forwardBytes(headDimQK, headDimV, tile);
 }
 
 std::string tileName(const TileConfig &t) {
@@ -215,9 +220,10 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
     return;
   const int64_t d = std::max(spec.headDimQK, spec.headDimV);
   auto fits = [&](int64_t m, int64_t n) {
-    return flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, m, n, t.stages,
-                                              t.qkWgmma, t.pvWgmma, t.warpSpecialized)
-               .totalBytes <= maxSharedMemory;
+    TileConfig wider = t;
+    wider.m = m;
+    wider.n = n;
+    return forwardBytes(spec.headDimQK, spec.headDimV, wider) <= maxSharedMemory;
   };
   // Long non-causal rows at d <= 128: 192 keys a step where they fit.
   if (!causal && d > 64 && d <= 128 && seqQ >= 4096 && seqK >= 4096 && t.n == 176 &&
@@ -388,11 +394,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.warps = d <= 128 ? 4 : 8;
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
-  auto bytes = [&] {
-    return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
-                                              t.qkWgmma, t.pvWgmma, t.warpSpecialized)
-        .totalBytes;
-  };
+  auto bytes = [&] { return forwardBytes(headDimQK, headDimV, t); };
   // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
   // warpgroups) with a two-stage ring and the largest key block that fits:
   // 176 (the H200 sweeps: +6% over 128 at d = 128, causal or not; at d = 64

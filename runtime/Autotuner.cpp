@@ -227,9 +227,10 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
     for (int64_t consumers : {2, 1, 3})
       for (int64_t n : {64, 80, 96, 128, 176, 192})
         for (int64_t stages : {2, 3, 4}) {
-          if (consumers != 2 && !upTo128)
-            continue;
-          if (consumers == 3 && p.headDimV / 2 + n / 2 + n / 4 > 128)
+          // O, S and P registers a consumer thread holds (d 128 n 192: 0 B
+          // spills at 240).
+          const int64_t accumulators = p.headDimV / 2 + n / 2 + n / 4;
+          if ((consumers != 2 && !upTo128) || accumulators > (consumers == 3 ? 128 : 208))
             continue;
           TileConfig t{64 * consumers, n, 4 * consumers, stages, true, true, true};
           // O by TMA stores where it fits where Q was (ahead of per-thread
@@ -243,8 +244,6 @@ std::vector<TileConfig> configurationSpace(const TuningProblem &p, const DeviceL
           auto smem = flash::SharedMemoryLayout::compute(p.headDimQK, p.headDimV, 2, t.m, n, stages,
                                                          true, true, true);
           if (limits.maxSharedMemoryPerBlock && smem.totalBytes > limits.maxSharedMemoryPerBlock)
-            continue;
-          if (p.headDimV / 2 + n / 2 + n / 4 > 208) // (d 128 n 192: 0 B spills)
             continue;
           space.push_back(t);
           t.persistent = true; // with the TMA store and without
