@@ -159,24 +159,6 @@ private:
   void emitQueryBlockWarpSpecialized();
   /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
   void emitConvertDQ();
-  /// The atomic dQ of the key-block kernels: dSᵀ (this warp's fragments)
-  /// to the warpgroup's K-major swizzled [step queries x 64 keys] tile;
-  /// dQᵀ = Kᵀ dSᵀ of head-dim chunks [first, first + count) of 64 rows
-  /// (wgmma, A = the resident K tile read M-major), in flight; the finished
-  /// chunks staged in shared memory as f32 rows (per warpgroup: the sum over
-  /// its own keys); and the staged step added to dQAccum of query head `h`
-  /// by one bulk reduction per warpgroup.
-  void storeGradScores(const Tiles &dS);
-  std::vector<Value> issueGradQueryChunks(int64_t first, int64_t count);
-  void stageGradQueryChunks(const std::vector<Value> &acc, int64_t first);
-  /// This warpgroup's staging rows (byte offset), and whether this thread
-  /// issues its bulk reductions.
-  Value stagedGradQuery() {
-    return e.add(e.i32(v.smem.gradQueryOffset),
-                 e.mul(e.shrui(warp, 2), e.i32(v.m * v.headDimQK * 4)));
-  }
-  Value firstOfWarpgroup() { return e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)); }
-  void addStagedGradQuery(Value h, Value firstQuery);
   /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
   /// written to `delta` for the key-block kernels.
   std::vector<Value> emitDelta(Value headIndex);
@@ -206,16 +188,62 @@ private:
     Value staged;
   };
   StepStats loadStepStats(const KeyStep &step);
-  /// Array `which` (0: −lse·log2e, 1: Δ) of `stats` for this thread's columns.
-  std::vector<Value> stepStat(const StepStats &stats, int64_t which);
+  /// Entry `index` (2 · column tile + (c & 1)) of array `which` (0:
+  /// −lse·log2e, 1: Δ) of `stats` for this thread's columns. Staged entries
+  /// are read from shared memory at their first use (kept in `read`), so few
+  /// are live at once.
+  Value stepStat(const StepStats &stats, int64_t which, int64_t index, std::vector<Value> &read);
+
+  // The atomic dQ of the key-block kernels (AtomicQueryGradient.cpp): each
+  // step's dSᵀ of every consumer warpgroup to shared memory; dQᵀ = Kᵀ dSᵀ over
+  // the block's keys (wgmma: A the resident K tile read M-major, B the dS
+  // tiles), shared among the warpgroups; staged as f32 rows and added to
+  // dQAccum by one bulk reduction a step.
+  /// A warpgroup's part of the step's dQᵀ: `chunks` head-dim chunks of 64
+  /// rows by `columns` queries. By chunks, warpgroup w takes chunks w, w + W,
+  /// ...; else every chunk and the queries [w · columns, (w + 1) · columns).
+  struct GradQueryShare {
+    int64_t chunks, columns;
+    bool byChunks;
+  };
+  GradQueryShare gradQueryShare() const;
+  /// dSᵀ (this warp's fragments) to its warpgroup's K-major swizzled
+  /// [step queries x 64 keys] tile of dS buffer `buffer` (i32).
+  void storeGradScores(const Tiles &dS, Value buffer);
+  /// Every consumer warp has stored its dS: the block's barrier, or
+  /// (warp-specialized) the consumers' named barrier.
+  void syncGradScores();
+  /// Issues this warpgroup's chunks [first, first + count) of its share (in
+  /// flight, committed).
+  std::vector<Value> issueGradQuery(Value buffer, int64_t first, int64_t count);
+  /// Stores them to the staged [step queries x d_qk] f32 rows (the step's
+  /// first query `firstQuery`).
+  void stageGradQuery(const std::vector<Value> &acc, int64_t first, Value firstQuery);
+  /// Where dQ column `column` of (sequence-local) query row `row` lives in
+  /// the accumulator's row: rotated by 8 · (row / 2 % 4) columns, so a warp's
+  /// staging stores (8 columns x 4 rows 2 apart) hit 32 distinct banks.
+  Value gradQueryColumn(Value row, Value column);
+  /// Before staging: the last step's bulk reduction has read the rows
+  /// (warp-specialized: the writer warp says so).
+  void awaitGradQueryStaging();
+  /// After staging: the rows go to query head `h`'s accumulator from
+  /// `firstQuery` (the block's first thread after a block barrier, or the
+  /// writer warp).
+  void releaseGradQueryStaging(Value h, Value firstQuery);
+  /// One bulk reduction of the staged rows that exist (this thread issues it).
+  void reduceStagedGradQuery(Value h, Value firstQuery);
+  /// Warp-specialized: the producer's third warp adds each computed step's
+  /// staged rows (`computed(step)`: whether the consumers computed it).
+  void emitGradQueryWriter(llvm::function_ref<Value(const KeyStep &)> computed);
+  Value firstThread() { return e.cmpi(CmpIPredicate::eq, tid, e.i32(0)); }
+  // Named barriers of the warp-specialized key-block kernels' consumers.
+  static constexpr int64_t kGradScoresReady = 1, kStagingFree = 2, kStagingFull = 3;
+
   /// One step's products on the ring slot at `slotOffset` (its Q and dO
-  /// tiles): dK and dV accumulate, dQ (atomic form) is added to dQAccum.
+  /// tiles): dK and dV accumulate, dQ (atomic form, its dS in buffer
+  /// `gradScoreBuffer`, null: 0) is added to dQAccum.
   void emitKeyBlockStep(const KeyStep &step, const StepStats &stats, Value slotOffset,
-                        Tiles &dK, Tiles &dV);
-  /// Before / after the warpgroup's dS and staged dQ tiles: the block's
-  /// barrier, or (warp-specialized: the producer never comes) the
-  /// warpgroup's named barrier.
-  void syncGradTiles();
+                        Tiles &dK, Tiles &dV, Value gradScoreBuffer = Value());
   void storeKeyBlockGradients(const Tiles &dK, const Tiles &dV);
   /// cp.async: every warp loads the ring's next tiles, then computes.
   void emitKeyBlockMainLoop();
@@ -223,10 +251,12 @@ private:
   /// (WarpSpecializedBackwardLoops.cpp).
   void emitKeyBlockWarpSpecialized();
   /// The warp-specialized loops' frame: initializes the resident-tile and
-  /// ring barriers (a slot is full after `fullArrivals`), splits the block
+  /// ring barriers (a slot is full after `fullArrivals`, free again after
+  /// `emptyArrivals`), splits the block
   /// into the producer warpgroup (fewer registers) and the consumers (more;
   /// `warp` counts them from 0) and emits each role's code.
-  void emitWarpSpecializedRoles(int64_t fullArrivals, llvm::function_ref<void()> producer,
+  void emitWarpSpecializedRoles(int64_t fullArrivals, int64_t emptyArrivals,
+                                llvm::function_ref<void()> producer,
                                 llvm::function_ref<void()> consumer);
   /// A ring step of the producer: the streamed pair's first row and head
   /// (and, where stepAt knows it, whether it is loaded).

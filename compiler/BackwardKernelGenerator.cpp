@@ -34,12 +34,10 @@
 // of FlashAttention-2 is recomputing S and dP in the dQ kernel.
 //
 // The atomic form (wgmma tiles): a delta kernel (Δ alone), then the key-block
-// kernel also stores each step's dSᵀ in shared memory and forms dQᵀ = Kᵀ dSᵀ
-// (64 head-dim rows a wgmma, the resident K tile read M-major, any number of
-// queries a step), staged as f32 rows in shared memory and added to a zeroed
-// fp32 dQ accumulator (head-major, so a step's rows are contiguous) by one
-// bulk reduction (cp.reduce.async.bulk .add.f32, the TMA unit); a conversion
-// kernel scales that into dQ. Five products a block pair.
+// kernel also forms each step's dQ over the block's keys from its dS in
+// shared memory and adds it to a zeroed fp32 accumulator by one bulk
+// reduction (AtomicQueryGradient.cpp); a conversion kernel scales that into
+// dQ. Five products a block pair.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionKernelGenerator.h"
@@ -187,109 +185,23 @@ void BackwardGenerator::emitConvertDQ() {
   for (int64_t first = 0; first < total; first += threads) {
     Value index = e.add(tid, e.i32(first));
     Value row = e.add(firstQueryRow, e.divui(index, e.i32(pairsPerRow)));
-    Value column = e.toI64(e.mul(e.remui(index, e.i32(pairsPerRow)), e.i32(2)));
+    Value column = e.mul(e.remui(index, e.i32(pairsPerRow)), e.i32(2));
     Value inside = e.cmpi(CmpIPredicate::slt, row, seqQ);
     if (first + threads > total)
       inside = arith::AndIOp::create(b, loc, inside,
                                      e.cmpi(CmpIPredicate::ult, index, e.i32(total)));
     emitIf(inside, [&] {
-      Value from = e.add(accumBase, e.add(e.mul(e.toI64(row), arg(kDQAccumStride0 + 1)), column));
+      // The key-block kernels stored the row rotated (gradQueryColumn; pairs stay together).
+      Value stored = e.toI64(gradQueryColumn(row, column));
+      Value from = e.add(accumBase, e.add(e.mul(e.toI64(row), arg(kDQAccumStride0 + 1)), stored));
       Value lo = e.loadGlobalF32(e.globalElementPtr(arg(kDQAccum), from, b.getF32Type()));
       Value hi = e.loadGlobalF32(
           e.globalElementPtr(arg(kDQAccum), e.add(from, e.i64(1)), b.getF32Type()));
-      Value to = e.add(dqBase, e.add(e.mul(e.toI64(row), arg(kDQStride0 + 1)), column));
+      Value to = e.add(dqBase, e.add(e.mul(e.toI64(row), arg(kDQStride0 + 1)), e.toI64(column)));
       e.store(e.packPair(v.elementType, e.fmul(lo, arg(kScale)), e.fmul(hi, arg(kScale))),
                     e.globalElementPtr(arg(kDQ), to, v.elementType), 4);
     });
   }
-}
-
-// Fragment (t, c) of warp w holds dSᵀ at key 16 (w % 4) + quadRow + 8 (c / 2)
-// of the warpgroup's 64 and query 8 t + 2 quadCol + (c & 1); stored at
-// [query][key] in 128-byte rows whose 16-byte chunks are swizzled by query % 8.
-void BackwardGenerator::storeGradScores(const Tiles &dS) {
-  Value warpInGroup = e.andi(warp, e.i32(3));
-  Value tile = e.add(e.i32(v.smem.gradScoreOffset), e.mul(e.shrui(warp, 2), e.i32(v.m * 128)));
-  Value within = e.mul(quadRow, e.i32(2));
-  for (size_t t = 0; t < dS[0].size(); ++t)
-    for (int64_t c = 0; c < 4; ++c) {
-      Value query = e.add(e.mul(quadCol, e.i32(2)), e.i32(int64_t(t) * 8 + (c & 1)));
-      Value chunk = e.add(e.mul(warpInGroup, e.i32(2)), e.i32(c / 2));
-      Value swizzled = e.xori(chunk, e.andi(query, e.i32(7)));
-      Value offset = e.add(tile, e.add(e.mul(query, e.i32(128)),
-                                       e.add(e.mul(swizzled, e.i32(16)), within)));
-      e.storeSharedElement(v.elementType, dS[0][t][c], sharedAt(offset));
-    }
-}
-
-// dQᵀ (head-dim rows 64 c .. 64 c + 63, the step's queries as columns) = Kᵀ
-// dSᵀ over this warpgroup's 64 keys: A is column block c of the resident K
-// tile read M-major, 16 keys (2048 bytes) a k-step; B the dS tile, K-major.
-std::vector<Value> BackwardGenerator::issueGradQueryChunks(int64_t first, int64_t count) {
-  Value warpgroup = e.shrui(warp, 2);
-  Value keys = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
-  Value scores = e.add(smemBase32, e.add(e.i32(v.smem.gradScoreOffset),
-                                         e.mul(warpgroup, e.i32(v.m * 128))));
-  std::vector<Value> all;
-  for (int64_t c = first; c < first + count; ++c) {
-    std::vector<Value> acc; // the first k-step starts from nothing
-    for (int64_t kk = 0; kk < 4; ++kk) {
-      Value descA = e.wgmmaDescriptorSwizzled128MN(
-          e.add(keys, e.i32(c * v.n * 128 + kk * 16 * 128)), v.n * 128);
-      Value descB = e.wgmmaDescriptorSwizzled128(e.add(scores, e.i32(kk * 32)));
-      acc = e.wgmmaSS(v.elementType, v.m, descA, descB, acc, /*transposeA=*/true);
-    }
-    all.insert(all.end(), acc.begin(), acc.end());
-  }
-  e.wgmmaCommit();
-  return all;
-}
-
-// Element (t, r) of chunk c: head-dim row 64 c + 16 (w % 4) + quadRow +
-// 8 (r / 2), query 8 t + 2 quadCol + (r & 1) of the step; staged at
-// [query][head dim] in f32 rows of d_qk (the accumulator's row layout).
-void BackwardGenerator::stageGradQueryChunks(const std::vector<Value> &acc, int64_t first) {
-  Value dimRow = e.add(e.mul(e.andi(warp, e.i32(3)), e.i32(16)), quadRow);
-  const int64_t perChunk = v.m / 2, columnTiles = v.m / 8, rowBytes = v.headDimQK * 4;
-  const int64_t chunks = int64_t(acc.size()) / perChunk;
-  Value base = e.add(stagedGradQuery(), e.mul(dimRow, e.i32(4)));
-  for (int64_t t = 0; t < columnTiles; ++t)
-    for (int64_t odd = 0; odd < 2; ++odd) {
-      Value query = e.add(e.mul(quadCol, e.i32(2)), e.i32(t * 8 + odd));
-      Value rowBase = e.add(base, e.mul(query, e.i32(rowBytes)));
-      for (int64_t c = 0; c < chunks; ++c)
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t dimBase = (first + c) * 64 + half * 8;
-          if (dimBase >= v.headDimQK)
-            continue;
-          auto store = [&] {
-            e.store(acc[c * perChunk + t * 4 + half * 2 + odd],
-                          sharedAt(e.add(rowBase, e.i32(dimBase * 4))), 4);
-          };
-          if (dimBase + 64 - 8 > v.headDimQK) // a chunk past d % 64: not every row exists
-            emitIf(e.cmpi(CmpIPredicate::slt, e.add(dimRow, e.i32(dimBase)), e.i32(v.headDimQK)),
-                   store);
-          else
-            store();
-        }
-    }
-}
-
-// The staged rows of the step's queries that exist, added to query head h's
-// accumulator rows in one bulk reduction a warpgroup (rows d_qk floats apart).
-void BackwardGenerator::addStagedGradQuery(Value h, Value firstQuery) {
-  using namespace abi::bwd;
-  e.fenceProxyAsyncShared(); // the staged rows are read by the async proxy
-  syncGradTiles();
-  emitIf(firstOfWarpgroup(), [&] {
-    Value rows = e.minsi(e.i32(v.m), e.sub(seqQ, firstQuery));
-    Value at = e.add(tensorBase(kDQAccumStride0, h, /*querySide=*/true),
-                     e.mul(e.toI64(firstQuery), arg(kDQAccumStride0 + 1)));
-    e.bulkReduceAddF32(e.globalElementPtr(arg(kDQAccum), at, b.getF32Type()),
-                       sharedAt(stagedGradQuery()),
-                       e.mul(rows, e.i32(v.headDimQK * 4)));
-    e.bulkCommit();
-  });
 }
 
 void BackwardGenerator::planQueryBlockSteps() {
@@ -532,28 +444,24 @@ BackwardGenerator::StepStats BackwardGenerator::loadStepStats(const KeyStep &ste
   return stats;
 }
 
-std::vector<Value> BackwardGenerator::stepStat(const StepStats &stats, int64_t which) {
+Value BackwardGenerator::stepStat(const StepStats &stats, int64_t which, int64_t index,
+                                 std::vector<Value> &read) {
   if (!stats.staged)
-    return which == 0 ? stats.negLse : stats.delta;
-  std::vector<Value> values;
-  Value base = e.add(stats.staged, e.add(e.i32(which * v.m * 4), e.mul(quadCol, e.i32(8))));
-  for (int64_t col = 0; col < v.nTilesS; ++col)
-    for (int64_t c = 0; c < 2; ++c)
-      values.push_back(e.loadSharedF32(sharedAt(e.add(base, e.i32((col * 8 + c) * 4)))));
-  return values;
-}
-
-void BackwardGenerator::syncGradTiles() {
-  if (v.warpSpecialized) // named barriers 1, 2: the consumer warpgroups'
-    e.namedBarrierSync(e.add(e.shrui(warp, 2), e.i32(1)), 128);
-  else
-    e.barrier();
+    return (which == 0 ? stats.negLse : stats.delta)[index];
+  read.resize(2 * v.nTilesS);
+  if (!read[index]) {
+    const int64_t column = index / 2 * 8 + index % 2;
+    Value at = e.add(stats.staged, e.add(e.i32((which * v.m + column) * 4), e.mul(quadCol, e.i32(8))));
+    read[index] = e.loadSharedF32(sharedAt(at));
+  }
+  return read[index];
 }
 
 // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ (wgmma: in flight at once), then dV += Pᵀ dO
 // (wgmma: in flight while dSᵀ is formed) and dK += dSᵀ Q.
 void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &stats,
-                                         Value slotOffset, Tiles &dK, Tiles &dV) {
+                                         Value slotOffset, Tiles &dK, Tiles &dV,
+                                         Value gradScoreBuffer) {
   Value h = step.head, firstQuery = step.firstQuery;
   Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
   Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -582,8 +490,10 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   Tiles slope;
   emitScoreModifiers(p, at, &slope);
   emitPlacedMask(p, at);
-  const std::vector<Value> negLse = stepStat(stats, 0);
-  exponentiate(p, [&](size_t, size_t col, int64_t c) { return negLse[2 * col + (c & 1)]; });
+  std::vector<Value> negLse, delta;
+  exponentiate(p, [&](size_t, size_t col, int64_t c) {
+    return stepStat(stats, 0, 2 * col + (c & 1), negLse);
+  });
   Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
   std::vector<Value> dVIssued, dKIssued;
   if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
@@ -598,25 +508,32 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
     if (v.dropout)
       applyDropout(dS, keep, dropoutKeepScale());
-    const std::vector<Value> delta = stepStat(stats, 1);
-    gradScores(p, dS, [&](size_t, size_t col, int64_t c) { return delta[2 * col + (c & 1)]; },
+    gradScores(p, dS,
+               [&](size_t, size_t col, int64_t c) {
+                 return stepStat(stats, 1, 2 * col + (c & 1), delta);
+               },
                slope);
     if (addsDQ()) { // dS to shared memory, visible to wgmma (the async proxy) in every warp
-      storeGradScores(dS);
+      if (!gradScoreBuffer)
+        gradScoreBuffer = e.i32(0);
+      storeGradScores(dS, gradScoreBuffer);
       e.fenceProxyAsyncShared();
-      // The last step's bulk reduction has read the staged dQ before anyone rewrites it.
-      emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/true); });
-      syncGradTiles();
+      if (!v.warpSpecialized) // the last step's reduction has read the staged dQ rows
+        emitIf(firstThread(), [&] { e.bulkWait(0, /*readOnly=*/true); });
+      syncGradScores();
     }
     dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
   }
-  // dQᵀ = Kᵀ dSᵀ: up to d = 128 every 64-row chunk in flight with dK and
-  // dV; above, one chunk at a time after them (registers).
-  const int64_t dQChunks = addsDQ() ? v.smem.paddedHeadDimQK / 64 : 0;
+  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: up to d = 128 (and 32
+  // accumulators) in flight with dK and dV; else a chunk at a time after
+  // them (registers).
+  const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true};
   const int64_t dQChunksAtOnce =
-      v.headDimQK <= 128 && !v.dropout ? dQChunks : std::min<int64_t>(dQChunks, 1);
-  std::vector<Value> dQIssued =
-      addsDQ() ? issueGradQueryChunks(0, dQChunksAtOnce) : std::vector<Value>();
+      v.headDimQK <= 128 && !v.dropout && share.chunks * share.columns / 2 <= 32
+          ? share.chunks
+          : std::min<int64_t>(share.chunks, 1);
+  std::vector<Value> dQIssued = addsDQ() ? issueGradQuery(gradScoreBuffer, 0, dQChunksAtOnce)
+                                         : std::vector<Value>();
   // One wait for every accumulator.
   std::vector<Value> issued = dVIssued;
   issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
@@ -631,19 +548,22 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
                      v.headDimQK / 8);
   if (addsDQ()) {
-    stageGradQueryChunks(std::vector<Value>(dKEnd, issued.end()), 0);
-    for (int64_t c = dQChunksAtOnce; c < dQChunks; ++c) {
+    awaitGradQueryStaging();
+    stageGradQuery(std::vector<Value>(dKEnd, issued.end()), 0, firstQuery);
+    for (int64_t c = dQChunksAtOnce; c < share.chunks; ++c) { // the rest, one at a time
       e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
-      stageGradQueryChunks(e.wgmmaWaitFor(0, issueGradQueryChunks(c, 1)), c);
+      stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
     }
-    addStagedGradQuery(h, firstQuery);
+    releaseGradQueryStaging(h, firstQuery);
   }
 }
 
 void BackwardGenerator::storeKeyBlockGradients(const Tiles &dK, const Tiles &dV) {
   using namespace abi::bwd;
-  if (addsDQ()) // the bulk reductions are done before the block's shared memory goes
-    emitIf(firstOfWarpgroup(), [&] { e.bulkWait(0, /*readOnly=*/false); });
+  // The reductions are done before the block's shared memory goes (the
+  // warp-specialized writer warp waits for its own).
+  if (addsDQ() && !v.warpSpecialized)
+    emitIf(firstThread(), [&] { e.bulkWait(0, /*readOnly=*/false); });
   auto keyRow = [&](int64_t i, int64_t h) { return keyOf(i, h); };
   if (computesDK())
     storeRows(dK, keyRow, seqK, kDK, kDKStride0, dkBase, arg(kScale));

@@ -163,6 +163,13 @@ std::array<Value, 4> KernelEmitter::ldmatrixX4(Value ptr, bool transpose) {
   return out;
 }
 
+void KernelEmitter::stmatrix(Value ptr, ArrayRef<Value> sources, bool transpose) {
+  NVVM::StMatrixOp::create(b, loc, ptr, sources,
+                           transpose ? NVVM::MMALayout::col : NVVM::MMALayout::row,
+                           NVVM::LdStMatrixShapeAttr::get(b.getContext(), 8, 8),
+                           NVVM::LdStMatrixEltType::B16);
+}
+
 void KernelEmitter::store(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }

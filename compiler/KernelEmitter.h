@@ -93,6 +93,11 @@ public:
   void cpAsyncWait(int64_t pendingGroups);
   /// ldmatrix.x4 of 16-bit elements (transposed when `transpose`).
   std::array<mlir::Value, 4> ldmatrixX4(mlir::Value sharedPtr, bool transpose);
+  /// stmatrix of 16-bit elements: `sources` (1, 2 or 4 packed registers, the
+  /// mma.sync accumulator fragment of one 8 x 8 matrix each) stored by rows
+  /// at the addresses lanes 8 i .. 8 i + 7 give for matrix i, or (`transpose`)
+  /// by columns.
+  void stmatrix(mlir::Value sharedPtr, llvm::ArrayRef<mlir::Value> sources, bool transpose);
   /// A plain store (any address space: global, or the staged dQ rows in shared memory).
   void store(mlir::Value value, mlir::Value ptr, unsigned alignment);
   /// An f32 from shared memory (4-byte aligned).

@@ -9,11 +9,13 @@
 //     its second warp puts the step's −lse·log2e and Δ (−inf and 0 past
 //     seq_q) beside them. A slot is full when the tiles have landed (and
 //     every lane of that warp has arrived); it is refilled once its "empty"
-//     mbarrier saw every consumer warp arrive;
+//     mbarrier saw every consumer warp (key-block kernels: every consumer
+//     thread, each releasing its own reads of the statistics) arrive;
 //   * warpgroups 1.. are consumers (64 owned rows each, more registers): the
 //     step's products as in the cp.async loops, with no block-wide barrier:
-//     the atomic form's dS and staged dQ tiles are per warpgroup and sync on
-//     its own named barrier.
+//     the atomic form's dS and staged dQ sync on the consumers' named
+//     barriers, and the producer's third warp issues the dQ reductions
+//     (AtomicQueryGradient.cpp).
 // Every step takes a slot, also those the masks skip (the producer arrives
 // without loading, the consumers wait and release without computing): the
 // k-th use of slot s then always waits for parity k & 1.
@@ -47,14 +49,14 @@ void BackwardGenerator::waitRingEmpty(Value t) {
                  arith::XOrIOp::create(b, loc, ringParity(t), e.i32(1)));
 }
 
-void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals,
+void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t emptyArrivals,
                                                  llvm::function_ref<void()> producer,
                                                  llvm::function_ref<void()> consumer) {
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
     e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1); // the resident tiles
     for (int64_t s = 0; s < v.stages; ++s) {
       e.mbarrierInit(stageBarrier(e.i32(s), kRingFull), fullArrivals);
-      e.mbarrierInit(stageBarrier(e.i32(s), kRingEmpty), v.warps); // every consumer warp
+      e.mbarrierInit(stageBarrier(e.i32(s), kRingEmpty), emptyArrivals);
     }
     e.fenceMbarrierInit(); // visible to the async proxy (TMA) too
   });
@@ -70,7 +72,9 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals,
   producer();
   b.setInsertionPoint(roles.elseBlock()->getTerminator());
   e.setMaxRegisters(registers.consumer, /*increase=*/true);
-  warp = e.sub(e.shrui(tid, 5), e.i32(4)); // consumer warps count from 0
+  // Consumer warps count from 0; read from lane 0, so ptxas knows the warp
+  // agrees (what depends on it can live in uniform registers).
+  warp = e.broadcastLane0(e.sub(e.shrui(tid, 5), e.i32(4)));
   consumer();
 }
 
@@ -129,6 +133,9 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
     return e.add(e.i32(v.smem.stepStatsOffset),
                  e.mul(e.remui(t, e.i32(v.stages)), e.i32(2 * v.m * 4)));
   };
+  // Steps a mask may skip: the consumers compute them where `needed`.
+  const bool skippable = v.maskMod || v.blockMask;
+  auto computed = [&](const KeyStep &step) { return skippable ? step.needed : Value(); };
   auto producer = [&] {
     emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
       emitTmaProducer(
@@ -168,14 +175,21 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
       });
       e.mbarrierArrive(ringBarrier(t, kRingFull)); // each lane releases its own stores
     });
+    if (addsDQ()) // warp 2: the bulk reductions of the consumers' dQ
+      emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(2)),
+             [&] { emitGradQueryWriter(computed); });
   };
 
   auto consumer = [&] {
     Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
     Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
+    // The dS buffer of the next computed step (alternating).
+    Value gradScoreBuffer = addsDQ() ? e.i32(0) : Value();
     auto eachCarried = [&](auto &&f) {
       eachValue(dK, f);
       eachValue(dV, f);
+      if (gradScoreBuffer)
+        f(gradScoreBuffer);
     };
     e.mbarrierWait(residentFull, e.i32(0));
     scf::ForOp loop;
@@ -188,19 +202,21 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
       StepStats stats;
       stats.staged = statsOf(t);
       e.mbarrierWait(ringBarrier(t, kRingFull), ringParity(t));
-      scf::IfOp skippable = openSkippable(v.maskMod || v.blockMask ? step.needed : Value(),
-                                          eachCarried);
-      emitKeyBlockStep(step, stats, ringSlotOffset(t), dK, dV);
-      closeSkippable(skippable, eachCarried);
+      scf::IfOp skip = openSkippable(computed(step), eachCarried);
+      emitKeyBlockStep(step, stats, ringSlotOffset(t), dK, dV, gradScoreBuffer);
+      if (gradScoreBuffer)
+        gradScoreBuffer = e.xori(gradScoreBuffer, e.i32(1));
+      closeSkippable(skip, eachCarried);
       // Every product reading the slot has been waited for: hand it back.
-      emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
-             [&] { e.mbarrierArrive(ringBarrier(t, kRingEmpty)); });
+      // Every thread read the slot's row statistics, so each releases its own reads.
+      e.mbarrierArrive(ringBarrier(t, kRingEmpty));
       scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
     }
     unflattenCarried(eachCarried, loop.getResults());
     storeKeyBlockGradients(dK, dV);
   };
-  emitWarpSpecializedRoles(/*fullArrivals=*/1 + 32, producer, consumer);
+  emitWarpSpecializedRoles(/*fullArrivals=*/1 + 32, /*emptyArrivals=*/v.warps * 32, producer,
+                           consumer);
 }
 
 void BackwardGenerator::emitQueryBlockWarpSpecialized() {
@@ -240,7 +256,8 @@ void BackwardGenerator::emitQueryBlockWarpSpecialized() {
     unflattenCarried(eachCarried, loop.getResults());
     storeQueryGradient(dQ);
   };
-  emitWarpSpecializedRoles(/*fullArrivals=*/1, producer, consumer);
+  // Only wgmma reads the slots: a lane a consumer warp hands them back.
+  emitWarpSpecializedRoles(/*fullArrivals=*/1, /*emptyArrivals=*/v.warps, producer, consumer);
 }
 
 } // namespace flashjit::detail

@@ -472,6 +472,14 @@ LogicalResult AttentionBwdOp::verify() {
     if (streamedRows > 256)
       return emitOpError() << "tile: " << (dq ? "n" : "m") << " = " << streamedRows
                            << " exceeds 256, the widest wgmma";
+    // The warpgroups share the step's dQᵀ by 64-row head-dim chunks, or
+    // else by queries (wgmma n, a multiple of 8).
+    const int64_t warpgroups = tile.getWarps() / 4, chunks = (dQK + 63) / 64;
+    if (accum && chunks % warpgroups != 0 && streamedRows % (8 * warpgroups) != 0)
+      return emitOpError() << "tile: dq_accum with " << warpgroups
+                           << " warpgroups and head dim " << dQK << " needs m a multiple of "
+                           << 8 * warpgroups << " (each takes a share of the queries), got "
+                           << streamedRows;
   }
   auto layout = SharedMemoryLayout::computeBackward(
       dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,

@@ -13,7 +13,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
   l.barrierOffset = 0;
-  l.gradScoreOffset = l.gradQueryOffset = l.stepStatsOffset = 0;
+  l.gradScoreOffset = l.gradScoreBytes = l.gradQueryOffset = l.stepStatsOffset = 0;
   l.residentSecondOffset = 0;
   const int64_t blockElements = 128 / elementBytes; // one 128-byte swizzle row
   // Padded rows: a 16-byte pad shifts consecutive rows by four banks, so the
@@ -64,9 +64,10 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
   l.totalBytes += secondBytes;
   if (gradScoreTile && swizzled) {
     l.gradScoreOffset = l.queryBytes + stages * l.stageBytes;
-    const int64_t scoreBytes = roundUp(residentRows / 64 * streamRows * 128, 1024);
-    l.gradQueryOffset = l.gradScoreOffset + scoreBytes;
-    l.totalBytes += scoreBytes + roundUp(residentRows / 64 * streamRows * headDimQK * 4, 1024);
+    l.gradScoreBytes = roundUp(residentRows / 64 * streamRows * 128, 1024);
+    l.gradQueryOffset = l.gradScoreOffset + (warpSpecialized ? 2 : 1) * l.gradScoreBytes;
+    l.totalBytes += l.gradQueryOffset - l.gradScoreOffset +
+                    roundUp(streamRows * headDimQK * 4, 1024);
   }
   if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
     if (stagedRowStats) {

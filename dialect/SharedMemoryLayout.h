@@ -43,7 +43,8 @@ struct SharedMemoryLayout {
   int64_t alignment;       // of every tile's base: 16, or 1024 for swizzled tiles
   int64_t barrierOffset;   // warp-specialized: the mbarriers, after everything else (else 0)
   int64_t gradScoreOffset; // atomic-dQ key-block kernels: dSᵀ of the step, after the ring (else 0)
-  int64_t gradQueryOffset; // and each warpgroup's dQ share, [streamRows x d_qk] f32 rows (else 0)
+  int64_t gradScoreBytes;  // one such dS buffer (warp-specialized: two, alternating by step)
+  int64_t gradQueryOffset; // and the step's dQ, [streamRows x d_qk] f32 rows (else 0)
   int64_t stepStatsOffset; // warp-specialized key-block kernels: per stage the step's
                            // −lse·log2e and Δ, streamRows f32 each, before the mbarriers
                            // (else 0)
@@ -66,8 +67,10 @@ struct SharedMemoryLayout {
   /// `streamRows` rows of each ring slot's pair; with `gradScoreTile` (the
   /// key-block kernels that add dQ, swizzled only) also the step's dS as
   /// the B operand of dQᵀ = Kᵀ dSᵀ: per warpgroup a [streamRows x 64 keys]
-  /// K-major swizzled block; then the step's dQ in plain f32 rows, the
-  /// source of one bulk reduction into the accumulator.
+  /// K-major swizzled block (warp-specialized: two such buffers, so a step's
+  /// dS never waits for the other warpgroups' reads of the last one); then
+  /// the step's dQ in plain f32 rows, the source of one bulk reduction into
+  /// the accumulator.
   static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
                                             int64_t elementBytes, int64_t residentRows,
                                             int64_t streamRows, int64_t stages,

@@ -149,6 +149,29 @@ std::vector<CheckCase> backwardWarpSpecializedTileGrid() {
   return cases;
 }
 
+// The atomic form's step-wide dQ on warp-specialized tiles: the consumer
+// warpgroups share dQᵀ = Kᵀ dSᵀ over all the block's keys by head-dim chunks
+// (d = 128; d = 96: the second chunk is partial) or by queries (d = 64 with
+// two warpgroups), one or two warpgroups, 32 to 128 queries a step; odd
+// lengths, GQA, causal with seq_q != seq_k.
+std::vector<CheckCase> backwardAtomicWarpSpecializedGrid() {
+  std::vector<CheckCase> cases;
+  uint64_t seed = 9900;
+  for (const TileConfig &dkv : {ws(64, 128, 8, 2), ws(128, 128, 8, 2), ws(64, 64, 4, 2),
+                                ws(32, 128, 8, 3)})
+    for (int64_t d : {64, 96, 128})
+      for (bool causal : {false, true})
+        for (const Shape &s : {Shape{2, 1000, 777, 4, 2}, Shape{1, 300, 1111, 6, 6}}) {
+          if (dkv.m == 128 && d > 64)
+            continue; // 128 queries a step spill above d = 64 (ptxas)
+          CheckCase c = gridCase(s, d, causal, seed++);
+          c.tileDKV = dkv;
+          c.atomicQueryGradient = true;
+          cases.push_back(c);
+        }
+  return cases;
+}
+
 class BackwardCorrectness : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(BackwardCorrectness, MatchesReference) {
@@ -169,6 +192,8 @@ INSTANTIATE_TEST_SUITE_P(WarpSpecialized, BackwardCorrectness,
                          ::testing::ValuesIn(backwardWarpSpecializedGrid()), caseName);
 INSTANTIATE_TEST_SUITE_P(WarpSpecializedTiles, BackwardCorrectness,
                          ::testing::ValuesIn(backwardWarpSpecializedTileGrid()), caseName);
+INSTANTIATE_TEST_SUITE_P(AtomicWarpSpecialized, BackwardCorrectness,
+                         ::testing::ValuesIn(backwardAtomicWarpSpecializedGrid()), caseName);
 
 // No atomics by default: the same inputs give the same gradient bits, run
 // after run (GQA and causal, where several query heads and blocks meet in one dK/dV).
