@@ -6,8 +6,8 @@ runs out = attention(q, k, v); out.backward(dO) on the same tensors; FLOPs are
 3.5x the forward's (forward 1 + backward 2.5, the FlashAttention convention).
 Before timing, flashjit's dq, dk, dv are checked against SDPA's FLASH_ATTENTION
 gradients (relative L2 < 2e-2). Times are medians of CUDA-event timings.
-`flashjit` is the default (deterministic) backward, `atomic dQ` the one with
-atomic_dq=True (sm_90a).
+`flashjit` is the default backward (on sm_90a the atomic dQ where flashjit
+picks it), `deterministic` the one with deterministic=True (sm_90a).
 
   python3 bench/bench_backward.py --dims 64,128 --seqs 512,...,16384 --out results/NAME
 """
@@ -25,8 +25,8 @@ from bench_attention import (add_grid_arguments, flashjit, median_ms, run_grid, 
 
 # --alt-tiles: extra flashjit columns, {head dim: {name: (dq tile, dkv tile)}}.
 ALT_TILES = {}
-ATOMIC = "atomic dQ"
-ATOMIC_COLUMN = False
+DETERMINISTIC = "deterministic"
+DETERMINISTIC_COLUMN = False
 PEERS = {"flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
          "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)}
 
@@ -67,8 +67,8 @@ def run_case(dtype, d, s, causal, peers):
     ms = median_ms(training_step(ours, q, k, v, grad_out))
     fwd_ms = median_ms(lambda: ours(q.detach(), k.detach(), v.detach()))
     row["flashjit"] = {"ms": ms, "tflops": fwd_bwd / ms, "bwd_ms": ms - fwd_ms}
-    # The atomic-dQ backward (sm_90a), and hand-set tiles.
-    others = {ATOMIC: {"atomic_dq": True}} if ATOMIC_COLUMN else {}
+    # The deterministic backward (sm_90a, where the default may be atomic), and hand-set tiles.
+    others = {DETERMINISTIC: {"deterministic": True}} if DETERMINISTIC_COLUMN else {}
     # (A name starting with "atomic" runs them with atomic_dq=True; its dQ tile is (0, 0, 0, 0).)
     others.update({name: {"backward_tiles": tiles, "atomic_dq": name.startswith("atomic")}
                    for name, tiles in ALT_TILES.get(d, {}).items()})
@@ -120,9 +120,10 @@ def main():
             tuple(int(x) for x in t.split(",")) for t in tiles.split("/"))
     peers = [p for p in args.peers.split(",") if p]
     alt_names = sorted({n for tiles in ALT_TILES.values() for n in tiles})
-    global ATOMIC_COLUMN
-    ATOMIC_COLUMN = torch.cuda.get_device_capability() == (9, 0)
-    names = ["flashjit"] + ([ATOMIC] if ATOMIC_COLUMN else []) + alt_names + [PEERS[p][0] for p in peers]
+    global DETERMINISTIC_COLUMN
+    DETERMINISTIC_COLUMN = torch.cuda.get_device_capability() == (9, 0)
+    names = (["flashjit"] + ([DETERMINISTIC] if DETERMINISTIC_COLUMN else []) + alt_names +
+             [PEERS[p][0] for p in peers])
     run_grid(args, lambda dtype, d, s, causal: run_case(dtype, d, s, causal, peers), render, names)
 
 if __name__ == "__main__":

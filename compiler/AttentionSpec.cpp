@@ -263,9 +263,11 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec) {
   // 16-52 B; half of it does not.
   if (addsQueryGradient(spec.kind) && spec.dropout && t.qkWgmma)
     t.m = std::max<int64_t>(16, t.m / 2);
-  // So do the dK/dV kernel's 64 queries a step at d = 128 with them (64 B)
-  // or with a slope per score (softcap's tanh: 108 B; a score_mod may have one).
-  if (spec.kind == KernelKind::BackwardDKV && t.qkWgmma &&
+  // So do the dK/dV kernels' 64 queries a step at d = 128 with them (64 B;
+  // adding dQ 180 B) or with a slope per score (softcap's tanh: 108 B, adding
+  // dQ 76 B; a score_mod may have one).
+  if ((spec.kind == KernelKind::BackwardDKV || spec.kind == KernelKind::BackwardDKVQ) &&
+      t.qkWgmma &&
       (spec.dropout || spec.softcap || !spec.scoreMod.empty()) &&
       std::max(spec.headDimQK, spec.headDimV) > 64)
     t.m = std::min<int64_t>(t.m, 32);
@@ -372,6 +374,14 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       }
     } else if (kind == KernelKind::BackwardDKV) {
       ws.m = 64;
+    } else if (kind == KernelKind::BackwardDKVQ && d > 64) {
+      // The atomic form: two consumer warpgroups share each step's dQ
+      // product over 128 keys (one bulk reduction a step for both) with 64
+      // queries a step: 1.06-1.15x one warpgroup's 32 (H200, d = 128,
+      // bench/results/h200-backward-atomic-whole-step.md).
+      ws.m = 64;
+      ws.n = 128;
+      ws.warps = 8;
     }
     if (fits(ws))
       return ws;

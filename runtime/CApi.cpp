@@ -164,6 +164,7 @@ int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_b
   b.tileDQ = tileOf(p->tile_dq);
   b.tileDKV = tileOf(p->tile_dkv);
   b.atomicQueryGradient = p->atomic_dq != 0;
+  b.deterministic = p->deterministic != 0;
   flashjit::Status s = rt->runtime->attentionBackward(b, static_cast<CUstream>(stream));
   if (!s)
     return fail(s.message());

@@ -144,6 +144,7 @@ Status GpuConfigTimer::launch(const TileConfig &tile, int set) {
   (problem_.kind == KernelKind::BackwardDQ ? g.tileDQ : g.tileDKV) = tile;
   // The atomic-dQ kinds time the atomic backward, the others the deterministic one.
   g.atomicQueryGradient = addsQueryGradient(problem_.kind);
+  g.deterministic = !g.atomicQueryGradient;
   return runtime_.attentionBackward(g, nullptr);
 }
 

@@ -705,6 +705,27 @@ static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardPa
   return Status::ok();
 }
 
+// Without `deterministic`, dQ is added atomically where that form was
+// measured faster (plain or causal attention at head dims 64..128 on the
+// sm_90a wgmma tiles; flashjit.h); elsewhere (modifiers, varlen, other
+// targets, a dQ tile given) the deterministic kernels run, as asked.
+static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardParams &p) {
+  if (p.deterministic && p.atomicQueryGradient)
+    return Status::error("atomicQueryGradient contradicts deterministic (the atomic dQ's last "
+                         "bits vary from run to run)");
+  if (p.deterministic || p.atomicQueryGradient)
+    return Status::ok();
+  const AttentionParams &f = p.forward;
+  const int64_t d = std::max(f.headDimQK, f.headDimV);
+  const bool plain = attentionMask(f) != Mask::Window && f.softcap == 0.0f &&
+                     !f.alibiSlopes && f.dropoutP == 0.0f && !f.scoreMod && !f.maskMod &&
+                     !f.blockMask.present() && !f.varlen();
+  p.atomicQueryGradient = impl.device.arch == "sm_90a" && plain && d >= 64 && d <= 128 &&
+                          f.headDimQK % 16 == 0 && f.headDimV % 16 == 0 && !p.tileDQ &&
+                          (!p.tileDKV || p.tileDKV->qkWgmma);
+  return Status::ok();
+}
+
 // The atomic dQ lives in the wgmma key-block kernel: say so instead of
 // running other kernels than the ones asked for.
 static Status checkAtomicQueryGradient(const AttentionBackwardParams &p,
@@ -725,6 +746,8 @@ Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
   AttentionBackwardParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
     return s;
+  if (Status s = chooseQueryGradient(*impl_, p); !s)
+    return s;
   if (Status s = backwardSpecs(*impl_, p, specs); !s)
     return s;
   return checkAtomicQueryGradient(p, specs);
@@ -733,6 +756,8 @@ Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
 Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstream stream) {
   AttentionBackwardParams p = params;
   if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  if (Status s = chooseQueryGradient(*impl_, p); !s)
     return s;
   const AttentionParams &f = p.forward;
   if (f.batch == 0 || (f.seqQ == 0 && f.seqK == 0))

@@ -146,13 +146,19 @@ Mask attentionMask(const AttentionParams &params);
 /// forward call exactly (shapes, strides, mask, scale; `o` its output and
 /// `lse` its LSE, both required; its `tile` is ignored). dK and dV have the
 /// key/value heads' shape: with GQA they sum the group's query heads.
-/// Deterministic: the same inputs give bit-identical gradients (the dQ
-/// kernel recomputes S and dP). With `atomicQueryGradient` (sm_90a, wgmma
-/// key-block tile) the key-block kernel also adds dQ to an fp32 accumulator
-/// by bulk reductions instead: five products a block pair instead of seven,
-/// dQ's last bits vary from run to run; measured 0.85-0.93x the
-/// deterministic kernels at d = 128 on an H200 (up to 1.03x at d = 64
-/// causal), so not the default.
+/// dQ is summed one of two ways. Deterministic: the dQ kernel recomputes S
+/// and dP (seven products a block pair) and the same inputs give
+/// bit-identical gradients. Atomic (sm_90a, wgmma key-block tile): the
+/// key-block kernel also forms each step's dQ over its keys and adds it to
+/// an fp32 accumulator by bulk reductions (five products); dQ's last bits
+/// vary from run to run. By default (`deterministic` false) the runtime
+/// takes the atomic form where it was measured faster — sm_90a, head dims
+/// 64..128 (multiples of 16), no mask but causal, no softcap, ALiBi,
+/// dropout, score_mod, mask_mod, block mask or varlen, no dQ tile given
+/// (H200: 1.02-1.15x the deterministic form from 4096 tokens,
+/// bench/results/h200-backward-atomic-whole-step.md) — else the
+/// deterministic one. `deterministic` asks for bit-identical gradients;
+/// `atomicQueryGradient` for the atomic form wherever it exists.
 struct AttentionBackwardParams {
   AttentionParams forward;
   const void *dO = nullptr; // [batch, seq_q, heads_q, head_dim_v]
@@ -168,7 +174,8 @@ struct AttentionBackwardParams {
   /// Override the tiles of the dQ kernel and of the key-block kernel(s)
   /// (with atomicQueryGradient there is no dQ kernel: tileDQ must be empty).
   std::optional<TileConfig> tileDQ, tileDKV;
-  bool atomicQueryGradient = false;
+  bool deterministic = false;       // bit-identical gradients run to run
+  bool atomicQueryGradient = false; // the atomic dQ (an error where there is none)
 };
 
 /// What the runtime read off the device it is bound to.

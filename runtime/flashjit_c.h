@@ -101,7 +101,8 @@ typedef struct flashjit_attention_params {
 /* The backward pass of a forward call `forward` (its o is the forward's
    output, its lse the forward's LSE: both required; the tile fields are
    ignored). Gradients are written in the tensors' dtype; d_k and d_v have the
-   key/value heads' shapes (GQA groups summed). Deterministic. */
+   key/value heads' shapes (GQA groups summed). dQ is summed atomically where
+   that is faster unless `deterministic` (AttentionBackwardParams in flashjit.h). */
 typedef struct flashjit_attention_backward_params {
   flashjit_attention_params forward;
   const void *d_o; /* [batch, seq_q, heads_q, head_dim_v] */
@@ -116,6 +117,8 @@ typedef struct flashjit_attention_backward_params {
   int32_t tile_dkv[6]; /* the same for the dK/dV kernel(s) (the warps own n rows) */
   int32_t atomic_dq; /* 1: dQ summed by bulk reductions in the key-block kernel (sm_90a,
                         wgmma tile; not bit-identical run to run; tile_dq must be 0) */
+  int32_t deterministic; /* 1: bit-identical gradients run to run (no atomic dQ);
+                            0: the runtime picks the faster form */
 } flashjit_attention_backward_params;
 
 /* Returns 0 on success; on failure *out is NULL and flashjit_last_error() says why. */

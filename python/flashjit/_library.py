@@ -55,6 +55,7 @@ class AttentionBackwardParams(ctypes.Structure):
         ("delta", ctypes.c_void_p),
         ("tile_dq", ctypes.c_int32 * 6), ("tile_dkv", ctypes.c_int32 * 6),
         ("atomic_dq", ctypes.c_int32),
+        ("deterministic", ctypes.c_int32),
     ]
 
 

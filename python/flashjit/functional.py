@@ -157,7 +157,8 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO
 
 
 def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None,
-                     modifiers=_NO_MODIFIERS, packing=None, atomic_dq=False):
+                     modifiers=_NO_MODIFIERS, packing=None, atomic_dq=False,
+                     deterministic=False):
     """dQ, dK, dV of one forward call (flashjit's backward kernels)."""
     import torch
 
@@ -173,6 +174,7 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
     p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
                                   dv.data_ptr())
     p.atomic_dq = 1 if atomic_dq else 0
+    p.deterministic = 1 if deterministic else 0
     if backward_tiles is not None:
         for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
             tile = tuple(int(x) for x in tile)
@@ -193,14 +195,14 @@ def _autograd_function():
     class Attention(torch.autograd.Function):
         @staticmethod
         def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                    modifiers, packing, atomic_dq, pack_gqa):
+                    modifiers, packing, atomic_dq, deterministic, pack_gqa):
             # The backward needs the LSE: always computed when gradients are wanted.
             out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers, packing,
                                pack_gqa)
             ctx.save_for_backward(q, k, v, out, lse)
             ctx.causal, ctx.softmax_scale = causal, softmax_scale
             ctx.backward_tiles, ctx.modifiers, ctx.packing = backward_tiles, modifiers, packing
-            ctx.atomic_dq = atomic_dq
+            ctx.atomic_dq, ctx.deterministic = atomic_dq, deterministic
             if return_lse:
                 ctx.mark_non_differentiable(lse)
                 return out, lse
@@ -211,8 +213,8 @@ def _autograd_function():
             q, k, v, out, lse = ctx.saved_tensors
             dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
                                           ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers,
-                                          ctx.packing, ctx.atomic_dq)
-            return dq, dk, dv, None, None, None, None, None, None, None, None, None
+                                          ctx.packing, ctx.atomic_dq, ctx.deterministic)
+            return dq, dk, dv, None, None, None, None, None, None, None, None, None, None
 
     return Attention
 
@@ -223,8 +225,8 @@ _Attention = None
 def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, tile=None,
               backward_tiles=None, window_size=(-1, -1), softcap=0.0, alibi_slopes=None,
               score_mod=None, mask_mod=None, dropout_p=0.0, dropout_seed=None, dropout_offset=0,
-              atomic_dq=False, block_mask=None, pack_gqa=None, mask_mod_block_lists=True,
-              _packing=None):
+              atomic_dq=False, deterministic=False, block_mask=None, pack_gqa=None,
+              mask_mod_block_lists=True, _packing=None):
     """softmax(scale * q k^T [+ mask, score modifiers]) v.
 
     q: [batch, seq_q, heads_q, head_dim]; k, v: [batch, seq_k, heads_k, head_dim(_v)],
@@ -236,11 +238,16 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     kernel configuration (m, n, warps, stages[, qk_wgmma[, pv_wgmma[, warp_specialized]]])
     instead of the tuned or default one, for sweeps and comparisons.
 
-    Differentiable with respect to q, k and v (flashjit's backward kernels,
-    deterministic: the same inputs give bit-identical gradients); the LSE is
-    not differentiable. atomic_dq=True (sm_90a): the key-block kernel also sums
-    dQ into an fp32 accumulator by bulk reductions (no dQ kernel; dQ's last bits
-    vary from run to run; slower than the default at d = 128 on an H200).
+    Differentiable with respect to q, k and v (flashjit's backward kernels);
+    the LSE is not differentiable. dQ is summed one of two ways: atomically
+    (sm_90a: the key-block kernel also adds each step's dQ to an fp32
+    accumulator by bulk reductions; five products instead of seven, dQ's last
+    bits vary from run to run) or deterministically (a dQ kernel recomputes S
+    and dP; bit-identical gradients). By default flashjit picks the atomic
+    form where it was measured faster (plain or causal attention, head dims
+    64..128, sm_90a; see flashjit.h), else the deterministic one;
+    deterministic=True always takes the deterministic form, atomic_dq=True the
+    atomic one (an error where there is none).
     backward_tiles: explicit (m, n, warps, stages[, wgmma[, warp_specialized]])
     tiles of the backward's dQ kernel and dK/dV kernel(s), as a pair (wgmma =
     1: every product on wgmma, sm_90a, with m = 16 * warps for dQ and n = 16 *
@@ -297,7 +304,7 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
         if _Attention is None:
             _Attention = _autograd_function()
         return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                                modifiers, _packing, atomic_dq, pack_gqa)
+                                modifiers, _packing, atomic_dq, deterministic, pack_gqa)
     out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing,
                        pack_gqa)
     return (out, lse) if return_lse else out
@@ -315,11 +322,11 @@ def flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False,
     when None)."""
     if return_attn_probs:
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
-    del deterministic  # flashjit's default backward is deterministic
     return attention(q, k, v, causal=causal, softmax_scale=softmax_scale, window_size=window_size,
                      softcap=softcap, alibi_slopes=alibi_slopes, score_mod=score_mod,
                      mask_mod=mask_mod, dropout_p=dropout_p, dropout_seed=dropout_seed,
-                     dropout_offset=dropout_offset, block_mask=block_mask)
+                     dropout_offset=dropout_offset, block_mask=block_mask,
+                     deterministic=deterministic)
 
 
 def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
@@ -346,7 +353,6 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
         not_implemented("return_attn_probs", "flashjit never materializes the attention matrix")
     if block_table is not None:
         not_implemented("block_table", "paged KV caches are not built")
-    del deterministic  # flashjit's default backward is deterministic
     check_packed(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     packing = Packing(cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, check_seqlens)
     result = attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), causal=causal,
@@ -354,7 +360,7 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
                        window_size=window_size, softcap=softcap, alibi_slopes=alibi_slopes,
                        score_mod=score_mod, mask_mod=mask_mod, dropout_p=dropout_p,
                        dropout_seed=dropout_seed, dropout_offset=dropout_offset,
-                       _packing=packing)
+                       deterministic=deterministic, _packing=packing)
     if return_lse:
         out, lse = result
         return out.squeeze(0), lse.squeeze(0)

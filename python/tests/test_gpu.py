@@ -145,7 +145,8 @@ def test_backward_tiles_by_hand(tiles):
 def test_gradients_are_deterministic_and_lse_is_not_differentiable():
     q, k, v = (torch.randn(2, 777, 8, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     grad_out = torch.randn_like(q)
-    runs = [_gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True), q, k, v,
+    runs = [_gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True,
+                                                          deterministic=True), q, k, v,
                        grad_out)[1] for _ in range(2)]
     for a, b in zip(*runs):
         assert torch.equal(a, b)
@@ -450,20 +451,32 @@ def test_dropout_follows_torch_seed_and_trains_in_multihead_attention():
         assert torch.equal(mha(x, x, x, need_weights=False)[0], mha(x, x, x, need_weights=False)[0])
 
 
-def test_atomic_dq_matches_float32_autograd():
-    """atomic_dq=True (sm_90a): the key-block kernel sums dQ by bulk reductions."""
-    if torch.cuda.get_device_capability() != (9, 0):
+@pytest.mark.parametrize("mode", ["atomic_dq", "default", "deterministic"])
+def test_dq_forms_match_float32_autograd(mode):
+    """atomic_dq=True (sm_90a): the key-block kernel sums dQ by bulk reductions;
+    the default picks it here (plain causal attention, d = 128); deterministic=True
+    takes the dQ kernel."""
+    if mode == "atomic_dq" and torch.cuda.get_device_capability() != (9, 0):
         pytest.skip("atomic dQ needs sm_90a")
+    options = {"atomic_dq": {"atomic_dq": True}, "default": {},
+               "deterministic": {"deterministic": True}}[mode]
     b, sq, sk, hq, hk, d = 2, 1000, 777, 8, 2, 128
     q, k, v, grad_out = (torch.randn(b, s, h, d, device="cuda", dtype=torch.bfloat16)
                          for s, h in ((sq, hq), (sk, hk), (sk, hk), (sq, hq)))
-    _, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True,
-                                                             atomic_dq=True), q, k, v, grad_out)
+    _, grads = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True, **options),
+                          q, k, v, grad_out)
     _, want = _gradients(lambda q, k, v: reference(q.float(), k.float(), v.float(), True),
                          q, k, v, grad_out.float())
     for name, got, ref in zip(("dq", "dk", "dv"), grads, want):
         rel = ((got.float() - ref).norm() / ref.norm()).item()
         assert rel < 1e-2, f"{name}: relative L2 error {rel}"
+
+
+def test_atomic_dq_and_deterministic_contradict():
+    q, k, v = (torch.randn(1, 64, 2, 64, device="cuda", dtype=torch.bfloat16,
+                           requires_grad=True) for _ in range(3))
+    with pytest.raises((ValueError, RuntimeError), match="contradicts deterministic"):
+        flashjit.attention(q, k, v, atomic_dq=True, deterministic=True).sum().backward()
 
 
 @pytest.mark.parametrize("per_head", [False, True])

@@ -217,26 +217,51 @@ TEST(BackwardDeterminism, GradientsAreBitIdenticalRunToRun) {
 
 namespace {
 
-// The kernels each mode runs on sm_90a: by default the dQ and dK/dV
-// kernels; with atomicQueryGradient the delta, dK/dV/dQ and conversion ones.
-TEST(BackwardModes, AtomicQueryGradientRunsItsOwnKernelsOnHopper) {
+// The kernels each mode runs on sm_90a: deterministic the dQ and dK/dV
+// kernels; with atomicQueryGradient the delta, dK/dV/dQ and conversion ones;
+// by default (neither asked) the atomic ones for plain or causal attention at
+// d <= 128 and the deterministic ones with a modifier (softcap), above d = 128
+// or with a dQ tile given.
+TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
   FLASHJIT_REQUIRE_GPU();
   if (Gpu::get().runtime->device().arch != "sm_90a")
     GTEST_SKIP() << "the atomic dQ needs the wgmma tiles (sm_90a)";
-  for (bool atomic : {false, true}) {
-    CheckCase c = gridCase({2, 1000, 1000, 8, 2}, 128, true, 9998);
-    c.atomicQueryGradient = atomic;
-    const bool deterministic = !atomic;
+  struct Mode {
+    const char *name;
+    bool atomic, byDefault;
+    int64_t headDim;
+    float softcap;
+    bool tileDQ;
+    bool expectAtomic;
+  };
+  for (const Mode &m : {Mode{"deterministic", false, false, 128, 0.0f, false, false},
+                        Mode{"atomic", true, false, 128, 0.0f, false, true},
+                        Mode{"default, causal d 128", false, true, 128, 0.0f, false, true},
+                        Mode{"default, d 64", false, true, 64, 0.0f, false, true},
+                        Mode{"default, softcap", false, true, 128, 30.0f, false, false},
+                        Mode{"default, d 256", false, true, 256, 0.0f, false, false},
+                        Mode{"default, dQ tile given", false, true, 128, 0.0f, true, false}}) {
+    SCOPED_TRACE(m.name);
+    CheckCase c = gridCase({2, 1000, 1000, 8, 2}, m.headDim, true, 9998);
+    c.atomicQueryGradient = m.atomic;
+    c.defaultQueryGradient = m.byDefault;
+    c.softcap = m.softcap;
+    if (m.tileDQ)
+      c.tileDQ = TileConfig{64, 64, 4, 2, true, true};
     BackwardCheckResult r;
     Status s = Gpu::get().checker->runBackward(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();
     for (double e : r.relativeL2)
       EXPECT_LT(e, 6e-3) << c.describe();
     auto runs = [&](const char *kind) { return r.variants.find(kind) != std::string::npos; };
-    EXPECT_EQ(runs("flash_bwd_delta_"), !deterministic) << r.variants;
-    EXPECT_EQ(runs("flash_bwd_dkvq_"), !deterministic) << r.variants;
-    EXPECT_EQ(runs("flash_bwd_dq_convert_"), !deterministic) << r.variants;
-    EXPECT_EQ(runs("flash_bwd_dkv_"), deterministic) << r.variants;
+    const bool split = m.headDim > 128; // dK and dV in kernels of their own
+    EXPECT_EQ(runs("flash_bwd_delta_"), m.expectAtomic) << r.variants;
+    EXPECT_EQ(runs(split ? "flash_bwd_dkq_" : "flash_bwd_dkvq_"), m.expectAtomic) << r.variants;
+    EXPECT_EQ(runs("flash_bwd_dq_convert_"), m.expectAtomic) << r.variants;
+    EXPECT_EQ(runs("flash_bwd_dq_bf16") || runs("flash_bwd_dq_f16"), !m.expectAtomic)
+        << r.variants;
+    if (!split)
+      EXPECT_EQ(runs("flash_bwd_dkv_"), !m.expectAtomic) << r.variants;
   }
 }
 

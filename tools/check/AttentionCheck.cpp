@@ -55,6 +55,8 @@ std::string CheckCase::describe() const {
     os << " dkv " << tileName(*tileDKV);
   if (atomicQueryGradient)
     os << " atomic-dq";
+  if (defaultQueryGradient)
+    os << " default-dq";
   return os.str();
 }
 
@@ -595,6 +597,7 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   bp.tileDQ = original.tileDQ;
   bp.tileDKV = original.tileDKV;
   bp.atomicQueryGradient = original.atomicQueryGradient;
+  bp.deterministic = !original.atomicQueryGradient && !original.defaultQueryGradient;
   std::vector<AttentionSpec> specs;
   if (Status s = runtime_->selectBackwardVariants(bp, specs); !s)
     return s;

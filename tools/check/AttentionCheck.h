@@ -57,6 +57,10 @@ struct CheckCase {
   std::optional<TileConfig> tile; // the runtime's default when empty
   std::optional<TileConfig> tileDQ, tileDKV; // backward tiles (defaults when empty)
   bool atomicQueryGradient = false; // AttentionBackwardParams::atomicQueryGradient
+  /// Leave the dQ form to the runtime (AttentionBackwardParams' defaults);
+  /// else a case runs the atomic form when it asks for it and the
+  /// deterministic one otherwise.
+  bool defaultQueryGradient = false;
   std::string describe() const;
 };
 
