@@ -706,9 +706,10 @@ static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardPa
 }
 
 // Without `deterministic`, dQ is added atomically where that form was
-// measured faster (plain or causal attention at head dims 64..128 on the
-// sm_90a wgmma tiles; flashjit.h); elsewhere (modifiers, varlen, other
-// targets, a dQ tile given) the deterministic kernels run, as asked.
+// measured faster (plain or causal attention at head dims 64..128 from 1024
+// queries and keys on the sm_90a wgmma tiles; flashjit.h); elsewhere
+// (modifiers, varlen, short sequences, other targets, a dQ tile given) the
+// deterministic kernels run.
 static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardParams &p) {
   if (p.deterministic && p.atomicQueryGradient)
     return Status::error("atomicQueryGradient contradicts deterministic (the atomic dQ's last "
@@ -720,7 +721,11 @@ static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardPa
   const bool plain = attentionMask(f) != Mask::Window && f.softcap == 0.0f &&
                      !f.alibiSlopes && f.dropoutP == 0.0f && !f.scoreMod && !f.maskMod &&
                      !f.blockMask.present() && !f.varlen();
-  p.atomicQueryGradient = impl.device.arch == "sm_90a" && plain && d >= 64 && d <= 128 &&
+  // From 1024 queries and keys: shorter, a key block has few steps to spread
+  // its fixed cost over (H200, d = 128 causal s = 512: 0.77x the deterministic form).
+  const bool longEnough = std::min(f.seqQ, f.seqK) >= 1024;
+  p.atomicQueryGradient = impl.device.arch == "sm_90a" && plain && longEnough && d >= 64 &&
+                          d <= 128 &&
                           f.headDimQK % 16 == 0 && f.headDimV % 16 == 0 && !p.tileDQ &&
                           (!p.tileDKV || p.tileDKV->qkWgmma);
   return Status::ok();
