@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU host, after device_run.sh unpacked the binaries: ncu on the
-# backward kernels of one shape (default tiles; with a 4th argument the
-# atomic-dQ backward on that key-block tile), one launch of each kernel after
+# backward kernels of one shape (the deterministic ones on default tiles;
+# with a 4th argument the atomic-dQ backward on that key-block tile), one launch of each kernel after
 # a warm-up pass, and the key-block kernel's per-SASS-line stall samples.
 # Usage: profile_backward.sh D S CAUSAL [DKV_TILE]. Output under $OUT/profile-bwd-*.
 set -u

@@ -26,13 +26,6 @@ using namespace mlir;
 
 namespace flashjit::detail {
 
-BackwardGenerator::GradQueryShare BackwardGenerator::gradQueryShare() const {
-  const int64_t warpgroups = v.warps / 4, chunks = v.smem.paddedHeadDimQK / 64;
-  if (chunks % warpgroups == 0)
-    return {chunks / warpgroups, v.m, true};
-  return {chunks, v.m / warpgroups, false}; // the verifier: m / warpgroups is a multiple of 8
-}
-
 // Fragment (t, c) of warp w holds dSᵀ at key 16 (w % 4) + quadRow + 8 (c / 2)
 // of the warpgroup's 64 and query 8 t + 2 quadCol + (c & 1); stored at
 // [query][key] in 128-byte rows whose 16-byte chunks are swizzled by query %
@@ -97,8 +90,7 @@ std::vector<Value> BackwardGenerator::issueGradQuery(Value buffer, int64_t first
 
 Value BackwardGenerator::gradQueryColumn(Value row, Value column) {
   Value rotated = e.add(column, e.mul(e.andi(e.shrui(row, 1), e.i32(3)), e.i32(8)));
-  return e.select(e.cmpi(CmpIPredicate::sge, rotated, e.i32(v.headDimQK)),
-                  e.sub(rotated, e.i32(v.headDimQK)), rotated);
+  return e.remui(rotated, e.i32(v.headDimQK)); // (a bijection for any d_qk, also 16)
 }
 
 // Element (t, r) of chunk c: head-dim row 64 c + 16 (w % 4) + quadRow +

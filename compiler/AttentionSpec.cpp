@@ -299,6 +299,17 @@ std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
   return {KernelKind::BackwardDQ, KernelKind::BackwardDK, KernelKind::BackwardDV};
 }
 
+GradQueryShare gradQueryShare(int64_t headDimQK, int64_t warps, int64_t m, bool dropout) {
+  const int64_t warpgroups = warps / 4, chunks = (headDimQK + 63) / 64;
+  GradQueryShare share = chunks % warpgroups == 0
+                             ? GradQueryShare{chunks / warpgroups, m, true, 0}
+                             : GradQueryShare{chunks, m / warpgroups, false, 0};
+  share.atOnce = headDimQK <= 128 && !dropout && share.chunks * share.columns / 2 <= 32
+                     ? share.chunks
+                     : std::min<int64_t>(share.chunks, 1);
+  return share;
+}
+
 TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headDimV,
                                int64_t maxSharedMemory, const std::string &arch) {
   int64_t d = std::max(headDimQK, headDimV);

@@ -147,6 +147,18 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
 /// BackwardDKQ, BackwardDV, BackwardConvertDQ}.
 std::vector<KernelKind> backwardKernels(int64_t headDimQK, int64_t headDimV,
                                         bool atomicQueryGradient = false);
+/// How the consumer warpgroups of an atomic-dQ key-block kernel (W = warps /
+/// 4 of them, m queries a step) share each step's dQᵀ = Kᵀ dSᵀ (chunks of 64
+/// head-dim rows by queries): by chunks where they divide among them
+/// (warpgroup w takes chunks w, w + W, ...), else every chunk over m / W
+/// queries each. `atOnce` of a warpgroup's chunks are in flight with dK and
+/// dV (up to d = 128 and 32 accumulators, no dropout), the rest one at a time.
+struct GradQueryShare {
+  int64_t chunks, columns;
+  bool byChunks;
+  int64_t atOnce;
+};
+GradQueryShare gradQueryShare(int64_t headDimQK, int64_t warps, int64_t m, bool dropout);
 /// Clears what a spec's kind cannot have: the forward-only switches (LSE,
 /// GQA packing) on backward kinds; and gives the auxiliary kinds their fixed
 /// form (no mask, modifiers, dropout or block mask, tile m64 (query rows a

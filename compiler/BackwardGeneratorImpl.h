@@ -199,14 +199,10 @@ private:
   // the block's keys (wgmma: A the resident K tile read M-major, B the dS
   // tiles), shared among the warpgroups; staged as f32 rows and added to
   // dQAccum by one bulk reduction a step.
-  /// A warpgroup's part of the step's dQᵀ: `chunks` head-dim chunks of 64
-  /// rows by `columns` queries. By chunks, warpgroup w takes chunks w, w + W,
-  /// ...; else every chunk and the queries [w · columns, (w + 1) · columns).
-  struct GradQueryShare {
-    int64_t chunks, columns;
-    bool byChunks;
-  };
-  GradQueryShare gradQueryShare() const;
+  /// This kernel's flashjit::gradQueryShare.
+  GradQueryShare gradQueryShare() const {
+    return flashjit::gradQueryShare(v.headDimQK, v.warps, v.m, v.dropout);
+  }
   /// dSᵀ (this warp's fragments) to its warpgroup's K-major swizzled
   /// [step queries x 64 keys] tile of dS buffer `buffer` (i32).
   void storeGradScores(const Tiles &dS, Value buffer);

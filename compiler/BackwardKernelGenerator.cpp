@@ -524,14 +524,10 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     }
     dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
   }
-  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: up to d = 128 (and 32
-  // accumulators) in flight with dK and dV; else a chunk at a time after
-  // them (registers).
-  const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true};
-  const int64_t dQChunksAtOnce =
-      v.headDimQK <= 128 && !v.dropout && share.chunks * share.columns / 2 <= 32
-          ? share.chunks
-          : std::min<int64_t>(share.chunks, 1);
+  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: `atOnce` chunks in flight with
+  // dK and dV, the rest one at a time after them (registers).
+  const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true, 0};
+  const int64_t dQChunksAtOnce = share.atOnce;
   std::vector<Value> dQIssued = addsDQ() ? issueGradQuery(gradScoreBuffer, 0, dQChunksAtOnce)
                                          : std::vector<Value>();
   // One wait for every accumulator.

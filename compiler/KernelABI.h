@@ -181,8 +181,9 @@ inline bool packingSavesTiles(int64_t m, int64_t seqQ, int64_t headsQ, int64_t h
 // heads_q, seq_q] fp32) is rowsum(dO∘O): written by BackwardDQ or
 // BackwardDelta, read by the key-block kernels launched after it. lse is the
 // forward's (natural log). dQAccum (fp32, dQ's shape, zeroed by the runtime)
-// receives the atomic adds of BackwardDKVQ / BackwardDKQ, which
-// BackwardConvertDQ scales into dQ.
+// receives the bulk-reduction adds of BackwardDKVQ / BackwardDKQ, each row
+// rotated by 8 · (row / 2 % 4) columns (gradQueryColumn), which
+// BackwardConvertDQ undoes as it scales the rows into dQ.
 struct BackwardKernelParams {
   const void *q, *k, *v, *o, *dO;
   const float *lse;

@@ -199,15 +199,18 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
       registers, in a fixed order. They read `delta` and so run after `dq`.
 
     These are deterministic: the gradients are bit-identical from run to
-    run. The atomic form (FlashAttention-2's) saves the dQ kernel's two
+    run. The atomic form (FlashAttention-3's) saves the dQ kernel's two
     recomputed products:
 
     * no gradient: only `delta`, for the key-block kernel after it.
     * `dq_accum` with `dk` (and `dv`): the key-block kernel also forms
-      dQᵀ = Kᵀ dSᵀ of each step (dS through shared memory) and adds it to
-      `dq_accum` (f32, dQ's shape, zeroed beforehand) with atomics; the
-      order of the adds, and so the last bits, vary from run to run. Needs
-      the wgmma tile (sm_90a).
+      dQᵀ = Kᵀ dSᵀ of each step over its keys (dS through shared memory) and
+      adds it to `dq_accum` (f32, dQ's shape, zeroed beforehand) by bulk
+      reductions; the order of the adds, and so the last bits, vary from run
+      to run. Each row of `dq_accum` is stored rotated by 8 · (row / 2 % 4)
+      columns (row: the query's index in its sequence) for conflict-free
+      staging: only the conversion below reads it back. Needs the wgmma tile
+      (sm_90a).
     * `dq` with `dq_accum`: dQ = scale · `dq_accum`, in the element type.
 
     For the key block kernels the tile's `n` rows are owned by the warps and

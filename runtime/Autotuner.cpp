@@ -158,16 +158,25 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
                               (dv ? tiles * (p.headDimV / 8) * 4 : 0);
               stats = (dk ? streamed / 4 : 0) + streamed / 4;
             }
-            if (addsDQ) // dQᵀ chunks of 64 head-dim rows in flight (all up to d = 128)
-              accumulators += (p.headDimQK <= 128 ? (p.headDimQK + 63) / 64 : 1) * streamed / 2;
+            if (addsDQ) { // this warpgroup's share of dQᵀ in flight (gradQueryShare)
+              const GradQueryShare share = gradQueryShare(p.headDimQK, warps, streamed, p.dropout);
+              if (!share.byChunks && share.columns % 8 != 0)
+                continue; // the verifier: no wgmma that narrow
+              accumulators += share.atOnce * share.columns / 2;
+            }
             // ptxas: 224 spills (d128 key blocks, 64 queries a step, LSE and Δ held)
             const bool fitsHeld = accumulators + stats <= 212, fitsStaged = accumulators <= 212;
-            if (!fitsStaged)
-              continue;
+            // Warp-specialized consumers take more (setmaxnreg), less ~16 for
+            // addresses: the atomic d 128 default m64n128w8 (224) assembles
+            // without spills.
+            const bool fitsConsumer =
+                accumulators <=
+                abi::warpSpecializedRegisters(warps, std::max(p.headDimQK, p.headDimV)).consumer -
+                    16;
             if (fitsHeld)
               space.push_back({m, n, warps, stages, wgmma, wgmma});
             // Also with a TMA producer warpgroup.
-            if (wgmma && stages >= 2 &&
+            if (wgmma && stages >= 2 && (fitsStaged || fitsConsumer) &&
                 (!limits.maxThreadsPerBlock || (warps + 4) * 32 <= limits.maxThreadsPerBlock)) {
               TileConfig ws{m, n, warps, stages, true, true, true};
               if (!limits.maxSharedMemoryPerBlock ||

@@ -708,8 +708,8 @@ static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardPa
 // Without `deterministic`, dQ is added atomically where that form was
 // measured faster (plain or causal attention at head dims 64..128 from 1024
 // queries and keys on the sm_90a wgmma tiles; flashjit.h); elsewhere
-// (modifiers, varlen, short sequences, other targets, a dQ tile given) the
-// deterministic kernels run.
+// (modifiers, varlen, short sequences, other targets, backward tiles given)
+// the deterministic kernels run.
 static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardParams &p) {
   if (p.deterministic && p.atomicQueryGradient)
     return Status::error("atomicQueryGradient contradicts deterministic (the atomic dQ's last "
@@ -727,7 +727,7 @@ static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardPa
   p.atomicQueryGradient = impl.device.arch == "sm_90a" && plain && longEnough && d >= 64 &&
                           d <= 128 &&
                           f.headDimQK % 16 == 0 && f.headDimV % 16 == 0 && !p.tileDQ &&
-                          (!p.tileDKV || p.tileDKV->qkWgmma);
+                          !p.tileDKV; // a given tile is the deterministic kernels'
   return Status::ok();
 }
 

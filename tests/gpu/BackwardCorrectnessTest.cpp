@@ -84,7 +84,7 @@ std::vector<CheckCase> backwardTileGrid() {
         cases.push_back(c);
       }
   // The atomic-dQ key-block kernel on other wgmma tiles: 16 to 64 query
-  // rows a step, one or two warpgroups (each adds its keys' share).
+  // rows a step, one or two warpgroups (sharing each step's dQ product).
   for (TileConfig dkv : std::vector<TileConfig>{
            {64, 64, 4, 1}, {16, 128, 8, 3}, {32, 64, 4, 2}, {32, 128, 8, 2}}) {
     dkv.qkWgmma = dkv.pvWgmma = true;
@@ -195,8 +195,9 @@ INSTANTIATE_TEST_SUITE_P(WarpSpecializedTiles, BackwardCorrectness,
 INSTANTIATE_TEST_SUITE_P(AtomicWarpSpecialized, BackwardCorrectness,
                          ::testing::ValuesIn(backwardAtomicWarpSpecializedGrid()), caseName);
 
-// No atomics by default: the same inputs give the same gradient bits, run
-// after run (GQA and causal, where several query heads and blocks meet in one dK/dV).
+// Deterministic (the check harness asks for it unless a case leaves the form
+// to the runtime): the same inputs give the same gradient bits, run after run
+// (GQA and causal, where several query heads and blocks meet in one dK/dV).
 TEST(BackwardDeterminism, GradientsAreBitIdenticalRunToRun) {
   FLASHJIT_REQUIRE_GPU();
   CheckCase c = gridCase({2, 1000, 1000, 8, 2}, 128, true, 9999);
@@ -221,7 +222,7 @@ namespace {
 // kernels; with atomicQueryGradient the delta, dK/dV/dQ and conversion ones;
 // by default (neither asked) the atomic ones for plain or causal attention at
 // d <= 128 from 1024 queries and keys, and the deterministic ones with a
-// modifier (softcap), above d = 128, with a dQ tile given or shorter.
+// modifier (softcap), above d = 128, with a tile given or shorter.
 TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
   FLASHJIT_REQUIRE_GPU();
   if (Gpu::get().runtime->device().arch != "sm_90a")
@@ -234,6 +235,7 @@ TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
     bool tileDQ;
     bool expectAtomic;
     int64_t seqK = 1024;
+    bool tileDKV = false;
   };
   for (const Mode &m : {Mode{"deterministic", false, false, 128, 0.0f, false, false},
                         Mode{"atomic", true, false, 128, 0.0f, false, true},
@@ -242,6 +244,8 @@ TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
                         Mode{"default, softcap", false, true, 128, 30.0f, false, false},
                         Mode{"default, d 256", false, true, 256, 0.0f, false, false},
                         Mode{"default, dQ tile given", false, true, 128, 0.0f, true, false},
+                        Mode{"default, dK/dV tile given", false, true, 128, 0.0f, false, false,
+                             1024, true},
                         Mode{"default, 1000 keys", false, true, 128, 0.0f, false, false, 1000}}) {
     SCOPED_TRACE(m.name);
     CheckCase c = gridCase({1, 1031, m.seqK, 8, 2}, m.headDim, true, 9998);
@@ -250,6 +254,8 @@ TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
     c.softcap = m.softcap;
     if (m.tileDQ)
       c.tileDQ = TileConfig{64, 64, 4, 2, true, true};
+    if (m.tileDKV)
+      c.tileDKV = TileConfig{64, 64, 4, 2, true, true, true};
     BackwardCheckResult r;
     Status s = Gpu::get().checker->runBackward(c, r);
     ASSERT_TRUE(s.isOk()) << s.message();

@@ -202,12 +202,17 @@ TEST(TuningDatabase, ImportMergesAndRejectsGarbage) {
 // Each backward kernel has its own space: tiles whose owned rows (m for dQ,
 // n for the key-block kernels) are whole warp tiles, that fit the device,
 // with the default among them; and its own tuning key. wgmma tiles only on
-// sm_90a, with both switches and one 16-row tile a warp.
+// sm_90a, with both switches and one 16-row tile a warp; there also the
+// atomic-dQ key-block kernels (the auxiliary ones have a fixed tile).
 TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
   for (const DeviceLimits &limits :
        {DeviceLimits{232448, 65536, 1024, "sm_90a"}, DeviceLimits{166912, 65536, 1024, "sm_80"}})
-    for (int64_t d : {64, 128, 256})
-      for (KernelKind kind : backwardKernels(d, d)) {
+    for (int64_t d : {64, 96, 128, 256})
+      for (bool atomic : {false, true})
+      for (KernelKind kind : backwardKernels(d, d, atomic)) {
+        if (isAuxiliaryKind(kind) || (atomic && limits.arch != "sm_90a") ||
+            (atomic && !addsQueryGradient(kind) && d > 128))
+          continue; // (above d = 128 the atomic form's dV kernel is the deterministic one's)
         TuningProblem p = problem(d);
         p.kind = kind;
         std::vector<TileConfig> space = configurationSpace(p, limits);
