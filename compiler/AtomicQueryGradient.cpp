@@ -135,14 +135,14 @@ void BackwardGenerator::stageGradQuery(const std::vector<Value> &acc, int64_t fi
 
 void BackwardGenerator::awaitGradQueryStaging() {
   if (v.warpSpecialized)
-    e.namedBarrierSync(e.i32(kStagingFree), v.warps * 32 + 32);
+    e.namedBarrierSync(e.i32(kStagingFree), stagingThreads());
   // cp.async loop: the first thread waited before the step's dS barrier.
 }
 
 void BackwardGenerator::releaseGradQueryStaging(Value h, Value firstQuery) {
   e.fenceProxyAsyncShared(); // the staged rows are read by the async proxy
   if (v.warpSpecialized) {
-    e.namedBarrierArrive(e.i32(kStagingFull), v.warps * 32 + 32);
+    e.namedBarrierArrive(e.i32(kStagingFull), stagingThreads());
     return;
   }
   e.barrier();
@@ -165,7 +165,7 @@ void BackwardGenerator::reduceStagedGradQuery(Value h, Value firstQuery) {
 // Per computed step: the staged rows are free (the last reduction has read
 // them), then, once the consumers staged the step, one more reduction.
 void BackwardGenerator::emitGradQueryWriter(llvm::function_ref<Value(const KeyStep &)> computed) {
-  const int64_t threads = v.warps * 32 + 32;
+  const int64_t threads = stagingThreads();
   Value firstLane = e.cmpi(CmpIPredicate::eq, lane, e.i32(0));
   {
     OpBuilder::InsertionGuard guard(b);

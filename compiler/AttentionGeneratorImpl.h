@@ -122,6 +122,10 @@ protected:
     return arg(isBackwardKind(v.kind) ? backwardIndex : forwardIndex);
   }
   Value sharedAt(Value byteOffset) { return e.sharedPtr(smemBase, byteOffset); }
+  /// A warp-specialized consumer's warp, counted from 0 after the producer
+  /// warpgroup; read from lane 0, so ptxas knows the warp agrees (what
+  /// depends on it can live in uniform registers).
+  Value consumerWarpIndex() { return e.broadcastLane0(e.sub(e.shrui(tid, 5), e.i32(4))); }
 
   template <typename Fn> void emitIf(Value cond, Fn &&body);
   /// Element offset of a tile row (i32) from the tile's base (i64).

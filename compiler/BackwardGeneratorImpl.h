@@ -232,8 +232,10 @@ private:
   /// staged rows (`computed(step)`: whether the consumers computed it).
   void emitGradQueryWriter(llvm::function_ref<Value(const KeyStep &)> computed);
   Value firstThread() { return e.cmpi(CmpIPredicate::eq, tid, e.i32(0)); }
-  // Named barriers of the warp-specialized key-block kernels' consumers.
+  // Named barriers of the warp-specialized key-block kernels' consumers
+  // (the staging ones with the writer warp too).
   static constexpr int64_t kGradScoresReady = 1, kStagingFree = 2, kStagingFull = 3;
+  int64_t stagingThreads() const { return v.warps * 32 + 32; }
 
   /// One step's products on the ring slot at `slotOffset` (its Q and dO
   /// tiles): dK and dV accumulate, dQ (atomic form, its dS in buffer

@@ -527,8 +527,7 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: `atOnce` chunks in flight with
   // dK and dV, the rest one at a time after them (registers).
   const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true, 0};
-  const int64_t dQChunksAtOnce = share.atOnce;
-  std::vector<Value> dQIssued = addsDQ() ? issueGradQuery(gradScoreBuffer, 0, dQChunksAtOnce)
+  std::vector<Value> dQIssued = addsDQ() ? issueGradQuery(gradScoreBuffer, 0, share.atOnce)
                                          : std::vector<Value>();
   // One wait for every accumulator.
   std::vector<Value> issued = dVIssued;
@@ -546,7 +545,7 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   if (addsDQ()) {
     awaitGradQueryStaging();
     stageGradQuery(std::vector<Value>(dKEnd, issued.end()), 0, firstQuery);
-    for (int64_t c = dQChunksAtOnce; c < share.chunks; ++c) { // the rest, one at a time
+    for (int64_t c = share.atOnce; c < share.chunks; ++c) { // the rest, one at a time
       e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
       stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
     }

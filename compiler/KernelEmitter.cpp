@@ -174,10 +174,6 @@ void KernelEmitter::store(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }
 
-void KernelEmitter::storeSharedElement(Type elementType, Value value, Value ptr) {
-  LLVM::StoreOp::create(b, loc, arith::TruncFOp::create(b, loc, elementType, value), ptr, 2);
-}
-
 static void inlinePtx(OpBuilder &b, Location loc, const std::string &text,
                       const std::string &constraints, ValueRange operands) {
   LLVM::InlineAsmOp::create(b, loc, Type(), operands, text, constraints,

@@ -102,8 +102,6 @@ public:
   void store(mlir::Value value, mlir::Value ptr, unsigned alignment);
   /// An f32 from shared memory (4-byte aligned).
   mlir::Value loadSharedF32(mlir::Value sharedPtr);
-  /// f32 `value` rounded to the 16-bit element type, stored at `sharedPtr`.
-  void storeSharedElement(mlir::Type elementType, mlir::Value value, mlir::Value sharedPtr);
   /// Bulk asynchronous reduction (sm_90): global[i] += shared[i] over `bytes`
   /// (i32, a multiple of 16; both addresses 16-byte aligned) of f32, in the
   /// current bulk group; commit, and wait until at most `pending` groups

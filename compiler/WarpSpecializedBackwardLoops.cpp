@@ -72,9 +72,7 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t e
   producer();
   b.setInsertionPoint(roles.elseBlock()->getTerminator());
   e.setMaxRegisters(registers.consumer, /*increase=*/true);
-  // Consumer warps count from 0; read from lane 0, so ptxas knows the warp
-  // agrees (what depends on it can live in uniform registers).
-  warp = e.broadcastLane0(e.sub(e.shrui(tid, 5), e.i32(4)));
+  warp = consumerWarpIndex();
   consumer();
 }
 

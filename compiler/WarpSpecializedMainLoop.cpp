@@ -283,9 +283,7 @@ void Generator::emitProducer() {
 
 void Generator::emitConsumer() {
   e.setMaxRegisters(abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV)).consumer, /*increase=*/true);
-  // Consumer warps count from 0; read from lane 0, so ptxas knows the warp
-  // agrees (what depends on it can live in uniform registers).
-  warp = e.broadcastLane0(e.sub(e.shrui(tid, 5), e.i32(4)));
+  warp = consumerWarpIndex();
 
   Value zero = e.f32(0.0);
   Value zeroPacked = e.i32(0);

@@ -661,50 +661,6 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
       });
 }
 
-// The backward kernels for normalized params, in launch order (atomic dQ
-// when asked for; validate() has checked that it can be served).
-static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardParams &p,
-                            std::vector<AttentionSpec> &specs) {
-  const AttentionParams &f = p.forward;
-  const TuningProblem forwardProblem = problemOf(f);
-  specs.clear();
-  for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV, p.atomicQueryGradient)) {
-    AttentionSpec spec;
-    spec.kind = kind;
-    spec.dtype = f.dtype;
-    spec.headDimQK = f.headDimQK;
-    spec.headDimV = f.headDimV;
-    setScoreModifiers(spec, f, forwardProblem);
-    spec.arch = impl.device.arch;
-    spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
-    const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
-    if (isAuxiliaryKind(kind)) {
-      normalizeSpecForKind(spec);
-      specs.push_back(spec);
-      continue;
-    }
-    if (given) {
-      spec.tile = *given;
-    } else {
-      TuningProblem problem = forwardProblem;
-      problem.kind = kind;
-      problem.withLse = false;
-      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
-      if (tuned) {
-        spec.tile = *tuned;
-      } else {
-        spec.tile = defaultBackwardTile(kind, f.headDimQK, f.headDimV,
-                                        impl.device.maxSharedMemoryPerBlock, impl.device.arch);
-        narrowTileForRegisters(spec.tile, spec);
-      }
-    }
-    if (Status s = fitTileToBlockMask(spec.tile, kind, f.blockMask, given.has_value()); !s)
-      return s;
-    specs.push_back(spec);
-  }
-  return Status::ok();
-}
-
 // Without `deterministic`, dQ is added atomically where that form was
 // measured faster (plain or causal attention at head dims 64..128 from 1024
 // queries and keys on the sm_90a wgmma tiles; flashjit.h); elsewhere
@@ -746,23 +702,68 @@ static Status checkAtomicQueryGradient(const AttentionBackwardParams &p,
   return Status::ok();
 }
 
+// normalizeAndValidate, then the dQ form (both backward entry points).
+static Status normalizeBackward(const Runtime::Impl &impl, AttentionBackwardParams &p) {
+  if (Status s = normalizeAndValidate(p); !s)
+    return s;
+  return chooseQueryGradient(impl, p);
+}
+
+// The backward kernels for normalized params, in launch order (atomic dQ
+// when asked for or chosen; checked that it can be served).
+static Status backwardSpecs(const Runtime::Impl &impl, const AttentionBackwardParams &p,
+                            std::vector<AttentionSpec> &specs) {
+  const AttentionParams &f = p.forward;
+  const TuningProblem forwardProblem = problemOf(f);
+  specs.clear();
+  for (KernelKind kind : backwardKernels(f.headDimQK, f.headDimV, p.atomicQueryGradient)) {
+    AttentionSpec spec;
+    spec.kind = kind;
+    spec.dtype = f.dtype;
+    spec.headDimQK = f.headDimQK;
+    spec.headDimV = f.headDimV;
+    setScoreModifiers(spec, f, forwardProblem);
+    spec.arch = impl.device.arch;
+    spec.maxSharedMemory = impl.device.maxSharedMemoryPerBlock;
+    const std::optional<TileConfig> &given = kind == KernelKind::BackwardDQ ? p.tileDQ : p.tileDKV;
+    if (isAuxiliaryKind(kind)) {
+      normalizeSpecForKind(spec);
+      specs.push_back(spec);
+      continue;
+    }
+    if (given) {
+      spec.tile = *given;
+    } else {
+      TuningProblem problem = forwardProblem;
+      problem.kind = kind;
+      problem.withLse = false;
+      auto tuned = lookupTuned(impl, problem, tuningKey(problem));
+      if (tuned) {
+        spec.tile = *tuned;
+      } else {
+        spec.tile = defaultBackwardTile(kind, f.headDimQK, f.headDimV,
+                                        impl.device.maxSharedMemoryPerBlock, impl.device.arch);
+        narrowTileForRegisters(spec.tile, spec);
+      }
+    }
+    if (Status s = fitTileToBlockMask(spec.tile, kind, f.blockMask, given.has_value()); !s)
+      return s;
+    specs.push_back(spec);
+  }
+  return checkAtomicQueryGradient(p, specs);
+}
+
 Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
                                        std::vector<AttentionSpec> &specs) const {
   AttentionBackwardParams p = params;
-  if (Status s = normalizeAndValidate(p); !s)
+  if (Status s = normalizeBackward(*impl_, p); !s)
     return s;
-  if (Status s = chooseQueryGradient(*impl_, p); !s)
-    return s;
-  if (Status s = backwardSpecs(*impl_, p, specs); !s)
-    return s;
-  return checkAtomicQueryGradient(p, specs);
+  return backwardSpecs(*impl_, p, specs);
 }
 
 Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstream stream) {
   AttentionBackwardParams p = params;
-  if (Status s = normalizeAndValidate(p); !s)
-    return s;
-  if (Status s = chooseQueryGradient(*impl_, p); !s)
+  if (Status s = normalizeBackward(*impl_, p); !s)
     return s;
   const AttentionParams &f = p.forward;
   if (f.batch == 0 || (f.seqQ == 0 && f.seqK == 0))
@@ -792,8 +793,6 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   // Find every kernel before allocating or launching anything.
   std::vector<AttentionSpec> specs;
   if (Status s = backwardSpecs(*impl_, p, specs); !s)
-    return s;
-  if (Status s = checkAtomicQueryGradient(p, specs); !s)
     return s;
   std::vector<ProvidedKernel> kernels(specs.size());
   std::vector<std::array<abi::TensorMap, abi::kNumTensorMaps>> tensorMaps(specs.size());
