@@ -31,6 +31,16 @@ PEERS = {"flash": ("sdpa-flash (FA2)", SDPBackend.FLASH_ATTENTION),
          "cudnn": ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)}
 
 
+def sdpa_attention(backend, causal):
+    """SDPA on one backend, on flashjit's [batch, seq, heads, dim] layout."""
+    def attend(q, k, v):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                is_causal=causal).transpose(1, 2)
+    return attend
+
+
 def training_step(attend, q, k, v, grad_out):
     def run():
         for t in (q, k, v):
@@ -47,12 +57,7 @@ def run_case(dtype, d, s, causal, peers):
     row = {"d": d, "s": s, "causal": causal, "b": b, "h": h}
 
     def sdpa(backend):
-        def attend(q, k, v):
-            with sdpa_kernel(backend):
-                return F.scaled_dot_product_attention(
-                    q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                    is_causal=causal).transpose(1, 2)
-        return attend
+        return sdpa_attention(backend, causal)
 
     ours = lambda q, k, v: flashjit.attention(q, k, v, causal=causal)
     training_step(sdpa(SDPBackend.FLASH_ATTENTION), q, k, v, grad_out)()
