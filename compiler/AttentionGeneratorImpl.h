@@ -69,6 +69,7 @@ struct Variant {
   bool warpSpecialized;    // TMA producer warpgroup + `warps` consumer warps (sm_90a)
   bool persistent;         // warp-specialized blocks walk many tiles (grid = SMs)
   bool tmaStore = false;   // warp-specialized: O through the Q tile's shared memory and TMA
+  bool zeroesGradQueryAccum = false; // BackwardDelta given dq_accum: zeroes its rows
   flash::SharedMemoryLayout smem;
 };
 

@@ -3,7 +3,8 @@
 // Private to compiler/: the BackwardGenerator shared by the backward's main
 // loops (BackwardKernelGenerator.cpp: the kernels, the math and the cp.async
 // loops; WarpSpecializedBackwardLoops.cpp: both kernels' TMA producer and
-// wgmma consumers).
+// wgmma consumers; AtomicQueryGradient.cpp and GradientAuxiliaryKernels.cpp:
+// the atomic dQ form's parts).
 //
 #ifndef FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
 #define FLASHJIT_COMPILER_BACKWARDGENERATORIMPL_H
@@ -157,7 +158,11 @@ private:
   void emitQueryBlockMainLoop();
   /// TMA producer warpgroup and wgmma consumers (WarpSpecializedBackwardLoops.cpp).
   void emitQueryBlockWarpSpecialized();
-  /// BackwardConvertDQ: dQ = scale · dQAccum for this block's rows.
+  /// The atomic form's auxiliary kernels (GradientAuxiliaryKernels.cpp):
+  /// BackwardDelta writes Δ of this block's rows and zeroes their dQ
+  /// accumulator rows; BackwardConvertDQ: dQ = scale · dQAccum.
+  void emitDeltaKernel();
+  void zeroGradQueryAccumulator(Value rows);
   void emitConvertDQ();
   /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
   /// written to `delta` for the key-block kernels.

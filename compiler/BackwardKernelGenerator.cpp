@@ -161,9 +161,7 @@ void BackwardGenerator::emitQueryBlockKernel() {
   lastQueryPosition = e.add(firstQueryRow, e.i32(v.m - 1));
   emitInsideSequence(firstQueryRow, seqQ, [&] {
     if (v.kind == KernelKind::BackwardDelta) {
-      oBase = tensorBase(kOStride0, head, /*querySide=*/true);
-      doBase = tensorBase(kDOStride0, head, /*querySide=*/true);
-      emitDelta(head);
+      emitDeltaKernel();
     } else if (v.kind == KernelKind::BackwardConvertDQ) {
       emitConvertDQ();
     } else {
@@ -174,34 +172,6 @@ void BackwardGenerator::emitQueryBlockKernel() {
         emitQueryBlockMainLoop();
     }
   });
-}
-
-// Consecutive threads take consecutive column pairs: coalesced fp32 reads.
-void BackwardGenerator::emitConvertDQ() {
-  using namespace abi::bwd;
-  Value accumBase = tensorBase(kDQAccumStride0, head, /*querySide=*/true);
-  dqBase = tensorBase(kDQStride0, head, /*querySide=*/true);
-  const int64_t pairsPerRow = v.headDimQK / 2, total = v.m * pairsPerRow, threads = v.warps * 32;
-  for (int64_t first = 0; first < total; first += threads) {
-    Value index = e.add(tid, e.i32(first));
-    Value row = e.add(firstQueryRow, e.divui(index, e.i32(pairsPerRow)));
-    Value column = e.mul(e.remui(index, e.i32(pairsPerRow)), e.i32(2));
-    Value inside = e.cmpi(CmpIPredicate::slt, row, seqQ);
-    if (first + threads > total)
-      inside = arith::AndIOp::create(b, loc, inside,
-                                     e.cmpi(CmpIPredicate::ult, index, e.i32(total)));
-    emitIf(inside, [&] {
-      // The key-block kernels stored the row rotated (gradQueryColumn; pairs stay together).
-      Value stored = e.toI64(gradQueryColumn(row, column));
-      Value from = e.add(accumBase, e.add(e.mul(e.toI64(row), arg(kDQAccumStride0 + 1)), stored));
-      Value lo = e.loadGlobalF32(e.globalElementPtr(arg(kDQAccum), from, b.getF32Type()));
-      Value hi = e.loadGlobalF32(
-          e.globalElementPtr(arg(kDQAccum), e.add(from, e.i64(1)), b.getF32Type()));
-      Value to = e.add(dqBase, e.add(e.mul(e.toI64(row), arg(kDQStride0 + 1)), e.toI64(column)));
-      e.store(e.packPair(v.elementType, e.fmul(lo, arg(kScale)), e.fmul(hi, arg(kScale))),
-                    e.globalElementPtr(arg(kDQ), to, v.elementType), 4);
-    });
-  }
 }
 
 void BackwardGenerator::planQueryBlockSteps() {
@@ -652,10 +622,11 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   Variant v = variantOf(op);
   bool dq = static_cast<bool>(op.getGradQuery()), accum = static_cast<bool>(op.getGradQueryAccum());
   bool dk = static_cast<bool>(op.getGradKey()), dv = static_cast<bool>(op.getGradValue());
-  if (!dk && !dv) // the query-block kernels (verifier: nothing, dq, or dq from dq_accum)
+  if (!dk && !dv) { // the query-block kernels (verifier: dq, dq from dq_accum, or the delta)
     v.kind = !dq ? KernelKind::BackwardDelta
                  : (accum ? KernelKind::BackwardConvertDQ : KernelKind::BackwardDQ);
-  else if (accum)
+    v.zeroesGradQueryAccum = !dq && accum;
+  } else if (accum)
     v.kind = dv ? KernelKind::BackwardDKVQ : KernelKind::BackwardDKQ;
   else
     v.kind = dk && dv ? KernelKind::BackwardDKV

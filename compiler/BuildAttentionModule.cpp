@@ -121,7 +121,9 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     // q, k, v, o, dO, lse, delta, then the gradients this kernel writes, then the scale.
     const KernelKind k = spec.kind;
     bool dq = k == KernelKind::BackwardDQ || k == KernelKind::BackwardConvertDQ;
-    bool accum = k == KernelKind::BackwardConvertDQ || addsQueryGradient(k);
+    // (The delta kernel zeroes the accumulator that the key-block kernel adds to.)
+    bool accum = k == KernelKind::BackwardConvertDQ || k == KernelKind::BackwardDelta ||
+                 addsQueryGradient(k);
     bool dk = k == KernelKind::BackwardDKV || k == KernelKind::BackwardDK ||
               k == KernelKind::BackwardDKVQ || k == KernelKind::BackwardDKQ;
     bool dv = k == KernelKind::BackwardDKV || k == KernelKind::BackwardDV ||

@@ -12,10 +12,12 @@
 
 namespace flashjit::abi {
 
-// Bumped whenever a kernel's parameter list changes: part of the disk cache's
-// compiler identity and checked in bundle manifests, so no kernel compiled
-// for another list is ever launched with this one.
-constexpr int kVersion = 7;
+// Bumped whenever a kernel's parameter list, or what the runtime leaves to a
+// kernel, changes: part of the disk cache's compiler identity and checked in
+// bundle manifests, so no kernel compiled for another contract is ever
+// launched with this one.
+// (8: BackwardDelta zeroes dQAccum, which the runtime no longer does.)
+constexpr int kVersion = 8;
 
 // The run-time values of the score modifiers, the last parameters of every
 // kernel (forward and backward); variants without a modifier ignore its value.
@@ -180,7 +182,7 @@ inline bool packingSavesTiles(int64_t m, int64_t seqQ, int64_t headsQ, int64_t h
 // list; each reads or writes the tensors its kind needs. `delta` ([batch,
 // heads_q, seq_q] fp32) is rowsum(dO∘O): written by BackwardDQ or
 // BackwardDelta, read by the key-block kernels launched after it. lse is the
-// forward's (natural log). dQAccum (fp32, dQ's shape, zeroed by the runtime)
+// forward's (natural log). dQAccum (fp32, dQ's shape, zeroed by BackwardDelta)
 // receives the bulk-reduction adds of BackwardDKVQ / BackwardDKQ, each row
 // rotated by 8 · (row / 2 % 4) columns (gradQueryColumn), which
 // BackwardConvertDQ undoes as it scales the rows into dQ.

@@ -415,15 +415,16 @@ LogicalResult AttentionBwdOp::verify() {
        dv = static_cast<bool>(getGradValue()), accum = static_cast<bool>(getGradQueryAccum());
   // One kernel per op: which gradients it writes says which.
   const bool keyBlocks = dk || dv;
-  if (keyBlocks ? dq || (accum && !dk) : accum && !dq)
+  if (keyBlocks && (dq || (accum && !dk)))
     return emitOpError("writes either grad_query (the query-block kernel), grad_key and/or "
                        "grad_value (the key-block kernel, with dq_accum only when it writes "
-                       "grad_key), dq from dq_accum, or nothing (delta alone)");
+                       "grad_key), dq from dq_accum, or no gradient (delta, and dq_accum "
+                       "zeroed where given)");
   if (failed(verifyBlockMask(*this, getKvCounts(), getKvIndices(), getBlockQ(), getBlockK(),
                              getQCounts(), getQIndices(), varlen, /*backward=*/true)))
     return failure();
   // The delta and conversion kernels: no attention math, no shared memory.
-  if (!keyBlocks && dq == accum) {
+  if (!keyBlocks && (!dq || accum)) {
     if (getKvCounts())
       return emitOpError("the delta and dQ conversion kernels take no block_mask");
     if (getTile().getWarpSpecialized() || getTile().getPersistent() || getTile().getTmaStore())

@@ -202,10 +202,11 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     run. The atomic form (FlashAttention-3's) saves the dQ kernel's two
     recomputed products:
 
-    * no gradient: only `delta`, for the key-block kernel after it.
+    * no gradient: `delta`, for the key-block kernel after it, and with
+      `dq_accum` its rows zeroed for that kernel's reductions.
     * `dq_accum` with `dk` (and `dv`): the key-block kernel also forms
       dQᵀ = Kᵀ dSᵀ of each step over its keys (dS through shared memory) and
-      adds it to `dq_accum` (f32, dQ's shape, zeroed beforehand) by bulk
+      adds it to `dq_accum` (f32, dQ's shape, zeroed by the delta kernel) by bulk
       reductions; the order of the adds, and so the last bits, vary from run
       to run. Each row of `dq_accum` is stored rotated by 8 · (row / 2 % 4)
       columns (row: the query's index in its sequence) for conflict-free

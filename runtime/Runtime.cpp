@@ -805,7 +805,7 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
   }
 
   // Workspaces on the stream: delta (unless given) and, for atomic dQ, the
-  // fp32 accumulator (rows x heads_q x d_qk, zeroed).
+  // fp32 accumulator (rows x heads_q x d_qk).
   const size_t rows = f.varlen() ? size_t(f.totalQ) : size_t(f.batch) * size_t(f.seqQ);
   const bool atomic = specs.back().kind == KernelKind::BackwardConvertDQ;
   const size_t deltaBytes = p.delta ? 0 : rows * size_t(f.headsQ) * sizeof(float);
@@ -822,12 +822,7 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
       const int64_t headElements = int64_t(f.varlen() ? f.totalQ : f.seqQ) * f.headDimQK;
       k.dQAccumStride[0] = f.varlen() ? 0 : f.headsQ * headElements;
       k.dQAccumStride[1] = f.headDimQK;
-      k.dQAccumStride[2] = headElements;
-      if (Status s = d.check("zeroing the dQ accumulator (cuMemsetD32Async)",
-                             d.cuMemsetD32Async(workspace + accumOffset, 0, accumElements,
-                                                stream));
-          !s)
-        return s;
+      k.dQAccumStride[2] = headElements; // (the delta kernel, first, zeroes it)
     }
     Status launched = Status::ok();
     for (size_t i = 0; i < specs.size() && launched; ++i) {

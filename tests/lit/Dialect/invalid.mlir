@@ -471,12 +471,12 @@ func.func @backward_atomic_dq_needs_wgmma(%q: !t, %acc: !a, %lse: !stats, %s: f3
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !a = memref<?x?x?x64xf32, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
-func.func @backward_accumulator_alone(%q: !t, %acc: !a, %lse: !stats, %s: f32) {
-  // expected-error @+1 {{dq from dq_accum, or nothing (delta alone)}}
-  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq_accum %acc scale %s
+func.func @backward_accumulator_without_dk(%q: !t, %acc: !a, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{dq from dq_accum, or no gradient (delta, and dq_accum zeroed where given)}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq_accum %acc dv %q scale %s
       {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 1>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
-      : !t, !t, !t, !t, !t, !stats, !stats -> dq_accum !a
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq_accum !a dv !t
   return
 }
 
