@@ -21,7 +21,8 @@ namespace flashjit {
   X(cuMemcpyDtoH) X(cuMemsetD8) X(cuStreamSynchronize) X(cuEventCreate) X(cuEventRecord)      \
   X(cuEventSynchronize) X(cuEventElapsedTime) X(cuEventDestroy) X(cuPointerGetAttribute)          \
   X(cuTensorMapEncodeTiled) X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemsetD32Async)          \
-  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuMemPoolCreate) X(cuMemPoolDestroy)        \
+  X(cuMemPoolSetAttribute) X(cuMemAllocFromPoolAsync)
 
 struct CudaDriver {
 #define FLASHJIT_DECLARE(name) decltype(&::name) name = nullptr;

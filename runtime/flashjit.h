@@ -159,7 +159,10 @@ Mask attentionMask(const AttentionParams &params);
 /// the deterministic form, bench/results/h200-backward-atomic-whole-step.md)
 /// — else the deterministic one. The atomic form's fp32 accumulator (a
 /// stream-ordered workspace, rows x heads_q x d_qk x 4 bytes) is twice dQ's
-/// size. `deterministic` asks for bit-identical gradients;
+/// size. Workspaces come from a memory pool of the runtime that keeps what it
+/// mapped (the largest workspace so far stays reserved while the runtime
+/// lives), so calls between synchronizations do not map them again.
+/// `deterministic` asks for bit-identical gradients;
 /// `atomicQueryGradient` for the atomic form wherever it exists.
 struct AttentionBackwardParams {
   AttentionParams forward;
@@ -171,7 +174,7 @@ struct AttentionBackwardParams {
           dVStride[3] = {0, 0, 0}; // 0 = contiguous
   /// Workspace for rowsum(dO∘O), [batch, heads_q, seq_q] fp32 ([heads_q,
   /// totalQ] when varlen); null = the
-  /// runtime allocates it on the stream (cuMemAllocAsync).
+  /// runtime allocates it on the stream (from its workspace pool).
   float *delta = nullptr;
   /// Override the tiles of the dQ kernel and of the key-block kernel(s)
   /// (with atomicQueryGradient there is no dQ kernel: tileDQ must be empty).
