@@ -470,22 +470,25 @@ static Status findKernel(Runtime::Impl &impl, const AttentionSpec &spec, bool ex
 // Runs `use` with `bytes` of stream-ordered device memory (0 when bytes is 0)
 // and frees it on the stream after; the first error wins.
 static Status withStreamWorkspace(const Runtime::Impl &impl, size_t bytes, CUstream stream,
-                                  const std::string &what,
+                                  const char *what,
                                   const std::function<Status(CUdeviceptr)> &use) {
   if (bytes == 0)
     return use(0);
+  // (Messages built only on failure: this is every launch's path.)
   const CudaDriver &d = *impl.driver;
   CUdeviceptr workspace = 0;
-  if (Status s = d.check(("allocating " + what + " (cuMemAllocFromPoolAsync)").c_str(),
-                         impl.workspacePool ? d.cuMemAllocFromPoolAsync(&workspace, bytes,
-                                                                        impl.workspacePool, stream)
-                                            : d.cuMemAllocAsync(&workspace, bytes, stream));
-      !s)
-    return s;
+  const bool pooled = impl.workspacePool != nullptr;
+  if (CUresult r = pooled ? d.cuMemAllocFromPoolAsync(&workspace, bytes, impl.workspacePool,
+                                                      stream)
+                          : d.cuMemAllocAsync(&workspace, bytes, stream);
+      r != CUDA_SUCCESS)
+    return d.check((std::string("allocating ") + what +
+                    (pooled ? " (cuMemAllocFromPoolAsync)" : " (cuMemAllocAsync)"))
+                       .c_str(),
+                   r);
   Status used = use(workspace);
-  if (Status s = d.check(("freeing " + what).c_str(), d.cuMemFreeAsync(workspace, stream));
-      !s && used)
-    return s;
+  if (CUresult r = d.cuMemFreeAsync(workspace, stream); r != CUDA_SUCCESS && used)
+    return d.check((std::string("freeing ") + what).c_str(), r);
   return used;
 }
 
