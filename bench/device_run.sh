@@ -6,7 +6,8 @@
 # benchmark against PyTorch's attention (arguments go to bench_attention.py),
 # the forward+backward benchmark (BWD_ARGS go to bench_backward.py), the
 # kernel times of a training step (profile-kernels, not in the default list:
-# PROFILE_ARGS go to profile_kernels.py), the
+# PROFILE_ARGS go to profile_kernels.py), the host time of a Python call
+# (host-overhead, not in the default list: HOST_ARGS go to host_overhead.py), the
 # variants benchmark (bench_variants.py), the user modifier benchmark
 # (bench_user_modifiers.py), the dropout benchmark (bench_dropout.py) and the training check (TRAIN_ARGS go to examples/train_check.py).
 # GTEST_FILTER and SANITIZE_FILTER narrow the GPU tests and the sanitized cases,
@@ -95,6 +96,10 @@ fi
 if want profile-kernels; then
   echo "== kernel times of a training step (PROFILE_ARGS go to profile_kernels.py)"
   python3 bench/profile_kernels.py --out "$OUT/profile-kernels" ${PROFILE_ARGS:-} 2>&1 | tail -n 80
+fi
+if want host-overhead; then
+  echo "== host time of a call from Python (HOST_ARGS go to host_overhead.py)"
+  python3 bench/host_overhead.py --out "$OUT/host-overhead" ${HOST_ARGS:-} 2>&1 | tail -n 80
 fi
 if want bench-variants; then
   echo "== variants benchmark (sliding window, GQA, softcap, ALiBi)"
