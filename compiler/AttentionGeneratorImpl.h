@@ -308,9 +308,13 @@ protected:
   void emitProducer();
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer
-  Value queryFullBarrier();
-  Value queryEmptyBarrier();
-  Value tileWord();
+  Value querySlotOf(Value tilesDone);                // the Q slot of a block's tile
+  Value queryPhaseOf(Value tilesDone);               // and the parity of its use
+  Value queryBarrier(Value slot, int64_t word);      // word: 0 full, 1 empty, 2 tile index
+  Value queryFullBarrier(Value slot);
+  Value queryEmptyBarrier(Value slot);
+  Value tileWord(Value slot);
+  Value querySlot, queryTile;                        // of emitTileLoop's body: slot, byte offset
   Value stageBarrier(Value slot, int64_t kind);      // kind: 0 K full, 1 V full, 2 K empty, 3 V empty
   /// TMA of `rows` rows from firstRow of head `headIndex` (query: a tensor
   /// of seq_q rows) into the swizzled tile at dstOffset (+ dstSlotOffset),

@@ -167,9 +167,10 @@ std::vector<Value> Generator::issueWgmmaABt(Value aTile, int64_t aRows, Value bT
   return acc;
 }
 
-// S = Q Kᵀ: this warpgroup's query rows by the n keys of the slot.
+// S = Q Kᵀ: this warpgroup's query rows (of the tile's Q slot, if it has
+// several) by the n keys of the slot.
 std::vector<Value> Generator::issueScoresWgmma(Value slotOffset) {
-  return issueWgmmaABt(Value(), v.m, e.add(slotOffset, e.i32(v.smem.queryBytes)), v.n,
+  return issueWgmmaABt(queryTile, v.m, e.add(slotOffset, e.i32(v.smem.queryBytes)), v.n,
                        v.kStepsQK);
 }
 
@@ -559,15 +560,13 @@ LogicalResult generateAttentionKernel(flash::AttentionOp op, gpu::GPUFuncOp kern
   v.mTilesPerWarp = v.m / (16 * v.warps);
   v.nTilesS = v.n / 8;
   v.nTilesO = v.headDimV / 8;
-  int64_t elementBytes = v.elementType.getIntOrFloatBitWidth() / 8;
   v.qkWgmma = tile.getQkWgmma();
   v.pvWgmma = tile.getPvWgmma();
   v.warpSpecialized = tile.getWarpSpecialized();
   v.persistent = tile.getPersistent();
   v.tmaStore = tile.getTmaStore();
   v.packGQA = op.getPackGqa();
-  v.smem = flash::SharedMemoryLayout::compute(v.headDimQK, v.headDimV, elementBytes, v.m, v.n,
-                                              v.stages, v.qkWgmma, v.pvWgmma, v.warpSpecialized);
+  v.smem = op.getSharedMemoryLayout();
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
 
   OpBuilder b(kernel.getContext());

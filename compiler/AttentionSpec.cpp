@@ -165,10 +165,15 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
                                                     t.warpSpecialized && !queryBlocksOuter);
 }
 
-// The forward's shared memory for tile t (16-bit elements).
-static int64_t forwardBytes(int64_t headDimQK, int64_t headDimV, const TileConfig &t) {
+// The forward's shared memory for tile t (16-bit elements) on a target of
+// maxSharedMemory bytes a block (AttentionOp::getSharedMemoryLayout: a
+// persistent kernel keeps a second Q tile where it fits).
+static int64_t forwardBytes(int64_t headDimQK, int64_t headDimV, const TileConfig &t,
+                            int64_t maxSharedMemory) {
+  const bool persistent = t.warpSpecialized && t.persistent;
   return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
-                                            t.qkWgmma, t.pvWgmma, t.warpSpecialized)
+                                            t.qkWgmma, t.pvWgmma, t.warpSpecialized,
+                                            persistent ? maxSharedMemory : 0)
       .totalBytes;
 }
 
@@ -177,7 +182,11 @@ int64_t AttentionSpec::sharedMemoryBytes() const {
     return 0;
   if (backward())
     return backwardLayout(kind, headDimQK, headDimV, tile).totalBytes;
-  return forwardBytes(headDimQK, headDimV, tile);
+  return forwardBytes(headDimQK, headDimV, tile, targetMaxSharedMemory());
+}
+
+int64_t AttentionSpec::targetMaxSharedMemory() const {
+  return maxSharedMemory ? maxSharedMemory : documentedMaxSharedMemory(arch);
 }
 
 std::string tileName(const TileConfig &t) {
@@ -223,28 +232,40 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
     TileConfig wider = t;
     wider.m = m;
     wider.n = n;
-    return forwardBytes(spec.headDimQK, spec.headDimV, wider) <= maxSharedMemory;
+    return forwardBytes(spec.headDimQK, spec.headDimV, wider, maxSharedMemory) <= maxSharedMemory;
   };
   // Long non-causal rows at d <= 128: 192 keys a step where they fit.
   if (!causal && d > 64 && d <= 128 && seqQ >= 4096 && seqK >= 4096 && t.n == 176 &&
       !t.persistent && fits(t.m, 192))
     t.n = 192;
-  const bool persistent = smallHead ? seqK <= (causal ? 2048 : 1024)
-                                    : d <= 128 && !causal && seqK <= 1024;
-  if (persistent) { // Q free for the next tile after its last Q Kᵀ
+  // Does a persistent block of tile c keep a second Q tile (the next tile's
+  // Q loads while this one runs, so O can leave through this one's Q tile)?
+  auto twoQueryTiles = [&](const TileConfig &c) {
+    return flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, c.m, c.n,
+                                              c.stages, true, true, true, maxSharedMemory)
+               .querySlots == 2;
+  };
+  // Short rows: persistent, 128 keys a step; O by TMA stores where a second
+  // Q tile fits (else Q would wait for the store: per-thread stores).
+  if (d <= 128 && seqK <= 2048) {
     t.persistent = true;
-    t.tmaStore = false;
     t.n = std::min<int64_t>(t.n, 128);
+    t.tmaStore = t.tmaStore && twoQueryTiles(t);
   }
-  // Long small-head problems: three consumer warpgroups of 64 rows, two on
-  // the tensor cores while the third runs a softmax as long as its GEMMs.
-  const int64_t longFrom = causal ? 4096 : 2048;
-  if (smallHead && seqQ >= longFrom && seqK >= longFrom && fits(192, 128)) {
-    t.m = 192;
-    t.warps = 12;
-    t.n = 128;
-    t.persistent = !causal; // causal: one tile a block, O by TMA stores
-    t.tmaStore = t.tmaStore && causal;
+  // Small heads: three consumer warpgroups of 64 rows, two on the tensor
+  // cores while the third runs a softmax as long as its GEMMs: from 512
+  // queries and keys (causal 2048, and past 2048 keys from 4096); persistent
+  // with O by TMA stores over at most 2048 keys, beyond that persistent
+  // without them (not causal) or one tile a block with them (causal).
+  const int64_t threeFrom = !causal ? 512 : seqK <= 2048 ? 2048 : 4096;
+  if (smallHead && seqQ >= threeFrom && seqK >= threeFrom && fits(192, 128)) {
+    TileConfig three = t;
+    three.m = 192;
+    three.warps = 12;
+    three.n = 128;
+    three.persistent = !causal || seqK <= 2048;
+    three.tmaStore = t.tmaStore && (causal || (seqK <= 2048 && twoQueryTiles(three)));
+    t = three;
   }
 }
 
@@ -415,7 +436,7 @@ TileConfig defaultTile(int64_t headDimQK, int64_t headDimV, int64_t maxSharedMem
   t.warps = d <= 128 ? 4 : 8;
   t.n = d <= 64 ? 128 : 64;
   t.stages = 2;
-  auto bytes = [&] { return forwardBytes(headDimQK, headDimV, t); };
+  auto bytes = [&] { return forwardBytes(headDimQK, headDimV, t, maxSharedMemory); };
   // Hopper: the warp-specialized kernel (TMA producer, two wgmma consumer
   // warpgroups) with a two-stage ring and the largest key block that fits:
   // 176 (the H200 sweeps: +6% over 128 at d = 128, causal or not; at d = 64

@@ -127,6 +127,9 @@ struct AttentionSpec {
   bool backward() const { return isBackwardKind(kind); }
   int64_t threads() const { return tile.threads(); }
   int64_t sharedMemoryBytes() const;
+  /// maxSharedMemory, or the arch's documented limit where it is 0: the
+  /// kernel's target attribute.
+  int64_t targetMaxSharedMemory() const;
 };
 
 /// Shared memory one block may use on `arch` per the CUDA programming guide;
@@ -191,15 +194,16 @@ void narrowTileForRegisters(TileConfig &t, const AttentionSpec &spec);
 /// 128 keys a step: such rows have few steps, and of a 176-key diagonal step
 /// most is masked (d = 128 causal s = 512 / 1024 248 / 361 TFLOP/s at 128
 /// keys against 223 / 328 at 176; bench/results/h200-tune-d64.md). Plain
-/// (unmodified) attention runs persistent without the TMA store, 128 keys a
-/// step, at d <= 64 over at most 1024 keys (2048 causal) and at d <= 128
-/// non-causal over at most 1024 (H200: +2-19% over one block a tile;
-/// bench/results/h200-forward-short-problems.md), and at d <= 64 from 2048
-/// queries and keys (4096 causal) on three consumer warpgroups, 192 rows and
-/// 128 keys a step, persistent when not causal (H200: +7-12% non-causal,
-/// +2-6% causal), and at 64 < d <= 128 non-causal from 4096 keys with 192
-/// keys a step where they fit `maxSharedMemory` (+2-4%;
-/// bench/results/h200-forward-three-consumers.md).
+/// (unmodified) attention at d <= 128 over at most 2048 keys runs persistent,
+/// 128 keys a step, O by TMA stores where `maxSharedMemory` holds a second Q
+/// tile (the next tile's Q loads while this one runs; H200: +3-11% over the
+/// persistent kernel with one Q tile and per-thread stores, at or above
+/// cuDNN; bench/results/h200-forward-two-query-tiles.md); at d <= 64 on three
+/// consumer warpgroups, 192 rows and 128 keys a step, from 512 queries and
+/// keys (causal: 2048, past 2048 keys 4096), persistent when not causal or
+/// over at most 2048 keys, with TMA stores over at most 2048 keys or causal;
+/// and at 64 < d <= 128 non-causal from 4096 keys with 192 keys a step where
+/// they fit (+2-4%; bench/results/h200-forward-three-consumers.md).
 void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ, int64_t seqK,
                           int64_t maxSharedMemory);
 

@@ -27,8 +27,6 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
     return spec.varlen ? MemRefType::get({dyn, dyn, d}, element, strided)
                        : MemRefType::get({dyn, dyn, dyn, d}, element, strided);
   };
-  int64_t maxSmem = spec.maxSharedMemory ? spec.maxSharedMemory
-                                         : documentedMaxSharedMemory(spec.arch);
   auto mask = flash::MaskKindAttr::get(
       &context, spec.mask == Mask::Causal   ? flash::MaskKind::Causal
                 : spec.mask == Mask::Window ? flash::MaskKind::Window
@@ -37,7 +35,7 @@ OwningOpRef<ModuleOp> buildAttentionModule(const AttentionSpec &spec, MLIRContex
                                    spec.tile.stages, spec.tile.qkWgmma, spec.tile.pvWgmma,
                                    spec.tile.warpSpecialized, spec.tile.persistent,
                                    spec.tile.tmaStore);
-  auto target = flash::TargetAttr::get(&context, spec.arch, maxSmem);
+  auto target = flash::TargetAttr::get(&context, spec.arch, spec.targetMaxSharedMemory());
   // [batch, heads, seq_q], or [heads, total_q] (varlen).
   auto rowStats = spec.varlen ? MemRefType::get({dyn, dyn}, b.getF32Type())
                               : MemRefType::get({dyn, dyn, dyn}, b.getF32Type());

@@ -26,11 +26,15 @@
 //     counter (emitTileLoop); the query blocks of one head are adjacent (its
 //     K/V stay in L2) and heaviest first for causal masks. The producer loads
 //     the next tile's K/V and Q (guarded by a "Q empty" barrier) while the
-//     consumers finish the last one.
+//     consumers finish the last one: where shared memory allows, into a
+//     second Q tile (tiles alternate between the two), so the next tile's Q
+//     is there long before the consumers are, and O can be staged where this
+//     tile's Q was without holding the next tile back.
 // Phases: the K/V ring counts key blocks over all tiles of the block; the
 // k-th use of slot s waits for parity k & 1 on its full barrier; the
 // producer waits on empty barriers with the opposite parity, which a fresh
-// barrier satisfies at once. The Q barriers flip once a tile.
+// barrier satisfies at once. The Q slots' barriers likewise, counting the
+// tiles that used the slot.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/AttentionGeneratorImpl.h"
@@ -48,15 +52,30 @@ enum StageBarrier : int64_t { kKeyFull = 0, kValueFull, kKeyEmpty, kValueEmpty }
 } // namespace
 
 Value Generator::barrierAt(int64_t offset) { return sharedAt(e.i32(offset)); }
-// The Q barriers and the persistent producer's tile word (SharedMemoryLayout).
-Value Generator::queryFullBarrier() { return barrierAt(v.smem.barrierOffset); }
-Value Generator::queryEmptyBarrier() { return barrierAt(v.smem.barrierOffset + 8); }
-Value Generator::tileWord() { return barrierAt(v.smem.barrierOffset + 16); }
+
+// Tile number `tilesDone` of a block takes Q slot tilesDone % querySlots, for
+// the (tilesDone / querySlots)-th time: the parity its Q full barrier flips to.
+Value Generator::querySlotOf(Value tilesDone) {
+  return v.smem.querySlots == 1 ? e.i32(0) : e.remui(tilesDone, e.i32(v.smem.querySlots));
+}
+Value Generator::queryPhaseOf(Value tilesDone) {
+  return e.andi(e.divui(tilesDone, e.i32(v.smem.querySlots)), e.i32(1));
+}
+
+// A Q slot's barriers and the persistent producer's tile word (SharedMemoryLayout).
+Value Generator::queryBarrier(Value slot, int64_t word) {
+  using Layout = flash::SharedMemoryLayout;
+  return sharedAt(e.add(e.mul(slot, e.i32(8 * Layout::kQueryBarriers)),
+                        e.i32(v.smem.barrierOffset + 8 * word)));
+}
+Value Generator::queryFullBarrier(Value slot) { return queryBarrier(slot, 0); }
+Value Generator::queryEmptyBarrier(Value slot) { return queryBarrier(slot, 1); }
+Value Generator::tileWord(Value slot) { return queryBarrier(slot, 2); }
 
 Value Generator::stageBarrier(Value slot, int64_t kind) {
   using Layout = flash::SharedMemoryLayout;
   Value offset = e.add(e.mul(slot, e.i32(8 * Layout::kBarriersPerStage)),
-                       e.i32(v.smem.barrierOffset + 8 * Layout::kQueryBarriers + 8 * kind));
+                       e.i32(v.smem.stageBarriersOffset() + 8 * kind));
   return sharedAt(offset);
 }
 
@@ -96,13 +115,20 @@ Value Generator::tileHeads() {
 // skipping varlen tiles without rows. It writes each tile index to shared
 // memory before the tile's Q-full arrival, and past the last one `tiles`,
 // with a plain arrival. The consumers wait for Q full and read the index.
+// `body` gets the key blocks and tiles the block has done before; it finds
+// the tile's Q slot in queryTile.
 void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Value)> &body) {
   auto setTile = [&](Value tile) {
     currentTile = tile;
     emitTileCoordinatesOf(tile);
   };
+  auto setQuerySlot = [&](Value tilesDone) {
+    querySlot = querySlotOf(tilesDone);
+    queryTile = e.mul(querySlot, e.i32(v.smem.queryTileBytes));
+  };
   if (!v.persistent) { // one tile a block: no loop (measured faster than a one-trip loop)
     setTile(e.blockId(0));
+    setQuerySlot(e.i32(0));
     if (!v.varlen) {
       body(e.i32(0), e.i32(0));
       return;
@@ -112,9 +138,6 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
   }
   Type i32 = b.getI32Type();
   Value tiles = e.mul(e.mul(tileQueryBlocks(), tileHeads()), arg(abi::kBatch));
-  Value tileSlot = tileWord();
-  Value queryFull = queryFullBarrier();
-  Value queryEmpty = queryEmptyBarrier();
   auto following = [&](Value tile) { // the producer's next tile
     if (!v.causal)
       return e.add(tile, e.gridDim(0));
@@ -152,11 +175,12 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
     } else {
       // Lane 0 reads it for its warp: the lane that later releases Q (and
       // so the word) to the producer.
-      e.mbarrierWait(queryFull, e.andi(tilesDone, e.i32(1)));
+      Value slot = querySlotOf(tilesDone);
+      e.mbarrierWait(queryFullBarrier(slot), queryPhaseOf(tilesDone));
       auto read = scf::IfOp::create(b, loc, TypeRange{i32}, e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
                                     /*withElseRegion=*/true);
       b.setInsertionPointToStart(read.thenBlock());
-      scf::YieldOp::create(b, loc, ValueRange{e.loadSharedI32(tileSlot)});
+      scf::YieldOp::create(b, loc, ValueRange{e.loadSharedI32(tileWord(slot))});
       b.setInsertionPointToStart(read.elseBlock());
       scf::YieldOp::create(b, loc, ValueRange{e.i32(0)});
       b.setInsertionPointAfter(read);
@@ -171,7 +195,8 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
     // Taken early, used after the tile: its latency hides behind the loads.
     Value nextTile = producer ? following(tile) : Value();
     setTile(tile);
-    Value blocks = body(blocksDone, e.andi(tilesDone, e.i32(1)));
+    setQuerySlot(tilesDone);
+    Value blocks = body(blocksDone, tilesDone);
     SmallVector<Value> next = {e.add(blocksDone, blocks), e.add(tilesDone, e.i32(1))};
     if (producer)
       next.insert(next.begin(), withRows(nextTile));
@@ -179,11 +204,14 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
   }
   if (!producer)
     return;
-  // No more tiles: wake the consumers with `tiles` once they are done with Q.
+  // No more tiles: wake the consumers with `tiles` in the slot the next tile
+  // would take, once they are done with it.
   Value tilesDone = loop.getResult(2);
-  e.mbarrierWait(queryEmpty, arith::XOrIOp::create(b, loc, e.andi(tilesDone, e.i32(1)), e.i32(1)));
-  e.store(tiles, tileSlot, 4);
-  e.mbarrierArrive(queryFull);
+  Value slot = querySlotOf(tilesDone);
+  e.mbarrierWait(queryEmptyBarrier(slot),
+                 arith::XOrIOp::create(b, loc, queryPhaseOf(tilesDone), e.i32(1)));
+  e.store(tiles, tileWord(slot), 4);
+  e.mbarrierArrive(queryFullBarrier(slot));
 }
 
 // One TMA box per 64 head-dim columns: [rows x 128 B] blocks, the swizzled
@@ -210,12 +238,15 @@ void Generator::emitTensorLoad(int tensorMapArg, bool query, int64_t rows, int64
 void Generator::emitWarpSpecializedMainLoop() {
   const int64_t consumerWarps = v.warps;
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    e.mbarrierInit(queryFullBarrier(), 1);
-    // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
-    // warpgroup once its O, staged where Q was, has left (persistent: each
-    // warp then, see storeStagedOutput).
-    e.mbarrierInit(queryEmptyBarrier(),
-                   v.tmaStore && !v.persistent ? consumerWarps / 4 : consumerWarps);
+    for (int64_t q = 0; q < v.smem.querySlots; ++q) {
+      Value slot = e.i32(q);
+      e.mbarrierInit(queryFullBarrier(slot), 1);
+      // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
+      // warpgroup once its O, staged where Q was, has left (persistent: each
+      // warp then, see storeStagedOutput).
+      e.mbarrierInit(queryEmptyBarrier(slot),
+                     v.tmaStore && !v.persistent ? consumerWarps / 4 : consumerWarps);
+    }
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
       e.mbarrierInit(stageBarrier(slot, kKeyFull), 1);
@@ -256,18 +287,18 @@ void Generator::emitProducer() {
                    keyBlockStart(j), headK, full);
   };
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    emitTileLoop(/*producer=*/true, [&](Value blocksDone, Value tileParity) {
+    emitTileLoop(/*producer=*/true, [&](Value blocksDone, Value tilesDone) {
       // K_0 first: it needs only a ring slot, which the last tile's Q Kᵀ
-      // freed long ago, while Q waits for the last tile to finish with Q.
+      // freed long ago, while Q waits for the tile that last used its slot.
       Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
       emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/true); });
-      e.mbarrierWait(queryEmptyBarrier(), arith::XOrIOp::create(
-                                                              b, loc, tileParity, e.i32(1)));
+      e.mbarrierWait(queryEmptyBarrier(querySlot),
+                     arith::XOrIOp::create(b, loc, queryPhaseOf(tilesDone), e.i32(1)));
       if (v.persistent) // the consumers' word on which tile comes (emitTileLoop)
-        e.store(currentTile, tileWord(), 4);
-      Value queryFull = queryFullBarrier();
+        e.store(currentTile, tileWord(querySlot), 4);
+      Value queryFull = queryFullBarrier(querySlot);
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
-      emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, Value(), v.headDimQK,
+      emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, queryTile, v.headDimQK,
                      firstQueryRow, head, queryFull);
       emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/false); });
 
@@ -359,7 +390,7 @@ void Generator::emitConsumer() {
   };
 
   emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(warpgroups - 1)), endIssue);
-  emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tileParity) {
+  emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tilesDone) {
     Value zero = e.f32(0.0), zeroPacked = e.i32(0);
     std::fill(o.begin(), o.end(), zero);
     for (auto &frag : p)
@@ -367,7 +398,7 @@ void Generator::emitConsumer() {
     rowMax.assign(2, e.negInf());
     rowSum.assign(2, zero);
     if (!v.persistent) // (else emitTileLoop waited to read the tile index)
-      e.mbarrierWait(queryFullBarrier(), tileParity);
+      e.mbarrierWait(queryFullBarrier(querySlot), queryPhaseOf(tilesDone));
     Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
 
     // Block 0: scores and softmax only (O is still zero).
@@ -422,7 +453,7 @@ void Generator::emitConsumer() {
     }
     unflatten(loop.getResults());
     if (!v.tmaStore) // (else O is staged there first: storeStagedOutput releases it)
-      release(queryEmptyBarrier()); // every Q Kᵀ of the tile is done
+      release(queryEmptyBarrier(querySlot)); // every Q Kᵀ of the tile is done
 
     // The last block's P V.
     withState(any, [&] {
@@ -453,7 +484,7 @@ void Generator::stageOutputRow(const std::vector<std::vector<Fragment>> &o, int6
                                Value inv) {
   Value row = e.add(e.mul(warp, e.i32(16 * v.mTilesPerWarp)),
                     e.add(quadRow, e.i32(16 * i + 8 * h)));
-  Value rowBase = e.add(e.mul(row, e.i32(128)), e.mul(quadCol, e.i32(4)));
+  Value rowBase = e.add(queryTile, e.add(e.mul(row, e.i32(128)), e.mul(quadCol, e.i32(4))));
   for (int64_t t = 0; t < v.nTilesO; ++t) {
     Value chunk = arith::XOrIOp::create(b, loc, e.i32(t % 8), quadRow);
     Value offset = e.add(rowBase, e.add(e.mul(chunk, e.i32(16)), e.i32((t / 8) * v.m * 128)));
@@ -479,7 +510,7 @@ void Generator::storeStagedOutput() {
   emitIf(first, [&] {
     const int64_t rows = abi::kTensorMapOutputRows;
     Value firstRow = e.add(firstQueryRow, e.mul(warpgroup, e.i32(rows)));
-    Value rowInBlock = e.mul(warpgroup, e.i32(rows * 128));
+    Value rowInBlock = e.add(queryTile, e.mul(warpgroup, e.i32(rows * 128)));
     for (int64_t c = 0; c * abi::kTensorMapBoxColumns < v.headDimV; ++c) {
       Value src = e.add(rowInBlock, e.i32(c * v.m * 128));
       e.tmaStore(sharedAt(src), arg(abi::kTensorMapO),
@@ -489,7 +520,7 @@ void Generator::storeStagedOutput() {
     e.bulkCommit();
     e.bulkWait(0, /*readOnly=*/true);
     if (!v.persistent)
-      e.mbarrierArrive(queryEmptyBarrier());
+      e.mbarrierArrive(queryEmptyBarrier(querySlot));
   });
   if (!v.persistent)
     return;
@@ -498,7 +529,7 @@ void Generator::storeStagedOutput() {
   // once the store has read the rows.
   e.namedBarrierSync(stagedBarrier, 128);
   emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
-         [&] { e.mbarrierArrive(queryEmptyBarrier()); });
+         [&] { e.mbarrierArrive(queryEmptyBarrier(querySlot)); });
 }
 
 } // namespace flashjit::detail

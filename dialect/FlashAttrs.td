@@ -48,7 +48,8 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     `persistent` (with `warp_specialized`): the runtime launches as many
     blocks as the SMs hold and each walks many (query block, head, batch)
     tiles (causal: each next one from an atomic tile counter), loading the
-    next tile's K/V and Q while it finishes the last (without it, one block
+    next tile's K/V and Q while it finishes the last, the Q into a second Q
+    tile where the target's shared memory holds one (without it, one block
     a tile);
     `tma_store` (with `warp_specialized`): each consumer warpgroup writes its
     64 rows of O into the Q tile's shared memory (Q is not read again) and one

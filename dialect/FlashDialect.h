@@ -13,6 +13,8 @@
 #include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "dialect/SharedMemoryLayout.h"
+
 #include "dialect/FlashDialect.h.inc"
 #include "dialect/FlashEnums.h.inc"
 

@@ -353,15 +353,12 @@ LogicalResult AttentionOp::verify() {
                             "scores' wgmma may use 128 registers a thread), got n = "
                          << tile.getN();
   int64_t elementBytes = q.getElementType().getIntOrFloatBitWidth() / 8;
-  auto layout = SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(), elementBytes,
-                                            tile.getM(), tile.getN(), tile.getStages(),
-                                            tile.getQkWgmma(), tile.getPvWgmma(),
-                                            tile.getWarpSpecialized());
+  SharedMemoryLayout layout = getSharedMemoryLayout();
   if (tile.getTmaStore()) {
     if (varlen || getPackGqa() || getDeriveBlockMask())
       return emitOpError("tile: tma_store is not available with seqlens, pack_gqa or "
                          "derive_block_mask (their rows are not one box of the output)");
-    if (tile.getM() * layout.paddedHeadDimV * elementBytes > layout.queryBytes)
+    if (tile.getM() * layout.paddedHeadDimV * elementBytes > layout.queryTileBytes)
       return emitOpError() << "tile: tma_store stages O where Q was, which needs d_v <= d_qk "
                               "(padded to 64), got d_qk "
                            << getHeadDimQK() << ", d_v " << getHeadDimV();
@@ -369,6 +366,16 @@ LogicalResult AttentionOp::verify() {
   if (getDeriveBlockMask())
     return success(); // the lists kernel holds no tile in shared memory
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
+}
+
+SharedMemoryLayout AttentionOp::getSharedMemoryLayout() {
+  TileAttr tile = getTile();
+  const bool persistent = tile.getWarpSpecialized() && tile.getPersistent();
+  return SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(),
+                                     getElementType().getIntOrFloatBitWidth() / 8, tile.getM(),
+                                     tile.getN(), tile.getStages(), tile.getQkWgmma(),
+                                     tile.getPvWgmma(), tile.getWarpSpecialized(),
+                                     persistent ? getTarget().getMaxSharedMemory() : 0);
 }
 
 int64_t AttentionBwdOp::getHeadDimQK() { return headDimOf(getQuery()); }

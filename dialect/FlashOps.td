@@ -179,6 +179,9 @@ def Flash_AttentionOp : Flash_Op<"attention", [AttrSizedOperandSegments, Isolate
     int64_t getHeadDimQK();
     int64_t getHeadDimV();
     ::mlir::Type getElementType();
+    /// Where the kernel's tiles live in shared memory (the verifier checks
+    /// it fits the target; the generator takes its offsets).
+    SharedMemoryLayout getSharedMemoryLayout();
   }];
 }
 

@@ -8,8 +8,10 @@ static int64_t roundUp(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDimV,
                                                int64_t elementBytes, int64_t tileM,
                                                int64_t tileN, int64_t stages, bool swizzledQK,
-                                               bool swizzledV, bool warpSpecialized) {
+                                               bool swizzledV, bool warpSpecialized,
+                                               int64_t secondQueryTileWithin) {
   SharedMemoryLayout l;
+  l.querySlots = 1;
   l.swizzledQK = swizzledQK;
   l.swizzledV = swizzledV;
   l.barrierOffset = 0;
@@ -24,7 +26,7 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
     pitch = swizzled ? 128 : padded * elementBytes + 16;
     return swizzled ? padded / blockElements * rows * 128 : rows * pitch;
   };
-  l.queryBytes = tile(swizzledQK, headDimQK, tileM, l.paddedHeadDimQK, l.pitchQK);
+  l.queryBytes = l.queryTileBytes = tile(swizzledQK, headDimQK, tileM, l.paddedHeadDimQK, l.pitchQK);
   l.keyBytes = tile(swizzledQK, headDimQK, tileN, l.paddedHeadDimQK, l.pitchQK);
   l.valueBytes = tile(swizzledV, headDimV, tileN, l.paddedHeadDimV, l.pitchV);
   if (!swizzledQK && !swizzledV) {
@@ -35,15 +37,26 @@ SharedMemoryLayout SharedMemoryLayout::compute(int64_t headDimQK, int64_t headDi
   }
   // Swizzled tiles start on 1024-byte boundaries (the swizzle pattern's period).
   l.alignment = 1024;
-  l.queryBytes = roundUp(l.queryBytes, 1024);
+  l.queryBytes = l.queryTileBytes = roundUp(l.queryBytes, 1024);
   l.keyBytes = roundUp(l.keyBytes, 1024);
   l.stageBytes = roundUp(l.keyBytes + l.valueBytes, 1024);
-  // The dynamic shared-memory window is only 16-byte aligned: the kernel
-  // rounds its base up to 1024 bytes, so ask for that much more.
-  l.totalBytes = l.queryBytes + stages * l.stageBytes + 1024;
-  if (warpSpecialized) {
-    l.barrierOffset = l.queryBytes + stages * l.stageBytes;
-    l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
+  auto place = [&] {
+    // The dynamic shared-memory window is only 16-byte aligned: the kernel
+    // rounds its base up to 1024 bytes, so ask for that much more.
+    l.totalBytes = l.queryBytes + stages * l.stageBytes + 1024;
+    if (warpSpecialized) {
+      l.barrierOffset = l.queryBytes + stages * l.stageBytes;
+      l.totalBytes += 8 * (kQueryBarriers * l.querySlots + kBarriersPerStage * stages);
+    }
+  };
+  place();
+  if (secondQueryTileWithin > 0) {
+    const SharedMemoryLayout one = l;
+    l.querySlots = 2;
+    l.queryBytes = 2 * l.queryTileBytes;
+    place();
+    if (l.totalBytes > secondQueryTileWithin)
+      l = one; // the next tile's Q then waits for this one's last Q Kᵀ
   }
   return l;
 }

@@ -35,7 +35,9 @@ struct SharedMemoryLayout {
   int64_t paddedHeadDimV;  // head dim of V rounded up: to 16 (padded rows) or 64 (swizzled)
   int64_t pitchQK;         // bytes per Q/K row (padded rows), or 128 (swizzled blocks)
   int64_t pitchV;          // bytes per V row (padded by 16 against bank conflicts), or 128
-  int64_t queryBytes;      // the Q tile, loaded once (backward: both resident tiles)
+  int64_t queryBytes;      // the Q tile(s), where the ring starts (backward: both resident tiles)
+  int64_t queryTileBytes;  // one Q tile (the persistent forward may keep two)
+  int64_t querySlots;      // Q tiles: 2 lets a persistent forward load the next tile's Q early
   int64_t residentSecondOffset; // backward: where the resident dO or V tile starts (else 0)
   int64_t keyBytes;        // one K tile
   int64_t valueBytes;      // one V tile
@@ -50,17 +52,22 @@ struct SharedMemoryLayout {
                            // (else 0)
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
-  // The mbarriers of the warp-specialized kernel, 8 bytes each: Q full and
-  // Q empty at barrierOffset, the forward's next tile index (persistent: the
-  // producer's word to the consumers) at + 16, then per stage s at
-  // barrierOffset + 24 + 32 s: K full, V full, K empty, V empty.
+  // The mbarriers of the warp-specialized kernel, 8 bytes each: per Q slot q
+  // at barrierOffset + 24 q Q full, Q empty and the forward's tile index
+  // (persistent: the producer's word to the consumers), then per stage s at
+  // stageBarriersOffset() + 32 s: K full, V full, K empty, V empty.
   static constexpr int64_t kQueryBarriers = 3;
   static constexpr int64_t kBarriersPerStage = 4;
+  int64_t stageBarriersOffset() const { return barrierOffset + 8 * kQueryBarriers * querySlots; }
 
+  /// secondQueryTileWithin (the persistent warp-specialized forward: the
+  /// target's limit): a second Q tile where the layout still fits in that
+  /// many bytes, so the producer loads tile i + 1's Q while tile i runs.
   static SharedMemoryLayout compute(int64_t headDimQK, int64_t headDimV, int64_t elementBytes,
                                     int64_t tileM, int64_t tileN, int64_t stages,
                                     bool swizzledQK = false, bool swizzledV = false,
-                                    bool warpSpecialized = false);
+                                    bool warpSpecialized = false,
+                                    int64_t secondQueryTileWithin = 0);
   /// The backward kernels: `residentRows` rows of both resident tiles,
   /// (`warpSpecialized`: the mbarriers; `stagedRowStats`, the key-block
   /// kernels', each stage's LSE and Δ of the streamed rows)

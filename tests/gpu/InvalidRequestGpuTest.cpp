@@ -56,8 +56,7 @@ TEST(InvalidRequest, MisalignedPointerIsRejected) {
 
 // An O that TMA cannot store (4 bytes past a 16-byte boundary) is still a
 // valid output: the default tile then stores it thread by thread, and a
-// tile that insists on TMA stores is a clear error. (Causal d = 128: the
-// short d <= 64 defaults are persistent without TMA stores anyway.)
+// tile that insists on TMA stores is a clear error.
 TEST(InvalidRequest, OutputUnfitForTmaStoresRunsWithoutThem) {
   FLASHJIT_REQUIRE_GPU();
   if (!flashjit::testing::isHopper())

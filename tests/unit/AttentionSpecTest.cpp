@@ -64,27 +64,38 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
     fitTileToProblemSize(t, s, seqQ ? seqQ : seqK, seqK, 232448);
     return tileName(t);
   };
+  // Up to 2048 keys: persistent, 128 keys a step, O by TMA stores through
+  // the tile's Q slot (a second one holds the next tile's Q).
   s.mask = Mask::Causal; // d = 128
+  EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwspsts");
   EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwsts");
   EXPECT_EQ(fitted(4097, wide), tileName(wide));
   s.mask = Mask::None;
-  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps"); // persistent, no TMA store
-  EXPECT_EQ(fitted(1025, wide), tileName(wide));
+  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwspsts");
+  EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwspsts");
+  EXPECT_EQ(fitted(2049, wide), tileName(wide));
   EXPECT_EQ(fitted(4095, wide), tileName(wide));
   EXPECT_EQ(fitted(4096, wide), "m128n192w8s2gpwsts"); // long: 192 keys a step
   TileConfig small = wide;
   fitTileToProblemSize(small, s, 4096, 4096, 227 * 1024 - 4096); // unless they do not fit
   EXPECT_EQ(tileName(small), tileName(wide));
+  // Where the second Q tile does not fit, no TMA stores (they would hold Q).
+  small = wide;
+  fitTileToProblemSize(small, s, 1024, 1024, 160 * 1024);
+  EXPECT_EQ(tileName(small), "m128n128w8s2gpwsps");
   s.headDimQK = s.headDimV = 64;
-  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwsps");
-  EXPECT_EQ(fitted(1025, wide), tileName(wide));
-  // Long: three consumer warpgroups, persistent without TMA stores...
-  EXPECT_EQ(fitted(2048, wide), "m192n128w12s2gpwsps");
-  EXPECT_EQ(fitted(2048, wide, 2047), tileName(wide)); // (not for fewer queries)
+  // Small heads: three consumer warpgroups from 512 queries and keys,
+  // persistent, with TMA stores up to 2048 keys...
+  EXPECT_EQ(fitted(512, wide), "m192n128w12s2gpwspsts");
+  EXPECT_EQ(fitted(2048, wide), "m192n128w12s2gpwspsts");
+  EXPECT_EQ(fitted(2049, wide), "m192n128w12s2gpwsps");
+  EXPECT_EQ(fitted(2048, wide, 511), "m128n128w8s2gpwspsts"); // (two for fewer queries)
+  EXPECT_EQ(fitted(4096, wide, 511), tileName(wide));
   s.mask = Mask::Causal;
-  EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwsps");
+  EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwspsts");
+  EXPECT_EQ(fitted(2048, wide), "m192n128w12s2gpwspsts");
   EXPECT_EQ(fitted(2049, wide), "m128n128w8s2gpwsts");
-  // ... causal from 4096, one tile a block with them.
+  // ... causal past 2048 keys from 4096, one tile a block.
   EXPECT_EQ(fitted(4095, wide), "m128n128w8s2gpwsts");
   EXPECT_EQ(fitted(4096, wide), "m192n128w12s2gpwsts");
   EXPECT_EQ(fitted(8192, wide), "m192n128w12s2gpwsts");
@@ -174,6 +185,30 @@ TEST(SharedMemoryLayout, PadsRowsAndRoundsHeadDims) {
   EXPECT_EQ(l.pitchQK, 48 * 2 + 16);
   EXPECT_EQ(l.pitchV, 80 * 2 + 16);
   EXPECT_EQ(l.totalBytes, 64 * l.pitchQK + 3 * (32 * l.pitchQK + 32 * l.pitchV));
+}
+
+// The persistent forward keeps a second Q tile where the target has room
+// for it; the ring and the barriers move after both.
+TEST(SharedMemoryLayout, PersistentForwardKeepsTwoQueryTilesWhereTheyFit) {
+  const int64_t limit = 227 * 1024;
+  auto persistent = [&](int64_t d, int64_t m, int64_t n) {
+    return flash::SharedMemoryLayout::compute(d, d, 2, m, n, 2, true, true, true, limit);
+  };
+  auto one = flash::SharedMemoryLayout::compute(128, 128, 2, 128, 128, 2, true, true, true);
+  auto two = persistent(128, 128, 128);
+  EXPECT_EQ(one.querySlots, 1);
+  EXPECT_EQ(two.querySlots, 2);
+  EXPECT_EQ(two.queryTileBytes, one.queryTileBytes);
+  EXPECT_EQ(two.queryBytes, 2 * one.queryTileBytes);
+  EXPECT_EQ(two.barrierOffset, one.barrierOffset + one.queryTileBytes);
+  EXPECT_EQ(two.stageBarriersOffset(), two.barrierOffset + 2 * 8 * 3);
+  EXPECT_EQ(two.totalBytes, one.totalBytes + one.queryTileBytes + 3 * 8);
+  EXPECT_LE(two.totalBytes, limit);
+  EXPECT_EQ(persistent(64, 192, 128).querySlots, 2);
+  // 176 keys at d = 128 and d = 256 leave no room for it.
+  EXPECT_EQ(persistent(128, 128, 176).querySlots, 1);
+  EXPECT_EQ(persistent(256, 128, 80).querySlots, 1);
+  EXPECT_LE(persistent(256, 128, 80).totalBytes, limit);
 }
 
 TEST(AttentionSpec, DocumentedSharedMemoryLimits) {
