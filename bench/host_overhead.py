@@ -4,7 +4,8 @@
 1. Host microseconds a call (median of batches of back-to-back calls on a
    problem too small to keep the GPU busy): flashjit's forward, a training
    step (forward + backward), and SDPA's cuDNN and FLASH_ATTENTION backends.
-2. cProfile of flashjit's forward calls: where the host time goes.
+2. cProfile of flashjit's forward calls and training steps: where the host
+   time goes (the library's C calls show as one line each).
 3. On the benchmark's shapes: the median of triton's do_bench (L2 flushed
    before each call, the way bench_attention.py times) next to the kernel's
    own time from torch.profiler. do_bench's flush keeps the GPU busy for a
@@ -104,17 +105,20 @@ def main():
     for name, us in result["host_us"].items():
         print(f"  {name:24s} {us:7.1f}")
 
-    forward = calls_of(*tiny)["flashjit"]
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(2000):
-        forward()
-    profiler.disable()
-    torch.cuda.synchronize()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-    result["cprofile_forward"] = text.getvalue()
-    print(text.getvalue())
+    profiled = {"forward": (calls_of(*tiny)["flashjit"], 2000),
+                "step": (training_steps(*tiny)["flashjit step"], 500)}
+    for what, (fn, calls) in profiled.items():
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(calls):
+            fn()
+        profiler.disable()
+        torch.cuda.synchronize()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        result["cprofile_" + what] = text.getvalue()
+        print(f"cProfile of {calls} flashjit {what} calls:")
+        print(text.getvalue())
 
     rows = []
     print("| d | s | impl | do_bench ms | kernel ms | difference us | TFLOP/s do_bench | TFLOP/s kernel | kernels")

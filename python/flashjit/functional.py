@@ -101,9 +101,11 @@ class Packing:
         p.seqlens_trusted = 0 if self.check else 1
 
 
-def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, packing=None):
-    """The C struct of one forward call (shapes checked by check_qkv)."""
-    dtype, b, sq, sk, hq, hk, dqk, dv = check_qkv(q, k, v)
+def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, packing=None,
+            checked=None):
+    """The C struct of one forward call (shapes checked by check_qkv, or its
+    result `checked` when the caller has it already)."""
+    dtype, b, sq, sk, hq, hk, dqk, dv = checked or check_qkv(q, k, v)
     if softmax_scale is None:
         softmax_scale = 1.0 / math.sqrt(dqk)
     if not softmax_scale > 0 or not math.isfinite(softmax_scale):
@@ -146,10 +148,11 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO
 
     # Packed: b = 1 and sq = total_q here, so lse is [1, heads_q, total_q], the layout
     # the library writes for packed batches.
-    _, b, sq, _, hq, _, _, dv = check_qkv(q, k, v)
+    checked = check_qkv(q, k, v)
+    _, b, sq, _, hq, _, _, dv = checked
     out = torch.empty((b, sq, hq, dv), dtype=q.dtype, device=q.device)
     lse = torch.empty((b, hq, sq), dtype=torch.float32, device=q.device) if return_lse else None
-    p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
+    p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing, checked)
     _set_tile(p, tile)
     p.pack_gqa = _pack_gqa_flag(pack_gqa)
     _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
