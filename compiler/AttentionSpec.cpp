@@ -165,16 +165,18 @@ static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDim
                                                     t.warpSpecialized && !queryBlocksOuter);
 }
 
-// The forward's shared memory for tile t (16-bit elements) on a target of
-// maxSharedMemory bytes a block (AttentionOp::getSharedMemoryLayout: a
-// persistent kernel keeps a second Q tile where it fits).
+// The forward's shared memory layout for tile t (16-bit elements) on a
+// target of maxSharedMemory bytes a block, as the kernel's.
+static flash::SharedMemoryLayout forwardLayout(int64_t headDimQK, int64_t headDimV,
+                                               const TileConfig &t, int64_t maxSharedMemory) {
+  return flash::SharedMemoryLayout::computeForward(headDimQK, headDimV, 2, t.m, t.n, t.stages,
+                                                   t.qkWgmma, t.pvWgmma, t.warpSpecialized,
+                                                   t.persistent, maxSharedMemory);
+}
+
 static int64_t forwardBytes(int64_t headDimQK, int64_t headDimV, const TileConfig &t,
                             int64_t maxSharedMemory) {
-  const bool persistent = t.warpSpecialized && t.persistent;
-  return flash::SharedMemoryLayout::compute(headDimQK, headDimV, 2, t.m, t.n, t.stages,
-                                            t.qkWgmma, t.pvWgmma, t.warpSpecialized,
-                                            persistent ? maxSharedMemory : 0)
-      .totalBytes;
+  return forwardLayout(headDimQK, headDimV, t, maxSharedMemory).totalBytes;
 }
 
 int64_t AttentionSpec::sharedMemoryBytes() const {
@@ -241,9 +243,7 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
   // Does a persistent block of tile c keep a second Q tile (the next tile's
   // Q loads while this one runs, so O can leave through this one's Q tile)?
   auto twoQueryTiles = [&](const TileConfig &c) {
-    return flash::SharedMemoryLayout::compute(spec.headDimQK, spec.headDimV, 2, c.m, c.n,
-                                              c.stages, true, true, true, maxSharedMemory)
-               .querySlots == 2;
+    return forwardLayout(spec.headDimQK, spec.headDimV, c, maxSharedMemory).querySlots == 2;
   };
   // Short rows: persistent, 128 keys a step; O by TMA stores where a second
   // Q tile fits (else Q would wait for the store: per-thread stores).

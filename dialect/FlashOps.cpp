@@ -370,12 +370,10 @@ LogicalResult AttentionOp::verify() {
 
 SharedMemoryLayout AttentionOp::getSharedMemoryLayout() {
   TileAttr tile = getTile();
-  const bool persistent = tile.getWarpSpecialized() && tile.getPersistent();
-  return SharedMemoryLayout::compute(getHeadDimQK(), getHeadDimV(),
-                                     getElementType().getIntOrFloatBitWidth() / 8, tile.getM(),
-                                     tile.getN(), tile.getStages(), tile.getQkWgmma(),
-                                     tile.getPvWgmma(), tile.getWarpSpecialized(),
-                                     persistent ? getTarget().getMaxSharedMemory() : 0);
+  return SharedMemoryLayout::computeForward(
+      getHeadDimQK(), getHeadDimV(), getElementType().getIntOrFloatBitWidth() / 8, tile.getM(),
+      tile.getN(), tile.getStages(), tile.getQkWgmma(), tile.getPvWgmma(),
+      tile.getWarpSpecialized(), tile.getPersistent(), getTarget().getMaxSharedMemory());
 }
 
 int64_t AttentionBwdOp::getHeadDimQK() { return headDimOf(getQuery()); }

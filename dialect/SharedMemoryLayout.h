@@ -68,6 +68,18 @@ struct SharedMemoryLayout {
                                     bool swizzledQK = false, bool swizzledV = false,
                                     bool warpSpecialized = false,
                                     int64_t secondQueryTileWithin = 0);
+  /// The forward kernel of a tile: a persistent warp-specialized one keeps
+  /// a second Q tile where the layout still fits `maxSharedMemory` (the
+  /// target's limit); one rule for the verifier, the generator and the
+  /// runtime's tile choices.
+  static SharedMemoryLayout computeForward(int64_t headDimQK, int64_t headDimV,
+                                           int64_t elementBytes, int64_t tileM, int64_t tileN,
+                                           int64_t stages, bool qkWgmma, bool pvWgmma,
+                                           bool warpSpecialized, bool persistent,
+                                           int64_t maxSharedMemory) {
+    return compute(headDimQK, headDimV, elementBytes, tileM, tileN, stages, qkWgmma, pvWgmma,
+                   warpSpecialized, warpSpecialized && persistent ? maxSharedMemory : 0);
+  }
   /// The backward kernels: `residentRows` rows of both resident tiles,
   /// (`warpSpecialized`: the mbarriers; `stagedRowStats`, the key-block
   /// kernels', each stage's LSE and Δ of the streamed rows)
