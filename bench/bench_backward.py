@@ -115,8 +115,8 @@ def main():
     ap = argparse.ArgumentParser()
     add_grid_arguments(ap, "flash,cudnn")
     ap.add_argument("--alt-tiles", default="",
-                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s[,wgmma[,ws]]/"
-                         "m,n,w,s[,wgmma[,ws]];...' (dQ/dKV; NAME atomic...: atomic dQ)")
+                    help="extra flashjit backward tiles, 'NAME:D=m,n,w,s[,wgmma[,ws[,ps]]]/"
+                         "m,n,w,s[,wgmma[,ws[,ps]]];...' (dQ/dKV; NAME atomic...: atomic dQ)")
     args = ap.parse_args()
     for item in filter(None, args.alt_tiles.split(";")):
         name, spec = item.split(":")

@@ -162,31 +162,27 @@ void BackwardGenerator::reduceStagedGradQuery(Value h, Value firstQuery) {
   e.bulkCommit();
 }
 
-// Per computed step: the staged rows are free (the last reduction has read
-// them), then, once the consumers staged the step, one more reduction.
+// Per computed step of the tile: the staged rows are free (the last
+// reduction has read them), then, once the consumers staged the step, one
+// more reduction.
 void BackwardGenerator::emitGradQueryWriter(llvm::function_ref<Value(const KeyStep &)> computed) {
   const int64_t threads = stagingThreads();
-  Value firstLane = e.cmpi(CmpIPredicate::eq, lane, e.i32(0));
-  {
-    OpBuilder::InsertionGuard guard(b);
-    auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
-    b.setInsertionPoint(loop.getBody()->getTerminator());
-    KeyStep step = keyStepAt(loop.getInductionVar());
-    auto reduce = [&] {
-      e.namedBarrierArrive(e.i32(kStagingFree), threads);
-      e.namedBarrierSync(e.i32(kStagingFull), threads);
-      emitIf(firstLane, [&] {
-        reduceStagedGradQuery(step.head, step.firstQuery);
-        e.bulkWait(0, /*readOnly=*/true);
-      });
-    };
-    if (Value c = computed(step))
-      emitIf(c, reduce);
-    else
-      reduce();
-  }
-  // The reductions are done before the block (and its shared memory) goes.
-  emitIf(firstLane, [&] { e.bulkWait(0, /*readOnly=*/false); });
+  OpBuilder::InsertionGuard guard(b);
+  auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  KeyStep step = keyStepAt(loop.getInductionVar());
+  auto reduce = [&] {
+    e.namedBarrierArrive(e.i32(kStagingFree), threads);
+    e.namedBarrierSync(e.i32(kStagingFull), threads);
+    emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)), [&] {
+      reduceStagedGradQuery(step.head, step.firstQuery);
+      e.bulkWait(0, /*readOnly=*/true);
+    });
+  };
+  if (Value c = computed(step))
+    emitIf(c, reduce);
+  else
+    reduce();
 }
 
 } // namespace flashjit::detail

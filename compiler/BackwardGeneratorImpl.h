@@ -234,7 +234,8 @@ private:
   /// One bulk reduction of the staged rows that exist (this thread issues it).
   void reduceStagedGradQuery(Value h, Value firstQuery);
   /// Warp-specialized: the producer's third warp adds each computed step's
-  /// staged rows (`computed(step)`: whether the consumers computed it).
+  /// staged rows of the tile (`computed(step)`: whether the consumers
+  /// computed it); the caller waits for the last before the block ends.
   void emitGradQueryWriter(llvm::function_ref<Value(const KeyStep &)> computed);
   Value firstThread() { return e.cmpi(CmpIPredicate::eq, tid, e.i32(0)); }
   // Named barriers of the warp-specialized key-block kernels' consumers
@@ -266,9 +267,31 @@ private:
   struct RingStep {
     Value firstRow, headIndex, needed;
   };
+  /// Persistent key-block kernels: `tilesDone` (waits until the consumers
+  /// released the last tile's resident pair) and `stepsDone` (where this
+  /// tile's steps start on the ring); null: one tile a block.
   void emitTmaProducer(bool streamQueries, Value residentRow, Value residentHead, Value steps,
                        llvm::function_ref<RingStep(Value)> stepAt,
-                       llvm::function_ref<Value(Value, const RingStep &)> neededAt);
+                       llvm::function_ref<Value(Value, const RingStep &)> neededAt,
+                       Value tilesDone = Value(), Value stepsDone = Value());
+  /// The key-block tiles this block runs, walked alike by every role of the
+  /// warp-specialized kernel: one tile a block (emitKeyBlockKernel set it
+  /// up; tilesDone 0, stepsDone null), or persistent, units blockIdx.x +
+  /// k gridDim.x (abi::keyBlockUnitsPerHead). `body` runs a tile with its
+  /// coordinates and steps planned (planKeyBlockSteps), given the tiles and
+  /// ring steps the block did before and the role's `carried` values, and
+  /// returns them after the tile; eachKeyTile returns the last ones.
+  using KeyTileBody =
+      llvm::function_ref<SmallVector<Value>(Value tilesDone, Value stepsDone, ValueRange carried)>;
+  SmallVector<Value> eachKeyTile(ValueRange carried, KeyTileBody body);
+  /// Ring step t of a tile whose steps start after `stepsDone` (null: 0).
+  Value ringIndex(Value stepsDone, Value t) { return stepsDone ? e.add(stepsDone, t) : t; }
+  /// The resident pair's barriers: full (its tiles landed), and, persistent,
+  /// empty (every consumer thread is done with it; the forward's Q-empty word).
+  Value residentFullBarrier() { return barrierAt(v.smem.barrierOffset); }
+  Value residentEmptyBarrier() { return barrierAt(v.smem.barrierOffset + 8); }
+  /// The parity a tile's wait on the resident barrier takes (tilesDone: 0 or 1).
+  Value tileParity(Value tilesDone) { return e.andi(tilesDone, e.i32(1)); }
   // The ring: slot t % stages, its k-th use waits for parity k & 1.
   Value ringParity(Value t);
   Value ringSlotOffset(Value t);            // byte offset of the slot's tiles

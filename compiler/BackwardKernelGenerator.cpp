@@ -317,6 +317,8 @@ void BackwardGenerator::emitQueryBlockMainLoop() {
 
 void BackwardGenerator::emitKeyBlockKernel() {
   using namespace abi::bwd;
+  if (v.persistent) // (warp-specialized) each role walks the block's tiles: eachKeyTile
+    return emitKeyBlockWarpSpecialized();
   // Grid: x = key blocks, y = key/value heads, z = batch.
   Value keyBlock = e.blockId(0);
   headK = e.blockId(1);
@@ -634,7 +636,7 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
   v.hasLse = true;
   v.qkWgmma = v.pvWgmma = op.getTile().getQkWgmma(); // the verifier: both or neither
   v.warpSpecialized = op.getTile().getWarpSpecialized(); // not the auxiliary kinds (the verifier)
-  v.persistent = false;
+  v.persistent = op.getTile().getPersistent(); // key-block kernels only (the verifier)
   // The warps own the query rows (dQ) or the key rows (dK, dV); the others stream.
   const bool queryBlocks = isQueryBlockKind(v.kind);
   int64_t ownedRows = queryBlocks ? v.m : v.n, streamedRows = queryBlocks ? v.n : v.m;

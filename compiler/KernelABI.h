@@ -131,17 +131,34 @@ constexpr int64_t kTensorMapOutputRows = 64;
 // consumers' code up to their setmaxnreg count, but rejects any single
 // instruction that needs more registers than the entry share, 128 a thread
 // at two blocks: a 64 x 256 wgmma accumulator does, so wider heads keep one
-// block an SM.)
+// block an SM.) setmaxnreg.inc only takes what the block's other warps gave
+// back: the split never exceeds the registers the block starts with
+// (blockStartRegisters; a consumer would wait forever).
+// The persistent key-block kernels' producer roles keep a tile's
+// coordinates beside their loops: 32 or 40 registers there (with 24 they
+// spilled 8-60 bytes), the consumers 8 fewer (ptxas: no spills on their
+// default tiles).
 struct WarpSpecializedRegisters {
   int64_t producer, consumer, blocksPerSM;
 };
-inline WarpSpecializedRegisters warpSpecializedRegisters(int64_t consumerWarps,
-                                                         int64_t headDim) {
-  if (consumerWarps == 4 && headDim <= 128)
-    return {24, 232, 2};
+inline WarpSpecializedRegisters warpSpecializedRegisters(int64_t consumerWarps, int64_t headDim,
+                                                         bool walksKeyBlocks = false) {
+  if (consumerWarps == 4 && headDim <= 128) // 2 x 256 threads x 128 at the start
+    return walksKeyBlocks ? WarpSpecializedRegisters{32, 224, 2}
+                          : WarpSpecializedRegisters{24, 232, 2};
   if (consumerWarps == 12) // 128 x 24 + 384 x 160 of the 64K
     return {24, 160, 1};
-  return {24, 240, 1};
+  if (consumerWarps == 8) // 384 threads x 168 at the start
+    return walksKeyBlocks ? WarpSpecializedRegisters{40, 232, 1}
+                          : WarpSpecializedRegisters{24, 240, 1};
+  return {walksKeyBlocks ? 40 : 24, 240, 1};
+}
+
+// The registers a thread of a block of `threads` starts with where
+// `blocksPerSM` share the SM's 64K (ptxas: a multiple of 8, at most 255).
+inline int64_t blockStartRegisters(int64_t threads, int64_t blocksPerSM) {
+  const int64_t perThread = 65536 / (threads * blocksPerSM) / 8 * 8;
+  return perThread < 255 ? perThread : 255;
 }
 
 // A CUtensorMap as the kernel receives it (opaque; built by cuTensorMapEncodeTiled).
@@ -163,6 +180,14 @@ constexpr int64_t kTensorMapBoxColumns = 64;
 // Block: TileConfig::threads(). Dynamic shared memory: SharedMemoryLayout::totalBytes.
 inline int64_t persistentGridSize(int64_t tiles, int64_t residentBlocks) {
   return tiles < residentBlocks ? tiles : residentBlocks;
+}
+
+// Persistent key-block kernels of the backward: grid x =
+// persistentGridSize(units, ...) with units = keyBlockUnitsPerHead x heads_k
+// x batch; a unit is one key block, or with a causal mask the pair j,
+// key blocks - 1 - j of a head (the kernel: BackwardGenerator::eachKeyTile).
+inline int64_t keyBlockUnitsPerHead(int64_t keyBlocks, bool causal) {
+  return causal ? (keyBlocks + 1) / 2 : keyBlocks;
 }
 
 // GQA-packed forward tiles (AttentionSpec::packGQA) hold whole queries of

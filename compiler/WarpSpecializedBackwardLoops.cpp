@@ -53,7 +53,9 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t e
                                                  llvm::function_ref<void()> producer,
                                                  llvm::function_ref<void()> consumer) {
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    e.mbarrierInit(barrierAt(v.smem.barrierOffset), 1); // the resident tiles
+    e.mbarrierInit(residentFullBarrier(), 1);
+    if (v.persistent) // every consumer thread releases its reads of the resident pair
+      e.mbarrierInit(residentEmptyBarrier(), v.warps * 32);
     for (int64_t s = 0; s < v.stages; ++s) {
       e.mbarrierInit(stageBarrier(e.i32(s), kRingFull), fullArrivals);
       e.mbarrierInit(stageBarrier(e.i32(s), kRingEmpty), emptyArrivals);
@@ -63,7 +65,7 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t e
   e.barrier(); // the last block-wide barrier: the roles never meet again
 
   const abi::WarpSpecializedRegisters registers =
-      abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV));
+      abi::warpSpecializedRegisters(v.warps, std::max(v.headDimQK, v.headDimV), v.persistent);
   auto roles = scf::IfOp::create(b, loc, e.cmpi(CmpIPredicate::ult, tid, e.i32(128)),
                                  /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b);
@@ -83,7 +85,8 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t e
 void BackwardGenerator::emitTmaProducer(
     bool streamQueries, Value residentRow, Value residentHead, Value steps,
     llvm::function_ref<RingStep(Value)> stepAt,
-    llvm::function_ref<Value(Value, const RingStep &)> neededAt) {
+    llvm::function_ref<Value(Value, const RingStep &)> neededAt, Value tilesDone,
+    Value stepsDone) {
   using namespace abi::bwd;
   struct Pair {
     int first, second; // tensor maps (Q/K-wide, then V-wide)
@@ -97,7 +100,9 @@ void BackwardGenerator::emitTmaProducer(
   auto pairBytes = [&](const Pair &p) {
     return (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * p.rows * 2;
   };
-  Value residentFull = barrierAt(v.smem.barrierOffset);
+  Value residentFull = residentFullBarrier();
+  if (tilesDone) // the last tile's products are done with the resident pair
+    e.mbarrierWait(residentEmptyBarrier(), e.xori(tileParity(tilesDone), e.i32(1)));
   e.mbarrierArriveExpectTx(residentFull, pairBytes(resident));
   emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
                  residentRow, residentHead, residentFull);
@@ -107,14 +112,14 @@ void BackwardGenerator::emitTmaProducer(
   auto loop = scf::ForOp::create(b, loc, e.i32(0), steps, e.i32(1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(loop.getBody()->getTerminator());
-  Value t = loop.getInductionVar();
+  Value t = loop.getInductionVar(), ring = ringIndex(stepsDone, t);
   RingStep step = stepAt(t);
-  waitRingEmpty(t);
-  Value full = ringBarrier(t, kRingFull);
+  waitRingEmpty(ring);
+  Value full = ringBarrier(ring, kRingFull);
   auto load = scf::IfOp::create(b, loc, neededAt(t, step), /*withElseRegion=*/true);
   b.setInsertionPoint(load.thenBlock()->getTerminator());
   e.mbarrierArriveExpectTx(full, pairBytes(streamed));
-  Value slot = ringSlotOffset(t);
+  Value slot = ringSlotOffset(ring);
   emitTensorLoad(streamed.first, streamed.query, streamed.rows, v.smem.queryBytes, slot,
                  v.headDimQK, step.firstRow, step.headIndex, full);
   emitTensorLoad(streamed.second, streamed.query, streamed.rows,
@@ -126,95 +131,184 @@ void BackwardGenerator::emitTmaProducer(
 
 void BackwardGenerator::emitKeyBlockWarpSpecialized() {
   using namespace abi::bwd;
-  Value residentFull = barrierAt(v.smem.barrierOffset);
-  auto statsOf = [&](Value t) { // the slot's row statistics (byte offset)
+  auto statsOf = [&](Value ring) { // the slot's row statistics (byte offset)
     return e.add(e.i32(v.smem.stepStatsOffset),
-                 e.mul(e.remui(t, e.i32(v.stages)), e.i32(2 * v.m * 4)));
+                 e.mul(e.remui(ring, e.i32(v.stages)), e.i32(2 * v.m * 4)));
   };
   // Steps a mask may skip: the consumers compute them where `needed`.
   const bool skippable = v.maskMod || v.blockMask;
   auto computed = [&](const KeyStep &step) { return skippable ? step.needed : Value(); };
   auto producer = [&] {
     emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-      emitTmaProducer(
-          /*streamQueries=*/true, keys.first, headK, keys.steps,
-          [&](Value t) {
-            KeyStep step = keyStepAt(t);
-            return RingStep{step.firstQuery, step.head, step.needed};
-          },
-          [](Value, const RingStep &step) { return step.needed; });
+      eachKeyTile({}, [&](Value tilesDone, Value stepsDone, ValueRange) {
+        emitTmaProducer(
+            /*streamQueries=*/true, keys.first, headK, keys.steps,
+            [&](Value t) {
+              KeyStep step = keyStepAt(t);
+              return RingStep{step.firstQuery, step.head, step.needed};
+            },
+            [](Value, const RingStep &step) { return step.needed; },
+            v.persistent ? tilesDone : Value(), stepsDone);
+        return SmallVector<Value>();
+      });
     });
     // Warp 1: the row statistics of each step's queries, a lane a query.
     emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(1)), [&] {
-      OpBuilder::InsertionGuard guard(b);
-      auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
-      b.setInsertionPoint(loop.getBody()->getTerminator());
-      Value t = loop.getInductionVar();
-      KeyStep step = keyStepAt(t);
-      waitRingEmpty(t);
-      emitIf(step.needed, [&] {
-        Value stats = statsOf(t);
-        for (int64_t r = 0; r < v.m; r += 32) {
-          Value row = e.add(lane, e.i32(r));
-          auto at = [&](int64_t which) {
-            return sharedAt(e.add(stats, e.mul(e.add(row, e.i32(which * v.m)), e.i32(4))));
-          };
-          Value query = e.add(step.firstQuery, row);
-          auto store = [&] {
-            e.store(negLseLog2(step.head, query), at(0), 4);
-            if (computesDK())
-              e.store(deltaOf(step.head, query), at(1), 4);
-          };
-          if (r + 32 <= v.m)
-            store();
-          else // m = 16: half the warp
-            emitIf(e.cmpi(CmpIPredicate::ult, row, e.i32(v.m)), store);
-        }
+      eachKeyTile({}, [&](Value, Value stepsDone, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        auto loop = scf::ForOp::create(b, loc, e.i32(0), keys.steps, e.i32(1));
+        b.setInsertionPoint(loop.getBody()->getTerminator());
+        Value t = loop.getInductionVar(), ring = ringIndex(stepsDone, t);
+        KeyStep step = keyStepAt(t);
+        waitRingEmpty(ring);
+        emitIf(step.needed, [&] {
+          Value stats = statsOf(ring);
+          for (int64_t r = 0; r < v.m; r += 32) {
+            Value row = e.add(lane, e.i32(r));
+            auto at = [&](int64_t which) {
+              return sharedAt(e.add(stats, e.mul(e.add(row, e.i32(which * v.m)), e.i32(4))));
+            };
+            Value query = e.add(step.firstQuery, row);
+            auto store = [&] {
+              e.store(negLseLog2(step.head, query), at(0), 4);
+              if (computesDK())
+                e.store(deltaOf(step.head, query), at(1), 4);
+            };
+            if (r + 32 <= v.m)
+              store();
+            else // m = 16: half the warp
+              emitIf(e.cmpi(CmpIPredicate::ult, row, e.i32(v.m)), store);
+          }
+        });
+        e.mbarrierArrive(ringBarrier(ring, kRingFull)); // each lane releases its own stores
+        return SmallVector<Value>();
       });
-      e.mbarrierArrive(ringBarrier(t, kRingFull)); // each lane releases its own stores
     });
     if (addsDQ()) // warp 2: the bulk reductions of the consumers' dQ
-      emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(2)),
-             [&] { emitGradQueryWriter(computed); });
+      emitIf(e.cmpi(CmpIPredicate::eq, e.shrui(tid, 5), e.i32(2)), [&] {
+        eachKeyTile({}, [&](Value, Value, ValueRange) {
+          emitGradQueryWriter(computed);
+          return SmallVector<Value>();
+        });
+        // The reductions are done before the block (and its shared memory) goes.
+        emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+               [&] { e.bulkWait(0, /*readOnly=*/false); });
+      });
   };
 
   auto consumer = [&] {
-    Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
-    Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
-    // The dS buffer of the next computed step (alternating).
-    Value gradScoreBuffer = addsDQ() ? e.i32(0) : Value();
-    auto eachCarried = [&](auto &&f) {
-      eachValue(dK, f);
-      eachValue(dV, f);
-      if (gradScoreBuffer)
-        f(gradScoreBuffer);
-    };
-    e.mbarrierWait(residentFull, e.i32(0));
-    scf::ForOp loop;
-    {
-      OpBuilder::InsertionGuard guard(b);
-      loop = openLoop(b, loc, e.i32(0), keys.steps, e.i32(1), flattenCarried(eachCarried));
-      unflattenCarried(eachCarried, loop.getRegionIterArgs());
-      Value t = loop.getInductionVar();
-      const KeyStep step = keyStepAt(t);
-      StepStats stats;
-      stats.staged = statsOf(t);
-      e.mbarrierWait(ringBarrier(t, kRingFull), ringParity(t));
-      scf::IfOp skip = openSkippable(computed(step), eachCarried);
-      emitKeyBlockStep(step, stats, ringSlotOffset(t), dK, dV, gradScoreBuffer);
-      if (gradScoreBuffer)
-        gradScoreBuffer = e.xori(gradScoreBuffer, e.i32(1));
-      closeSkippable(skip, eachCarried);
-      // Every product reading the slot has been waited for: hand it back.
-      // Every thread read the slot's row statistics, so each releases its own reads.
-      e.mbarrierArrive(ringBarrier(t, kRingEmpty));
-      scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
-    }
-    unflattenCarried(eachCarried, loop.getResults());
-    storeKeyBlockGradients(dK, dV);
+    // The dS buffer of the next computed step (alternating, also from tile
+    // to tile: a warpgroup's first dS of a tile may not overwrite the
+    // buffer the others still read for the last tile's last dQ).
+    SmallVector<Value> buffer;
+    if (addsDQ())
+      buffer.push_back(e.i32(0));
+    eachKeyTile(buffer, [&](Value tilesDone, Value stepsDone, ValueRange carried) {
+      Tiles dK = zeros(computesDK() ? v.mTilesPerWarp : 0, v.headDimQK / 8);
+      Tiles dV = zeros(computesDV() ? v.mTilesPerWarp : 0, v.headDimV / 8);
+      Value gradScoreBuffer = addsDQ() ? carried[0] : Value();
+      auto eachCarried = [&](auto &&f) {
+        eachValue(dK, f);
+        eachValue(dV, f);
+        if (gradScoreBuffer)
+          f(gradScoreBuffer);
+      };
+      e.mbarrierWait(residentFullBarrier(), tileParity(tilesDone));
+      scf::ForOp loop;
+      {
+        OpBuilder::InsertionGuard guard(b);
+        loop = openLoop(b, loc, e.i32(0), keys.steps, e.i32(1), flattenCarried(eachCarried));
+        unflattenCarried(eachCarried, loop.getRegionIterArgs());
+        Value t = loop.getInductionVar(), ring = ringIndex(stepsDone, t);
+        const KeyStep step = keyStepAt(t);
+        StepStats stats;
+        stats.staged = statsOf(ring);
+        e.mbarrierWait(ringBarrier(ring, kRingFull), ringParity(ring));
+        scf::IfOp skip = openSkippable(computed(step), eachCarried);
+        emitKeyBlockStep(step, stats, ringSlotOffset(ring), dK, dV, gradScoreBuffer);
+        if (gradScoreBuffer)
+          gradScoreBuffer = e.xori(gradScoreBuffer, e.i32(1));
+        closeSkippable(skip, eachCarried);
+        // Every product reading the slot has been waited for: hand it back.
+        // Every thread read the slot's row statistics, so each releases its own reads.
+        e.mbarrierArrive(ringBarrier(ring, kRingEmpty));
+        scf::YieldOp::create(b, loc, flattenCarried(eachCarried));
+      }
+      unflattenCarried(eachCarried, loop.getResults());
+      // Persistent: the next tile's K and V may land while dK and dV leave
+      // (from registers).
+      if (v.persistent)
+        e.mbarrierArrive(residentEmptyBarrier());
+      storeKeyBlockGradients(dK, dV);
+      return gradScoreBuffer ? SmallVector<Value>{gradScoreBuffer} : SmallVector<Value>();
+    });
   };
   emitWarpSpecializedRoles(/*fullArrivals=*/1 + 32, /*emptyArrivals=*/v.warps * 32, producer,
                            consumer);
+}
+
+// Persistent: each role walks units u = blockIdx.x + k gridDim.x of [batch]
+// [key/value head][unit of the head] -- consecutive units of a head run on
+// neighbouring blocks at once, so its Q and dO stay in L2 -- each unit one
+// key block, or with a causal mask the pair j, last - j (a heavy block with
+// a light one, so units weigh the same; where the count is odd the middle
+// block is a unit alone). The tiles and ring steps done so far count the
+// barriers' phases.
+SmallVector<Value> BackwardGenerator::eachKeyTile(ValueRange carried, KeyTileBody body) {
+  using namespace abi::bwd;
+  if (!v.persistent)
+    return body(e.i32(0), Value(), carried);
+  Value keyBlocks = e.ceilDiv(arg(kSeqK), v.n); // (varlen: of the longest sequence)
+  Value perHead = v.causal ? e.ceilDiv(keyBlocks, 2) : keyBlocks;
+  Value headsK = e.divui(arg(kHeadsQ), arg(kGroupSize));
+  Value units = e.mul(e.mul(perHead, headsK), arg(kBatch));
+  // One loop over this block's tiles (a unit's one or two), everything
+  // derived from its index: few values stay live beside the step loops.
+  const int64_t tilesAUnit = v.causal ? 2 : 1;
+  Value ownUnits = e.ceilDiv(e.maxsi(e.sub(units, e.blockId(0)), e.i32(0)), e.gridDim(0));
+  SmallVector<Value> init = {e.i32(0), e.i32(0)};
+  init.append(carried.begin(), carried.end());
+  OpBuilder::InsertionGuard guard(b);
+  scf::ForOp loop =
+      openLoop(b, loc, e.i32(0), e.mul(ownUnits, e.i32(tilesAUnit)), e.i32(1), init);
+  Value slot = loop.getInductionVar();
+  Value unit = e.add(e.blockId(0), e.mul(e.divui(slot, e.i32(tilesAUnit)), e.gridDim(0)));
+  Value inHead = e.remui(unit, perHead), headBatch = e.divui(unit, perHead);
+  headK = e.remui(headBatch, headsK);
+  batch = e.divui(headBatch, headsK);
+  emitSequenceBounds();
+  Value keyBlock = inHead, runs; // (null: every tile runs)
+  if (v.causal) { // the pair's second: its first where the key blocks are odd in number
+    Value first = e.cmpi(CmpIPredicate::eq, e.andi(slot, e.i32(1)), e.i32(0));
+    Value mirrored = e.sub(e.sub(keyBlocks, e.i32(1)), inHead);
+    keyBlock = e.select(first, inHead, mirrored);
+    runs = arith::OrIOp::create(b, loc, first, e.cmpi(CmpIPredicate::ne, mirrored, inHead));
+  }
+  Value firstKey = e.mul(keyBlock, e.i32(v.n));
+  if (v.varlen) { // tiles past their sequence's keys
+    Value inside = e.cmpi(CmpIPredicate::slt, firstKey, seqK);
+    runs = runs ? arith::AndIOp::create(b, loc, runs, inside).getResult() : inside;
+  }
+  ValueRange before = loop.getRegionIterArgs();
+  scf::IfOp ifOp;
+  if (runs) {
+    ifOp = scf::IfOp::create(b, loc, before.getTypes(), runs, /*withElseRegion=*/true);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, before);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+  }
+  planKeyBlockSteps(firstKey);
+  SmallVector<Value> after = {e.add(before[0], e.i32(1)), e.add(before[1], keys.steps)};
+  SmallVector<Value> results = body(before[0], before[1], before.drop_front(2));
+  after.append(results.begin(), results.end());
+  if (ifOp) {
+    scf::YieldOp::create(b, loc, after);
+    b.setInsertionPointAfter(ifOp);
+    after.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+  }
+  scf::YieldOp::create(b, loc, after);
+  b.setInsertionPointAfter(loop);
+  return SmallVector<Value>(loop.getResults().drop_front(2));
 }
 
 void BackwardGenerator::emitQueryBlockWarpSpecialized() {

@@ -50,7 +50,7 @@ def Flash_TileAttr : AttrDef<Flash_Dialect, "Tile"> {
     tiles (causal: each next one from an atomic tile counter), loading the
     next tile's K/V and Q while it finishes the last, the Q into a second Q
     tile where the target's shared memory holds one (without it, one block
-    a tile);
+    a tile; the backward's key-block kernels: see flash.attention_bwd);
     `tma_store` (with `warp_specialized`): each consumer warpgroup writes its
     64 rows of O into the Q tile's shared memory (Q is not read again) and one
     thread stores them with TMA (`cp.async.bulk.tensor` to global, bounds

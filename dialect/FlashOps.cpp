@@ -446,9 +446,12 @@ LogicalResult AttentionBwdOp::verify() {
   TileAttr tile = getTile();
   if (failed(verifyTileAttr(*this, tile)))
     return failure();
-  if (tile.getPersistent() || tile.getTmaStore())
-    return emitOpError("tile: the backward kernels have no persistent or tma_store form (one "
-                       "block a key block, gradients stored by the threads)");
+  if (tile.getTmaStore())
+    return emitOpError("tile: the backward kernels have no tma_store form (gradients are "
+                       "stored by the threads)");
+  if (tile.getPersistent() && dq)
+    return emitOpError("tile: the dQ kernel has no persistent form (only the key-block "
+                       "kernels walk many tiles a block)");
   if (tile.getWarpSpecialized() && tile.getWarps() > 8)
     return emitOpError() << "tile: the warp-specialized backward takes one or two consumer "
                             "warpgroups (warps = 4 or 8), got warps = "

@@ -227,8 +227,11 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     warps), at most 256 streamed rows; with `warp_specialized` a TMA
     producer warpgroup feeds them (Q, dO, K and V then come as tensor-map
     parameters; the key-block kernels' producer also stages each step's
-    −lse·log2e and Δ in shared memory); `persistent` and `tma_store` are
-    not available here.
+    −lse·log2e and Δ in shared memory); `persistent` (warp-specialized
+    key-block kernels): as many blocks as the SMs hold, each walking key
+    blocks (causal: pairs j, last − j of a head, which weigh the same), its
+    producer loading the next tile's K and V while the consumers store the
+    last one's dK and dV; `tma_store` is not available here.
 
     ```mlir
     flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s

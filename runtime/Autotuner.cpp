@@ -183,8 +183,15 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
                   flash::SharedMemoryLayout::computeBackward(p.headDimQK, p.headDimV, 2, owned,
                                                              streamed, stages, true, addsDQ, true,
                                                              /*stagedRowStats=*/!queryBlocks)
-                          .totalBytes <= limits.maxSharedMemoryPerBlock)
+                          .totalBytes <= limits.maxSharedMemoryPerBlock) {
                 space.push_back(ws);
+                // And with blocks walking many key blocks (consumers 8
+                // registers fewer; the d 128 default still without spills).
+                if (!queryBlocks) {
+                  ws.persistent = true;
+                  space.push_back(ws);
+                }
+              }
             }
           }
   return space;

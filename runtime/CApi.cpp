@@ -156,10 +156,11 @@ int flashjit_attention_backward(flashjit_runtime *rt, const flashjit_attention_b
     b.dVStride[i] = p->d_v_stride[i];
   }
   b.delta = p->delta;
-  auto tileOf = [](const int32_t t[6]) -> std::optional<flashjit::TileConfig> {
-    if (std::all_of(t, t + 6, [](int32_t x) { return x == 0; }))
+  auto tileOf = [](const int32_t t[7]) -> std::optional<flashjit::TileConfig> {
+    if (std::all_of(t, t + 7, [](int32_t x) { return x == 0; }))
       return std::nullopt;
-    return flashjit::TileConfig{t[0], t[1], t[2], t[3], t[4] != 0, t[4] != 0, t[5] != 0};
+    return flashjit::TileConfig{t[0],      t[1],      t[2],      t[3],
+                                t[4] != 0, t[4] != 0, t[5] != 0, t[6] != 0};
   };
   b.tileDQ = tileOf(p->tile_dq);
   b.tileDKV = tileOf(p->tile_dkv);

@@ -799,6 +799,29 @@ Status Runtime::selectBackwardVariants(const AttentionBackwardParams &params,
   return backwardSpecs(*impl_, p, specs);
 }
 
+// A key-block kernel: grid x key blocks, y key/value heads, z batch; or
+// persistent, as many blocks as the SMs hold walking the units of
+// abi::keyBlockUnitsPerHead.
+static Status launchKeyBlocks(const Runtime::Impl &impl, const AttentionSpec &spec,
+                              const ProvidedKernel &provided, const AttentionParams &f,
+                              const abi::BackwardKernelParams &k, const abi::TensorMap *tensorMaps,
+                              CUstream stream) {
+  const int64_t keyBlocks = (f.seqK + provided.tile.n - 1) / provided.tile.n;
+  if (!provided.tile.persistent)
+    return provided.kernel->launch(k, tensorMaps, unsigned(keyBlocks), unsigned(f.headsK),
+                                   unsigned(f.batch), stream);
+  const int64_t units = abi::keyBlockUnitsPerHead(keyBlocks, spec.mask == Mask::Causal) *
+                        f.headsK * f.batch;
+  const int64_t residentBlocks =
+      int64_t(impl.device.smCount) * std::max(1, provided.kernel->residentBlocksPerSM());
+  const int64_t grid = abi::persistentGridSize(units, residentBlocks);
+  if (units + grid > std::numeric_limits<int32_t>::max())
+    return Status::error("problem too large for the persistent key-block kernel: " +
+                         std::to_string(units) + " units (key blocks x heads x batch) plus " +
+                         std::to_string(grid) + " blocks exceed 2^31 - 1");
+  return provided.kernel->launch(k, tensorMaps, unsigned(grid), 1, 1, stream);
+}
+
 Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstream stream) {
   AttentionBackwardParams p = params;
   if (Status s = normalizeBackward(*impl_, p); !s)
@@ -870,10 +893,9 @@ Status Runtime::attentionBackward(const AttentionBackwardParams &params, CUstrea
           launched = kernels[i].kernel->launch(
               k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
               unsigned((f.seqQ + t.m - 1) / t.m), unsigned(f.headsQ), unsigned(f.batch), stream);
-      } else if (f.seqK > 0) { // x: key blocks, y: key/value heads, z: batch
-        launched = kernels[i].kernel->launch(k, t.warpSpecialized ? tensorMaps[i].data() : nullptr,
-                                             unsigned((f.seqK + t.n - 1) / t.n),
-                                             unsigned(f.headsK), unsigned(f.batch), stream);
+      } else if (f.seqK > 0) {
+        launched = launchKeyBlocks(*impl_, specs[i], kernels[i], f, k,
+                                   t.warpSpecialized ? tensorMaps[i].data() : nullptr, stream);
       }
     }
     return launched;

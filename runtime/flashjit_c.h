@@ -110,11 +110,13 @@ typedef struct flashjit_attention_backward_params {
   int64_t d_o_stride[3], d_q_stride[3], d_k_stride[3], d_v_stride[3]; /* 0 = contiguous */
   float *delta; /* optional fp32 workspace [batch, heads_q, seq_q] ([heads_q, total_q] when
                    varlen); NULL = allocated on the stream */
-  int32_t tile_dq[6];  /* m, n, warps, stages, wgmma (1: every product on wgmma, sm_90a;
+  int32_t tile_dq[7];  /* m, n, warps, stages, wgmma (1: every product on wgmma, sm_90a;
                           the warps own m = 16 * warps rows), warp_specialized (1: a TMA
-                          producer warpgroup beside 4 or 8 warps, with wgmma) of the dQ
-                          kernel; all 0 = default */
-  int32_t tile_dkv[6]; /* the same for the dK/dV kernel(s) (the warps own n rows) */
+                          producer warpgroup beside 4 or 8 warps, with wgmma), persistent
+                          (0 here) of the dQ kernel; all 0 = default */
+  int32_t tile_dkv[7]; /* the same for the dK/dV kernel(s) (the warps own n rows);
+                          persistent 1 (with warp_specialized): as many blocks as the SMs
+                          hold, each walking many key blocks */
   int32_t atomic_dq; /* 1: dQ summed by bulk reductions in the key-block kernel (sm_90a,
                         wgmma tile; not bit-identical run to run; tile_dq must be 0) */
   int32_t deterministic; /* 1: bit-identical gradients run to run (no atomic dQ);

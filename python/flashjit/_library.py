@@ -53,7 +53,7 @@ class AttentionBackwardParams(ctypes.Structure):
         ("d_o_stride", ctypes.c_int64 * 3), ("d_q_stride", ctypes.c_int64 * 3),
         ("d_k_stride", ctypes.c_int64 * 3), ("d_v_stride", ctypes.c_int64 * 3),
         ("delta", ctypes.c_void_p),
-        ("tile_dq", ctypes.c_int32 * 6), ("tile_dkv", ctypes.c_int32 * 6),
+        ("tile_dq", ctypes.c_int32 * 7), ("tile_dkv", ctypes.c_int32 * 7),
         ("atomic_dq", ctypes.c_int32),
         ("deterministic", ctypes.c_int32),
     ]

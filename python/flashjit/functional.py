@@ -181,10 +181,10 @@ def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backwar
     if backward_tiles is not None:
         for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
             tile = tuple(int(x) for x in tile)
-            if len(tile) not in (4, 5, 6):
+            if len(tile) not in (4, 5, 6, 7):
                 raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma"
-                                 f"[, warp_specialized]]), got {tile}")
-            getattr(p, field)[:] = tile + (0,) * (6 - len(tile))
+                                 f"[, warp_specialized[, persistent]]]), got {tile}")
+            getattr(p, field)[:] = tile + (0,) * (7 - len(tile))
     for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
                      ("d_v_stride", dv)):
         getattr(p, field)[:] = t.stride()[:3]
@@ -252,11 +252,12 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     flashjit.h), else the deterministic one;
     deterministic=True always takes the deterministic form, atomic_dq=True the
     atomic one (an error where there is none).
-    backward_tiles: explicit (m, n, warps, stages[, wgmma[, warp_specialized]])
-    tiles of the backward's dQ kernel and dK/dV kernel(s), as a pair (wgmma =
-    1: every product on wgmma, sm_90a, with m = 16 * warps for dQ and n = 16 *
-    warps for dK/dV; warp_specialized = 1: with a TMA producer warpgroup, 4 or
-    8 warps, two stages or more).
+    backward_tiles: explicit (m, n, warps, stages[, wgmma[, warp_specialized[,
+    persistent]]]) tiles of the backward's dQ kernel and dK/dV kernel(s), as a
+    pair (wgmma = 1: every product on wgmma, sm_90a, with m = 16 * warps for
+    dQ and n = 16 * warps for dK/dV; warp_specialized = 1: with a TMA producer
+    warpgroup, 4 or 8 warps, two stages or more; persistent = 1, dK/dV only:
+    as many blocks as the SMs hold, each walking many key blocks).
 
     FlashAttention-2's score modifiers (forward and backward): window_size
     (left, right) keeps the keys from left before to right after each query's

@@ -122,7 +122,9 @@ def test_gradients_match_float32_autograd(d, causal, shape):
                                    ((64, 64, 4, 1, 1), (64, 64, 4, 2, 1)),    # wgmma
                                    ((128, 64, 8, 2, 1), (16, 128, 8, 3, 1)),
                                    # wgmma with a TMA producer warpgroup
-                                   ((64, 128, 4, 2, 1, 1), (32, 128, 8, 2, 1, 1))])
+                                   ((64, 128, 4, 2, 1, 1), (32, 128, 8, 2, 1, 1)),
+                                   # and persistent key-block blocks
+                                   ((64, 128, 4, 2, 1, 1), (64, 64, 4, 2, 1, 1, 1))])
 def test_backward_tiles_by_hand(tiles):
     if any(len(t) >= 5 and t[4] for t in tiles) and \
             torch.cuda.get_device_capability() != (9, 0):

@@ -172,6 +172,53 @@ std::vector<CheckCase> backwardAtomicWarpSpecializedGrid() {
   return cases;
 }
 
+// The persistent key-block kernels (as many blocks as the SMs hold, each
+// walking key blocks; causal: pairs j, last - j, a single middle block where
+// the count is odd): shapes with several tiles a block (40 heads of 200 x
+// 300; 16 query heads on 8 key/value heads over 1100 x 1500) and one with
+// fewer tiles than blocks, atomic dQ and deterministic (the dK/dV kernel
+// persistent beside the dQ kernel), plus modifiers a step may skip
+// (sliding window with softcap, dropout, a block mask) on the deterministic form.
+std::vector<CheckCase> backwardPersistentGrid() {
+  std::vector<CheckCase> cases;
+  uint64_t seed = 9950;
+  auto persistent = [](TileConfig t) {
+    t.persistent = true;
+    return t;
+  };
+  for (const TileConfig &dkv : {persistent(ws(64, 128, 8, 2)), persistent(ws(64, 64, 4, 2))})
+    for (int64_t d : {64, 96, 128})
+      for (bool causal : {false, true})
+        for (const Shape &s : {Shape{2, 200, 300, 40, 40}, Shape{4, 1100, 1500, 16, 8},
+                               Shape{1, 300, 1111, 6, 6}})
+          for (bool atomic : {false, true}) {
+            CheckCase c = gridCase(s, d, causal, seed++);
+            c.tileDKV = dkv;
+            if (!atomic)
+              c.tileDQ = ws(64, 64, 4, 2);
+            c.atomicQueryGradient = atomic;
+            cases.push_back(c);
+          }
+  for (int variant = 0; variant < 3; ++variant) {
+    CheckCase c = gridCase({2, 700, 900, 16, 8}, 128, variant != 0, seed++);
+    c.tileDKV = persistent(ws(64, 128, 8, 2));
+    c.tileDQ = ws(64, 64, 4, 2);
+    if (variant == 0) {
+      c.windowLeft = 200;
+      c.windowRight = 50;
+      c.softcap = 20.0f;
+    } else if (variant == 1) {
+      c.dropoutP = 0.1f;
+      c.dropoutSeed = 77;
+    } else {
+      c.blockMaskKeep = 0.6;
+      c.blockMaskPerHead = true;
+    }
+    cases.push_back(c);
+  }
+  return cases;
+}
+
 class BackwardCorrectness : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(BackwardCorrectness, MatchesReference) {
@@ -194,6 +241,8 @@ INSTANTIATE_TEST_SUITE_P(WarpSpecializedTiles, BackwardCorrectness,
                          ::testing::ValuesIn(backwardWarpSpecializedTileGrid()), caseName);
 INSTANTIATE_TEST_SUITE_P(AtomicWarpSpecialized, BackwardCorrectness,
                          ::testing::ValuesIn(backwardAtomicWarpSpecializedGrid()), caseName);
+INSTANTIATE_TEST_SUITE_P(PersistentKeyBlocks, BackwardCorrectness,
+                         ::testing::ValuesIn(backwardPersistentGrid()), caseName);
 
 // Deterministic (the check harness asks for it unless a case leaves the form
 // to the runtime): the same inputs give the same gradient bits, run after run

@@ -216,3 +216,25 @@ TEST(AttentionSpec, DocumentedSharedMemoryLimits) {
   EXPECT_EQ(documentedMaxSharedMemory("sm_90a"), 227 * 1024);
   EXPECT_EQ(documentedMaxSharedMemory("sm_42"), 0);
 }
+
+// setmaxnreg.inc only hands out what the block's producer warpgroup gave
+// back: a split above the registers the block starts with makes the
+// consumers wait forever (a w8 persistent backward at 32 + 240 hung on an
+// H200). Every warp-specialized split fits, in multiples of 8 as setmaxnreg takes.
+TEST(KernelABI, WarpSpecializedRegisterSplitsFitTheBlocksStart) {
+  for (int64_t warps : {4, 8, 12})
+    for (int64_t d : {64, 128, 256})
+      for (bool walksKeyBlocks : {false, true}) {
+        const flashjit::abi::WarpSpecializedRegisters r =
+            flashjit::abi::warpSpecializedRegisters(warps, d, walksKeyBlocks);
+        const int64_t threads = 128 + warps * 32;
+        SCOPED_TRACE("warps " + std::to_string(warps) + " d " + std::to_string(d) +
+                     (walksKeyBlocks ? " persistent key blocks" : ""));
+        EXPECT_LE(128 * r.producer + warps * 32 * r.consumer,
+                  threads * flashjit::abi::blockStartRegisters(threads, r.blocksPerSM));
+        EXPECT_EQ(r.producer % 8, 0);
+        EXPECT_EQ(r.consumer % 8, 0);
+        EXPECT_GE(r.producer, 24);
+        EXPECT_LE(r.consumer, 256);
+      }
+}

@@ -218,16 +218,21 @@ TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
         std::vector<TileConfig> space = configurationSpace(p, limits);
         ASSERT_FALSE(space.empty()) << kernelKindName(kind) << " d" << d;
         const bool dq = kind == KernelKind::BackwardDQ;
-        bool hasDefault = false, hasWgmma = false, hasWarpSpecialized = false;
+        bool hasDefault = false, hasWgmma = false, hasWarpSpecialized = false,
+             hasPersistent = false;
         TileConfig def =
             defaultBackwardTile(kind, d, d, limits.maxSharedMemoryPerBlock, limits.arch);
         EXPECT_EQ(def.qkWgmma, limits.arch == "sm_90a") << tileName(def);
         for (const TileConfig &t : space) {
           const int64_t owned = dq ? t.m : t.n;
           EXPECT_EQ(owned % (16 * t.warps), 0) << tileName(t);
-          // The backward's warp-specialized (TMA) tiles are neither persistent
-          // nor store with TMA.
-          EXPECT_FALSE(t.persistent || t.tmaStore) << tileName(t);
+          // The backward stores with the threads; only the warp-specialized
+          // key-block kernels may walk many tiles a block.
+          EXPECT_FALSE(t.tmaStore) << tileName(t);
+          if (t.persistent) {
+            hasPersistent = true;
+            EXPECT_TRUE(t.warpSpecialized && !dq) << tileName(t);
+          }
           if (t.warpSpecialized) {
             hasWarpSpecialized = true;
             EXPECT_TRUE(t.qkWgmma && t.stages >= 2 && (t.warps == 4 || t.warps == 8))
@@ -247,6 +252,8 @@ TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
         }
         EXPECT_EQ(hasWgmma, limits.arch == "sm_90a") << kernelKindName(kind) << " d" << d;
         EXPECT_EQ(hasWarpSpecialized, limits.arch == "sm_90a")
+            << kernelKindName(kind) << " d" << d;
+        EXPECT_EQ(hasPersistent, limits.arch == "sm_90a" && !dq)
             << kernelKindName(kind) << " d" << d;
         EXPECT_TRUE(hasDefault) << kernelKindName(kind) << " d" << d << " default "
                                 << tileName(def);

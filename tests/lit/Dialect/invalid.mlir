@@ -292,12 +292,25 @@ func.func @backward_delta_not_warp_specialized(%q: !t, %lse: !stats, %s: f32) {
 
 !t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
 !stats = memref<?x?x?xf32>
-func.func @backward_not_persistent(%q: !t, %lse: !stats, %s: f32) {
-  // expected-error @+1 {{tile: the backward kernels have no persistent or tma_store form}}
+func.func @backward_no_tma_store(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the backward kernels have no tma_store form}}
   flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dk %q dv %q scale %s
-      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true, persistent = true>,
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true, tma_store = true>,
        target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
       : !t, !t, !t, !t, !t, !stats, !stats -> dk !t dv !t
+  return
+}
+
+// -----
+
+!t = memref<?x?x?x64xbf16, strided<[?, ?, ?, 1]>>
+!stats = memref<?x?x?xf32>
+func.func @backward_dq_not_persistent(%q: !t, %lse: !stats, %s: f32) {
+  // expected-error @+1 {{tile: the dQ kernel has no persistent form (only the key-block kernels walk many tiles a block)}}
+  flash.attention_bwd %q, %q, %q, %q, %q, lse %lse, delta %lse -> dq %q scale %s
+      {mask = #flash.mask<none>, tile = #flash.tile<m = 64, n = 64, warps = 4, stages = 2, qk_wgmma = true, pv_wgmma = true, warp_specialized = true, persistent = true>,
+       target = #flash.target<arch = "sm_90a", max_shared_memory = 232448>}
+      : !t, !t, !t, !t, !t, !stats, !stats -> dq !t
   return
 }
 
