@@ -416,8 +416,8 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       ws.warps = 8;
     }
     // The atomic form's blocks walk many key blocks (the next one's K and V
-    // load while dK and dV leave): fwd+bwd +1-3% in 17 of 20 cells at d 64
-    // and 128, 1024-16384 tokens (H200, bench/results/
+    // load while dK and dV leave): fwd+bwd up to +4% at 1024-2048 tokens,
+    // 0.96-1.04x beyond, run to run (H200, d 64 and 128, bench/results/
     // h200-backward-persistent.md).
     ws.persistent = kind == KernelKind::BackwardDKVQ;
     if (fits(ws))
