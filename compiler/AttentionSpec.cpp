@@ -157,12 +157,10 @@ std::string AttentionSpec::variantName() const {
 static flash::SharedMemoryLayout backwardLayout(KernelKind kind, int64_t headDimQK,
                                                 int64_t headDimV, const TileConfig &t) {
   bool queryBlocksOuter = kind == KernelKind::BackwardDQ;
-  return flash::SharedMemoryLayout::computeBackward(headDimQK, headDimV, 2,
-                                                    queryBlocksOuter ? t.m : t.n,
-                                                    queryBlocksOuter ? t.n : t.m, t.stages,
-                                                    t.qkWgmma, addsQueryGradient(kind),
-                                                    t.warpSpecialized,
-                                                    t.warpSpecialized && !queryBlocksOuter);
+  return flash::SharedMemoryLayout::computeBackward(
+      headDimQK, headDimV, 2, queryBlocksOuter ? t.m : t.n, queryBlocksOuter ? t.n : t.m,
+      t.stages, t.qkWgmma, addsQueryGradient(kind), t.warpSpecialized,
+      t.warpSpecialized && !queryBlocksOuter, t.persistent);
 }
 
 // The forward's shared memory layout for tile t (16-bit elements) on a
@@ -415,11 +413,10 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       ws.n = 128;
       ws.warps = 8;
     }
-    // The atomic form's blocks walk many key blocks (the next one's K and V
-    // load while dK and dV leave): fwd+bwd up to +4% at 1024-2048 tokens,
-    // 0.96-1.04x beyond, run to run (H200, d 64 and 128, bench/results/
-    // h200-backward-persistent.md).
-    ws.persistent = kind == KernelKind::BackwardDKVQ;
+    // (Persistent key-block kernels, whose blocks walk many key blocks,
+    // measured 0.96-1.05x these over four H200 runs, no cell reliably
+    // faster: bench/results/h200-backward-persistent.md. Not the default;
+    // flash-tune searches them.)
     if (fits(ws))
       return ws;
   }

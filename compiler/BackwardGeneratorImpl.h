@@ -246,8 +246,11 @@ private:
   /// One step's products on the ring slot at `slotOffset` (its Q and dO
   /// tiles): dK and dV accumulate, dQ (atomic form, its dS in buffer
   /// `gradScoreBuffer`, null: 0) is added to dQAccum.
+  /// `valueRead` (if any) runs once the step's last product reading the
+  /// resident V tile (dPᵀ = V dOᵀ) is done.
   void emitKeyBlockStep(const KeyStep &step, const StepStats &stats, Value slotOffset,
-                        Tiles &dK, Tiles &dV, Value gradScoreBuffer = Value());
+                        Tiles &dK, Tiles &dV, Value gradScoreBuffer = Value(),
+                        llvm::function_ref<void()> valueRead = nullptr);
   void storeKeyBlockGradients(const Tiles &dK, const Tiles &dV);
   /// cp.async: every warp loads the ring's next tiles, then computes.
   void emitKeyBlockMainLoop();
@@ -286,11 +289,13 @@ private:
   SmallVector<Value> eachKeyTile(ValueRange carried, KeyTileBody body);
   /// Ring step t of a tile whose steps start after `stepsDone` (null: 0).
   Value ringIndex(Value stepsDone, Value t) { return stepsDone ? e.add(stepsDone, t) : t; }
-  /// The resident pair's barriers: full (its tiles landed), and, persistent,
-  /// empty (every consumer thread is done with it; the forward's Q-empty word).
+  /// The resident pair's barrier (one tile a block: K and V landed).
   Value residentFullBarrier() { return barrierAt(v.smem.barrierOffset); }
-  Value residentEmptyBarrier() { return barrierAt(v.smem.barrierOffset + 8); }
-  /// The parity a tile's wait on the resident barrier takes (tilesDone: 0 or 1).
+  /// Persistent key-block kernels (SharedMemoryLayout's words): K's and
+  /// V's full (which 0) and empty (1) barriers; every consumer thread
+  /// empties them. Tile number `tilesDone` waits for parity tileParity.
+  Value residentKeyBarrier(int64_t which) { return queryBarrier(e.i32(0), which); }
+  Value residentValueBarrier(int64_t which) { return queryBarrier(e.i32(which), 2); }
   Value tileParity(Value tilesDone) { return e.andi(tilesDone, e.i32(1)); }
   // The ring: slot t % stages, its k-th use waits for parity k & 1.
   Value ringParity(Value t);

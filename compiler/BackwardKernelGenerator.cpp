@@ -433,7 +433,8 @@ Value BackwardGenerator::stepStat(const StepStats &stats, int64_t which, int64_t
 // (wgmma: in flight while dSᵀ is formed) and dK += dSᵀ Q.
 void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &stats,
                                          Value slotOffset, Tiles &dK, Tiles &dV,
-                                         Value gradScoreBuffer) {
+                                         Value gradScoreBuffer,
+                                         llvm::function_ref<void()> valueRead) {
   Value h = step.head, firstQuery = step.firstQuery;
   Value qTile = e.add(slotOffset, e.i32(v.smem.queryBytes));
   Value dOTile = e.add(slotOffset, e.i32(v.smem.queryBytes + v.smem.keyBytes));
@@ -478,6 +479,8 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     if (!dPEarly)
       dPIssued = issueDP(/*fence=*/true);
     Tiles dS = waitFor(wgmma() && computesDV() ? 1 : 0, dPIssued, v.nTilesS);
+    if (valueRead)
+      valueRead();
     if (v.dropout)
       applyDropout(dS, keep, dropoutKeepScale());
     gradScores(p, dS,
@@ -648,7 +651,8 @@ LogicalResult generateAttentionBackwardKernel(flash::AttentionBwdOp op, gpu::GPU
                                                       ownedRows, streamedRows, v.stages,
                                                       v.qkWgmma, addsQueryGradient(v.kind),
                                                       v.warpSpecialized,
-                                                      v.warpSpecialized && !queryBlocks);
+                                                      v.warpSpecialized && !queryBlocks,
+                                                      v.persistent);
   v.kStepsQK = v.smem.paddedHeadDimQK / 16;
   v.kStepsV = v.smem.paddedHeadDimV / 16;
 

@@ -135,9 +135,11 @@ constexpr int64_t kTensorMapOutputRows = 64;
 // back: the split never exceeds the registers the block starts with
 // (blockStartRegisters; a consumer would wait forever).
 // The persistent key-block kernels' producer roles keep a tile's
-// coordinates beside their loops: 32 or 40 registers there (with 24 they
-// spilled 8-60 bytes), the consumers 8 fewer (ptxas: no spills on their
-// default tiles).
+// coordinates beside their loops: 32 registers there where two blocks share
+// an SM (with 24 they spilled 20-50 bytes), the consumers 8 fewer; with two
+// consumer warpgroups these keep 240 (at 232 ptxas serializes the d 128
+// atomic kernel's wgmma, 7-9% slower on an H200), the producer 24 (it
+// spills 8-12 bytes there, off the consumers' path).
 struct WarpSpecializedRegisters {
   int64_t producer, consumer, blocksPerSM;
 };
@@ -149,8 +151,7 @@ inline WarpSpecializedRegisters warpSpecializedRegisters(int64_t consumerWarps, 
   if (consumerWarps == 12) // 128 x 24 + 384 x 160 of the 64K
     return {24, 160, 1};
   if (consumerWarps == 8) // 384 threads x 168 at the start
-    return walksKeyBlocks ? WarpSpecializedRegisters{40, 232, 1}
-                          : WarpSpecializedRegisters{24, 240, 1};
+    return {24, 240, 1};
   return {walksKeyBlocks ? 40 : 24, 240, 1};
 }
 

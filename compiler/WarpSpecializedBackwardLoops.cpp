@@ -19,6 +19,12 @@
 // Every step takes a slot, also those the masks skip (the producer arrives
 // without loading, the consumers wait and release without computing): the
 // k-th use of slot s then always waits for parity k & 1.
+// Persistent key-block kernels (eachKeyTile): every role walks the block's
+// tiles, the ring's steps counting on across them; K and V get full and
+// empty barriers of their own: V is handed back in the tile's last step
+// once its dPᵀ is done (after the tile where a mask may skip that step), so
+// the next tile's V loads while the last step finishes, K once the last
+// products are done, while the consumers store dK and dV.
 // Rows past the sequence come in as zeros (or, packed, as the next
 // sequence's rows): keys past seq_k are masked, queries past seq_q have P = 0
 // (their lse is −inf), so they add nothing, and their gradients are not stored.
@@ -53,9 +59,14 @@ void BackwardGenerator::emitWarpSpecializedRoles(int64_t fullArrivals, int64_t e
                                                  llvm::function_ref<void()> producer,
                                                  llvm::function_ref<void()> consumer) {
   emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
-    e.mbarrierInit(residentFullBarrier(), 1);
-    if (v.persistent) // every consumer thread releases its reads of the resident pair
-      e.mbarrierInit(residentEmptyBarrier(), v.warps * 32);
+    if (!v.persistent) {
+      e.mbarrierInit(residentFullBarrier(), 1);
+    } else { // every consumer thread releases its own reads of a resident tile
+      e.mbarrierInit(residentKeyBarrier(0), 1);
+      e.mbarrierInit(residentKeyBarrier(1), v.warps * 32);
+      e.mbarrierInit(residentValueBarrier(0), 1);
+      e.mbarrierInit(residentValueBarrier(1), v.warps * 32);
+    }
     for (int64_t s = 0; s < v.stages; ++s) {
       e.mbarrierInit(stageBarrier(e.i32(s), kRingFull), fullArrivals);
       e.mbarrierInit(stageBarrier(e.i32(s), kRingEmpty), emptyArrivals);
@@ -100,14 +111,29 @@ void BackwardGenerator::emitTmaProducer(
   auto pairBytes = [&](const Pair &p) {
     return (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * p.rows * 2;
   };
-  Value residentFull = residentFullBarrier();
-  if (tilesDone) // the last tile's products are done with the resident pair
-    e.mbarrierWait(residentEmptyBarrier(), e.xori(tileParity(tilesDone), e.i32(1)));
-  e.mbarrierArriveExpectTx(residentFull, pairBytes(resident));
-  emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
-                 residentRow, residentHead, residentFull);
-  emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
-                 Value(), v.headDimV, residentRow, residentHead, residentFull);
+  if (!tilesDone) { // one tile a block: the pair once
+    Value residentFull = residentFullBarrier();
+    e.mbarrierArriveExpectTx(residentFull, pairBytes(resident));
+    emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
+                   residentRow, residentHead, residentFull);
+    emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
+                   Value(), v.headDimV, residentRow, residentHead, residentFull);
+  } else {
+    // Persistent key blocks: V once the last tile's dPᵀ products are done
+    // with it (during its last step, or after it), K once its last products
+    // are.
+    Value emptyParity = e.xori(tileParity(tilesDone), e.i32(1));
+    e.mbarrierWait(residentValueBarrier(1), emptyParity);
+    Value valueFull = residentValueBarrier(0);
+    e.mbarrierArriveExpectTx(valueFull, v.smem.paddedHeadDimV * resident.rows * 2);
+    emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
+                   Value(), v.headDimV, residentRow, residentHead, valueFull);
+    e.mbarrierWait(residentKeyBarrier(1), emptyParity);
+    Value keyFull = residentKeyBarrier(0);
+    e.mbarrierArriveExpectTx(keyFull, v.smem.paddedHeadDimQK * resident.rows * 2);
+    emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
+                   residentRow, residentHead, keyFull);
+  }
 
   auto loop = scf::ForOp::create(b, loc, e.i32(0), steps, e.i32(1));
   OpBuilder::InsertionGuard guard(b);
@@ -213,7 +239,15 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
         if (gradScoreBuffer)
           f(gradScoreBuffer);
       };
-      e.mbarrierWait(residentFullBarrier(), tileParity(tilesDone));
+      // V is released in the last step once its dPᵀ is done, where every
+      // step computes dPᵀ (no mask skips one), else after the tile.
+      const bool valueLeavesEarly = v.persistent && !skippable && computesDK();
+      if (!v.persistent) {
+        e.mbarrierWait(residentFullBarrier(), e.i32(0));
+      } else {
+        e.mbarrierWait(residentKeyBarrier(0), tileParity(tilesDone));
+        e.mbarrierWait(residentValueBarrier(0), tileParity(tilesDone));
+      }
       scf::ForOp loop;
       {
         OpBuilder::InsertionGuard guard(b);
@@ -225,7 +259,12 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
         stats.staged = statsOf(ring);
         e.mbarrierWait(ringBarrier(ring, kRingFull), ringParity(ring));
         scf::IfOp skip = openSkippable(computed(step), eachCarried);
-        emitKeyBlockStep(step, stats, ringSlotOffset(ring), dK, dV, gradScoreBuffer);
+        Value lastStep = e.cmpi(CmpIPredicate::eq, t, e.sub(keys.steps, e.i32(1)));
+        auto releaseValue = [&] {
+          emitIf(lastStep, [&] { e.mbarrierArrive(residentValueBarrier(1)); });
+        };
+        emitKeyBlockStep(step, stats, ringSlotOffset(ring), dK, dV, gradScoreBuffer,
+                         valueLeavesEarly ? llvm::function_ref<void()>(releaseValue) : nullptr);
         if (gradScoreBuffer)
           gradScoreBuffer = e.xori(gradScoreBuffer, e.i32(1));
         closeSkippable(skip, eachCarried);
@@ -237,8 +276,14 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
       unflattenCarried(eachCarried, loop.getResults());
       // Persistent: the next tile's K and V may land while dK and dV leave
       // (from registers).
-      if (v.persistent)
-        e.mbarrierArrive(residentEmptyBarrier());
+      if (v.persistent) {
+        e.mbarrierArrive(residentKeyBarrier(1));
+        if (!valueLeavesEarly)
+          e.mbarrierArrive(residentValueBarrier(1));
+        else // (a tile without steps never reached its last one)
+          emitIf(e.cmpi(CmpIPredicate::eq, keys.steps, e.i32(0)),
+                 [&] { e.mbarrierArrive(residentValueBarrier(1)); });
+      }
       storeKeyBlockGradients(dK, dV);
       return gradScoreBuffer ? SmallVector<Value>{gradScoreBuffer} : SmallVector<Value>();
     });

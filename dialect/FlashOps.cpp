@@ -493,6 +493,6 @@ LogicalResult AttentionBwdOp::verify() {
   auto layout = SharedMemoryLayout::computeBackward(
       dQK, dV, q.getElementType().getIntOrFloatBitWidth() / 8, ownedRows, streamedRows,
       tile.getStages(), wgmma, accum, tile.getWarpSpecialized(),
-      /*stagedRowStats=*/tile.getWarpSpecialized() && keyBlocks);
+      /*stagedRowStats=*/tile.getWarpSpecialized() && keyBlocks, tile.getPersistent());
   return verifySharedMemory(*this, tile, getTarget(), layout.totalBytes);
 }

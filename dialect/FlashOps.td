@@ -230,8 +230,9 @@ def Flash_AttentionBwdOp : Flash_Op<"attention_bwd", [AttrSizedOperandSegments,
     −lse·log2e and Δ in shared memory); `persistent` (warp-specialized
     key-block kernels): as many blocks as the SMs hold, each walking key
     blocks (causal: pairs j, last − j of a head, which weigh the same), its
-    producer loading the next tile's K and V while the consumers store the
-    last one's dK and dV; `tma_store` is not available here.
+    producer loading the next tile's V once the last step's dPᵀ has read
+    it and K once the last products are done, while the consumers store
+    dK and dV; `tma_store` is not available here.
 
     ```mlir
     flash.attention_bwd %q, %k, %v, %o, %do, lse %lse, delta %delta -> dk %dk dv %dv scale %s

@@ -65,7 +65,8 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
                                                        int64_t elementBytes, int64_t residentRows,
                                                        int64_t streamRows, int64_t stages,
                                                        bool swizzled, bool gradScoreTile,
-                                                       bool warpSpecialized, bool stagedRowStats) {
+                                                       bool warpSpecialized, bool stagedRowStats,
+                                                       bool persistent) {
   SharedMemoryLayout l = compute(headDimQK, headDimV, elementBytes, residentRows, streamRows,
                                  stages, swizzled, swizzled);
   // The second resident tile (dO or V) is V-wide, placed after the first.
@@ -83,12 +84,17 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
                     roundUp(streamRows * headDimQK * 4, 1024);
   }
   if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
+    // (A second K tile for the persistent kernels, so the next tile's K
+    // loads early, fit at d 128 but ran 3-9% slower on an H200:
+    // bench/results/h200-backward-persistent.md.)
+    if (persistent && stagedRowStats) // (the key-block kernels)
+      l.querySlots = 2;               // K's and V's own barriers
     if (stagedRowStats) {
       l.stepStatsOffset = l.totalBytes - 1024;
       l.totalBytes += stages * 2 * streamRows * 4;
     }
     l.barrierOffset = l.totalBytes - 1024;
-    l.totalBytes += 8 * (kQueryBarriers + kBarriersPerStage * stages);
+    l.totalBytes += 8 * (kQueryBarriers * l.querySlots + kBarriersPerStage * stages);
   }
   return l;
 }

@@ -55,7 +55,10 @@ struct SharedMemoryLayout {
   // The mbarriers of the warp-specialized kernel, 8 bytes each: per Q slot q
   // at barrierOffset + 24 q Q full, Q empty and the forward's tile index
   // (persistent: the producer's word to the consumers), then per stage s at
-  // stageBarriersOffset() + 32 s: K full, V full, K empty, V empty.
+  // stageBarriersOffset() + 32 s: K full, V full, K empty, V empty. The
+  // backward's resident pair: one full barrier (word 0); persistent
+  // key-block kernels, two slots' words: K full and K empty at words (0, 0)
+  // and (0, 1), V full at (0, 2), V empty at (1, 2).
   static constexpr int64_t kQueryBarriers = 3;
   static constexpr int64_t kBarriersPerStage = 4;
   int64_t stageBarriersOffset() const { return barrierOffset + 8 * kQueryBarriers * querySlots; }
@@ -89,13 +92,15 @@ struct SharedMemoryLayout {
   /// K-major swizzled block (warp-specialized: two such buffers, so a step's
   /// dS never waits for the other warpgroups' reads of the last one); then
   /// the step's dQ in plain f32 rows, the source of one bulk reduction into
-  /// the accumulator.
+  /// the accumulator. `persistent` (warp-specialized key-block kernels
+  /// walking many tiles): two slots' barrier words (K and V each get full
+  /// and empty barriers).
   static SharedMemoryLayout computeBackward(int64_t headDimQK, int64_t headDimV,
                                             int64_t elementBytes, int64_t residentRows,
                                             int64_t streamRows, int64_t stages,
                                             bool swizzled = false, bool gradScoreTile = false,
                                             bool warpSpecialized = false,
-                                            bool stagedRowStats = false);
+                                            bool stagedRowStats = false, bool persistent = false);
 };
 
 } // namespace flashjit::flash

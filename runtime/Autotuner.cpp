@@ -187,7 +187,10 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
                 space.push_back(ws);
                 // And with blocks walking many key blocks (consumers 8
                 // registers fewer; the d 128 default still without spills).
-                if (!queryBlocks) {
+                if (!queryBlocks && flash::SharedMemoryLayout::computeBackward(
+                                        p.headDimQK, p.headDimV, 2, owned, streamed, stages,
+                                        true, addsDQ, true, true, /*persistent=*/true)
+                                            .totalBytes <= limits.maxSharedMemoryPerBlock) {
                   ws.persistent = true;
                   space.push_back(ws);
                 }

@@ -174,11 +174,13 @@ std::vector<CheckCase> backwardAtomicWarpSpecializedGrid() {
 
 // The persistent key-block kernels (as many blocks as the SMs hold, each
 // walking key blocks; causal: pairs j, last - j, a single middle block where
-// the count is odd): shapes with several tiles a block (40 heads of 200 x
-// 300; 16 query heads on 8 key/value heads over 1100 x 1500) and one with
-// fewer tiles than blocks, atomic dQ and deterministic (the dK/dV kernel
-// persistent beside the dQ kernel), plus modifiers a step may skip
-// (sliding window with softcap, dropout, a block mask) on the deterministic form.
+// the count is odd): shapes with
+// several tiles a block (40 heads of 200 x 300; 16 query heads on 8
+// key/value heads over 1100 x 1500) and one with fewer tiles than blocks,
+// atomic dQ and deterministic (the dK/dV kernel persistent beside the dQ
+// kernel), plus modifiers a step may skip (sliding window with softcap,
+// dropout, a block mask: V then leaves after the tile) on the deterministic
+// form.
 std::vector<CheckCase> backwardPersistentGrid() {
   std::vector<CheckCase> cases;
   uint64_t seed = 9950;
@@ -199,6 +201,14 @@ std::vector<CheckCase> backwardPersistentGrid() {
             c.atomicQueryGradient = atomic;
             cases.push_back(c);
           }
+  // Three stages at d 128 (226 KB of shared memory).
+  for (bool causal : {false, true})
+    for (const Shape &s : {Shape{2, 200, 300, 40, 40}, Shape{4, 1100, 1500, 16, 8}}) {
+      CheckCase c = gridCase(s, 128, causal, seed++);
+      c.tileDKV = persistent(ws(64, 128, 8, 3));
+      c.atomicQueryGradient = true;
+      cases.push_back(c);
+    }
   for (int variant = 0; variant < 3; ++variant) {
     CheckCase c = gridCase({2, 700, 900, 16, 8}, 128, variant != 0, seed++);
     c.tileDKV = persistent(ws(64, 128, 8, 2));

@@ -238,3 +238,22 @@ TEST(KernelABI, WarpSpecializedRegisterSplitsFitTheBlocksStart) {
         EXPECT_LE(r.consumer, 256);
       }
 }
+
+// A persistent key-block kernel gives K and V full and empty barriers of
+// their own (two slots' words, 24 bytes more); every other offset stays.
+TEST(SharedMemoryLayout, PersistentKeyBlocksAddBarrierWordsOnly) {
+  auto layout = [](bool persistent) {
+    return flash::SharedMemoryLayout::computeBackward(128, 128, 2, /*residentRows=*/128,
+                                                      /*streamRows=*/64, 2, true, true, true,
+                                                      true, persistent);
+  };
+  const auto grid = layout(false), walking = layout(true);
+  EXPECT_EQ(grid.querySlots, 1);
+  EXPECT_EQ(walking.querySlots, 2);
+  EXPECT_EQ(walking.totalBytes, grid.totalBytes + 24);
+  EXPECT_EQ(walking.barrierOffset, grid.barrierOffset);
+  EXPECT_EQ(walking.stepStatsOffset, grid.stepStatsOffset);
+  EXPECT_EQ(walking.gradQueryOffset, grid.gradQueryOffset);
+  EXPECT_EQ(walking.stageBarriersOffset(), grid.stageBarriersOffset() + 24);
+  EXPECT_LE(walking.totalBytes, 232448); // the d 128 default on an H100/H200
+}

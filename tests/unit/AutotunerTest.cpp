@@ -246,7 +246,7 @@ TEST(Autotuner, BackwardSpacesHoldValidTilesAndTheDefault) {
           }
           auto smem = flash::SharedMemoryLayout::computeBackward(
               d, d, 2, owned, dq ? t.n : t.m, t.stages, t.qkWgmma, addsQueryGradient(kind),
-              t.warpSpecialized, t.warpSpecialized && !dq);
+              t.warpSpecialized, t.warpSpecialized && !dq, t.persistent);
           EXPECT_LE(smem.totalBytes, limits.maxSharedMemoryPerBlock) << tileName(t);
           hasDefault |= sameTile(t, def);
         }
