@@ -185,8 +185,8 @@ static std::vector<TileConfig> backwardConfigurationSpace(const TuningProblem &p
                                                              /*stagedRowStats=*/!queryBlocks)
                           .totalBytes <= limits.maxSharedMemoryPerBlock) {
                 space.push_back(ws);
-                // And with blocks walking many key blocks (consumers 8
-                // registers fewer; the d 128 default still without spills).
+                // And with blocks walking many key blocks (one consumer
+                // warpgroup: 8 registers fewer, abi::warpSpecializedRegisters).
                 if (!queryBlocks && flash::SharedMemoryLayout::computeBackward(
                                         p.headDimQK, p.headDimV, 2, owned, streamed, stages,
                                         true, addsDQ, true, true, /*persistent=*/true)
