@@ -414,9 +414,9 @@ TileConfig defaultBackwardTile(KernelKind kind, int64_t headDimQK, int64_t headD
       ws.warps = 8;
     }
     // (Persistent key-block kernels, whose blocks walk many key blocks,
-    // measured 0.96-1.05x these over four H200 runs, no cell reliably
-    // faster: bench/results/h200-backward-persistent.md. Not the default;
-    // flash-tune searches them.)
+    // measured 0.96-1.05x these in the H200 runs where ptxas did not
+    // serialize their wgmma, no cell reliably faster: bench/results/
+    // h200-backward-persistent.md. Not the default; flash-tune searches them.)
     if (fits(ws))
       return ws;
   }
