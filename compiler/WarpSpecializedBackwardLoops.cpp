@@ -111,28 +111,27 @@ void BackwardGenerator::emitTmaProducer(
   auto pairBytes = [&](const Pair &p) {
     return (v.smem.paddedHeadDimQK + v.smem.paddedHeadDimV) * p.rows * 2;
   };
+  auto loadResident = [&](bool second, Value barrier) { // the Q/K-wide tile, or the V-wide one
+    emitTensorLoad(second ? resident.second : resident.first, resident.query, resident.rows,
+                   second ? v.smem.residentSecondOffset : 0, Value(),
+                   second ? v.headDimV : v.headDimQK, residentRow, residentHead, barrier);
+  };
   if (!tilesDone) { // one tile a block: the pair once
     Value residentFull = residentFullBarrier();
     e.mbarrierArriveExpectTx(residentFull, pairBytes(resident));
-    emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
-                   residentRow, residentHead, residentFull);
-    emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
-                   Value(), v.headDimV, residentRow, residentHead, residentFull);
+    loadResident(false, residentFull);
+    loadResident(true, residentFull);
   } else {
     // Persistent key blocks: V once the last tile's dPᵀ products are done
     // with it (during its last step, or after it), K once its last products
     // are.
     Value emptyParity = e.xori(tileParity(tilesDone), e.i32(1));
     e.mbarrierWait(residentValueBarrier(1), emptyParity);
-    Value valueFull = residentValueBarrier(0);
-    e.mbarrierArriveExpectTx(valueFull, v.smem.paddedHeadDimV * resident.rows * 2);
-    emitTensorLoad(resident.second, resident.query, resident.rows, v.smem.residentSecondOffset,
-                   Value(), v.headDimV, residentRow, residentHead, valueFull);
+    e.mbarrierArriveExpectTx(residentValueBarrier(0), v.smem.paddedHeadDimV * resident.rows * 2);
+    loadResident(true, residentValueBarrier(0));
     e.mbarrierWait(residentKeyBarrier(1), emptyParity);
-    Value keyFull = residentKeyBarrier(0);
-    e.mbarrierArriveExpectTx(keyFull, v.smem.paddedHeadDimQK * resident.rows * 2);
-    emitTensorLoad(resident.first, resident.query, resident.rows, 0, Value(), v.headDimQK,
-                   residentRow, residentHead, keyFull);
+    e.mbarrierArriveExpectTx(residentKeyBarrier(0), v.smem.paddedHeadDimQK * resident.rows * 2);
+    loadResident(false, residentKeyBarrier(0));
   }
 
   auto loop = scf::ForOp::create(b, loc, e.i32(0), steps, e.i32(1));
@@ -259,9 +258,9 @@ void BackwardGenerator::emitKeyBlockWarpSpecialized() {
         stats.staged = statsOf(ring);
         e.mbarrierWait(ringBarrier(ring, kRingFull), ringParity(ring));
         scf::IfOp skip = openSkippable(computed(step), eachCarried);
-        Value lastStep = e.cmpi(CmpIPredicate::eq, t, e.sub(keys.steps, e.i32(1)));
-        auto releaseValue = [&] {
-          emitIf(lastStep, [&] { e.mbarrierArrive(residentValueBarrier(1)); });
+        auto releaseValue = [&] { // (in the tile's last step)
+          emitIf(e.cmpi(CmpIPredicate::eq, t, e.sub(keys.steps, e.i32(1))),
+                 [&] { e.mbarrierArrive(residentValueBarrier(1)); });
         };
         emitKeyBlockStep(step, stats, ringSlotOffset(ring), dK, dV, gradScoreBuffer,
                          valueLeavesEarly ? llvm::function_ref<void()>(releaseValue) : nullptr);
@@ -358,7 +357,7 @@ SmallVector<Value> BackwardGenerator::eachKeyTile(ValueRange carried, KeyTileBod
 
 void BackwardGenerator::emitQueryBlockWarpSpecialized() {
   using namespace abi::bwd;
-  Value residentFull = barrierAt(v.smem.barrierOffset);
+  Value residentFull = residentFullBarrier();
   auto producer = [&] {
     emitIf(e.cmpi(CmpIPredicate::eq, tid, e.i32(0)), [&] {
       emitTmaProducer(

@@ -85,8 +85,9 @@ SharedMemoryLayout SharedMemoryLayout::computeBackward(int64_t headDimQK, int64_
   }
   if (warpSpecialized && swizzled) { // after everything (totalBytes holds the 1024 slack)
     // (A second K tile for the persistent kernels, so the next tile's K
-    // loads early, fit at d 128 but ran 3-9% slower on an H200:
-    // bench/results/h200-backward-persistent.md.)
+    // loads early, fits at d 128; it was measured only while ptxas
+    // serialized the kernel's wgmma, and removed: bench/results/
+    // h200-backward-persistent.md.)
     if (persistent && stagedRowStats) // (the key-block kernels)
       l.querySlots = 2;               // K's and V's own barriers
     if (stagedRowStats) {
