@@ -298,6 +298,19 @@ protected:
   /// sequence of `length` rows; always for padded batches, whose grid fits.
   template <typename Fn> void emitInsideSequence(Value firstRow, Value length, Fn &&body);
 
+  // CausalTileOrder.cpp: the order of tiles whose work differs (causal masks).
+  struct RankedTile {
+    Value rank;      // 0: the head's heaviest tile
+    Value headBatch; // head + heads · batch
+  };
+  RankedTile causalTileOrder(Value tile, Value tilesPerHead, Value headBatches);
+  /// This block's tile on a grid x = a head's tiles, y = heads, z = batch:
+  /// (x, y, z), or for causal masks (x + X (y + Y z)) ranked as above.
+  struct GridTile {
+    Value rank, head, batch;
+  };
+  GridTile gridTile();
+
   // WarpSpecializedMainLoop.cpp: the TMA producer and the wgmma consumers.
   void emitWarpSpecializedMainLoop();
   void emitTileLoop(bool producer, const std::function<Value(Value, Value)> &body);

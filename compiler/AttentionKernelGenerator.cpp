@@ -432,8 +432,8 @@ void Generator::emitSetup() {
   if (v.warpSpecialized)
     return; // persistent: the tile loop sets the block coordinates
   // Reverse block order: for causal masks the last query blocks do the most work.
-  emitTileCoordinates(e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0)), e.blockId(1),
-                      e.blockId(2));
+  GridTile tile = gridTile();
+  emitTileCoordinates(e.sub(e.sub(e.gridDim(0), e.i32(1)), tile.rank), tile.head, tile.batch);
 }
 
 void Generator::emitThreadGeometry() {

@@ -152,9 +152,10 @@ std::vector<Value> BackwardGenerator::emitDelta(Value headIndex) {
 void BackwardGenerator::emitQueryBlockKernel() {
   using namespace abi::bwd;
   // Grid: x = query blocks (last first: causal rows near the end see the most keys).
-  Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), e.blockId(0));
-  head = e.blockId(1);
-  batch = e.blockId(2);
+  GridTile tile = gridTile();
+  Value queryBlock = e.sub(e.sub(e.gridDim(0), e.i32(1)), tile.rank);
+  head = tile.head;
+  batch = tile.batch;
   headK = e.divui(head, arg(kGroupSize));
   emitSequenceBounds();
   firstQueryRow = firstQueryPosition = e.mul(queryBlock, e.i32(v.m));
@@ -319,10 +320,12 @@ void BackwardGenerator::emitKeyBlockKernel() {
   using namespace abi::bwd;
   if (v.persistent) // (warp-specialized) each role walks the block's tiles: eachKeyTile
     return emitKeyBlockWarpSpecialized();
-  // Grid: x = key blocks, y = key/value heads, z = batch.
-  Value keyBlock = e.blockId(0);
-  headK = e.blockId(1);
-  batch = e.blockId(2);
+  // Grid: x = key blocks (the first see the most queries under a causal
+  // mask), y = key/value heads, z = batch.
+  GridTile tile = gridTile();
+  Value keyBlock = tile.rank;
+  headK = tile.head;
+  batch = tile.batch;
   emitSequenceBounds();
   Value firstKey = e.mul(keyBlock, e.i32(v.n));
   emitInsideSequence(firstKey, seqK, [&] {

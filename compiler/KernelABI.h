@@ -173,7 +173,8 @@ struct alignas(64) TensorMap {
 // columns past the head dim arrive as zeros.
 constexpr int64_t kTensorMapBoxColumns = 64;
 
-// Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch.
+// Grid: x = query blocks (heaviest first for causal masks), y = query heads, z = batch;
+// causal blocks take their tiles in CausalTileOrder.cpp's order.
 // Warp-specialized kernels: grid x = the (query block, head, batch) tiles, or
 // with the persistent switch min(tiles, blocks the SMs hold at once); each
 // block then walks the tiles x, x + gridDim.x, ..., or (causal) takes each
@@ -252,8 +253,10 @@ static_assert(kNumParamsWarpSpecialized - kTensorMapQ == kNumTensorMaps,
 } // namespace bwd
 
 // Backward grids. BackwardDQ (and BackwardDelta, BackwardConvertDQ): x =
-// query blocks (heaviest first), y = query heads, z = batch. Key-block kernels: x = key blocks, y = key/value heads,
-// z = batch; each block walks the query heads of its group.
+// query blocks (heaviest first), y = query heads, z = batch. Key-block
+// kernels: x = key blocks, y = key/value heads, z = batch; each block walks
+// the query heads of its group. Causal blocks take their tiles in
+// CausalTileOrder.cpp's order.
 
 } // namespace flashjit::abi
 

@@ -113,6 +113,7 @@ Value KernelEmitter::blockId(int d) {
 Value KernelEmitter::gridDim(int d) {
   return indexToI32(b, loc, gpu::GridDimOp::create(b, loc, dimension(d)));
 }
+Value KernelEmitter::smIdentifiers() { return NVVM::SmDimOp::create(b, loc, b.getI32Type()); }
 
 Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
   return gpu::ShuffleOp::create(b, loc, v, laneMask, /*width=*/32, gpu::ShuffleMode::XOR)

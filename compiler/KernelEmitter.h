@@ -71,6 +71,7 @@ public:
   mlir::Value threadIdX();
   mlir::Value blockId(int dim);
   mlir::Value gridDim(int dim);
+  mlir::Value smIdentifiers(); // %nsmid: the SMs (at least; ids may have gaps)
 
   // Warp and block synchronisation.
   mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);

@@ -80,17 +80,20 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
 }
 
 // Tile `tile`'s coordinates (query block, head, batch): a head's query
-// blocks in a row (its K/V stay in L2), heaviest first for causal masks.
-// (Sections of several heads' heaviest blocks first, FlashAttention-3's
-// order, ran up to 13% slower on an H200 at short sequences and no faster
-// at long ones: bench/results/h200-forward-short-problems.md.)
+// blocks in a row (its K/V stay in L2), heaviest first for causal masks,
+// the last heads' rank by rank (causalTileOrder). (Sections of several
+// heads' heaviest blocks first throughout, FlashAttention-3's order, ran up
+// to 13% slower on an H200 at short sequences and no faster at long ones:
+// bench/results/h200-forward-short-problems.md.)
 // Everything from the kernel parameters, so a persistent block can redo it
 // after its key-block loop instead of keeping it in registers.
 void Generator::emitTileCoordinatesOf(Value tile) {
   Value queryBlocks = tileQueryBlocks(), headsQ = tileHeads();
-  Value headBatch = e.divui(tile, queryBlocks);
-  Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), e.remui(tile, queryBlocks));
-  emitTileCoordinates(heaviestFirst, e.remui(headBatch, headsQ), e.divui(headBatch, headsQ));
+  RankedTile ranked = v.causal ? causalTileOrder(tile, queryBlocks, e.mul(headsQ, arg(abi::kBatch)))
+                               : RankedTile{e.remui(tile, queryBlocks), e.divui(tile, queryBlocks)};
+  Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), ranked.rank);
+  emitTileCoordinates(heaviestFirst, e.remui(ranked.headBatch, headsQ),
+                      e.divui(ranked.headBatch, headsQ));
 }
 
 // Query blocks a head has (of the longest sequence when varlen) and the heads

@@ -13,6 +13,7 @@
 using namespace flashjit;
 using flashjit::testing::Gpu;
 using flashjit::testing::Shape;
+using flashjit::testing::kCausalManyHeads;
 using flashjit::testing::caseName;
 using flashjit::testing::gridCase;
 using flashjit::testing::baseSeed;
@@ -98,6 +99,11 @@ std::vector<CheckCase> mmaSyncGrid() {
         c.tile = d <= 128 ? TileConfig{128, 64, 4, 2} : TileConfig{64, 32, 4, 2};
         cases.push_back(c);
       }
+  // Enough heads that the causal tile order runs its first heads head by
+  // head before the last ones' rank by rank (CausalTileOrder.cpp).
+  CheckCase manyHeads = gridCase(kCausalManyHeads, 128, true, seed++);
+  manyHeads.tile = TileConfig{128, 64, 4, 2};
+  cases.push_back(manyHeads);
   return cases;
 }
 
@@ -143,6 +149,24 @@ std::vector<CheckCase> persistentManyTilesGrid() {
 
 INSTANTIATE_TEST_SUITE_P(PersistentManyTiles, HopperQkWgmma,
                          ::testing::ValuesIn(persistentManyTilesGrid()), caseName);
+
+// The causal tile order's two parts (CausalTileOrder.cpp) on one tile a
+// block, with and without TMA stores (the persistent grid above takes the
+// same order from its tile counter).
+std::vector<CheckCase> causalManyHeadsGrid() {
+  std::vector<CheckCase> cases;
+  uint64_t seed = 7100;
+  for (int64_t d : {64, 128})
+    for (bool tmaStore : {false, true}) {
+      CheckCase c = gridCase(kCausalManyHeads, d, true, seed++);
+      c.tile = TileConfig{128, 128, 8, 2, true, true, true, false, tmaStore};
+      cases.push_back(c);
+    }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(CausalManyHeads, HopperQkWgmma,
+                         ::testing::ValuesIn(causalManyHeadsGrid()), caseName);
 
 // Every tile configuration the autotuner may pick must be correct, not just
 // the default: sweep a few shapes of the configuration space.

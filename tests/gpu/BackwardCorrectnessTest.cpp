@@ -16,6 +16,7 @@
 using namespace flashjit;
 using flashjit::testing::Gpu;
 using flashjit::testing::Shape;
+using flashjit::testing::kCausalManyHeads;
 using flashjit::testing::caseName;
 using flashjit::testing::gridCase;
 
@@ -51,6 +52,15 @@ std::vector<CheckCase> backwardGrid() {
         c.atomicQueryGradient = true;
         cases.push_back(c);
       }
+  // Enough heads that the causal tile order runs its first heads head by
+  // head before the last ones' rank by rank (CausalTileOrder.cpp), in the
+  // key-block and the query-block (deterministic dQ) kernels.
+  for (int64_t d : {64, 128})
+    for (bool atomic : {false, true}) {
+      CheckCase c = gridCase(kCausalManyHeads, d, true, seed++);
+      c.atomicQueryGradient = atomic;
+      cases.push_back(c);
+    }
   return cases;
 }
 

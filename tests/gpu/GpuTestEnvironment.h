@@ -52,6 +52,11 @@ struct Shape {
   int64_t batch, seqQ, seqK, headsQ, headsK;
 };
 
+/// Causal shape with more heads (64 key/value, 128 query) than the causal
+/// tile order puts in its last part (two waves of an H100/H200's blocks over
+/// 8 key blocks or 11 query blocks), so the head-by-head part runs too.
+inline constexpr Shape kCausalManyHeads{8, 700, 900, 16, 8};
+
 /// Fresh random inputs every run: the base seed comes from FLASHJIT_TEST_SEED
 /// when set (to reproduce a failure), else from the clock, and is printed.
 inline uint64_t baseSeed() {
