@@ -138,8 +138,9 @@ protected:
   void emitKeyValueLoad(Value block);
   std::vector<std::vector<Fragment>> emitScores(Value slotOffset);
   std::vector<std::vector<Fragment>> emitScoresWgmma(Value slotOffset);
-  /// The forward's placement of S for the key block starting at kvStart.
-  ScorePlacement queryRowPlacement(Value kvStart);
+  /// The forward's placement of S for the key block starting at kvStart
+  /// (its first `columns` keys; 0: all n).
+  ScorePlacement queryRowPlacement(Value kvStart, int64_t columns = 0);
   /// First key of the j-th key block this tile visits.
   Value keyBlockStart(Value j);
 
@@ -169,7 +170,8 @@ protected:
   /// The forward's S of the key block at `kvStart` to the P that multiplies
   /// V: modifiers, mask, online softmax, dropout; returns emitOnlineSoftmax's.
   std::vector<Value> emitProbabilities(std::vector<std::vector<Fragment>> &s, Value kvStart,
-                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum);
+                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum,
+                                       int64_t columns = 0);
   /// Turns S into P in place and updates the row max and sum; returns the
   /// factor per fragment row (2 per 16-row tile) by which O must be rescaled.
   std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
@@ -177,18 +179,19 @@ protected:
   void rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha);
   /// Issues C = A Bᵀ on wgmma (fence, k-steps, commit) for this warpgroup's
   /// 64 rows of the swizzled tile at byte offset `aTile` (null: 0; `aRows`
-  /// rows) and the `bRows` rows of the one at `bTile`; the accumulators are
-  /// in flight until a wgmmaWaitFor. Without `fence` when one just issued
-  /// covers it (a fence while a group is in flight makes ptxas wait for it).
+  /// rows) and the first `bColumns` (0: all) of the `bRows` rows of the one
+  /// at `bTile`; the accumulators are in flight until a wgmmaWaitFor.
+  /// Without `fence` when one just issued covers it (a fence while a group
+  /// is in flight makes ptxas wait for it).
   std::vector<Value> issueWgmmaABt(Value aTile, int64_t aRows, Value bTile, int64_t bRows,
-                                   int64_t kSteps, bool fence = true);
+                                   int64_t kSteps, bool fence = true, int64_t bColumns = 0);
   /// Issues C += P B on wgmma (no fence; commit): P as A fragments (one per
   /// 16 rows of B), B the swizzled tile at `bTile` (`bRows` rows) read
   /// N-major, n columns.
   std::vector<Value> issueWgmmaPB(const std::vector<std::array<Value, 4>> &pFrag,
                                   std::vector<Value> acc, Value bTile, int64_t bRows, int64_t n);
-  /// Q Kᵀ of this warpgroup and the slot's keys (issueWgmmaABt).
-  std::vector<Value> issueScoresWgmma(Value slotOffset);
+  /// Q Kᵀ of this warpgroup and the slot's first `keys` keys (0: all n).
+  std::vector<Value> issueScoresWgmma(Value slotOffset, int64_t keys = 0);
   /// P as wgmma/mma.sync A fragments: 4 packed registers per 16 keys.
   std::vector<std::array<Value, 4>> packP(const std::vector<Fragment> &p);
   /// packP of every 16-row tile (the A operand of warpGemmPB).

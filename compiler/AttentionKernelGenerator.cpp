@@ -146,7 +146,8 @@ std::vector<std::vector<Fragment>> Generator::emitScores(Value slotOffset) {
 // accumulator layout per warp equals mma.sync's, so masking, softmax and the
 // products after it are shared with the mma.sync path.
 std::vector<Value> Generator::issueWgmmaABt(Value aTile, int64_t aRows, Value bTile,
-                                            int64_t bRows, int64_t kSteps, bool fence) {
+                                            int64_t bRows, int64_t kSteps, bool fence,
+                                            int64_t bColumns) {
   std::vector<Value> acc; // the first k-step starts from nothing
   Value warpgroup = e.shrui(warp, 2);
   Value aWarpgroupRows = e.add(smemBase32, e.mul(warpgroup, e.i32(64 * 128)));
@@ -161,7 +162,7 @@ std::vector<Value> Generator::issueWgmmaABt(Value aTile, int64_t aRows, Value bT
         e.wgmmaDescriptorSwizzled128(e.add(aWarpgroupRows, e.i32(block * aRows * 128 + within)));
     Value descB =
         e.wgmmaDescriptorSwizzled128(e.add(bRowsStart, e.i32(block * bRows * 128 + within)));
-    acc = e.wgmmaSS(v.elementType, bRows, descA, descB, acc);
+    acc = e.wgmmaSS(v.elementType, bColumns ? bColumns : bRows, descA, descB, acc);
   }
   e.wgmmaCommit();
   return acc;
@@ -169,9 +170,9 @@ std::vector<Value> Generator::issueWgmmaABt(Value aTile, int64_t aRows, Value bT
 
 // S = Q Kᵀ: this warpgroup's query rows (of the tile's Q slot, if it has
 // several) by the n keys of the slot.
-std::vector<Value> Generator::issueScoresWgmma(Value slotOffset) {
+std::vector<Value> Generator::issueScoresWgmma(Value slotOffset, int64_t keys) {
   return issueWgmmaABt(queryTile, v.m, e.add(slotOffset, e.i32(v.smem.queryBytes)), v.n,
-                       v.kStepsQK);
+                       v.kStepsQK, /*fence=*/true, keys);
 }
 
 std::vector<std::vector<Fragment>> Generator::emitScoresWgmma(Value slotOffset) {
@@ -207,7 +208,7 @@ Value Generator::rowOf(int64_t mTile, int64_t half) {
   return e.add(firstQueryRow, inBlock);
 }
 
-ScorePlacement Generator::queryRowPlacement(Value kvStart) {
+ScorePlacement Generator::queryRowPlacement(Value kvStart, int64_t columns) {
   ScorePlacement at;
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h)
@@ -217,15 +218,15 @@ ScorePlacement Generator::queryRowPlacement(Value kvStart) {
   at.firstRow = firstQueryPosition;
   at.lastRow = lastQueryPosition;
   at.firstColumn = kvStart;
-  at.columns = v.n;
+  at.columns = columns ? columns : v.n;
   at.transposed = false;
   return at;
 }
 
 std::vector<Value> Generator::emitProbabilities(std::vector<std::vector<Fragment>> &s,
                                                 Value kvStart, std::vector<Value> &rowMax,
-                                                std::vector<Value> &rowSum) {
-  ScorePlacement at = queryRowPlacement(kvStart);
+                                                std::vector<Value> &rowSum, int64_t columns) {
+  ScorePlacement at = queryRowPlacement(kvStart, columns);
   emitScoreModifiers(s, at);
   emitPlacedMask(s, at);
   std::vector<Value> alpha = emitOnlineSoftmax(s, rowMax, rowSum);
@@ -254,8 +255,9 @@ std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment
   std::vector<Value> alphas;
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h) {
+      const int64_t tiles = int64_t(s[i].size()); // (n / 8, or fewer: narrowed blocks)
       Value mx = s[i][0][2 * h];
-      for (int64_t t = 0; t < v.nTilesS; ++t)
+      for (int64_t t = 0; t < tiles; ++t)
         for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
           if (t || c != 2 * h)
             mx = e.fmax(mx, s[i][t][c]);
@@ -268,7 +270,7 @@ std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment
       Value alpha = e.exp2Approx(arith::SubFOp::create(b, loc, m, mUse));
       Value negM = arith::NegFOp::create(b, loc, mUse);
       Value sum = zero;
-      for (int64_t t = 0; t < v.nTilesS; ++t)
+      for (int64_t t = 0; t < tiles; ++t)
         for (int64_t c = 2 * h; c < 2 * h + 2; ++c) {
           Value p = e.exp2Approx(e.fma(s[i][t][c], scaleLog2, negM));
           s[i][t][c] = p;

@@ -346,11 +346,14 @@ void Generator::emitConsumer() {
   auto release = [&](Value barrier) { // one arrival per consumer warp
     emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)), [&] { e.mbarrierArrive(barrier); });
   };
-  // S_j = Q K_jᵀ, masked and turned into P_j; returns the rescale factors.
-  auto scoresToP = [&](std::vector<Value> s, Value block) {
-    auto frags = toFragments(s, v.nTilesS);
-    std::vector<Value> alpha = emitProbabilities(frags, keyBlockStart(block), rowMax, rowSum);
+  // S_j = Q K_jᵀ of the block's first `keys` keys, masked and turned into
+  // P_j (the P of keys past them zero); returns the rescale factors.
+  auto scoresToP = [&](std::vector<Value> s, Value block, int64_t keys) {
+    auto frags = toFragments(s, keys / 8);
+    std::vector<Value> alpha =
+        emitProbabilities(frags, keyBlockStart(block), rowMax, rowSum, keys);
     p = packP(frags[0]);
+    p.resize(size_t(v.n / 16), {zeroPacked, zeroPacked, zeroPacked, zeroPacked});
     return alpha;
   };
   auto withState = [&](Value cond, auto &&body) { // if (cond) body(); state flows out
@@ -392,6 +395,20 @@ void Generator::emitConsumer() {
       e.namedBarrierArrive(nextTurn, turnThreads);
   };
 
+  // A causal tile's last key block holds the diagonal: a warpgroup whose
+  // rows see none of its second half multiplies by the first half only
+  // (half the Q Kᵀ, softmax and P V of that block; the plain mask only, and
+  // n / 2 a multiple of 16 for P V's k-steps).
+  const bool narrowsDiagonal = v.causal && !v.softcap && !v.alibi && !v.scoreMod &&
+                               !v.maskMod && !v.dropout && !v.blockMask && !v.packGQA &&
+                               v.n % 32 == 0;
+  auto seesHalfOfLast = [&]() -> Value {
+    Value lastRow = e.add(firstQueryRow, e.sub(e.mul(myTurn, e.i32(64)), e.i32(1)));
+    Value seen = visibleColumns(positionOfRow(lastRow), /*transposed=*/false).hi;
+    Value lastStart = keyBlockStart(e.sub(numBlocks, e.i32(1)));
+    return e.cmpi(CmpIPredicate::sle, seen, e.add(lastStart, e.i32(v.n / 2)));
+  };
+
   emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(warpgroups - 1)), endIssue);
   emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tilesDone) {
     Value zero = e.f32(0.0), zeroPacked = e.i32(0);
@@ -413,30 +430,25 @@ void Generator::emitConsumer() {
       endIssue();
       std::vector<Value> s = e.wgmmaWaitFor(0, issued);
       release(stageBarrier(slot, kKeyEmpty));
-      scoresToP(s, e.i32(0));
+      scoresToP(s, e.i32(0), v.n);
     });
 
-    // Blocks 1..: Q K_jᵀ and P_{j-1} V_{j-1} in flight together; the softmax
-    // of S_j runs while P V finishes.
-    scf::ForOp loop;
-    {
-      OpBuilder::InsertionGuard guard(b);
-      loop = openLoop(b, loc, e.i32(1), e.maxsi(numBlocks, e.i32(1)), e.i32(1), flatten());
-      unflatten(loop.getRegionIterArgs());
-      Value j = loop.getInductionVar();
+    // Block j >= 1: Q K_jᵀ (its first `keys` keys) and P_{j-1} V_{j-1} in
+    // flight together; the softmax of S_j runs while P V finishes.
+    auto block = [&](Value j, int64_t keys) {
       Value ring = e.add(blocksDone, j), previous = e.sub(ring, e.i32(1));
       Value slot = slotOf(ring), previousSlot = slotOf(previous);
 
       e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(ring));
       e.mbarrierWait(stageBarrier(previousSlot, kValueFull), parityOf(previous));
       beginIssue();
-      std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
+      std::vector<Value> s = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)), keys);
       std::vector<Value> oInFlight =
           issuePVWgmma(p, o, e.mul(previousSlot, e.i32(v.smem.stageBytes)));
       endIssue();
       s = e.wgmmaWaitFor(1, s);
       release(stageBarrier(slot, kKeyEmpty));
-      std::vector<Value> alpha = scoresToP(s, j);
+      std::vector<Value> alpha = scoresToP(s, j, keys);
       // The row statistics go through the wait with O: otherwise LLVM is free
       // to sink the softmax below it, and nothing would overlap P V. (Not P:
       // redefining wgmma A registers there makes ptxas serialize the wgmmas.)
@@ -452,24 +464,52 @@ void Generator::emitConsumer() {
       auto oFrags = toFragments(o, v.nTilesO);
       rescale(oFrags, alpha);
       o = fromFragments(oFrags);
+    };
+    // Where the diagonal may narrow, the last block (from the second on) is
+    // taken after the loop, narrowed or not.
+    Value loopEnd = e.maxsi(narrowsDiagonal ? e.sub(numBlocks, e.i32(1)) : numBlocks, e.i32(1));
+    scf::ForOp loop;
+    {
+      OpBuilder::InsertionGuard guard(b);
+      loop = openLoop(b, loc, e.i32(1), loopEnd, e.i32(1), flatten());
+      unflatten(loop.getRegionIterArgs());
+      block(loop.getInductionVar(), v.n);
       scf::YieldOp::create(b, loc, flatten());
     }
     unflatten(loop.getResults());
+    Value narrowed; // this warpgroup's last block narrowed (null: never)
+    if (narrowsDiagonal) {
+      Value last = e.sub(numBlocks, e.i32(1));
+      Value hasLater = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(1));
+      Value half = seesHalfOfLast();
+      narrowed = arith::AndIOp::create(b, loc, hasLater, half);
+      withState(narrowed, [&] { block(last, v.n / 2); });
+      withState(arith::AndIOp::create(b, loc, hasLater, e.logicalNot(half)),
+                [&] { block(last, v.n); });
+    }
     if (!v.tmaStore) // (else O is staged there first: storeStagedOutput releases it)
       release(queryEmptyBarrier(querySlot)); // every Q Kᵀ of the tile is done
 
-    // The last block's P V.
-    withState(any, [&] {
+    // The last block's P V (over the first half of its keys where narrowed).
+    auto lastPV = [&](int64_t keys) {
       Value last = e.sub(e.add(blocksDone, numBlocks), e.i32(1));
       Value slot = slotOf(last);
       e.mbarrierWait(stageBarrier(slot, kValueFull), parityOf(last));
       beginIssue();
       e.wgmmaFence();
-      std::vector<Value> issued = issuePVWgmma(p, o, e.mul(slot, e.i32(v.smem.stageBytes)));
+      std::vector<std::array<Value, 4>> pUsed(p.begin(), p.begin() + keys / 16);
+      std::vector<Value> issued = issuePVWgmma(pUsed, o, e.mul(slot, e.i32(v.smem.stageBytes)));
       endIssue();
       o = e.wgmmaWaitFor(0, issued);
       release(stageBarrier(slot, kValueEmpty)); // the next tile reuses the ring
-    });
+    };
+    if (!narrowed) {
+      withState(any, [&] { lastPV(v.n); });
+    } else {
+      withState(narrowed, [&] { lastPV(v.n / 2); });
+      withState(arith::AndIOp::create(b, loc, any, e.logicalNot(narrowed)),
+                [&] { lastPV(v.n); });
+    }
 
     if (v.persistent) // recomputed rather than held in registers through the loop
       emitTileCoordinatesOf(currentTile);
