@@ -14,6 +14,8 @@
 //   * the consumer warpgroups take turns issuing their GEMMs (ping-pong
 //     on named barriers), so one's softmax runs while the others' GEMMs
 //     keep the tensor cores busy.
+//   * under a plain causal mask a warpgroup whose rows see only the first
+//     half of the diagonal (last) key block multiplies by that half;
 //   * odd lengths and head dims need no padding: TMA fills rows past the
 //     sequence and columns past the head dim with zeros;
 //   * with the tma_store switch, each consumer warpgroup writes its 64 rows
