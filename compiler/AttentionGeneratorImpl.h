@@ -306,7 +306,9 @@ protected:
     Value rank;      // 0: the head's heaviest tile
     Value headBatch; // head + heads · batch
   };
-  RankedTile causalTileOrder(Value tile, Value tilesPerHead, Value headBatches);
+  /// Tile `tile` of headBatches x tilesPerHead: head by head, or for causal
+  /// masks the last heads rank by rank.
+  RankedTile tileOrder(Value tile, Value tilesPerHead, Value headBatches);
   /// This block's tile on a grid x = a head's tiles, y = heads, z = batch:
   /// (x, y, z), or for causal masks (x + X (y + Y z)) ranked as above.
   struct GridTile {

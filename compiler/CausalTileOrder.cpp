@@ -21,8 +21,10 @@ using arith::CmpIPredicate;
 
 namespace flashjit::detail {
 
-Generator::RankedTile Generator::causalTileOrder(Value tile, Value tilesPerHead,
-                                                 Value headBatches) {
+Generator::RankedTile Generator::tileOrder(Value tile, Value tilesPerHead, Value headBatches) {
+  RankedTile headByHead{e.remui(tile, tilesPerHead), e.divui(tile, tilesPerHead)};
+  if (!v.causal)
+    return headByHead;
   // From half the SMs' worth of tiles a head, the heads run about one after
   // another and head by head leaves a small tail, while the last heads' K/V
   // at once cost L2 hits: there every head goes head by head.
@@ -34,10 +36,9 @@ Generator::RankedTile Generator::causalTileOrder(Value tile, Value tilesPerHead,
   Value lastTile = e.sub(tile, e.mul(firstHeads, tilesPerHead)); // (< 0 before them)
   Value inLast = e.cmpi(CmpIPredicate::sge, lastTile, e.i32(0));
   Value safeLast = e.maxsi(lastTile, e.i32(0)), divisor = e.maxsi(lastHeads, e.i32(1));
-  return RankedTile{
-      e.select(inLast, e.divui(safeLast, divisor), e.remui(tile, tilesPerHead)),
-      e.select(inLast, e.add(firstHeads, e.remui(safeLast, divisor)),
-               e.divui(tile, tilesPerHead))};
+  return RankedTile{e.select(inLast, e.divui(safeLast, divisor), headByHead.rank),
+                    e.select(inLast, e.add(firstHeads, e.remui(safeLast, divisor)),
+                             headByHead.headBatch)};
 }
 
 Generator::GridTile Generator::gridTile() {
@@ -46,7 +47,7 @@ Generator::GridTile Generator::gridTile() {
     return GridTile{x, y, z};
   Value heads = e.gridDim(1);
   Value tile = e.add(x, e.mul(e.gridDim(0), e.add(y, e.mul(heads, z))));
-  RankedTile ranked = causalTileOrder(tile, e.gridDim(0), e.mul(heads, e.gridDim(2)));
+  RankedTile ranked = tileOrder(tile, e.gridDim(0), e.mul(heads, e.gridDim(2)));
   return GridTile{ranked.rank, e.remui(ranked.headBatch, heads),
                   e.divui(ranked.headBatch, heads)};
 }

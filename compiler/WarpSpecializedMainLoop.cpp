@@ -83,7 +83,7 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
 
 // Tile `tile`'s coordinates (query block, head, batch): a head's query
 // blocks in a row (its K/V stay in L2), heaviest first for causal masks,
-// the last heads' rank by rank (causalTileOrder). (Sections of several
+// the last heads' rank by rank (tileOrder). (Sections of several
 // heads' heaviest blocks first throughout, FlashAttention-3's order, ran up
 // to 13% slower on an H200 at short sequences and no faster at long ones:
 // bench/results/h200-forward-short-problems.md.)
@@ -91,8 +91,7 @@ Value Generator::stageBarrier(Value slot, int64_t kind) {
 // after its key-block loop instead of keeping it in registers.
 void Generator::emitTileCoordinatesOf(Value tile) {
   Value queryBlocks = tileQueryBlocks(), headsQ = tileHeads();
-  RankedTile ranked = v.causal ? causalTileOrder(tile, queryBlocks, e.mul(headsQ, arg(abi::kBatch)))
-                               : RankedTile{e.remui(tile, queryBlocks), e.divui(tile, queryBlocks)};
+  RankedTile ranked = tileOrder(tile, queryBlocks, e.mul(headsQ, arg(abi::kBatch)));
   Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), ranked.rank);
   emitTileCoordinates(heaviestFirst, e.remui(ranked.headBatch, headsQ),
                       e.divui(ranked.headBatch, headsQ));
@@ -404,12 +403,6 @@ void Generator::emitConsumer() {
   const bool narrowsDiagonal = v.causal && !v.softcap && !v.alibi && !v.scoreMod &&
                                !v.maskMod && !v.dropout && !v.blockMask && !v.packGQA &&
                                v.n % 32 == 0;
-  auto seesHalfOfLast = [&]() -> Value {
-    Value lastRow = e.add(firstQueryRow, e.sub(e.mul(myTurn, e.i32(64)), e.i32(1)));
-    Value seen = visibleColumns(positionOfRow(lastRow), /*transposed=*/false).hi;
-    Value lastStart = keyBlockStart(e.sub(numBlocks, e.i32(1)));
-    return e.cmpi(CmpIPredicate::sle, seen, e.add(lastStart, e.i32(v.n / 2)));
-  };
 
   emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(warpgroups - 1)), endIssue);
   emitTileLoop(/*producer=*/false, [&](Value blocksDone, Value tilesDone) {
@@ -483,7 +476,10 @@ void Generator::emitConsumer() {
     if (narrowsDiagonal) {
       Value last = e.sub(numBlocks, e.i32(1));
       Value hasLater = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(1));
-      Value half = seesHalfOfLast();
+      // Does this warpgroup's last row see past the block's first half?
+      Value lastRow = e.add(firstQueryRow, e.sub(e.mul(myTurn, e.i32(64)), e.i32(1)));
+      Value seen = visibleColumns(positionOfRow(lastRow), /*transposed=*/false).hi;
+      Value half = e.cmpi(CmpIPredicate::sle, seen, e.add(keyBlockStart(last), e.i32(v.n / 2)));
       narrowed = arith::AndIOp::create(b, loc, hasLater, half);
       withState(narrowed, [&] { block(last, v.n / 2); });
       withState(arith::AndIOp::create(b, loc, hasLater, e.logicalNot(half)),
