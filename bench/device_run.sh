@@ -51,13 +51,13 @@ if want bundle && [ -d /tmp/fj/tests-bundle ]; then
   # The test bundle holds the plain grids' variants; the score-modifier,
   # user-modifier, varlen, dropout, block-mask and packed-GQA variants and
   # the atomic warp-specialized tile grid, the persistent key-block grid, the
-  # causal many-heads forward tiles and
+  # causal many-heads forward tiles, the offset-outputs backward grid and
   # the backward modes test (softcap, a given dQ tile) are JIT-tested only (from this
   # bundle they fail with "has no variant for ...", never with another kernel).
   # BUNDLE_FILTER narrows this stage on its own.
   FLASHJIT_REQUIRE_GPU=1 FLASHJIT_BUNDLE=/tmp/fj/tests-bundle FLASHJIT_DISABLE_JIT=1 \
     FLASHJIT_CACHE_DIR=/tmp/fj-empty-cache /tmp/fj/flashjit-gpu-tests \
-    --gtest_filter="${BUNDLE_FILTER:-${GTEST_FILTER:-*}}-*ScoreModifier*:*UserModifier*:*VariableLength*:*ValidPackedBatch*:*Dropout*:*BlockMask*:*PackedGqa*:*MaskModBlockLists*:WarpSpecializedTiles/*:AtomicWarpSpecialized/*:PersistentKeyBlocks/*:CausalManyHeads/*:BackwardModes.*" > "$OUT/gpu-tests-bundle.log" 2>&1
+    --gtest_filter="${BUNDLE_FILTER:-${GTEST_FILTER:-*}}-*ScoreModifier*:*UserModifier*:*VariableLength*:*ValidPackedBatch*:*Dropout*:*BlockMask*:*PackedGqa*:*MaskModBlockLists*:WarpSpecializedTiles/*:AtomicWarpSpecialized/*:PersistentKeyBlocks/*:CausalManyHeads/*:OffsetOutputs/*:BackwardModes.*" > "$OUT/gpu-tests-bundle.log" 2>&1
   echo "gpu tests from the bundle exit $?"
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure" "$OUT/gpu-tests-bundle.log" | head -30
 fi

@@ -162,8 +162,12 @@ private:
   /// BackwardDelta writes Δ of this block's rows and zeroes their dQ
   /// accumulator rows; BackwardConvertDQ: dQ = scale · dQAccum.
   void emitDeltaKernel();
+  void emitDeltaRows(unsigned oAlignment);
   void zeroGradQueryAccumulator(Value rows);
   void emitConvertDQ();
+  void emitConvertRows(unsigned dqAlignment);
+  Value rowsAligned16(int ptrArg, int strideArg);
+  void emitAlignedOrNot(Value wide, llvm::function_ref<void(unsigned)> body);
   /// Δ = rowsum(dO ∘ O) of this thread's fragment rows (0 past seq_q); also
   /// written to `delta` for the key-block kernels.
   std::vector<Value> emitDelta(Value headIndex);

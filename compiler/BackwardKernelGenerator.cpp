@@ -81,6 +81,26 @@ Value BackwardGenerator::deltaOf(Value headIndex, Value row) {
   return e.select(valid, d, e.f32(0.0));
 }
 
+// Whether `ptrArg`'s tensor has 16-byte aligned rows at every index (base
+// and the three element strides): a uniform test, made once.
+Value BackwardGenerator::rowsAligned16(int ptrArg, int strideArg) {
+  Value address = LLVM::PtrToIntOp::create(b, loc, b.getI64Type(), arg(ptrArg));
+  Value bits = e.andi(address, e.i64(15));
+  for (int i = 0; i < 3; ++i) // 16 bytes = 8 16-bit elements
+    bits = arith::OrIOp::create(b, loc, bits, e.andi(arg(strideArg + i), e.i64(7)));
+  return e.cmpi(CmpIPredicate::eq, bits, e.i64(0));
+}
+
+// The kernel body twice: with `wide` (16-byte accesses) and without.
+void BackwardGenerator::emitAlignedOrNot(Value wide, llvm::function_ref<void(unsigned)> body) {
+  auto ifOp = scf::IfOp::create(b, loc, wide, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  body(16);
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  body(4);
+}
+
 template <typename RowOf>
 void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit,
                                   int ptrArg, int strideArg, Value base, Value scale) {

@@ -221,11 +221,20 @@ Value KernelEmitter::loadGlobalI32(Value ptr) {
 }
 
 std::array<Value, 2> KernelEmitter::loadGlobalPair(Type elementType, Value ptr) {
-  auto pairType = VectorType::get({2}, elementType);
-  Value pair = LLVM::LoadOp::create(b, loc, pairType, ptr, /*alignment=*/4);
-  Value wide = arith::ExtFOp::create(b, loc, VectorType::get({2}, b.getF32Type()), pair);
-  return {LLVM::ExtractElementOp::create(b, loc, wide, i32(0)),
-          LLVM::ExtractElementOp::create(b, loc, wide, i32(1))};
+  std::vector<Value> pair = loadGlobalWidened(elementType, ptr, 2, /*alignment=*/4);
+  return {pair[0], pair[1]};
+}
+
+std::vector<Value> KernelEmitter::loadGlobalWidened(Type elementType, Value ptr, int64_t count,
+                                                    unsigned alignment) {
+  Value loaded =
+      LLVM::LoadOp::create(b, loc, VectorType::get({count}, elementType), ptr, alignment);
+  if (!elementType.isF32())
+    loaded = arith::ExtFOp::create(b, loc, VectorType::get({count}, b.getF32Type()), loaded);
+  std::vector<Value> elements;
+  for (int64_t i = 0; i < count; ++i)
+    elements.push_back(LLVM::ExtractElementOp::create(b, loc, loaded, i32(i)));
+  return elements;
 }
 
 std::array<Value, 4> KernelEmitter::mma16816(Type elementType, ArrayRef<Value> a,

@@ -117,6 +117,12 @@ public:
   mlir::Value atomicAddGlobalI32(mlir::Value ptr, mlir::Value value);
   /// Two adjacent 16-bit elements (4-byte aligned) widened to f32.
   std::array<mlir::Value, 2> loadGlobalPair(mlir::Type elementType, mlir::Value ptr);
+  /// `count` adjacent elements (f32, or 16-bit ones widened to f32) at an
+  /// address aligned to `alignment` bytes: one vector load where that covers
+  /// them (16 bytes: ld.global.v4), else the backend splits it into loads of
+  /// that alignment.
+  std::vector<mlir::Value> loadGlobalWidened(mlir::Type elementType, mlir::Value ptr,
+                                             int64_t count, unsigned alignment);
 
   // Tensor cores: mma.sync m16n8k16, f16/bf16 operands packed in i32, f32 accumulators.
   std::array<mlir::Value, 4> mma16816(mlir::Type elementType, llvm::ArrayRef<mlir::Value> a,

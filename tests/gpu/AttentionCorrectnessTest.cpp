@@ -168,6 +168,25 @@ std::vector<CheckCase> causalManyHeadsGrid() {
 INSTANTIATE_TEST_SUITE_P(CausalManyHeads, HopperQkWgmma,
                          ::testing::ValuesIn(causalManyHeadsGrid()), caseName);
 
+// O 4 bytes past a 16-byte boundary (its contract's least alignment) on the
+// default tiles, which then store it thread by thread instead of by TMA; odd
+// lengths, GQA, head dims with and without a TMA-store default. (JIT only:
+// the tests bundle holds the TMA-store variants.)
+std::vector<CheckCase> offsetOutputGrid() {
+  std::vector<CheckCase> cases;
+  uint64_t seed = 7200;
+  for (int64_t d : {40, 64, 128, 256})
+    for (bool causal : {false, true}) {
+      CheckCase c = gridCase({2, 1000, 777, 6, 2}, d, causal, seed++);
+      c.outputsOffset4 = true;
+      cases.push_back(c);
+    }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(OffsetOutputs, AttentionCorrectness,
+                         ::testing::ValuesIn(offsetOutputGrid()), caseName);
+
 // Every tile configuration the autotuner may pick must be correct, not just
 // the default: sweep a few shapes of the configuration space.
 TEST(AttentionTiles, NonDefaultTilesMatchReference) {

@@ -18,7 +18,7 @@ std::string CheckCase::describe() const {
      << " hk" << headsK << " d" << headDimQK;
   if (headDimV && headDimV != headDimQK)
     os << "/" << headDimV;
-  os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "");
+  os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "") << (outputsOffset4 ? " o+4" : "");
   auto list = [&](const char *name, const std::vector<int64_t> &lengths) {
     os << " " << name << "[";
     for (size_t i = 0; i < lengths.size(); ++i)
@@ -290,6 +290,9 @@ RandomBlockMask randomBlockMask(const CheckCase &c, int64_t queryBlocks, int64_t
   return m;
 }
 
+// Bytes from an output buffer's (256-byte aligned) start to the tensor.
+static size_t outputOffset(const CheckCase &c) { return c.outputsOffset4 ? 4 : 0; }
+
 struct AttentionChecker::Prepared {
   DeviceBuffer q, k, v, o, lse, refO, refLse, alibi, cuSeqlens, blockLists, denseBlockMask;
   std::vector<uint16_t> hq, hk, hv;
@@ -321,7 +324,7 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   std::vector<int32_t> prefixSums = ext.cuQ;
   prefixSums.insert(prefixSums.end(), ext.cuK.begin(), ext.cuK.end());
   for (auto [buf, bytes] : {std::pair{&x.q, nq * 2}, {&x.k, nk * 2}, {&x.v, nv * 2},
-                            {&x.o, (no + guard) * 2}, {&x.lse, nl * 4}, {&x.refO, no * 4},
+                            {&x.o, (no + guard) * 2 + 4}, {&x.lse, nl * 4}, {&x.refO, no * 4},
                             {&x.refLse, nl * 4}, {&x.alibi, slopes.size() * 4},
                             {&x.cuSeqlens, prefixSums.size() * 4}})
     if (Status s = buf->allocate(d, bytes); !s)
@@ -341,7 +344,7 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
         !s)
       return s;
   // Poison: 0xFFFF is NaN in bf16 and f16, 0xFFFFFFFF in f32.
-  for (auto [buf, bytes] : {std::pair{&x.o, (no + guard) * 2}, {&x.lse, nl * 4}})
+  for (auto [buf, bytes] : {std::pair{&x.o, (no + guard) * 2 + 4}, {&x.lse, nl * 4}})
     if (Status s = d.check("cuMemsetD8", d.cuMemsetD8(buf->ptr, 0xFF, bytes)); !s)
       return s;
 
@@ -350,7 +353,7 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
   p.q = reinterpret_cast<const void *>(x.q.ptr);
   p.k = reinterpret_cast<const void *>(x.k.ptr);
   p.v = reinterpret_cast<const void *>(x.v.ptr);
-  p.o = reinterpret_cast<void *>(x.o.ptr);
+  p.o = reinterpret_cast<void *>(x.o.ptr + outputOffset(c));
   p.lse = c.withLse ? reinterpret_cast<float *>(x.lse.ptr) : nullptr;
   p.batch = c.batch;
   p.seqQ = c.seqQ;
@@ -484,7 +487,7 @@ Status AttentionChecker::run(const CheckCase &c, CheckResult &r) {
   std::vector<uint16_t> ho(no + guard);
   std::vector<float> hRef(no), hLse(nl), hRefLse(nl);
   for (auto [dst, src, bytes] :
-       {std::tuple{(void *)ho.data(), x.o.ptr, (no + guard) * 2},
+       {std::tuple{(void *)ho.data(), x.o.ptr + outputOffset(c), (no + guard) * 2},
         {(void *)hRef.data(), x.refO.ptr, no * 4}, {(void *)hLse.data(), x.lse.ptr, nl * 4},
         {(void *)hRefLse.data(), x.refLse.ptr, nl * 4}})
     if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(dst, src, bytes)); !s)
@@ -576,18 +579,19 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   DeviceBuffer grads[3];
   const size_t counts[3] = {y.nq, y.nk, y.nv};
   for (int i = 0; i < 3; ++i) {
-    if (Status s = grads[i].allocate(d, (counts[i] + guard) * 2); !s)
+    if (Status s = grads[i].allocate(d, (counts[i] + guard) * 2 + 4); !s)
       return s;
-    if (Status s = d.check("cuMemsetD8", d.cuMemsetD8(grads[i].ptr, 0xFF, (counts[i] + guard) * 2));
+    if (Status s =
+            d.check("cuMemsetD8", d.cuMemsetD8(grads[i].ptr, 0xFF, (counts[i] + guard) * 2 + 4));
         !s)
       return s;
   }
   AttentionBackwardParams bp;
   bp.forward = p;
   bp.dO = reinterpret_cast<const void *>(y.dO.ptr);
-  bp.dQ = reinterpret_cast<void *>(grads[0].ptr);
-  bp.dK = reinterpret_cast<void *>(grads[1].ptr);
-  bp.dV = reinterpret_cast<void *>(grads[2].ptr);
+  bp.dQ = reinterpret_cast<void *>(grads[0].ptr + outputOffset(c));
+  bp.dK = reinterpret_cast<void *>(grads[1].ptr + outputOffset(c));
+  bp.dV = reinterpret_cast<void *>(grads[2].ptr + outputOffset(c));
   for (int i = 0; i < 3; ++i)
     bp.dOStride[i] = p.oStride[i];
   const Extent &ext = x.ext;
@@ -618,7 +622,8 @@ Status AttentionChecker::runBackward(const CheckCase &original, BackwardCheckRes
   for (int i = 0; i < 3; ++i) {
     std::vector<uint16_t> got(counts[i] + guard);
     std::vector<float> ref(counts[i]);
-    if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(got.data(), grads[i].ptr, got.size() * 2));
+    const CUdeviceptr gradient = grads[i].ptr + outputOffset(c);
+    if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(got.data(), gradient, got.size() * 2));
         !s)
       return s;
     if (Status s = d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(ref.data(), refs[i], ref.size() * 4));

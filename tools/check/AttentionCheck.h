@@ -47,6 +47,9 @@ struct CheckCase {
   std::optional<bool> packGQA;
   bool withLse = true;
   bool headMajor = false; // [batch, heads, seq, dim] memory order via strides
+  /// O and the gradients start 4 bytes past a 16-byte boundary, the least
+  /// alignment their contract allows (the kernels' narrow paths).
+  bool outputsOffset4 = false;
   /// Packed variable-length sequences when non-empty (set with setSeqlens):
   /// the tensors are [total, heads, dim] (head-major: [heads, total, dim]).
   std::vector<int64_t> seqlensQ, seqlensK;
