@@ -104,24 +104,51 @@ void BackwardGenerator::emitAlignedOrNot(Value wide, llvm::function_ref<void(uns
 template <typename RowOf>
 void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value rowLimit,
                                   int ptrArg, int strideArg, Value base, Value scale) {
-  for (size_t i = 0; i < c.size(); ++i)
-    for (int64_t h = 0; h < 2; ++h) {
-      Value row = rowOfFragment(int64_t(i), h);
-      emitIf(e.cmpi(CmpIPredicate::slt, row, rowLimit), [&] {
-        Value rowOffset = e.add(base, e.mul(e.toI64(row), arg(strideArg + 1)));
-        Value colOffset = e.toI64(e.mul(quadCol, e.i32(2)));
+  // A quad holds a row, a lane two adjacent columns of each 8: where the
+  // rows are 16-byte aligned (the gradients' contract is 4 bytes), a quad
+  // transpose gives each lane 8 adjacent columns and one 16-byte store
+  // covers them (4-byte stores left the consumers throttled on the LSU
+  // queue: 10% of their time in the d 128 key-block kernel, ncu).
+  emitAlignedOrNot(rowsAligned16(ptrArg, strideArg), [&](unsigned alignment) {
+    const int64_t wideColumns = alignment == 16 ? int64_t(c.empty() ? 0 : c[0].size()) / 4 * 4
+                                                : 0; // (in 8-column groups)
+    for (size_t i = 0; i < c.size(); ++i)
+      for (int64_t h = 0; h < 2; ++h) {
+        std::vector<Value> words;
         for (size_t t = 0; t < c[i].size(); ++t) {
           Value lo = c[i][t][2 * h], hi = c[i][t][2 * h + 1];
           if (scale) {
             lo = e.fmul(lo, scale);
             hi = e.fmul(hi, scale);
           }
-          Value off = e.add(rowOffset, e.add(colOffset, e.i64(int64_t(t) * 8)));
-          e.store(e.packPair(v.elementType, lo, hi),
-                        e.globalElementPtr(arg(ptrArg), off, v.elementType), 4);
+          words.push_back(e.packPair(v.elementType, lo, hi));
         }
-      });
-    }
+        // Every lane shuffles (outside the row test below).
+        std::vector<std::array<Value, 4>> octets;
+        for (int64_t t = 0; t < wideColumns; t += 4)
+          octets.push_back(e.transposeAcrossQuad({words[t], words[t + 1], words[t + 2],
+                                                  words[t + 3]},
+                                                 quadCol));
+        Value row = rowOfFragment(int64_t(i), h);
+        emitIf(e.cmpi(CmpIPredicate::slt, row, rowLimit), [&] {
+          Value rowOffset = e.add(base, e.mul(e.toI64(row), arg(strideArg + 1)));
+          auto at = [&](Value column) {
+            return e.globalElementPtr(arg(ptrArg), e.add(rowOffset, e.toI64(column)),
+                                      v.elementType);
+          };
+          auto quadType = VectorType::get({4}, b.getI32Type());
+          for (size_t o = 0; o < octets.size(); ++o) { // columns 8 (4 o + quadCol) ..
+            Value packed = LLVM::PoisonOp::create(b, loc, quadType);
+            for (int64_t k = 0; k < 4; ++k)
+              packed = LLVM::InsertElementOp::create(b, loc, packed, octets[o][k], e.i32(k));
+            Value column = e.mul(e.add(quadCol, e.i32(int64_t(o) * 4)), e.i32(8));
+            e.store(packed, at(column), 16);
+          }
+          for (size_t t = wideColumns; t < words.size(); ++t)
+            e.store(words[t], at(e.add(e.mul(quadCol, e.i32(2)), e.i32(int64_t(t) * 8))), 4);
+        });
+      }
+  });
 }
 
 void BackwardGenerator::emitBackward() {

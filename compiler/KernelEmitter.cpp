@@ -119,6 +119,25 @@ Value KernelEmitter::shuffleXor(Value v, int64_t laneMask) {
   return gpu::ShuffleOp::create(b, loc, v, laneMask, /*width=*/32, gpu::ShuffleMode::XOR)
       .getShuffleResult();
 }
+std::array<Value, 4> KernelEmitter::transposeAcrossQuad(std::array<Value, 4> x,
+                                                        Value laneInQuad) {
+  // Stage `bit` swaps the off-diagonal blocks of the 4 x 4 [lane][word]
+  // matrix at that scale with the partner lane (lane ^ bit): a lane with the
+  // bit set sends its low block and takes the partner's high one there.
+  for (int64_t bit : {2, 1}) {
+    Value set = cmpi(arith::CmpIPredicate::ne, andi(laneInQuad, i32(bit)), i32(0));
+    for (int64_t lo = 0; lo < 4; ++lo) {
+      if (lo & bit)
+        continue;
+      const int64_t hi = lo | bit;
+      Value received = shuffleXor(select(set, x[lo], x[hi]), bit);
+      x[lo] = select(set, received, x[lo]);
+      x[hi] = select(set, x[hi], received);
+    }
+  }
+  return x;
+}
+
 Value KernelEmitter::broadcastLane0(Value v) {
   return gpu::ShuffleOp::create(b, loc, v, i32(0), i32(32), gpu::ShuffleMode::IDX)
       .getShuffleResult();

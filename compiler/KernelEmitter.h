@@ -74,7 +74,11 @@ public:
   mlir::Value smIdentifiers(); // %nsmid: the SMs (at least; ids may have gaps)
 
   // Warp and block synchronisation.
-  mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask);
+  mlir::Value shuffleXor(mlir::Value f32Value, int64_t laneMask); // (or i32)
+  /// Across the four lanes of a quad (`laneInQuad` = lane & 3): lane q's
+  /// word k becomes lane k's word q (two butterfly stages, four shuffles).
+  std::array<mlir::Value, 4> transposeAcrossQuad(std::array<mlir::Value, 4> words,
+                                                 mlir::Value laneInQuad);
   mlir::Value broadcastLane0(mlir::Value i32Value); // shfl.sync.idx from lane 0
   /// vote.sync.ballot over the full warp: bit l set where lane l's i1 holds.
   mlir::Value ballot(mlir::Value predicate);

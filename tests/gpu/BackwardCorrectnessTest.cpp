@@ -240,10 +240,12 @@ std::vector<CheckCase> backwardPersistentGrid() {
 }
 
 // O and the gradients 4 bytes past a 16-byte boundary (their contract's
-// least alignment): in the atomic form the Δ kernel's 4-byte loads of O and
-// the dQ conversion's 4-byte stores; d 96 leaves lanes of a row idle in the
-// Δ kernel. (JIT only: the forward then stores O without TMA, a variant the
-// tests bundle does not hold.)
+// least alignment): the gradients' 4-byte stores (elsewhere 16 bytes after a
+// quad transpose), and in the atomic form the Δ kernel's 4-byte loads of O
+// and the dQ conversion's 4-byte stores; d 96 leaves lanes of a row idle in
+// the Δ kernel, d 40 has columns past the last whole 32. (JIT only: the
+// forward then stores O without TMA, a variant the tests bundle does not
+// hold.)
 std::vector<CheckCase> backwardOffsetOutputsGrid() {
   std::vector<CheckCase> cases;
   uint64_t seed = 9990;
