@@ -518,7 +518,13 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
     return stepStat(stats, 0, 2 * col + (c & 1), negLse);
   });
   Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
-  std::vector<Value> dVIssued, dKIssued;
+  std::vector<Value> dVIssued, dKIssued, dQIssued;
+  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: `atOnce` chunks in flight with
+  // dK and dV, the rest one at a time after them (registers).
+  const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true, 0};
+  // On wgmma dQ's share goes before dK's product, so staging it overlaps dK
+  // (the consumers waited for both before; H200 fwd+bwd +0-3%).
+  const bool dQFirst = wgmma() && addsDQ() && computesDK();
   if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
     Tiles dropped = p;
     if (v.dropout)
@@ -546,14 +552,27 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
       if (!v.warpSpecialized) // the last step's reduction has read the staged dQ rows
         emitIf(firstThread(), [&] { e.bulkWait(0, /*readOnly=*/true); });
       syncGradScores();
+      if (dQFirst) {
+        e.wgmmaFence(); // registers written since dV's product
+        dQIssued = issueGradQuery(gradScoreBuffer, 0, share.atOnce);
+      }
     }
     dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
   }
-  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: `atOnce` chunks in flight with
-  // dK and dV, the rest one at a time after them (registers).
-  const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true, 0};
-  std::vector<Value> dQIssued = addsDQ() ? issueGradQuery(gradScoreBuffer, 0, share.atOnce)
-                                         : std::vector<Value>();
+  if (dQFirst) { // dV and dQ's share done, dK's product (the last group) still running
+    std::vector<Value> issued = dVIssued;
+    issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
+    issued = e.wgmmaWaitFor(1, issued);
+    if (computesDV())
+      dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
+                       v.headDimV / 8);
+    stageStepGradQuery(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
+                       share, gradScoreBuffer, h, firstQuery);
+    dK = waitFor(0, dKIssued, v.headDimQK / 8);
+    return;
+  }
+  if (addsDQ())
+    dQIssued = issueGradQuery(gradScoreBuffer, 0, share.atOnce);
   // One wait for every accumulator.
   std::vector<Value> issued = dVIssued;
   issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
@@ -567,15 +586,23 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   if (computesDK())
     dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
                      v.headDimQK / 8);
-  if (addsDQ()) {
-    awaitGradQueryStaging();
-    stageGradQuery(std::vector<Value>(dKEnd, issued.end()), 0, firstQuery);
-    for (int64_t c = share.atOnce; c < share.chunks; ++c) { // the rest, one at a time
-      e.wgmmaFence(); // nothing in flight: orders the registers' earlier uses
-      stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
-    }
-    releaseGradQueryStaging(h, firstQuery);
+  if (addsDQ())
+    stageStepGradQuery(std::vector<Value>(dKEnd, issued.end()), share, gradScoreBuffer, h,
+                       firstQuery);
+}
+
+// The step's dQ share into the staging rows for the writer's reduction: the
+// chunks in flight so far (done), then the rest one at a time.
+void BackwardGenerator::stageStepGradQuery(const std::vector<Value> &done,
+                                           const GradQueryShare &share, Value gradScoreBuffer,
+                                           Value headIndex, Value firstQuery) {
+  awaitGradQueryStaging();
+  stageGradQuery(done, 0, firstQuery);
+  for (int64_t c = share.atOnce; c < share.chunks; ++c) {
+    e.wgmmaFence(); // orders the registers' earlier uses
+    stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
   }
+  releaseGradQueryStaging(headIndex, firstQuery);
 }
 
 void BackwardGenerator::storeKeyBlockGradients(const Tiles &dK, const Tiles &dV) {
