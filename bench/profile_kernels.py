@@ -29,9 +29,24 @@ BACKENDS = {"sdpa-cudnn": SDPBackend.CUDNN_ATTENTION,
             "sdpa-flash (FA2)": SDPBackend.FLASH_ATTENTION}
 
 
-def attention_of(name, causal):
+# flashjit's persistent key-block kernel on the default atomic tile's shape.
+PERSISTENT_KEY_TILES = {64: (64, 64, 4, 2, 1, 1, 1), 128: (64, 128, 8, 2, 1, 1, 1)}
+
+
+def attention_of(name, causal, d=None):
+    """flashjit (default), flashjit-atomic (atomic dQ on the default tiles at
+    every length), flashjit-deterministic, flashjit-persistent (atomic dQ,
+    persistent key-block tile of head dim d) or an SDPA backend."""
     if name == "flashjit":
         return lambda q, k, v: flashjit.attention(q, k, v, causal=causal)
+    if name == "flashjit-atomic":
+        return lambda q, k, v: flashjit.attention(q, k, v, causal=causal, atomic_dq=True)
+    if name == "flashjit-deterministic":
+        return lambda q, k, v: flashjit.attention(q, k, v, causal=causal, deterministic=True)
+    if name == "flashjit-persistent":
+        tiles = ((0, 0, 0, 0), PERSISTENT_KEY_TILES[d])
+        return lambda q, k, v: flashjit.attention(q, k, v, causal=causal, atomic_dq=True,
+                                                  backward_tiles=tiles)
     return sdpa_attention(BACKENDS[name], causal)
 
 
@@ -95,7 +110,7 @@ def main():
                                        requires_grad=True) for _ in range(3))
                 grad_out = torch.randn(b, s, h, d, device="cuda", dtype=dtype)
                 for impl in args.impls.split(","):
-                    times, span, bench_us = kernel_times(attention_of(impl, causal), q, k, v,
+                    times, span, bench_us = kernel_times(attention_of(impl, causal, d), q, k, v,
                                                          grad_out, args.steps)
                     total = sum(us for _, us in times.values())
                     lines += [f"## d {d}, s {s}, b {b}, h {h}, "
