@@ -79,8 +79,8 @@ void BackwardGenerator::emitDeltaRows(unsigned oAlignment) {
         sum = e.select(inRow, sum, e.f32(0.0));
       for (int64_t mask = lanesPerRow / 2; mask >= 1; mask /= 2)
         sum = e.fadd(sum, e.shuffleXor(sum, mask));
-      Value first = e.cmpi(CmpIPredicate::eq, octet, e.i32(0));
-      emitIf(arith::AndIOp::create(b, loc, r.valid, first), [&] {
+      Value leadLane = e.cmpi(CmpIPredicate::eq, octet, e.i32(0));
+      emitIf(arith::AndIOp::create(b, loc, r.valid, leadLane), [&] {
         e.store(sum, e.globalElementPtr(arg(kDelta), rowStatsOffset(head, r.row),
                                         b.getF32Type()), 4);
       });
