@@ -4,6 +4,9 @@
 1. Host microseconds a call (median of batches of back-to-back calls on a
    problem too small to keep the GPU busy): flashjit's forward, a training
    step (forward + backward), and SDPA's cuDNN and FLASH_ATTENTION backends.
+   The step's parts alone: the forward with and without autograd, the
+   backward's Python call without autograd, and a no-op custom autograd
+   Function's step (the engine's own cost of a Python Function).
 2. cProfile of flashjit's forward calls and training steps: where the host
    time goes (the library's C calls show as one line each).
 3. On the benchmark's shapes: the median of triton's do_bench (L2 flushed
@@ -75,6 +78,33 @@ def training_steps(q, k, v):
             name + " step": sdpa_step}
 
 
+class _TrivialFunction(torch.autograd.Function):
+    """A custom autograd Function with no work: the engine's cost of one."""
+    @staticmethod
+    def forward(ctx, q, k, v):
+        return q * 1
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return grad_out, None, None
+
+
+def step_parts(q, k, v):
+    """The parts of flashjit's training step, each timed alone: the forward
+    with and without autograd, the backward's Python call (_launch_backward
+    on the forward's O and LSE, no autograd), and a no-op custom Function's
+    step (the autograd engine's own cost)."""
+    from flashjit import functional
+    qg, kg, vg = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    grad_out = torch.randn_like(q)
+    out, lse = flashjit.attention(q, k, v, return_lse=True)
+    return {"flashjit forward, autograd": lambda: flashjit.attention(qg, kg, vg),
+            "flashjit forward, no grad": lambda: flashjit.attention(q, k, v),
+            "flashjit backward call": lambda: functional._launch_backward(
+                q, k, v, out, lse, grad_out, False, None),
+            "no-op Function step": lambda: _TrivialFunction.apply(qg, kg, vg).backward(grad_out)}
+
+
 def kernel_us(fn, runs=20):
     """GPU microseconds a call: the sum of its kernels' times (torch.profiler),
     and the kernels' names."""
@@ -101,6 +131,8 @@ def main():
     result["host_us"] = {name: host_us(fn) for name, fn in calls_of(*tiny).items()}
     result["host_us"].update({name: host_us(fn, calls=50)
                               for name, fn in training_steps(*tiny).items()})
+    result["host_us"].update({name: host_us(fn, calls=50)
+                              for name, fn in step_parts(*tiny).items()})
     print("host microseconds a call (b 1, s 128, h 1, d 128):")
     for name, us in result["host_us"].items():
         print(f"  {name:24s} {us:7.1f}")
