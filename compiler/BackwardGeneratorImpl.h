@@ -224,8 +224,6 @@ private:
   /// Stores them to the staged [step queries x d_qk] f32 rows (the step's
   /// first query `firstQuery`).
   void stageGradQuery(const std::vector<Value> &acc, int64_t first, Value firstQuery);
-  void stageStepGradQuery(const std::vector<Value> &done, const GradQueryShare &share,
-                          Value gradScoreBuffer, Value headIndex, Value firstQuery);
   /// Where dQ column `column` of (sequence-local) query row `row` lives in
   /// the accumulator's row: rotated by 8 · (row / 2 % 4) columns, so a warp's
   /// staging stores (8 columns x 4 rows 2 apart) hit 32 distinct banks.

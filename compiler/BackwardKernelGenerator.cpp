@@ -136,13 +136,9 @@ void BackwardGenerator::storeRows(const Tiles &c, RowOf &&rowOfFragment, Value r
             return e.globalElementPtr(arg(ptrArg), e.add(rowOffset, e.toI64(column)),
                                       v.elementType);
           };
-          auto quadType = VectorType::get({4}, b.getI32Type());
           for (size_t o = 0; o < octets.size(); ++o) { // columns 8 (4 o + quadCol) ..
-            Value packed = LLVM::PoisonOp::create(b, loc, quadType);
-            for (int64_t k = 0; k < 4; ++k)
-              packed = LLVM::InsertElementOp::create(b, loc, packed, octets[o][k], e.i32(k));
             Value column = e.mul(e.add(quadCol, e.i32(int64_t(o) * 4)), e.i32(8));
-            e.store(packed, at(column), 16);
+            e.storeWords(octets[o], at(column), 16);
           }
           for (size_t t = wideColumns; t < words.size(); ++t)
             e.store(words[t], at(e.add(e.mul(quadCol, e.i32(2)), e.i32(int64_t(t) * 8))), 4);
@@ -519,12 +515,11 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
   });
   Tiles keep = v.dropout ? dropoutKeeps(at, p.size(), p[0].size()) : Tiles();
   std::vector<Value> dVIssued, dKIssued, dQIssued;
-  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ: `atOnce` chunks in flight with
-  // dK and dV, the rest one at a time after them (registers).
+  // This warpgroup's share of dQᵀ = Kᵀ dSᵀ (wgmma only: the verifier):
+  // `atOnce` chunks in flight with dV, issued before dK's product so that
+  // staging them overlaps dK (the consumers waited for both before; H200
+  // fwd+bwd +0-3%), the rest one at a time after them (registers).
   const GradQueryShare share = addsDQ() ? gradQueryShare() : GradQueryShare{0, 0, true, 0};
-  // On wgmma dQ's share goes before dK's product, so staging it overlaps dK
-  // (the consumers waited for both before; H200 fwd+bwd +0-3%).
-  const bool dQFirst = wgmma() && addsDQ() && computesDK();
   if (computesDV()) { // dV += (P · keep / (1 − p))ᵀ dO
     Tiles dropped = p;
     if (v.dropout)
@@ -552,57 +547,40 @@ void BackwardGenerator::emitKeyBlockStep(const KeyStep &step, const StepStats &s
       if (!v.warpSpecialized) // the last step's reduction has read the staged dQ rows
         emitIf(firstThread(), [&] { e.bulkWait(0, /*readOnly=*/true); });
       syncGradScores();
-      if (dQFirst) {
-        e.wgmmaFence(); // registers written since dV's product
-        dQIssued = issueGradQuery(gradScoreBuffer, 0, share.atOnce);
-      }
+      e.wgmmaFence(); // registers written since dV's product
+      dQIssued = issueGradQuery(gradScoreBuffer, 0, share.atOnce);
     }
     dKIssued = issuePB(dS, qTile, v.smem.pitchQK, dK);
   }
-  if (dQFirst) { // dV and dQ's share done, dK's product (the last group) still running
+  if (addsDQ()) { // dV and dQ's share done, dK's product (the last group) still running
     std::vector<Value> issued = dVIssued;
     issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
     issued = e.wgmmaWaitFor(1, issued);
     if (computesDV())
       dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
                        v.headDimV / 8);
-    stageStepGradQuery(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
-                       share, gradScoreBuffer, h, firstQuery);
+    awaitGradQueryStaging();
+    stageGradQuery(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()), 0,
+                   firstQuery);
+    for (int64_t c = share.atOnce; c < share.chunks; ++c) { // the rest, one at a time
+      e.wgmmaFence(); // orders the registers' earlier uses
+      stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
+    }
+    releaseGradQueryStaging(h, firstQuery);
     dK = waitFor(0, dKIssued, v.headDimQK / 8);
     return;
   }
-  if (addsDQ())
-    dQIssued = issueGradQuery(gradScoreBuffer, 0, share.atOnce);
   // One wait for every accumulator.
   std::vector<Value> issued = dVIssued;
   issued.insert(issued.end(), dKIssued.begin(), dKIssued.end());
-  issued.insert(issued.end(), dQIssued.begin(), dQIssued.end());
   if (wgmma())
     issued = e.wgmmaWaitFor(0, issued);
-  auto dKEnd = issued.begin() + dVIssued.size() + dKIssued.size();
   if (computesDV())
     dV = toFragments(std::vector<Value>(issued.begin(), issued.begin() + dVIssued.size()),
                      v.headDimV / 8);
   if (computesDK())
-    dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), dKEnd),
+    dK = toFragments(std::vector<Value>(issued.begin() + dVIssued.size(), issued.end()),
                      v.headDimQK / 8);
-  if (addsDQ())
-    stageStepGradQuery(std::vector<Value>(dKEnd, issued.end()), share, gradScoreBuffer, h,
-                       firstQuery);
-}
-
-// The step's dQ share into the staging rows for the writer's reduction: the
-// chunks in flight so far (done), then the rest one at a time.
-void BackwardGenerator::stageStepGradQuery(const std::vector<Value> &done,
-                                           const GradQueryShare &share, Value gradScoreBuffer,
-                                           Value headIndex, Value firstQuery) {
-  awaitGradQueryStaging();
-  stageGradQuery(done, 0, firstQuery);
-  for (int64_t c = share.atOnce; c < share.chunks; ++c) {
-    e.wgmmaFence(); // orders the registers' earlier uses
-    stageGradQuery(e.wgmmaWaitFor(0, issueGradQuery(gradScoreBuffer, c, 1)), c, firstQuery);
-  }
-  releaseGradQueryStaging(headIndex, firstQuery);
 }
 
 void BackwardGenerator::storeKeyBlockGradients(const Tiles &dK, const Tiles &dV) {

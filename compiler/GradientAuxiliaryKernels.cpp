@@ -155,19 +155,15 @@ void BackwardGenerator::emitConvertRows(unsigned dqAlignment) {
       }
       octets.push_back(std::move(o));
     }
-    auto quadType = VectorType::get({4}, b.getI32Type());
     for (const Octet &o : octets) {
-      Value packed = LLVM::PoisonOp::create(b, loc, quadType);
+      SmallVector<Value, 4> words;
       for (int64_t i = 0; i < 4; ++i)
-        packed = LLVM::InsertElementOp::create(
-            b, loc, packed,
-            e.packPair(v.elementType, e.fmul(o.values[2 * i], arg(kScale)),
-                       e.fmul(o.values[2 * i + 1], arg(kScale))),
-            e.i32(i));
+        words.push_back(e.packPair(v.elementType, e.fmul(o.values[2 * i], arg(kScale)),
+                                   e.fmul(o.values[2 * i + 1], arg(kScale))));
       emitIf(o.inside, [&] {
         Value to = e.add(dqBase, e.add(e.mul(e.toI64(o.row), arg(kDQStride0 + 1)),
                                        e.toI64(o.column)));
-        e.store(packed, e.globalElementPtr(arg(kDQ), to, v.elementType), dqAlignment);
+        e.storeWords(words, e.globalElementPtr(arg(kDQ), to, v.elementType), dqAlignment);
       });
     }
   }

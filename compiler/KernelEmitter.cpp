@@ -194,6 +194,14 @@ void KernelEmitter::store(Value value, Value ptr, unsigned alignment) {
   LLVM::StoreOp::create(b, loc, value, ptr, alignment);
 }
 
+void KernelEmitter::storeWords(ArrayRef<Value> words, Value ptr, unsigned alignment) {
+  auto type = VectorType::get({int64_t(words.size())}, b.getI32Type());
+  Value vector = LLVM::PoisonOp::create(b, loc, type);
+  for (size_t i = 0; i < words.size(); ++i)
+    vector = LLVM::InsertElementOp::create(b, loc, vector, words[i], i32(int64_t(i)));
+  store(vector, ptr, alignment);
+}
+
 static void inlinePtx(OpBuilder &b, Location loc, const std::string &text,
                       const std::string &constraints, ValueRange operands) {
   LLVM::InlineAsmOp::create(b, loc, Type(), operands, text, constraints,

@@ -105,6 +105,9 @@ public:
   void stmatrix(mlir::Value sharedPtr, llvm::ArrayRef<mlir::Value> sources, bool transpose);
   /// A plain store (any address space: global, or the staged dQ rows in shared memory).
   void store(mlir::Value value, mlir::Value ptr, unsigned alignment);
+  /// Adjacent i32 words stored as one vector (16-byte aligned: one st.v4;
+  /// less: the backend splits it into stores of that alignment).
+  void storeWords(llvm::ArrayRef<mlir::Value> words, mlir::Value ptr, unsigned alignment);
   /// An f32 from shared memory (4-byte aligned).
   mlir::Value loadSharedF32(mlir::Value sharedPtr);
   /// Bulk asynchronous reduction (sm_90): global[i] += shared[i] over `bytes`
