@@ -92,16 +92,27 @@ class _TrivialFunction(torch.autograd.Function):
 def step_parts(q, k, v):
     """The parts of flashjit's training step, each timed alone: the forward
     with and without autograd, the backward's Python call (_launch_backward
-    on the forward's O and LSE, no autograd), and a no-op custom Function's
-    step (the autograd engine's own cost)."""
-    from flashjit import functional
+    on the forward's O and LSE, no autograd), the library's C calls alone on
+    structs built once (the variant's selection alone, and selection plus
+    launches), and a no-op custom Function's step (the autograd engine's own
+    cost)."""
+    from flashjit import _library, functional
     qg, kg, vg = (t.detach().clone().requires_grad_() for t in (q, k, v))
     grad_out = torch.randn_like(q)
-    out, lse = flashjit.attention(q, k, v, return_lse=True)
-    return {"flashjit forward, autograd": lambda: flashjit.attention(qg, kg, vg),
+    out, lse, forward = functional._launch(q, k, v, False, None, True)
+    backward, *outputs = functional._backward_params(forward, q, k, v, out, lse, grad_out)
+    lib = _library.library()
+    rt, stream = lib.runtime(q.device.index), torch.cuda.current_stream().cuda_stream
+
+    def library_backward(outputs=outputs):  # (the struct's dO and gradients stay alive)
+        lib.attention_backward(rt, backward, stream)
+    return {"library variant (no launch)": lambda: lib.variant(rt, forward),
+            "library forward call": lambda: lib.attention(rt, forward, stream),
+            "library backward call": library_backward,
+            "flashjit forward, autograd": lambda: flashjit.attention(qg, kg, vg),
             "flashjit forward, no grad": lambda: flashjit.attention(q, k, v),
             "flashjit backward call": lambda: functional._launch_backward(
-                q, k, v, out, lse, grad_out, False, None),
+                forward, q, k, v, out, lse, grad_out),
             "no-op Function step": lambda: _TrivialFunction.apply(qg, kg, vg).backward(grad_out)}
 
 

@@ -89,7 +89,7 @@ class Library:
             ctypes.c_void_p, ctypes.POINTER(AttentionBackwardParams), ctypes.c_void_p]
         self.lib.flashjit_variant_name.argtypes = [ctypes.c_void_p, ctypes.POINTER(AttentionParams),
                                                    ctypes.c_char_p, ctypes.c_int64]
-        self._runtimes = {}
+        self.runtimes = {}  # device index -> handle (read without the lock)
         self._lock = threading.Lock()
 
     def error(self):
@@ -98,12 +98,12 @@ class Library:
     def runtime(self, device_key):
         """The runtime for a device; create it while that device's context is current."""
         with self._lock:
-            rt = self._runtimes.get(device_key)
+            rt = self.runtimes.get(device_key)
             if rt is None:
                 handle = ctypes.c_void_p()
                 if self.lib.flashjit_runtime_create(ctypes.byref(handle)) != 0:
                     raise FlashJitError(self.error())
-                rt = self._runtimes[device_key] = handle
+                rt = self.runtimes[device_key] = handle
             return rt
 
     def attention(self, runtime, params, stream):

@@ -8,6 +8,7 @@ def _dtype_name(t):
 
 def check_qkv(q, k, v):
     """Returns (dtype_name, batch, seq_q, seq_k, heads_q, heads_k, d_qk, d_v)."""
+    dtypes = []
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not hasattr(t, "shape") or not hasattr(t, "stride"):
             raise TypeError(f"flashjit: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -17,15 +18,16 @@ def check_qkv(q, k, v):
         if len(t.shape) != 4:
             raise ValueError(f"flashjit: {name} must be 4-D [batch, seq, heads, head_dim], "
                              f"got shape {tuple(t.shape)}")
-        if _dtype_name(t) not in ("float16", "bfloat16"):
-            raise ValueError(f"flashjit: {name} has dtype {_dtype_name(t)}; flashjit supports "
+        dtypes.append(_dtype_name(t))
+        if dtypes[-1] not in ("float16", "bfloat16"):
+            raise ValueError(f"flashjit: {name} has dtype {dtypes[-1]}; flashjit supports "
                              "float16 and bfloat16")
         if t.shape[3] > 1 and t.stride(3) != 1:
             raise ValueError(f"flashjit: the last dimension of {name} must be contiguous "
                              f"(stride 1), got stride {t.stride(3)}; call {name}.contiguous()")
-    if not (_dtype_name(q) == _dtype_name(k) == _dtype_name(v)):
-        raise ValueError(f"flashjit: q, k and v must have the same dtype, got {_dtype_name(q)}, "
-                         f"{_dtype_name(k)}, {_dtype_name(v)}")
+    if not dtypes[0] == dtypes[1] == dtypes[2]:
+        raise ValueError(f"flashjit: q, k and v must have the same dtype, got {dtypes[0]}, "
+                         f"{dtypes[1]}, {dtypes[2]}")
     if not (q.device == k.device == v.device):
         raise ValueError(f"flashjit: q, k and v must be on one device, got {q.device}, "
                          f"{k.device}, {v.device}")
@@ -47,7 +49,7 @@ def check_qkv(q, k, v):
         if d % 8 != 0 or not 8 <= d <= 256:
             raise ValueError(f"flashjit: head_dim {d} of {name} is not supported: it must be a "
                              "multiple of 8 in [8, 256]")
-    return _dtype_name(q), b, sq, sk, hq, hk, dqk, dv
+    return dtypes[0], b, sq, sk, hq, hk, dqk, dv
 
 
 def not_implemented(argument, what):

@@ -60,8 +60,17 @@ class ScoreModifiers:
                 raise TypeError("flashjit: block_mask must be a flashjit.BlockMask or a "
                                 "flex_attention BlockMask")
         self.block_mask = block_mask
+        # No modifier at all: the C struct's zero defaults say so already.
+        self.plain = (isinstance(window_size, (tuple, list)) and tuple(window_size) == (-1, -1)
+                      and isinstance(softcap, (int, float)) and softcap == 0
+                      and alibi_slopes is None
+                      and self.score_mod is None and self.mask_mod is None
+                      and (dropout is None or dropout.p == 0.0) and block_mask is None
+                      and self.mask_mod_block_lists)
 
     def apply(self, p, b, hq, device):
+        if self.plain:
+            return
         left, right, softcap, stride = check_score_modifiers(
             self.window_size, self.softcap, self.alibi_slopes, b, hq, device)
         if left >= 0 or right >= 0:
@@ -101,6 +110,14 @@ class Packing:
         p.seqlens_trusted = 0 if self.check else 1
 
 
+def _set_tensors(p, q, k, v, out, lse):
+    """The C struct's tensor addresses and strides."""
+    p.q, p.k, p.v, p.o = q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()
+    p.lse = lse.data_ptr() if lse is not None else None
+    p.q_stride[:], p.k_stride[:] = q.stride()[:3], k.stride()[:3]
+    p.v_stride[:], p.o_stride[:] = v.stride()[:3], out.stride()[:3]
+
+
 def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, packing=None,
             checked=None):
     """The C struct of one forward call (shapes checked by check_qkv, or its
@@ -113,12 +130,9 @@ def _params(q, k, v, out, lse, causal, softmax_scale, modifiers=_NO_MODIFIERS, p
                          f"{softmax_scale}")
     p = _library.AttentionParams()
     p.dtype = _library.DTYPE_F16 if dtype == "float16" else _library.DTYPE_BF16
-    p.q, p.k, p.v, p.o = q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr()
-    p.lse = lse.data_ptr() if lse is not None else None
+    _set_tensors(p, q, k, v, out, lse)
     p.batch, p.seq_q, p.seq_k, p.heads_q, p.heads_k = b, sq, sk, hq, hk
     p.head_dim_qk, p.head_dim_v = dqk, dv
-    for field, t in (("q_stride", q), ("k_stride", k), ("v_stride", v), ("o_stride", out)):
-        getattr(p, field)[:] = t.stride()[:3]
     p.causal = int(bool(causal))
     p.softmax_scale = float(softmax_scale)
     if packing is not None:
@@ -132,18 +146,39 @@ def _pack_gqa_flag(pack_gqa):
     return 0 if pack_gqa is None else (1 if pack_gqa else -1)
 
 
-def _run(q, call):
-    """Runs call(lib, runtime, stream) on q's device and current stream."""
+_raw_stream = None
+
+
+def _current_stream(torch, index):
+    """The raw handle of the device's current stream (torch's private accessor
+    when it has one: the public one costs tens of microseconds a call)."""
+    global _raw_stream
+    if _raw_stream is None:
+        _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
+            lambda i: torch.cuda.current_stream(i).cuda_stream)
+    return _raw_stream(index)
+
+
+def _run(device, call):
+    """Runs call(lib, runtime, stream) on the device's current stream, with the
+    device current (switched to only when another one is, or to create its
+    runtime)."""
     import torch
 
     lib = _library.library()
-    with torch.cuda.device(q.device):
-        rt = lib.runtime(q.device.index if q.device.index is not None else torch.cuda.current_device())
-        call(lib, rt, torch.cuda.current_stream(q.device).cuda_stream)
+    current = torch.cuda.current_device()
+    index = device.index if device.index is not None else current
+    rt = lib.runtimes.get(index)
+    if rt is None or index != current:
+        with torch.cuda.device(index):
+            call(lib, lib.runtime(index), _current_stream(torch, index))
+        return
+    call(lib, rt, _current_stream(torch, index))
 
 
 def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO_MODIFIERS,
             packing=None, pack_gqa=None):
+    """out, lse and the C struct of one forward call."""
     import torch
 
     # Packed: b = 1 and sq = total_q here, so lse is [1, heads_q, total_q], the layout
@@ -155,41 +190,67 @@ def _launch(q, k, v, causal, softmax_scale, return_lse, tile=None, modifiers=_NO
     p = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing, checked)
     _set_tile(p, tile)
     p.pack_gqa = _pack_gqa_flag(pack_gqa)
-    _run(q, lambda lib, rt, stream: lib.attention(rt, p, stream))
-    return out, lse
+    _run(q.device, lambda lib, rt, stream: lib.attention(rt, p, stream))
+    return out, lse, p
 
 
-def _launch_backward(q, k, v, out, lse, grad_out, causal, softmax_scale, backward_tiles=None,
-                     modifiers=_NO_MODIFIERS, packing=None, atomic_dq=False,
+def _backward_tile(tile):
+    tile = tuple(int(x) for x in tile)
+    if len(tile) not in (4, 5, 6, 7):
+        raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma"
+                         f"[, warp_specialized[, persistent]]]), got {tile}")
+    return tile + (0,) * (7 - len(tile))
+
+
+def _backward_params(forward, q, k, v, out, lse, grad_out, backward_tiles=None, atomic_dq=False,
                      deterministic=False):
-    """dQ, dK, dV of one forward call (flashjit's backward kernels)."""
+    """The C struct of one backward call and its dq, dk, dv. forward: the
+    forward call's C struct (_launch's), reused; the tensors' addresses are read
+    again (saved-tensor hooks may have moved them)."""
     import torch
 
     if grad_out.dtype != q.dtype:  # e.g. a float32 gradient flowing back under autocast
         grad_out = grad_out.to(q.dtype)
     # dO is read with 16-byte loads: a contiguous copy when its layout is odd.
-    if grad_out.stride(-1) != 1 or any(s % 8 for s in grad_out.stride()[:3]) \
+    go_stride = grad_out.stride()
+    if go_stride[3] != 1 or go_stride[0] % 8 or go_stride[1] % 8 or go_stride[2] % 8 \
             or grad_out.data_ptr() % 16:
         grad_out = grad_out.contiguous()
+        go_stride = grad_out.stride()
     dq, dk, dv = (torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
     p = _library.AttentionBackwardParams()
-    p.forward = _params(q, k, v, out, lse, causal, softmax_scale, modifiers, packing)
+    p.forward = forward
+    _set_tensors(p.forward, q, k, v, out, lse)
     p.d_o, p.d_q, p.d_k, p.d_v = (grad_out.data_ptr(), dq.data_ptr(), dk.data_ptr(),
                                   dv.data_ptr())
+    p.d_o_stride[:], p.d_q_stride[:] = go_stride[:3], dq.stride()[:3]
+    p.d_k_stride[:], p.d_v_stride[:] = dk.stride()[:3], dv.stride()[:3]
     p.atomic_dq = 1 if atomic_dq else 0
     p.deterministic = 1 if deterministic else 0
     if backward_tiles is not None:
-        for field, tile in zip(("tile_dq", "tile_dkv"), backward_tiles):
-            tile = tuple(int(x) for x in tile)
-            if len(tile) not in (4, 5, 6, 7):
-                raise ValueError("flashjit: a backward tile is (m, n, warps, stages[, wgmma"
-                                 f"[, warp_specialized[, persistent]]]), got {tile}")
-            getattr(p, field)[:] = tile + (0,) * (7 - len(tile))
-    for field, t in (("d_o_stride", grad_out), ("d_q_stride", dq), ("d_k_stride", dk),
-                     ("d_v_stride", dv)):
-        getattr(p, field)[:] = t.stride()[:3]
-    _run(q, lambda lib, rt, stream: lib.attention_backward(rt, p, stream))
-    return dq, dk, dv
+        p.tile_dq[:], p.tile_dkv[:] = (_backward_tile(t) for t in backward_tiles)
+    # grad_out (perhaps a copy) lives as long as the struct that points to it.
+    return p, grad_out, (dq, dk, dv)
+
+
+def _launch_backward(forward, q, k, v, out, lse, grad_out, backward_tiles=None, atomic_dq=False,
+                     deterministic=False):
+    """dQ, dK, dV of one forward call (flashjit's backward kernels)."""
+    p, grad_out, grads = _backward_params(forward, q, k, v, out, lse, grad_out, backward_tiles,
+                                          atomic_dq, deterministic)
+    _run(q.device, lambda lib, rt, stream: lib.attention_backward(rt, p, stream))
+    return grads
+
+
+class _Call:
+    """A differentiable call's options besides q, k and v (one argument of the
+    autograd Function, whose every argument costs time)."""
+    __slots__ = ("causal", "softmax_scale", "return_lse", "tile", "backward_tiles", "modifiers",
+                 "packing", "atomic_dq", "deterministic", "pack_gqa")
+
+    def __init__(self, **options):
+        for name, value in options.items():
+            setattr(self, name, value)
 
 
 def _autograd_function():
@@ -197,27 +258,24 @@ def _autograd_function():
 
     class Attention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                    modifiers, packing, atomic_dq, deterministic, pack_gqa):
+        def forward(ctx, q, k, v, call):
             # The backward needs the LSE: always computed when gradients are wanted.
-            out, lse = _launch(q, k, v, causal, softmax_scale, True, tile, modifiers, packing,
-                               pack_gqa)
+            out, lse, params = _launch(q, k, v, call.causal, call.softmax_scale, True, call.tile,
+                                       call.modifiers, call.packing, call.pack_gqa)
             ctx.save_for_backward(q, k, v, out, lse)
-            ctx.causal, ctx.softmax_scale = causal, softmax_scale
-            ctx.backward_tiles, ctx.modifiers, ctx.packing = backward_tiles, modifiers, packing
-            ctx.atomic_dq, ctx.deterministic = atomic_dq, deterministic
-            if return_lse:
+            # The struct holds the modifiers' and packing's addresses: call keeps them alive.
+            ctx.call, ctx.params = call, params
+            if call.return_lse:
                 ctx.mark_non_differentiable(lse)
                 return out, lse
             return out
 
         @staticmethod
         def backward(ctx, grad_out, *unused_lse_grad):
-            q, k, v, out, lse = ctx.saved_tensors
-            dq, dk, dv = _launch_backward(q, k, v, out, lse, grad_out, ctx.causal,
-                                          ctx.softmax_scale, ctx.backward_tiles, ctx.modifiers,
-                                          ctx.packing, ctx.atomic_dq, ctx.deterministic)
-            return dq, dk, dv, None, None, None, None, None, None, None, None, None, None
+            call = ctx.call
+            dq, dk, dv = _launch_backward(ctx.params, *ctx.saved_tensors, grad_out,
+                                          call.backward_tiles, call.atomic_dq, call.deterministic)
+            return dq, dk, dv, None
 
     return Attention
 
@@ -296,22 +354,31 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     import torch
 
     global _Attention
-    modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
-                               Dropout(dropout_p, dropout_seed, dropout_offset), block_mask,
-                               mask_mod_block_lists)
+    if (type(window_size) is tuple and window_size == (-1, -1) and type(softcap) in (int, float)
+            and softcap == 0 and alibi_slopes is None and score_mod is None
+            and mask_mod is None and type(dropout_p) in (int, float) and dropout_p == 0
+            and dropout_seed is None and dropout_offset == 0 and block_mask is None
+            and mask_mod_block_lists is True):
+        modifiers = _NO_MODIFIERS  # the common call: nothing to check or set
+    else:
+        modifiers = ScoreModifiers(window_size, softcap, alibi_slopes, score_mod, mask_mod,
+                                   Dropout(dropout_p, dropout_seed, dropout_offset), block_mask,
+                                   mask_mod_block_lists)
     if modifiers.block_mask is not None and modifiers.block_mask.partial_blocks and not (
             causal or mask_mod or tuple(window_size) != (-1, -1)):
         raise ValueError("flashjit: this flex_attention BlockMask keeps some blocks only in part "
                          "(its Python mask_mod), which flashjit cannot run: give the same mask as "
                          "causal=, window_size= or a mask_mod expression (flashjit.modifiers), or "
                          "a BlockMask whose listed blocks are kept whole")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+    if torch.is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in (q, k, v)):
         if _Attention is None:
             _Attention = _autograd_function()
-        return _Attention.apply(q, k, v, causal, softmax_scale, return_lse, tile, backward_tiles,
-                                modifiers, _packing, atomic_dq, deterministic, pack_gqa)
-    out, lse = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing,
-                       pack_gqa)
+        return _Attention.apply(q, k, v, _Call(
+            causal=causal, softmax_scale=softmax_scale, return_lse=return_lse, tile=tile,
+            backward_tiles=backward_tiles, modifiers=modifiers, packing=_packing,
+            atomic_dq=atomic_dq, deterministic=deterministic, pack_gqa=pack_gqa))
+    out, lse, _ = _launch(q, k, v, causal, softmax_scale, return_lse, tile, modifiers, _packing,
+                          pack_gqa)
     return (out, lse) if return_lse else out
 
 
