@@ -700,8 +700,8 @@ Status Runtime::attention(const AttentionParams &params, CUstream stream) {
 }
 
 // Without `deterministic`, dQ is added atomically where that form was
-// measured faster (plain or causal attention at head dims 64..128 from 1024
-// queries and keys on the sm_90a wgmma tiles; flashjit.h); elsewhere
+// measured faster (plain attention from 512 queries and keys, causal from
+// 1024, at head dims 64..128 on the sm_90a wgmma tiles; flashjit.h); elsewhere
 // (modifiers, varlen, short sequences, other targets, backward tiles given)
 // the deterministic kernels run.
 static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardParams &p) {
@@ -715,9 +715,12 @@ static Status chooseQueryGradient(const Runtime::Impl &impl, AttentionBackwardPa
   const bool plain = attentionMask(f) != Mask::Window && f.softcap == 0.0f &&
                      !f.alibiSlopes && f.dropoutP == 0.0f && !f.scoreMod && !f.maskMod &&
                      !f.blockMask.present() && !f.varlen();
-  // From 1024 queries and keys: shorter, a key block has few steps to spread
-  // its fixed cost over (H200, d = 128 causal s = 512: 0.77x the deterministic form).
-  const bool longEnough = std::min(f.seqQ, f.seqK) >= 1024;
+  // Shorter, a key block has few steps to spread its fixed cost over. A causal
+  // key block walks half the queries on average: H200 fwd+bwd at 512 tokens,
+  // the atomic form 1.02-1.05x the deterministic one without a mask, 0.94-1.00x
+  // causal at d = 128 (bench/results/h200-backward-atomic-short-sequences.txt).
+  const int64_t shortest = attentionMask(f) == Mask::Causal ? 1024 : 512;
+  const bool longEnough = std::min(f.seqQ, f.seqK) >= shortest;
   p.atomicQueryGradient = impl.device.arch == "sm_90a" && plain && longEnough && d >= 64 &&
                           d <= 128 &&
                           f.headDimQK % 16 == 0 && f.headDimV % 16 == 0 && !p.tileDQ &&

@@ -153,8 +153,8 @@ Mask attentionMask(const AttentionParams &params);
 /// an fp32 accumulator by bulk reductions (five products); dQ's last bits
 /// vary from run to run. By default (`deterministic` false) the runtime
 /// takes the atomic form where it was measured faster — sm_90a, the larger
-/// head dim 64..128 (both multiples of 16), at least 1024 queries and keys,
-/// no mask but causal, no softcap, ALiBi, dropout, score_mod, mask_mod, block
+/// head dim 64..128 (both multiples of 16), at least 512 queries and keys
+/// (1024 causal), no mask but causal, no softcap, ALiBi, dropout, score_mod, mask_mod, block
 /// mask or varlen, no backward tile given (H200 forward+backward: 1.00-1.13x
 /// the deterministic form, bench/results/h200-backward-atomic-whole-step.md)
 /// — else the deterministic one. The atomic form's fp32 accumulator (a

@@ -306,7 +306,7 @@ def attention(q, k, v, *, causal=False, softmax_scale=None, return_lse=False, ti
     bits vary from run to run) or deterministically (a dQ kernel recomputes S
     and dP; bit-identical gradients). By default flashjit picks the atomic
     form where it was measured faster (plain or causal attention, head dims
-    64..128, from 1024 queries and keys, no backward_tiles, sm_90a; see
+    64..128, from 512 queries and keys (1024 causal), no backward_tiles, sm_90a; see
     flashjit.h), else the deterministic one;
     deterministic=True always takes the deterministic form, atomic_dq=True the
     atomic one (an error where there is none).

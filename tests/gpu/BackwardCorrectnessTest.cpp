@@ -315,8 +315,8 @@ namespace {
 // The kernels each mode runs on sm_90a: deterministic the dQ and dK/dV
 // kernels; with atomicQueryGradient the delta, dK/dV/dQ and conversion ones;
 // by default (neither asked) the atomic ones for plain or causal attention at
-// d <= 128 from 1024 queries and keys, and the deterministic ones with a
-// modifier (softcap), above d = 128, with a tile given or shorter.
+// d <= 128 from 512 queries and keys (causal 1024), and the deterministic ones
+// with a modifier (softcap), above d = 128, with a tile given or shorter.
 TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
   FLASHJIT_REQUIRE_GPU();
   if (Gpu::get().runtime->device().arch != "sm_90a")
@@ -330,6 +330,7 @@ TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
     bool expectAtomic;
     int64_t seqK = 1024;
     bool tileDKV = false;
+    bool causal = true;
   };
   for (const Mode &m : {Mode{"deterministic", false, false, 128, 0.0f, false, false},
                         Mode{"atomic", true, false, 128, 0.0f, false, true},
@@ -340,9 +341,13 @@ TEST(BackwardModes, EachModeRunsItsOwnKernelsOnHopper) {
                         Mode{"default, dQ tile given", false, true, 128, 0.0f, true, false},
                         Mode{"default, dK/dV tile given", false, true, 128, 0.0f, false, false,
                              1024, true},
-                        Mode{"default, 1000 keys", false, true, 128, 0.0f, false, false, 1000}}) {
+                        Mode{"default, 1000 keys", false, true, 128, 0.0f, false, false, 1000},
+                        Mode{"default, no mask, 600 keys", false, true, 128, 0.0f, false, true,
+                             600, false, false},
+                        Mode{"default, no mask, 500 keys", false, true, 128, 0.0f, false, false,
+                             500, false, false}}) {
     SCOPED_TRACE(m.name);
-    CheckCase c = gridCase({1, 1031, m.seqK, 8, 2}, m.headDim, true, 9998);
+    CheckCase c = gridCase({1, 1031, m.seqK, 8, 2}, m.headDim, m.causal, 9998);
     c.atomicQueryGradient = m.atomic;
     c.defaultQueryGradient = m.byDefault;
     c.softcap = m.softcap;
