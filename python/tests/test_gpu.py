@@ -157,6 +157,24 @@ def test_gradients_are_deterministic_and_lse_is_not_differentiable():
     assert out.requires_grad and not lse.requires_grad
 
 
+def test_backward_reads_tensors_that_saved_tensor_hooks_moved():
+    # The backward reuses the forward's C struct; its addresses must be those
+    # of the tensors autograd hands back (here copies: the originals are
+    # poisoned after the forward, so stale addresses would give NaN).
+    q, k, v = (torch.randn(2, 300, 4, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    grad_out = torch.randn_like(q)
+    _, want = _gradients(lambda q, k, v: flashjit.attention(q, k, v, causal=True,
+                                                            deterministic=True), q, k, v, grad_out)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
+        out = flashjit.attention(*leaves, causal=True, deterministic=True)
+    for t in leaves:
+        t.data.fill_(float("nan"))
+    out.backward(grad_out)
+    for name, leaf, ref in zip(("dq", "dk", "dv"), leaves, want):
+        assert torch.equal(leaf.grad, ref), name
+
+
 def test_multihead_attention_is_a_drop_in():
     torch.manual_seed(0)
     ref = torch.nn.MultiheadAttention(512, 8, batch_first=True, device="cuda", dtype=torch.bfloat16)
