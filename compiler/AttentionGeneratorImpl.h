@@ -223,6 +223,8 @@ protected:
   void stageOutputRow(const std::vector<std::vector<Fragment>> &o, int64_t i, int64_t h,
                       Value inv);
   void storeStagedOutput();
+  bool defersStoreWait() const;          // the O store's wait moves into the next tile
+  void handBackStagedQuery(Value tilesDone);
   Value quadReduce(Value x, bool isMax);
   Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
 

@@ -247,9 +247,13 @@ void Generator::emitWarpSpecializedMainLoop() {
       e.mbarrierInit(queryFullBarrier(slot), 1);
       // Q empty: every consumer warp after its last Q Kᵀ, or (tma_store) each
       // warpgroup once its O, staged where Q was, has left (persistent: each
-      // warp then, see storeStagedOutput).
-      e.mbarrierInit(queryEmptyBarrier(slot),
-                     v.tmaStore && !v.persistent ? consumerWarps / 4 : consumerWarps);
+      // warp then, and with two Q slots each warp plus each warpgroup's
+      // storing thread; see storeStagedOutput).
+      const int64_t arrivals = !v.tmaStore         ? consumerWarps
+                               : !v.persistent     ? consumerWarps / 4
+                               : defersStoreWait() ? consumerWarps + consumerWarps / 4
+                                                   : consumerWarps;
+      e.mbarrierInit(queryEmptyBarrier(slot), arrivals);
     }
     for (int64_t s = 0; s < v.stages; ++s) {
       Value slot = e.i32(s);
@@ -416,13 +420,17 @@ void Generator::emitConsumer() {
       e.mbarrierWait(queryFullBarrier(querySlot), queryPhaseOf(tilesDone));
     Value any = e.cmpi(CmpIPredicate::sgt, numBlocks, e.i32(0));
 
-    // Block 0: scores and softmax only (O is still zero).
+    // Block 0: scores and softmax only (O is still zero). The last tile's O
+    // store is waited for while its Q Kᵀ runs.
+    if (defersStoreWait())
+      emitIf(e.logicalNot(any), [&] { handBackStagedQuery(tilesDone); });
     withState(any, [&] {
       Value slot = slotOf(blocksDone);
       e.mbarrierWait(stageBarrier(slot, kKeyFull), parityOf(blocksDone));
       beginIssue();
       std::vector<Value> issued = issueScoresWgmma(e.mul(slot, e.i32(v.smem.stageBytes)));
       endIssue();
+      handBackStagedQuery(tilesDone);
       std::vector<Value> s = e.wgmmaWaitFor(0, issued);
       release(stageBarrier(slot, kKeyEmpty));
       scoresToP(s, e.i32(0), v.n);
@@ -514,6 +522,9 @@ void Generator::emitConsumer() {
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
   });
+  if (defersStoreWait()) // the last tile's O store reads shared memory until it is done
+    emitIf(e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)),
+           [&] { e.bulkWait(0, /*readOnly=*/true); });
   emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), beginIssue);
 }
 
@@ -540,7 +551,10 @@ void Generator::stageOutputRow(const std::vector<std::vector<Fragment>> &o, int6
 // past seq_q and columns past d_v are clipped by the tensor map. That thread
 // then waits until the store has read shared memory and hands the Q tile
 // back to the producer (the next tile's Q lands there); persistent, every
-// warp does after a second warpgroup barrier.
+// warp does after a second warpgroup barrier. With two Q slots (persistent)
+// the slot is not needed before the tile after next: the warps hand it back
+// at once and the storing thread waits for the store during the next tile
+// (handBackStagedQuery), so the warpgroup does not wait for it.
 void Generator::storeStagedOutput() {
   e.fenceProxyAsyncShared(); // the generic-proxy writes, before TMA reads them
   Value warpgroup = e.shrui(warp, 2);
@@ -559,18 +573,42 @@ void Generator::storeStagedOutput() {
                   tensorMapBatch()});
     }
     e.bulkCommit();
+    if (defersStoreWait())
+      return; // handBackStagedQuery waits, during the next tile
     e.bulkWait(0, /*readOnly=*/true);
     if (!v.persistent)
       e.mbarrierArrive(queryEmptyBarrier(querySlot));
   });
   if (!v.persistent)
     return;
+  if (defersStoreWait()) { // each warp is done with the slot's rows and tile word
+    emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+           [&] { e.mbarrierArrive(queryEmptyBarrier(querySlot)); });
+    return;
+  }
   // Persistent: each warp's lane 0 read the next tile's index from shared
   // memory (emitTileLoop), so that lane hands Q (and the word) back itself,
   // once the store has read the rows.
   e.namedBarrierSync(stagedBarrier, 128);
   emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
          [&] { e.mbarrierArrive(queryEmptyBarrier(querySlot)); });
+}
+
+bool Generator::defersStoreWait() const {
+  return v.tmaStore && v.persistent && v.smem.querySlots == 2;
+}
+
+// The last tile's staged O (tilesDone > 0): its warpgroup's storing thread
+// waits until the store has read it and hands the Q slot back.
+void Generator::handBackStagedQuery(Value tilesDone) {
+  if (!defersStoreWait())
+    return;
+  Value storing = e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
+  Value after = e.cmpi(CmpIPredicate::sgt, tilesDone, e.i32(0));
+  emitIf(arith::AndIOp::create(b, loc, storing, after), [&] {
+    e.bulkWait(0, /*readOnly=*/true);
+    e.mbarrierArrive(queryEmptyBarrier(querySlotOf(e.sub(tilesDone, e.i32(1)))));
+  });
 }
 
 } // namespace flashjit::detail

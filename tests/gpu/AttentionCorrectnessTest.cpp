@@ -124,8 +124,7 @@ INSTANTIATE_TEST_SUITE_P(Grid, HopperQkWgmma, ::testing::ValuesIn(wgmmaGrid()), 
 // Persistent blocks that walk many tiles each (the grid above has at most a
 // few tiles a block): ~1000 tiles on a grid of the SMs' resident blocks, taken
 // from the tile counter; causal rows of 1 to 12 key blocks; GQA; odd lengths.
-// Two consumer warpgroups with and without TMA stores, one with, three
-// without. The third shape is small enough for compute-sanitizer and still
+// Two and three consumer warpgroups with and without TMA stores, one with. The third shape is small enough for compute-sanitizer and still
 // has more tiles (160 or 320) than an H100/H200 holds blocks, so the blocks
 // take a second tile and its Q slot.
 std::vector<CheckCase> persistentManyTilesGrid() {
@@ -139,7 +138,9 @@ std::vector<CheckCase> persistentManyTilesGrid() {
                                     TileConfig{128, 128, 8, 2, true, true, true, true, true},
                                     TileConfig{64, 128, 4, 2, true, true, true, true, true},
                                     TileConfig{192, d <= 64 ? 128 : 64, 12, 2, true, true, true,
-                                               true, false}}) {
+                                               true, false},
+                                    TileConfig{192, d <= 64 ? 128 : 64, 12, 2, true, true, true,
+                                               true, true}}) {
           CheckCase c = gridCase(s, d, causal, seed++);
           c.tile = t;
           cases.push_back(c);
