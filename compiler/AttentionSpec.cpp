@@ -244,8 +244,13 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
     return forwardLayout(spec.headDimQK, spec.headDimV, c, maxSharedMemory).querySlots == 2;
   };
   // Short rows: persistent, 128 keys a step; O by TMA stores where a second
-  // Q tile fits (else Q would wait for the store: per-thread stores).
-  if (d <= 128 && seqK <= 2048) {
+  // Q tile fits (else Q would wait for the store: per-thread stores). Not
+  // causal at d = 128 up to 4096 keys too, since the O store's wait moved
+  // into the next tile (H200 bf16 4096 keys: 616 against 591 TFLOP/s for
+  // 192 keys a step, one tile a block; bench/results/
+  // h200-forward-deferred-store-wait.md).
+  const int64_t shortRows = !causal && d > 64 ? 4096 : 2048;
+  if (d <= 128 && seqK <= shortRows) {
     t.persistent = true;
     t.n = std::min<int64_t>(t.n, 128);
     t.tmaStore = t.tmaStore && twoQueryTiles(t);

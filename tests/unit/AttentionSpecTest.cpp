@@ -70,14 +70,14 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwspsts");
   EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwsts");
   EXPECT_EQ(fitted(4097, wide), tileName(wide));
-  s.mask = Mask::None;
+  s.mask = Mask::None; // (not causal, up to 4096 keys)
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwspsts");
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwspsts");
-  EXPECT_EQ(fitted(2049, wide), tileName(wide));
-  EXPECT_EQ(fitted(4095, wide), tileName(wide));
-  EXPECT_EQ(fitted(4096, wide), "m128n192w8s2gpwsts"); // long: 192 keys a step
+  EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwspsts");
+  EXPECT_EQ(fitted(4097, wide, 4095), tileName(wide));
+  EXPECT_EQ(fitted(4097, wide), "m128n192w8s2gpwsts"); // long: 192 keys a step
   TileConfig small = wide;
-  fitTileToProblemSize(small, s, 4096, 4096, 227 * 1024 - 4096); // unless they do not fit
+  fitTileToProblemSize(small, s, 4097, 4097, 227 * 1024 - 4096); // unless they do not fit
   EXPECT_EQ(tileName(small), tileName(wide));
   // Where the second Q tile does not fit, no TMA stores (they would hold Q).
   small = wide;
