@@ -225,6 +225,7 @@ protected:
   void storeStagedOutput();
   bool defersStoreWait() const;          // the O store's wait moves into the next tile
   void handBackStagedQuery(Value tilesDone);
+  Value isStoringThread();
   Value quadReduce(Value x, bool isMax);
   Value rowOf(int64_t mTile, int64_t half); // absolute query row of a thread's fragment row
 

@@ -523,8 +523,7 @@ void Generator::emitConsumer() {
     return numBlocks;
   });
   if (defersStoreWait()) // the last tile's O store reads shared memory until it is done
-    emitIf(e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0)),
-           [&] { e.bulkWait(0, /*readOnly=*/true); });
+    emitIf(isStoringThread(), [&] { e.bulkWait(0, /*readOnly=*/true); });
   emitIf(e.cmpi(CmpIPredicate::eq, warpgroup, e.i32(0)), beginIssue);
 }
 
@@ -561,8 +560,7 @@ void Generator::storeStagedOutput() {
   // Named barriers 1 .. warpgroups take the ping-pong turns.
   Value stagedBarrier = e.add(warpgroup, e.i32(1 + v.warps / 4));
   e.namedBarrierSync(stagedBarrier, 128);
-  Value first = e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
-  emitIf(first, [&] {
+  emitIf(isStoringThread(), [&] {
     const int64_t rows = abi::kTensorMapOutputRows;
     Value firstRow = e.add(firstQueryRow, e.mul(warpgroup, e.i32(rows)));
     Value rowInBlock = e.add(queryTile, e.mul(warpgroup, e.i32(rows * 128)));
@@ -594,6 +592,11 @@ void Generator::storeStagedOutput() {
          [&] { e.mbarrierArrive(queryEmptyBarrier(querySlot)); });
 }
 
+// The thread that stores its warpgroup's staged O (the warpgroup's first).
+Value Generator::isStoringThread() {
+  return e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
+}
+
 bool Generator::defersStoreWait() const {
   return v.tmaStore && v.persistent && v.smem.querySlots == 2;
 }
@@ -603,9 +606,8 @@ bool Generator::defersStoreWait() const {
 void Generator::handBackStagedQuery(Value tilesDone) {
   if (!defersStoreWait())
     return;
-  Value storing = e.cmpi(CmpIPredicate::eq, e.andi(tid, e.i32(127)), e.i32(0));
   Value after = e.cmpi(CmpIPredicate::sgt, tilesDone, e.i32(0));
-  emitIf(arith::AndIOp::create(b, loc, storing, after), [&] {
+  emitIf(arith::AndIOp::create(b, loc, isStoringThread(), after), [&] {
     e.bulkWait(0, /*readOnly=*/true);
     e.mbarrierArrive(queryEmptyBarrier(querySlotOf(e.sub(tilesDone, e.i32(1)))));
   });

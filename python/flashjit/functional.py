@@ -60,16 +60,9 @@ class ScoreModifiers:
                 raise TypeError("flashjit: block_mask must be a flashjit.BlockMask or a "
                                 "flex_attention BlockMask")
         self.block_mask = block_mask
-        # No modifier at all: the C struct's zero defaults say so already.
-        self.plain = (isinstance(window_size, (tuple, list)) and tuple(window_size) == (-1, -1)
-                      and isinstance(softcap, (int, float)) and softcap == 0
-                      and alibi_slopes is None
-                      and self.score_mod is None and self.mask_mod is None
-                      and (dropout is None or dropout.p == 0.0) and block_mask is None
-                      and self.mask_mod_block_lists)
 
     def apply(self, p, b, hq, device):
-        if self.plain:
+        if self is _NO_MODIFIERS:  # (attention picks it for plain calls) the struct's zeros say so
             return
         left, right, softcap, stride = check_score_modifiers(
             self.window_size, self.softcap, self.alibi_slopes, b, hq, device)
