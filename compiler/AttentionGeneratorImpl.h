@@ -46,6 +46,14 @@ struct VisibleColumns {
   Value lo, hi;
 };
 
+/// What one block's online softmax did to the running max: O is to be
+/// rescaled by `alpha` (one per fragment row) where `rescaled` (i32, this
+/// thread's rows) is non-zero; null `rescaled`: always.
+struct SoftmaxUpdate {
+  std::vector<Value> alpha;
+  Value rescaled;
+};
+
 struct Variant {
   KernelKind kind = KernelKind::Forward;
   int64_t headDimQK, headDimV;
@@ -169,13 +177,17 @@ protected:
                       MaskedScores &&maskedScores);
   /// The forward's S of the key block at `kvStart` to the P that multiplies
   /// V: modifiers, mask, online softmax, dropout; returns emitOnlineSoftmax's.
-  std::vector<Value> emitProbabilities(std::vector<std::vector<Fragment>> &s, Value kvStart,
-                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum,
-                                       int64_t columns = 0);
+  SoftmaxUpdate emitProbabilities(std::vector<std::vector<Fragment>> &s, Value kvStart,
+                                  std::vector<Value> &rowMax, std::vector<Value> &rowSum,
+                                  int64_t columns = 0, double lazyRescale = 0);
   /// Turns S into P in place and updates the row max and sum; returns the
   /// factor per fragment row (2 per 16-row tile) by which O must be rescaled.
-  std::vector<Value> emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
-                                       std::vector<Value> &rowMax, std::vector<Value> &rowSum);
+  /// With `lazyRescale` > 0 a row keeps its max until the block's exceeds it
+  /// by more than that (log2 units): P stays below 2^lazyRescale, and O need
+  /// not be rescaled while `rescaled` is 0.
+  SoftmaxUpdate emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                                  std::vector<Value> &rowMax, std::vector<Value> &rowSum,
+                                  double lazyRescale = 0);
   void rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha);
   /// Issues C = A Bᵀ on wgmma (fence, k-steps, commit) for this warpgroup's
   /// 64 rows of the swizzled tile at byte offset `aTile` (null: 0; `aRows`

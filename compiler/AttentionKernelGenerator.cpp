@@ -223,16 +223,17 @@ ScorePlacement Generator::queryRowPlacement(Value kvStart, int64_t columns) {
   return at;
 }
 
-std::vector<Value> Generator::emitProbabilities(std::vector<std::vector<Fragment>> &s,
-                                                Value kvStart, std::vector<Value> &rowMax,
-                                                std::vector<Value> &rowSum, int64_t columns) {
+SoftmaxUpdate Generator::emitProbabilities(std::vector<std::vector<Fragment>> &s, Value kvStart,
+                                           std::vector<Value> &rowMax,
+                                           std::vector<Value> &rowSum, int64_t columns,
+                                           double lazyRescale) {
   ScorePlacement at = queryRowPlacement(kvStart, columns);
   emitScoreModifiers(s, at);
   emitPlacedMask(s, at);
-  std::vector<Value> alpha = emitOnlineSoftmax(s, rowMax, rowSum);
+  SoftmaxUpdate update = emitOnlineSoftmax(s, rowMax, rowSum, lazyRescale);
   if (v.dropout) // after the row sums; 1 / (1 − p) waits for the epilogue
     applyDropout(s, at, Value());
-  return alpha;
+  return update;
 }
 
 Value Generator::quadReduce(Value x, bool isMax) {
@@ -246,24 +247,35 @@ Value Generator::quadReduce(Value x, bool isMax) {
 // Online softmax in the log2 domain: s' = s * scale * log2(e). Rows keep their
 // running max m (already scaled) and a thread-partial running sum l; O is to be
 // rescaled by alpha = exp2(m_old - m_new). Turns S into P in place.
-std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
-                                                std::vector<Value> &rowMax,
-                                                std::vector<Value> &rowSum) {
+SoftmaxUpdate Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment>> &s,
+                                           std::vector<Value> &rowMax,
+                                           std::vector<Value> &rowSum, double lazyRescale) {
   Value scaleLog2 = softmaxScaleLog2();
   Value zero = e.f32(0.0);
   Value minusInf = e.negInf();
-  std::vector<Value> alphas;
+  // Fragment row (i, h)'s running max with this block's scores.
+  auto maxWithBlock = [&](int64_t i, int64_t h) {
+    const int64_t tiles = int64_t(s[i].size()); // (n / 8, or fewer: narrowed blocks)
+    Value mx = s[i][0][2 * h];
+    for (int64_t t = 0; t < tiles; ++t)
+      for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
+        if (t || c != 2 * h)
+          mx = e.fmax(mx, s[i][t][c]);
+    mx = quadReduce(mx, /*isMax=*/true);
+    return e.fmax(rowMax[size_t(2 * i + h)], e.fmul(mx, scaleLog2));
+  };
+  SoftmaxUpdate update;
+  Value anyMoved; // lazy: does a row of this thread move its max
   for (int64_t i = 0; i < v.mTilesPerWarp; ++i)
     for (int64_t h = 0; h < 2; ++h) {
-      const int64_t tiles = int64_t(s[i].size()); // (n / 8, or fewer: narrowed blocks)
-      Value mx = s[i][0][2 * h];
-      for (int64_t t = 0; t < tiles; ++t)
-        for (int64_t c = 2 * h; c < 2 * h + 2; ++c)
-          if (t || c != 2 * h)
-            mx = e.fmax(mx, s[i][t][c]);
-      mx = quadReduce(mx, /*isMax=*/true);
+      const int64_t tiles = int64_t(s[i].size());
       Value &m = rowMax[2 * i + h];
-      Value mNew = e.fmax(m, e.fmul(mx, scaleLog2));
+      Value mNew = maxWithBlock(i, h);
+      if (lazyRescale > 0) { // the row keeps its max unless the block's outgrows it
+        Value moved = e.cmpf(CmpFPredicate::OGT, mNew, e.fadd(m, e.f32(lazyRescale)));
+        mNew = e.select(moved, mNew, m);
+        anyMoved = anyMoved ? arith::OrIOp::create(b, loc, anyMoved, moved).getResult() : moved;
+      }
       // A row that has seen only masked keys keeps m = -inf; subtract 0 then so
       // exp2 gets -inf (giving 0) rather than NaN.
       Value mUse = e.select(e.cmpf(CmpFPredicate::OEQ, mNew, minusInf), zero, mNew);
@@ -277,10 +289,12 @@ std::vector<Value> Generator::emitOnlineSoftmax(std::vector<std::vector<Fragment
           sum = e.fadd(sum, p);
         }
       rowSum[2 * i + h] = e.fma(rowSum[2 * i + h], alpha, sum);
-      alphas.push_back(alpha);
+      update.alpha.push_back(alpha);
       m = mNew;
     }
-  return alphas;
+  if (anyMoved)
+    update.rescaled = arith::ExtUIOp::create(b, loc, b.getI32Type(), anyMoved);
+  return update;
 }
 
 void Generator::rescale(std::vector<std::vector<Fragment>> &o, const std::vector<Value> &alpha) {
@@ -531,7 +545,7 @@ void Generator::emitSynchronousMainLoop() {
     Value slot = v.stages == 1 ? e.i32(0) : e.remui(j, e.i32(v.stages));
     Value slotOffset = e.mul(slot, e.i32(v.smem.stageBytes));
     auto s = v.qkWgmma ? emitScoresWgmma(slotOffset) : emitScores(slotOffset);
-    rescale(o, emitProbabilities(s, keyBlockStart(j), rowMax, rowSum));
+    rescale(o, emitProbabilities(s, keyBlockStart(j), rowMax, rowSum).alpha);
     if (v.pvWgmma)
       emitPVWgmma(s, o, slotOffset);
     else

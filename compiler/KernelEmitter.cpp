@@ -5,6 +5,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <limits>
@@ -148,6 +149,13 @@ Value KernelEmitter::ballot(Value predicate) {
 }
 Value KernelEmitter::popCount(Value x) { return LLVM::CtPopOp::create(b, loc, x); }
 void KernelEmitter::barrier() { gpu::BarrierOp::create(b, loc); }
+void KernelEmitter::endBlockAfter(Value x) {
+  auto ifOp = scf::IfOp::create(b, loc, cmpf(arith::CmpFPredicate::UNO, x, x),
+                                /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  NVVM::NanosleepOp::create(b, loc, i32(0));
+}
 void KernelEmitter::namedBarrierSync(Value id, int64_t threads) {
   NVVM::BarrierOp::create(b, loc, TypeRange{}, id, i32(threads), {}, Value{});
 }

@@ -84,6 +84,11 @@ public:
   mlir::Value ballot(mlir::Value predicate);
   mlir::Value popCount(mlir::Value i32Value);
   void barrier();
+  /// Ends the basic block after the code computing `x` (f32) with a branch
+  /// on it that is taken only for NaN (to a nanosleep 0): ptxas moves
+  /// instructions such as wgmma.wait_group up to the top of their block, and
+  /// no further.
+  void endBlockAfter(mlir::Value x);
   /// Named barrier `id` (1..15) among `threads` threads: wait for all / only arrive.
   void namedBarrierSync(mlir::Value id, int64_t threads);
   void namedBarrierArrive(mlir::Value id, int64_t threads);

@@ -10,7 +10,10 @@
 //   * warpgroups 1.. are consumers (64 query rows each, more registers):
 //     S = Q Kᵀ from shared memory and O += P V with P in registers, both on
 //     wgmma. Step j issues Q K_jᵀ and P_{j-1} V_{j-1} back to back and runs the
-//     softmax of S_j while the P V product is still on the tensor cores;
+//     softmax of S_j while the P V product is still on the tensor cores
+//     (from head dim 128; below, ptxas's order, P V waited for first, is
+//     faster); from head dim 128 too, O is rescaled only where a row's
+//     max grew by more than 2^8 (lazy rescaling);
 //   * the consumer warpgroups take turns issuing their GEMMs (ping-pong
 //     on named barriers), so one's softmax runs while the others' GEMMs
 //     keep the tensor cores busy.
@@ -353,13 +356,20 @@ void Generator::emitConsumer() {
   };
   // S_j = Q K_jᵀ of the block's first `keys` keys, masked and turned into
   // P_j (the P of keys past them zero); returns the rescale factors.
+  // From head dim 128 on, where O's rescale costs most (d 64: slower), a
+  // row keeps its softmax max until a block's exceeds it by 2^8 (P < 256),
+  // and O is rescaled only by threads whose rows moved it; and the wait for
+  // P V is kept below the softmax, which then overlaps P V (ptxas otherwise
+  // hoists the wait above it). H200: bench/results/h200-forward-lazy-rescale.md.
+  const bool largeHeadDim = v.headDimV >= 128;
+  const double lazyRescale = largeHeadDim ? 8.0 : 0.0;
   auto scoresToP = [&](std::vector<Value> s, Value block, int64_t keys) {
     auto frags = toFragments(s, keys / 8);
-    std::vector<Value> alpha =
-        emitProbabilities(frags, keyBlockStart(block), rowMax, rowSum, keys);
+    SoftmaxUpdate update =
+        emitProbabilities(frags, keyBlockStart(block), rowMax, rowSum, keys, lazyRescale);
     p = packP(frags[0]);
     p.resize(size_t(v.n / 16), {zeroPacked, zeroPacked, zeroPacked, zeroPacked});
-    return alpha;
+    return update;
   };
   auto withState = [&](Value cond, auto &&body) { // if (cond) body(); state flows out
     SmallVector<Value> before = flatten();
@@ -451,22 +461,52 @@ void Generator::emitConsumer() {
       endIssue();
       s = e.wgmmaWaitFor(1, s);
       release(stageBarrier(slot, kKeyEmpty));
-      std::vector<Value> alpha = scoresToP(s, j, keys);
+      SoftmaxUpdate update = scoresToP(s, j, keys);
+      std::vector<Value> &alpha = update.alpha;
       // The row statistics go through the wait with O: otherwise LLVM is free
-      // to sink the softmax below it, and nothing would overlap P V. (Not P:
-      // redefining wgmma A registers there makes ptxas serialize the wgmmas.)
+      // to sink the softmax below it. (Not P: redefining wgmma A registers
+      // there makes ptxas serialize the wgmmas.) ptxas in turn hoists the
+      // wait to the top of its basic block; from head dim 128 a block ends
+      // after the softmax (a branch on the row sums), so the softmax runs
+      // while P V does.
+      std::vector<Value> rescaled;
+      if (update.rescaled)
+        rescaled.push_back(update.rescaled);
+      if (largeHeadDim) {
+        Value sums = rowSum[0];
+        for (size_t r = 1; r < rowSum.size(); ++r)
+          sums = e.fadd(sums, rowSum[r]);
+        e.endBlockAfter(sums);
+      }
       std::vector<Value> waited(oInFlight);
-      for (auto *stats : {&rowMax, &rowSum, &alpha})
+      for (auto *stats : {&rowMax, &rowSum, &alpha, &rescaled})
         waited.insert(waited.end(), stats->begin(), stats->end());
       waited = e.wgmmaWaitFor(0, waited);
       auto next = waited.begin();
-      for (auto *values : {&o, &rowMax, &rowSum, &alpha})
+      for (auto *values : {&o, &rowMax, &rowSum, &alpha, &rescaled})
         for (Value &x : *values)
           x = *next++;
       release(stageBarrier(previousSlot, kValueEmpty));
-      auto oFrags = toFragments(o, v.nTilesO);
-      rescale(oFrags, alpha);
-      o = fromFragments(oFrags);
+      auto rescaleO = [&] {
+        auto oFrags = toFragments(o, v.nTilesO);
+        rescale(oFrags, alpha);
+        o = fromFragments(oFrags);
+      };
+      if (rescaled.empty()) {
+        rescaleO();
+      } else { // only where one of this thread's rows moved its max
+        auto ifOp = scf::IfOp::create(b, loc, ValueRange(o).getTypes(),
+                                      e.cmpi(CmpIPredicate::ne, rescaled[0], e.i32(0)),
+                                      /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(ifOp.elseBlock());
+        scf::YieldOp::create(b, loc, o);
+        b.setInsertionPointToStart(ifOp.thenBlock());
+        rescaleO();
+        scf::YieldOp::create(b, loc, o);
+        b.setInsertionPointAfter(ifOp);
+        o.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+      }
     };
     // Where the diagonal may narrow, the last block (from the second on) is
     // taken after the loop, narrowed or not.

@@ -110,6 +110,32 @@ std::vector<CheckCase> mmaSyncGrid() {
 INSTANTIATE_TEST_SUITE_P(MmaSync, AttentionCorrectness, ::testing::ValuesIn(mmaSyncGrid()),
                          caseName);
 
+// Scores of large spread (Q and K from [-8, 8)): row maxima that move by
+// more than 2^8 from one key block to the next and rows dominated by a few
+// keys. On Hopper from head dim 128 the default kernels rescale O lazily
+// (only when a row's max grew past that): these cases take both the rescale
+// and the skip often. Default tiles (the runtime's), both dtypes.
+std::vector<CheckCase> largeScoresGrid() {
+  const Shape shapes[] = {{3, 1000, 1000, 4, 2}, {1, 17, 1500, 2, 2}, {2, 4097, 4097, 2, 1},
+                          {1, 1531, 300, 3, 3}};
+  std::vector<CheckCase> cases;
+  uint64_t seed = 9500;
+  for (int64_t d : {64, 128, 192, 256})
+    for (bool causal : {false, true})
+      for (const Shape &s : shapes)
+        for (DType dtype : {DType::BF16, DType::F16}) {
+          CheckCase c = gridCase(s, d, causal, seed++);
+          c.dtype = dtype;
+          c.headDimV = d == 192 ? 128 : d;
+          c.queryKeyAmplitude = 8.0f;
+          cases.push_back(c);
+        }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(LargeScores, AttentionCorrectness,
+                         ::testing::ValuesIn(largeScoresGrid()), caseName);
+
 class HopperQkWgmma : public ::testing::TestWithParam<CheckCase> {};
 
 TEST_P(HopperQkWgmma, MatchesReference) {

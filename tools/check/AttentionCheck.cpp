@@ -19,6 +19,8 @@ std::string CheckCase::describe() const {
   if (headDimV && headDimV != headDimQK)
     os << "/" << headDimV;
   os << (causal ? " causal" : "") << (headMajor ? " bhsd" : "") << (outputsOffset4 ? " o+4" : "");
+  if (queryKeyAmplitude != 1.0f)
+    os << " qk-amplitude" << queryKeyAmplitude;
   auto list = [&](const char *name, const std::vector<int64_t> &lengths) {
     os << " " << name << "[";
     for (size_t i = 0; i < lengths.size(); ++i)
@@ -100,11 +102,11 @@ uint64_t nextRandom(uint64_t &state) { // xorshift64*
   return state * 0x2545F4914F6CDD1DULL;
 }
 
-std::vector<uint16_t> randomTensor(size_t n, DType t, uint64_t seed) {
+std::vector<uint16_t> randomTensor(size_t n, DType t, uint64_t seed, float amplitude = 1.0f) {
   std::vector<uint16_t> out(n);
   uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
   for (size_t i = 0; i < n; ++i) {
-    float u = float(nextRandom(s) >> 40) / float(1 << 24) * 2.f - 1.f; // [-1, 1)
+    float u = (float(nextRandom(s) >> 40) / float(1 << 24) * 2.f - 1.f) * amplitude; // [-a, a)
     out[i] = t == DType::BF16 ? floatToBF16(u) : floatToHalf(u);
   }
   return out;
@@ -335,8 +337,8 @@ Status AttentionChecker::prepare(const CheckCase &c, Prepared &x) {
     if (bytes)
       if (Status s = d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(buf->ptr, host, bytes)); !s)
         return s;
-  x.hq = randomTensor(nq, c.dtype, c.seed * 3 + 0);
-  x.hk = randomTensor(nk, c.dtype, c.seed * 3 + 1);
+  x.hq = randomTensor(nq, c.dtype, c.seed * 3 + 0, c.queryKeyAmplitude);
+  x.hk = randomTensor(nk, c.dtype, c.seed * 3 + 1, c.queryKeyAmplitude);
   x.hv = randomTensor(nv, c.dtype, c.seed * 3 + 2);
   for (auto [buf, host] : {std::pair{&x.q, &x.hq}, {&x.k, &x.hk}, {&x.v, &x.hv}})
     if (Status s = d.check("cuMemcpyHtoD",

@@ -23,6 +23,9 @@ struct CheckCase {
   int64_t batch = 1, seqQ = 128, seqK = 128, headsQ = 1, headsK = 1, headDimQK = 64,
           headDimV = 0;
   bool causal = false;
+  /// Q and K drawn from [-a, a) (V from [-1, 1)): large a gives scores whose
+  /// row max moves by more than 2^8 between key blocks, and rows of a few keys.
+  float queryKeyAmplitude = 1.0f;
   int64_t windowLeft = -1, windowRight = -1; // sliding window (negative: unbounded)
   float softcap = 0.0f;
   bool alibi = false;         // ALiBi with alibiSlopes(*this)
