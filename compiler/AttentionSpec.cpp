@@ -234,6 +234,11 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
     wider.n = n;
     return forwardBytes(spec.headDimQK, spec.headDimV, wider, maxSharedMemory) <= maxSharedMemory;
   };
+  // d = 256: 64 keys a step rather than 80 (with lazy rescaling and the
+  // P V wait below the softmax; H200, three runs: +1.5-7% bf16, -0.5 to
+  // +6% fp16; h200-forward-tiles-after-lazy-rescale.md).
+  if (d > 192 && t.n == 80 && fits(t.m, 64))
+    t.n = 64;
   // Long non-causal rows at d <= 128: 192 keys a step where they fit.
   if (!causal && d > 64 && d <= 128 && seqQ >= 4096 && seqK >= 4096 && t.n == 176 &&
       !t.persistent && fits(t.m, 192))
@@ -244,12 +249,13 @@ void fitTileToProblemSize(TileConfig &t, const AttentionSpec &spec, int64_t seqQ
     return forwardLayout(spec.headDimQK, spec.headDimV, c, maxSharedMemory).querySlots == 2;
   };
   // Short rows: persistent, 128 keys a step; O by TMA stores where a second
-  // Q tile fits (else Q would wait for the store: per-thread stores). Not
-  // causal at d = 128 up to 4096 keys too, since the O store's wait moved
-  // into the next tile (H200 bf16 4096 keys: 616 against 591 TFLOP/s for
+  // Q tile fits (else Q would wait for the store: per-thread stores). At
+  // d = 128 up to 4096 keys too, since the O store's wait moved into the
+  // next tile (H200 bf16 4096 keys, not causal: 616 against 591 TFLOP/s for
   // 192 keys a step, one tile a block; bench/results/
-  // h200-forward-deferred-store-wait.md).
-  const int64_t shortRows = !causal && d > 64 ? 4096 : 2048;
+  // h200-forward-deferred-store-wait.md; causal, with lazy rescaling:
+  // +2-7% over one tile a block, h200-forward-tiles-after-lazy-rescale.md).
+  const int64_t shortRows = d > 64 ? 4096 : 2048;
   if (d <= 128 && seqK <= shortRows) {
     t.persistent = true;
     t.n = std::min<int64_t>(t.n, 128);

@@ -64,11 +64,11 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
     fitTileToProblemSize(t, s, seqQ ? seqQ : seqK, seqK, 232448);
     return tileName(t);
   };
-  // Up to 2048 keys: persistent, 128 keys a step, O by TMA stores through
+  // Up to 4096 keys: persistent, 128 keys a step, O by TMA stores through
   // the tile's Q slot (a second one holds the next tile's Q).
   s.mask = Mask::Causal; // d = 128
   EXPECT_EQ(fitted(2048, wide), "m128n128w8s2gpwspsts");
-  EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwsts");
+  EXPECT_EQ(fitted(4096, wide), "m128n128w8s2gpwspsts");
   EXPECT_EQ(fitted(4097, wide), tileName(wide));
   s.mask = Mask::None; // (not causal, up to 4096 keys)
   EXPECT_EQ(fitted(1024, wide), "m128n128w8s2gpwspsts");
@@ -83,6 +83,11 @@ TEST(AttentionSpec, ForwardsTakeTheTilesMeasuredForTheirSize) {
   small = wide;
   fitTileToProblemSize(small, s, 1024, 1024, 160 * 1024);
   EXPECT_EQ(tileName(small), "m128n128w8s2gpwsps");
+  // d = 256: 64 keys a step, not 80, at any length.
+  s.headDimQK = s.headDimV = 256;
+  const TileConfig d256{128, 80, 8, 2, true, true, true, false, true};
+  EXPECT_EQ(fitted(1024, d256), "m128n64w8s2gpwsts");
+  EXPECT_EQ(fitted(16384, d256), "m128n64w8s2gpwsts");
   s.headDimQK = s.headDimV = 64;
   // Small heads: three consumer warpgroups from 512 queries and keys,
   // persistent, with TMA stores up to 2048 keys...
