@@ -1,6 +1,7 @@
 //===- Compiler.cpp - the compile driver: stages, dumps, errors -----------===//
 #include "compiler/Compiler.h"
 #include "compiler/KernelABI.h"
+#include "GeneratorDigest.h" // FLASHJIT_GENERATOR_DIGEST (compiler/GeneratorDigest.cmake)
 
 #include "compiler/NVPTXTarget.h"
 #include "compiler/Pipeline.h"
@@ -128,9 +129,10 @@ llvm::Expected<std::string> compileToStage(const AttentionSpec &spec, Stage last
 
 std::string compilerIdentity(const CompileOptions &options) {
   NVPTXOptions target;
-  return std::string("flashjit ") + FLASHJIT_VERSION_STRING + "; kernel ABI " +
-         std::to_string(abi::kVersion) + "; LLVM " + LLVM_VERSION_STRING +
-         "; ptx" + std::to_string(target.ptxVersion) + "; O" + std::to_string(options.optLevel);
+  return std::string("flashjit ") + FLASHJIT_VERSION_STRING + "; generator " +
+         FLASHJIT_GENERATOR_DIGEST + "; kernel ABI " + std::to_string(abi::kVersion) +
+         "; LLVM " + LLVM_VERSION_STRING + "; ptx" + std::to_string(target.ptxVersion) + "; O" +
+         std::to_string(options.optLevel);
 }
 
 llvm::Expected<CompiledKernel> compileAttention(const AttentionSpec &spec,

@@ -30,7 +30,8 @@ struct CompiledKernel {
 };
 
 /// Names everything about the compiler that changes its output (flashjit and
-/// LLVM versions, PTX ISA, optimisation level): part of every cache key.
+/// LLVM versions, a digest of the generator's sources, PTX ISA, optimisation
+/// level): part of every cache key.
 std::string compilerIdentity(const CompileOptions &options);
 
 /// The flash-dialect module of one variant: a func.func named after the

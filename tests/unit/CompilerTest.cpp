@@ -108,3 +108,14 @@ TEST(Compiler, DumpDirReceivesEveryStage) {
     fclose(f);
   }
 }
+
+// The disk cache's key carries a digest of the generator's sources, so a
+// kernel cached by a build with another generator is not taken for this one's.
+TEST(Compiler, IdentityNamesTheGeneratorDigest) {
+  const std::string id = compilerIdentity(CompileOptions{});
+  const size_t at = id.find("; generator ");
+  ASSERT_NE(at, std::string::npos) << id;
+  const std::string digest = id.substr(at + 12, 16);
+  EXPECT_EQ(digest.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  EXPECT_EQ(id[at + 12 + 16], ';') << id;
+}
