@@ -355,7 +355,8 @@ void Generator::emitConsumer() {
     emitIf(e.cmpi(CmpIPredicate::eq, lane, e.i32(0)), [&] { e.mbarrierArrive(barrier); });
   };
   // S_j = Q K_jᵀ of the block's first `keys` keys, masked and turned into
-  // P_j (the P of keys past them zero); returns the rescale factors.
+  // P_j (the P of keys past them zero); returns the softmax's update (O's
+  // rescale factors, and with lazy rescaling whether this thread rescales).
   // From head dim 128 on, where O's rescale costs most (d 64: slower), a
   // row keeps its softmax max until a block's exceeds it by 2^8 (P < 256),
   // and O is rescaled only by threads whose rows moved it; and the wait for
@@ -492,21 +493,10 @@ void Generator::emitConsumer() {
         rescale(oFrags, alpha);
         o = fromFragments(oFrags);
       };
-      if (rescaled.empty()) {
+      if (rescaled.empty())
         rescaleO();
-      } else { // only where one of this thread's rows moved its max
-        auto ifOp = scf::IfOp::create(b, loc, ValueRange(o).getTypes(),
-                                      e.cmpi(CmpIPredicate::ne, rescaled[0], e.i32(0)),
-                                      /*withElseRegion=*/true);
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(ifOp.elseBlock());
-        scf::YieldOp::create(b, loc, o);
-        b.setInsertionPointToStart(ifOp.thenBlock());
-        rescaleO();
-        scf::YieldOp::create(b, loc, o);
-        b.setInsertionPointAfter(ifOp);
-        o.assign(ifOp.getResults().begin(), ifOp.getResults().end());
-      }
+      else // only where one of this thread's rows moved its max
+        withState(e.cmpi(CmpIPredicate::ne, rescaled[0], e.i32(0)), rescaleO);
     };
     // Where the diagonal may narrow, the last block (from the second on) is
     // taken after the loop, narrowed or not.
