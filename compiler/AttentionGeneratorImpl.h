@@ -338,15 +338,19 @@ protected:
   Value tileQueryBlocks();
   Value tileHeads();
   Value currentTile;                      // of emitTileLoop's body
+  // and its (query block, head, batch), as emitTileCoordinates takes them
+  std::array<Value, 3> currentTileCoordinates;
+  enum TileWord : int64_t { kTileIndex, kTileQueryBlock, kTileHead, kTileBatch };
   void emitProducer();
   void emitConsumer();
   Value barrierAt(int64_t offset);                   // shared::cta pointer
   Value querySlotOf(Value tilesDone);                // the Q slot of a block's tile
   Value queryPhaseOf(Value tilesDone);               // and the parity of its use
-  Value queryBarrier(Value slot, int64_t word);      // word: 0 full, 1 empty, 2 tile index
+  Value querySlotByte(Value slot, int64_t byte);     // of a Q slot's 32 bytes of barriers
+  Value queryBarrier(Value slot, int64_t word);      // word: 0 full, 1 empty, 2-3 tile words
   Value queryFullBarrier(Value slot);
   Value queryEmptyBarrier(Value slot);
-  Value tileWord(Value slot);
+  Value tileWord(Value slot, TileWord word);
   Value querySlot, queryTile;                        // of emitTileLoop's body: slot, byte offset
   Value stageBarrier(Value slot, int64_t kind);      // kind: 0 K full, 1 V full, 2 K empty, 3 V empty
   /// TMA of `rows` rows from firstRow of head `headIndex` (query: a tensor

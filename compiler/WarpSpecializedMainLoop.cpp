@@ -67,15 +67,16 @@ Value Generator::queryPhaseOf(Value tilesDone) {
   return e.andi(e.divui(tilesDone, e.i32(v.smem.querySlots)), e.i32(1));
 }
 
-// A Q slot's barriers and the persistent producer's tile word (SharedMemoryLayout).
-Value Generator::queryBarrier(Value slot, int64_t word) {
+// A Q slot's barriers and the persistent producer's tile words (SharedMemoryLayout).
+Value Generator::querySlotByte(Value slot, int64_t byte) {
   using Layout = flash::SharedMemoryLayout;
   return sharedAt(e.add(e.mul(slot, e.i32(8 * Layout::kQueryBarriers)),
-                        e.i32(v.smem.barrierOffset + 8 * word)));
+                        e.i32(v.smem.barrierOffset + byte)));
 }
+Value Generator::queryBarrier(Value slot, int64_t word) { return querySlotByte(slot, 8 * word); }
 Value Generator::queryFullBarrier(Value slot) { return queryBarrier(slot, 0); }
 Value Generator::queryEmptyBarrier(Value slot) { return queryBarrier(slot, 1); }
-Value Generator::tileWord(Value slot) { return queryBarrier(slot, 2); }
+Value Generator::tileWord(Value slot, TileWord word) { return querySlotByte(slot, 16 + 4 * word); }
 
 Value Generator::stageBarrier(Value slot, int64_t kind) {
   using Layout = flash::SharedMemoryLayout;
@@ -96,8 +97,10 @@ void Generator::emitTileCoordinatesOf(Value tile) {
   Value queryBlocks = tileQueryBlocks(), headsQ = tileHeads();
   RankedTile ranked = tileOrder(tile, queryBlocks, e.mul(headsQ, arg(abi::kBatch)));
   Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), ranked.rank);
-  emitTileCoordinates(heaviestFirst, e.remui(ranked.headBatch, headsQ),
-                      e.divui(ranked.headBatch, headsQ));
+  currentTileCoordinates = {heaviestFirst, e.remui(ranked.headBatch, headsQ),
+                            e.divui(ranked.headBatch, headsQ)};
+  emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
+                      currentTileCoordinates[2]);
 }
 
 // Query blocks a head has (of the longest sequence when varlen) and the heads
@@ -119,9 +122,12 @@ Value Generator::tileHeads() {
 // counter's next value, atomically, so blocks that finish early take more and
 // causal tiles of different lengths balance as over a grid of one block a
 // tile; tiles of equal work take x + k gridDim.x (no counter to zero);
-// skipping varlen tiles without rows. It writes each tile index to shared
-// memory before the tile's Q-full arrival, and past the last one `tiles`,
-// with a plain arrival. The consumers wait for Q full and read the index.
+// skipping varlen tiles without rows. It writes each tile index and the
+// tile's (query block, head, batch) to shared memory before the tile's Q-full
+// arrival, and past the last one `tiles`, with a plain arrival. The consumers
+// wait for Q full and read them: the tile order's divisions are the
+// producer's alone (they were ~100 instructions of each consumer thread's
+// ~2400 a tile at d 64, causal 1024 tokens, between two tiles' GEMMs).
 // `body` gets the key blocks and tiles the block has done before; it finds
 // the tile's Q slot in queryTile.
 void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Value)> &body) {
@@ -170,38 +176,57 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
   if (producer)
     init.insert(init.begin(), withRows(e.blockId(0)));
   SmallVector<Type> types(init.size(), i32);
-  auto loop = scf::WhileOp::create(b, loc, TypeRange{i32, i32, i32}, init);
+  // On to the body: the tile, blocks and tiles done, and (consumers) the
+  // tile's coordinates as the producer wrote them.
+  const int64_t carried = producer ? 3 : 6;
+  SmallVector<Type> onward(carried, i32);
+  auto loop = scf::WhileOp::create(b, loc, onward, init);
   {
     OpBuilder::InsertionGuard guard(b);
     Block *before = b.createBlock(&loop.getBefore(), {}, types, SmallVector<Location>(types.size(), loc));
     Value blocksDone = before->getArgument(producer ? 1 : 0);
     Value tilesDone = before->getArgument(producer ? 2 : 1);
-    Value tile;
+    SmallVector<Value> words; // tile index, query block, head, batch
     if (producer) {
-      tile = before->getArgument(0);
+      words.push_back(before->getArgument(0));
     } else {
-      // Lane 0 reads it for its warp: the lane that later releases Q (and
-      // so the word) to the producer.
+      // Lane 0 reads them for its warp: the lane that later releases Q (and
+      // so the words) to the producer.
       Value slot = querySlotOf(tilesDone);
       e.mbarrierWait(queryFullBarrier(slot), queryPhaseOf(tilesDone));
-      auto read = scf::IfOp::create(b, loc, TypeRange{i32}, e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
+      const TileWord all[] = {kTileIndex, kTileQueryBlock, kTileHead, kTileBatch};
+      auto read = scf::IfOp::create(b, loc, SmallVector<Type>(4, i32),
+                                    e.cmpi(CmpIPredicate::eq, lane, e.i32(0)),
                                     /*withElseRegion=*/true);
       b.setInsertionPointToStart(read.thenBlock());
-      scf::YieldOp::create(b, loc, ValueRange{e.loadSharedI32(tileWord(slot))});
+      SmallVector<Value> loaded;
+      for (TileWord word : all)
+        loaded.push_back(e.loadSharedI32(tileWord(slot, word)));
+      scf::YieldOp::create(b, loc, loaded);
       b.setInsertionPointToStart(read.elseBlock());
-      scf::YieldOp::create(b, loc, ValueRange{e.i32(0)});
+      scf::YieldOp::create(b, loc, SmallVector<Value>(4, e.i32(0)));
       b.setInsertionPointAfter(read);
-      tile = e.broadcastLane0(read.getResult(0));
+      for (Value word : read.getResults())
+        words.push_back(e.broadcastLane0(word));
     }
-    scf::ConditionOp::create(b, loc, e.cmpi(CmpIPredicate::slt, tile, tiles),
-                             ValueRange{tile, blocksDone, tilesDone});
-    Block *after = b.createBlock(&loop.getAfter(), {}, {i32, i32, i32}, {loc, loc, loc});
-    tile = after->getArgument(0);
+    SmallVector<Value> passed = {words[0], blocksDone, tilesDone};
+    passed.append(words.begin() + 1, words.end());
+    scf::ConditionOp::create(b, loc, e.cmpi(CmpIPredicate::slt, words[0], tiles), passed);
+    Block *after = b.createBlock(&loop.getAfter(), {}, onward, SmallVector<Location>(carried, loc));
+    Value tile = after->getArgument(0);
     blocksDone = after->getArgument(1);
     tilesDone = after->getArgument(2);
     // Taken early, used after the tile: its latency hides behind the loads.
     Value nextTile = producer ? following(tile) : Value();
-    setTile(tile);
+    if (producer) {
+      setTile(tile);
+    } else {
+      currentTile = tile;
+      currentTileCoordinates = {after->getArgument(3), after->getArgument(4),
+                                after->getArgument(5)};
+      emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
+                          currentTileCoordinates[2]);
+    }
     setQuerySlot(tilesDone);
     Value blocks = body(blocksDone, tilesDone);
     SmallVector<Value> next = {e.add(blocksDone, blocks), e.add(tilesDone, e.i32(1))};
@@ -217,7 +242,7 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
   Value slot = querySlotOf(tilesDone);
   e.mbarrierWait(queryEmptyBarrier(slot),
                  arith::XOrIOp::create(b, loc, queryPhaseOf(tilesDone), e.i32(1)));
-  e.store(tiles, tileWord(slot), 4);
+  e.store(tiles, tileWord(slot, kTileIndex), 4);
   e.mbarrierArrive(queryFullBarrier(slot));
 }
 
@@ -305,8 +330,12 @@ void Generator::emitProducer() {
       emitIf(any, [&] { loadBlock(blocksDone, e.i32(0), /*key=*/true); });
       e.mbarrierWait(queryEmptyBarrier(querySlot),
                      arith::XOrIOp::create(b, loc, queryPhaseOf(tilesDone), e.i32(1)));
-      if (v.persistent) // the consumers' word on which tile comes (emitTileLoop)
-        e.store(currentTile, tileWord(querySlot), 4);
+      if (v.persistent) { // the consumers' words on which tile comes (emitTileLoop)
+        e.store(currentTile, tileWord(querySlot, kTileIndex), 4);
+        e.store(currentTileCoordinates[0], tileWord(querySlot, kTileQueryBlock), 4);
+        e.store(currentTileCoordinates[1], tileWord(querySlot, kTileHead), 4);
+        e.store(currentTileCoordinates[2], tileWord(querySlot, kTileBatch), 4);
+      }
       Value queryFull = queryFullBarrier(querySlot);
       e.mbarrierArriveExpectTx(queryFull, e.mul(tileRows(), e.i32(v.smem.paddedHeadDimQK * 2)));
       emitTensorLoad(abi::kTensorMapQ, /*query=*/true, v.m, 0, queryTile, v.headDimQK,
@@ -547,8 +576,9 @@ void Generator::emitConsumer() {
                 [&] { lastPV(v.n); });
     }
 
-    if (v.persistent) // recomputed rather than held in registers through the loop
-      emitTileCoordinatesOf(currentTile);
+    if (v.persistent) // the offsets recomputed rather than held in registers through the loop
+      emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
+                          currentTileCoordinates[2]);
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
   });

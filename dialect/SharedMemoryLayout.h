@@ -53,13 +53,14 @@ struct SharedMemoryLayout {
   int64_t totalBytes;      // Q tile + stages slots (+ mbarriers) (+ alignment slack)
 
   // The mbarriers of the warp-specialized kernel, 8 bytes each: per Q slot q
-  // at barrierOffset + 24 q Q full, Q empty and the forward's tile index
-  // (persistent: the producer's word to the consumers), then per stage s at
+  // at barrierOffset + 32 q Q full, Q empty and 16 bytes of the forward's
+  // tile words (persistent: the producer's word to the consumers on which
+  // tile comes, its query block, head and batch), then per stage s at
   // stageBarriersOffset() + 32 s: K full, V full, K empty, V empty. The
   // backward's resident pair: one full barrier (word 0); persistent
   // key-block kernels, two slots' words: K full and K empty at words (0, 0)
   // and (0, 1), V full at (0, 2), V empty at (1, 2).
-  static constexpr int64_t kQueryBarriers = 3;
+  static constexpr int64_t kQueryBarriers = 4;
   static constexpr int64_t kBarriersPerStage = 4;
   int64_t stageBarriersOffset() const { return barrierOffset + 8 * kQueryBarriers * querySlots; }
 

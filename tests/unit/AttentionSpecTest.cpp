@@ -206,8 +206,8 @@ TEST(SharedMemoryLayout, PersistentForwardKeepsTwoQueryTilesWhereTheyFit) {
   EXPECT_EQ(two.queryTileBytes, one.queryTileBytes);
   EXPECT_EQ(two.queryBytes, 2 * one.queryTileBytes);
   EXPECT_EQ(two.barrierOffset, one.barrierOffset + one.queryTileBytes);
-  EXPECT_EQ(two.stageBarriersOffset(), two.barrierOffset + 2 * 8 * 3);
-  EXPECT_EQ(two.totalBytes, one.totalBytes + one.queryTileBytes + 3 * 8);
+  EXPECT_EQ(two.stageBarriersOffset(), two.barrierOffset + 2 * 8 * 4);
+  EXPECT_EQ(two.totalBytes, one.totalBytes + one.queryTileBytes + 4 * 8);
   EXPECT_LE(two.totalBytes, limit);
   EXPECT_EQ(persistent(64, 192, 128).querySlots, 2);
   // 176 keys at d = 128 and d = 256 leave no room for it.
@@ -255,10 +255,10 @@ TEST(SharedMemoryLayout, PersistentKeyBlocksAddBarrierWordsOnly) {
   const auto grid = layout(false), walking = layout(true);
   EXPECT_EQ(grid.querySlots, 1);
   EXPECT_EQ(walking.querySlots, 2);
-  EXPECT_EQ(walking.totalBytes, grid.totalBytes + 24);
+  EXPECT_EQ(walking.totalBytes, grid.totalBytes + 32);
   EXPECT_EQ(walking.barrierOffset, grid.barrierOffset);
   EXPECT_EQ(walking.stepStatsOffset, grid.stepStatsOffset);
   EXPECT_EQ(walking.gradQueryOffset, grid.gradQueryOffset);
-  EXPECT_EQ(walking.stageBarriersOffset(), grid.stageBarriersOffset() + 24);
+  EXPECT_EQ(walking.stageBarriersOffset(), grid.stageBarriersOffset() + 32);
   EXPECT_LE(walking.totalBytes, 232448); // the d 128 default on an H100/H200
 }
