@@ -5,18 +5,24 @@ Peers: PyTorch SDPA's FLASH_ATTENTION (FlashAttention-2 kernels), CUDNN_ATTENTIO
 and EFFICIENT_ATTENTION backends, FlexAttention (torch.compile'd, Triton) and
 naive softmax(QK^T)V. Grid (FlashAttention-3 paper): 16k tokens per batch
 (b = 16384/s), hidden 2048 (h = 2048/d). FLOPs 4*b*h*s*s*d (half when causal).
-Times are medians of CUDA-event timings (triton.testing.do_bench). Before it is
+Times are medians of CUDA-event timings (triton.testing.do_bench); with
+--rounds N every kernel of a cell is timed N times in turn and the median of
+those is reported (each round's in the JSON), so clock drift between the
+kernels of a cell evens out. Before it is
 timed, every flashjit result is checked against SDPA (relative L2 < 1e-2).
 Peak memory of one call (torch.cuda.max_memory_allocated above the inputs) is
 recorded for flashjit and naive attention.
 
   python3 bench/bench_attention.py --dims 64,128 --seqs 512,...,16384 --dtype bf16 \
-      [--peers flash,cudnn,efficient,flex,naive] --out results/NAME   (writes NAME.md, NAME.json)
+      [--peers flash,cudnn,efficient,flex,naive] [--rounds N] --out results/NAME
+      (writes NAME.md, NAME.json)
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
+import statistics
 import sys
 
 if "--from-json" not in sys.argv:  # re-rendering needs neither torch nor a GPU
@@ -88,6 +94,31 @@ def naive(q, k, v, causal):
     return run
 
 
+ROUNDS = 1  # --rounds: timings of each kernel, alternating, per cell
+
+
+def time_alternating(fns):
+    """{name: {"ms": median, "rounds_ms": every round's} or {"error": ...}} of
+    {name: (function, SDPA backend or None, is a peer)}, each timed ROUNDS times
+    in turn (SDPA's under its backend), so drift (clocks, temperature) lands on
+    all; a peer's failure is recorded, flashjit's raises."""
+    rounds, failed = {name: [] for name in fns}, {}
+    for _ in range(ROUNDS):
+        for name, (fn, backend, peer) in fns.items():
+            if name in failed:
+                continue
+            try:
+                with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+                    rounds[name].append(median_ms(fn))
+            except (RuntimeError, torch.OutOfMemoryError) as e:
+                if not peer:
+                    raise
+                failed[name] = {"error": str(e).splitlines()[0][:120]}
+                torch.cuda.empty_cache()
+    return {name: failed.get(name) or {"ms": statistics.median(ms), "rounds_ms": ms}
+            for name, ms in rounds.items()}
+
+
 def run_case(dtype, d, s, causal, peers):
     b, h = max(1, 16384 // s), 2048 // d
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=dtype) for _ in range(3))
@@ -102,9 +133,8 @@ def run_case(dtype, d, s, causal, peers):
         raise RuntimeError(f"flashjit result wrong at d={d} s={s} causal={causal}: "
                            f"relative error {row['rel_err']}")
     fj = lambda: flashjit.attention(q, k, v, causal=causal)
-    ms = median_ms(fj)
-    row["flashjit"] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms),
-                       "peak_mib": peak_bytes(fj) / 2**20}
+    timed = {"flashjit": (fj, None, False)}
+    row["flashjit"] = {"peak_mib": peak_bytes(fj) / 2**20}
     # Other flashjit tiles on the same tensors, checked like the default one.
     for name, tile in ALT_TILES.get(d, {}).items():
         alt = flashjit.attention(q, k, v, causal=causal, tile=tile)
@@ -112,30 +142,35 @@ def run_case(dtype, d, s, causal, peers):
         if not err < 1e-2:
             raise RuntimeError(f"flashjit tile {tile} wrong at d={d} s={s} causal={causal}: "
                                f"relative error {err}")
-        ms = median_ms(lambda: flashjit.attention(q, k, v, causal=causal, tile=tile))
-        row[name] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms),
-                     "variant": flashjit.variant(q, k, v, causal=causal, tile=tile)}
+        timed[name] = (lambda tile=tile: flashjit.attention(q, k, v, causal=causal, tile=tile),
+                       None, False)
+        row[name] = {"variant": flashjit.variant(q, k, v, causal=causal, tile=tile)}
     for key in peers:
-        name = key
+        name, backend = key, None
         try:
             if key in PEERS:
                 name, backend = PEERS[key]
-                with sdpa_kernel(backend):
-                    fn = lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
-                    fn()
-                    ms = median_ms(fn)
+                fn = lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
             elif key == "flex":
                 name, fn = "flexattention", flex_attention(qt, kt, vt, causal)
-                fn()
-                ms = median_ms(fn)
             elif key == "naive":
                 name, fn = "naive", naive(qt, kt, vt, causal)
                 row["naive_peak_mib"] = peak_bytes(fn) / 2**20
-                ms = median_ms(fn)
-            row[name] = {"ms": ms, "tflops": tflops(b, h, s, d, causal, ms)}
+            else:
+                continue
+            # (compiles, or fails here for shapes a backend does not take)
+            with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+                fn()
+            timed[name] = (fn, backend, True)
         except (RuntimeError, torch.OutOfMemoryError) as e:
             row[name] = {"error": str(e).splitlines()[0][:120]}
             torch.cuda.empty_cache()
+    for name, timing in time_alternating(timed).items():
+        if "ms" in timing:
+            timing["tflops"] = tflops(b, h, s, d, causal, timing["ms"])
+            if ROUNDS == 1:
+                del timing["rounds_ms"]
+        row.setdefault(name, {}).update(timing)
     return row
 
 
@@ -164,7 +199,11 @@ def main():
     ap.add_argument("--from-json", default="", help="only re-render a saved JSON as Markdown")
     ap.add_argument("--alt-tiles", default="",
                     help="extra flashjit tiles, 'NAME:D=m,n,w,s,qk,pv,ws;...' (one per head dim)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time every kernel of a cell this many times, in turn (median)")
     args = ap.parse_args()
+    global ROUNDS
+    ROUNDS = max(1, args.rounds)
     for item in filter(None, args.alt_tiles.split(";")):
         name, spec = item.split(":")
         d, tile = spec.split("=")
