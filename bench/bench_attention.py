@@ -97,6 +97,11 @@ def naive(q, k, v, causal):
 ROUNDS = 1  # --rounds: timings of each kernel, alternating, per cell
 
 
+def under(backend):
+    """SDPA restricted to `backend`, or no restriction for None."""
+    return sdpa_kernel(backend) if backend is not None else contextlib.nullcontext()
+
+
 def time_alternating(fns):
     """{name: {"ms": median, "rounds_ms": every round's} or {"error": ...}} of
     {name: (function, SDPA backend or None, is a peer)}, each timed ROUNDS times
@@ -108,7 +113,7 @@ def time_alternating(fns):
             if name in failed:
                 continue
             try:
-                with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+                with under(backend):
                     rounds[name].append(median_ms(fn))
             except (RuntimeError, torch.OutOfMemoryError) as e:
                 if not peer:
@@ -159,7 +164,7 @@ def run_case(dtype, d, s, causal, peers):
             else:
                 continue
             # (compiles, or fails here for shapes a backend does not take)
-            with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+            with under(backend):
                 fn()
             timed[name] = (fn, backend, True)
         except (RuntimeError, torch.OutOfMemoryError) as e:

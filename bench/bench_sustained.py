@@ -20,11 +20,9 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import flashjit  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_attention import F, SDPBackend, flashjit, sdpa_kernel, tflops  # noqa: E402
 
 SETTLE_S = 1.0  # left out of each phase's averages
 
@@ -46,7 +44,6 @@ def phases(dtype, d, s, causal, seconds, rounds):
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
     kernels = (("flashjit", lambda: flashjit.attention(q, k, v, causal=causal)), ("cudnn", cudnn))
-    flops = 4 * b * h * s * s * d * (0.5 if causal else 1.0)
     for r in range(rounds):
         for name, fn in kernels:
             torch.cuda.synchronize()
@@ -59,7 +56,7 @@ def phases(dtype, d, s, causal, seconds, rounds):
             t1 = time.time()
             yield {"dtype": str(dtype).removeprefix("torch."), "d": d, "s": s, "causal": causal,
                    "round": r, "kernel": name, "t0": t0, "t1": t1, "calls": calls,
-                   "tflops": flops * calls / (t1 - t0) / 1e12}
+                   "tflops": tflops(b, h, s, d, causal, (t1 - t0) * 1e3 / calls)}
             time.sleep(1.0)
 
 

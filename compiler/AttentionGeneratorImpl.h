@@ -337,9 +337,10 @@ protected:
   void emitTileCoordinatesOf(Value tile); // the warp-specialized tile order
   Value tileQueryBlocks();
   Value tileHeads();
-  Value currentTile;                      // of emitTileLoop's body
+  Value currentTile;                      // of emitTileLoop's body (the producer's)
   // and its (query block, head, batch), as emitTileCoordinates takes them
   std::array<Value, 3> currentTileCoordinates;
+  void emitCurrentTileCoordinates();
   enum TileWord : int64_t { kTileIndex, kTileQueryBlock, kTileHead, kTileBatch };
   void emitProducer();
   void emitConsumer();

@@ -99,6 +99,10 @@ void Generator::emitTileCoordinatesOf(Value tile) {
   Value heaviestFirst = e.sub(e.sub(queryBlocks, e.i32(1)), ranked.rank);
   currentTileCoordinates = {heaviestFirst, e.remui(ranked.headBatch, headsQ),
                             e.divui(ranked.headBatch, headsQ)};
+  emitCurrentTileCoordinates();
+}
+
+void Generator::emitCurrentTileCoordinates() {
   emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
                       currentTileCoordinates[2]);
 }
@@ -221,11 +225,9 @@ void Generator::emitTileLoop(bool producer, const std::function<Value(Value, Val
     if (producer) {
       setTile(tile);
     } else {
-      currentTile = tile;
       currentTileCoordinates = {after->getArgument(3), after->getArgument(4),
                                 after->getArgument(5)};
-      emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
-                          currentTileCoordinates[2]);
+      emitCurrentTileCoordinates();
     }
     setQuerySlot(tilesDone);
     Value blocks = body(blocksDone, tilesDone);
@@ -577,8 +579,7 @@ void Generator::emitConsumer() {
     }
 
     if (v.persistent) // the offsets recomputed rather than held in registers through the loop
-      emitTileCoordinates(currentTileCoordinates[0], currentTileCoordinates[1],
-                          currentTileCoordinates[2]);
+      emitCurrentTileCoordinates();
     emitEpilogue(toFragments(o, v.nTilesO), rowMax, rowSum);
     return numBlocks;
   });
